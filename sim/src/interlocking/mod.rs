@@ -1,0 +1,285 @@
+//! The interlocking: decides for every command whether it may reach the track.
+//!
+//! Plain Rust over plain data (the layout and a [`TrackState`]); no Bevy types. It enforces:
+//! - the layout's static rule groups (a device state combination must match an allowed line);
+//! - route locking: every train *claims* its body plus its route ahead up to the next raised stop rail
+//!   (see [`route`]). Claims never overlap. A switch inside a claim cannot be thrown; a stop rail can only be
+//!   lowered when the trains it releases get a safe, bounded route that overlaps no other claim;
+//! - automatic protection: a stop rail is raised again as soon as a train has passed it (closing the block
+//!   behind the train), and speed supervision caps a train that closes on another one.
+//!
+//! Raising a stop rail and slowing a train only shrink claims, so they are always accepted.
+
+pub mod route;
+
+use std::sync::Arc;
+
+use crate::layout::{DeviceId, DeviceKind, DevicePlace, Layout, OnOff, TrainId};
+use crate::track::DevicePosition;
+use crate::twin::{EventKind, SimCommand, SimEvent, TrackState, TrainStatus};
+use route::{Claim, MARGIN_MM, RouteEnd, UnsafeAt, gap_to};
+
+/// Distance (mm) within which speed supervision keeps a train no faster than the train ahead.
+pub const HEADWAY_MM: f64 = 400.0;
+
+/// A command as a visitor or operator asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Set a stop rail or switch ON or OFF.
+    Device {
+        /// Device.
+        device: DeviceId,
+        /// Wanted state.
+        state: OnOff,
+    },
+    /// Set a train's speed in mm/s (negative: reverse).
+    Speed {
+        /// Train.
+        train: TrainId,
+        /// Speed.
+        speed: i32,
+    },
+}
+
+impl Request {
+    /// The simulation command that carries out this request.
+    pub fn command(self) -> SimCommand {
+        match self {
+            Request::Device { device, state } => SimCommand::SetDevice { device, state },
+            Request::Speed { train, speed } => SimCommand::SetSpeed { train, speed },
+        }
+    }
+}
+
+/// Which rule refused a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectKind {
+    /// A station rule group does not allow the resulting combination.
+    StationRule,
+    /// A train occupies the switch or is routed over it.
+    SwitchInUse,
+    /// Releasing a train would send it into another train's track.
+    RouteOccupied,
+    /// Releasing a train would send it onto a switch set against it or stuck between positions.
+    RouteUnsafe,
+    /// Released, a train would find no raised stop rail ahead.
+    NoStopAhead,
+    /// Reverse running is not protected by the blocks.
+    Reverse,
+}
+
+impl RejectKind {
+    /// A short name for summaries.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectKind::StationRule => "station rule",
+            RejectKind::SwitchInUse => "switch in use",
+            RejectKind::RouteOccupied => "route occupied",
+            RejectKind::RouteUnsafe => "route unsafe",
+            RejectKind::NoStopAhead => "no stop ahead",
+            RejectKind::Reverse => "reverse running",
+        }
+    }
+}
+
+/// A refusal, with a reason a visitor understands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Which rule.
+    pub kind: RejectKind,
+    /// The reason in words, naming the device and the train.
+    pub message: String,
+}
+
+/// The interlocking of one layout.
+pub struct Interlocking {
+    layout: Arc<Layout>,
+    enabled: bool,
+}
+
+impl Interlocking {
+    /// An interlocking for `layout`; `enabled = false` accepts everything (for tests that need collisions).
+    pub fn new(layout: Arc<Layout>, enabled: bool) -> Interlocking {
+        Interlocking { layout, enabled }
+    }
+
+    /// Whether it checks anything.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Decides whether `req` may be applied to the track in `state`.
+    pub fn check(&self, req: &Request, state: &TrackState) -> Result<(), Rejection> {
+        if !self.enabled {
+            return Ok(());
+        }
+        match *req {
+            Request::Speed { train, speed } if speed < 0 => Err(Rejection {
+                kind: RejectKind::Reverse,
+                message: format!("{} cannot run in reverse: the blocks only protect forward running", self.train_name(train)),
+            }),
+            Request::Speed { .. } => Ok(()),
+            Request::Device { device, state: wanted } => {
+                if state.devices[device] == DevicePosition::from(wanted) {
+                    return Ok(());
+                }
+                let d = &self.layout.devices[device];
+                if d.kind == DeviceKind::StopRail && wanted == OnOff::On {
+                    return Ok(());
+                }
+                self.check_rules(device, wanted, &state.devices)?;
+                match d.place {
+                    DevicePlace::Switch { node } => {
+                        let claims = self.claims(state, &state.devices);
+                        match claims.iter().find(|c| c.holds_point(node)) {
+                            Some(c) => Err(Rejection {
+                                kind: RejectKind::SwitchInUse,
+                                message: format!(
+                                    "{} cannot be switched now: {} is on it or about to run over it",
+                                    d.name,
+                                    self.train_name(c.train)
+                                ),
+                            }),
+                            None => Ok(()),
+                        }
+                    }
+                    DevicePlace::StopRail { .. } => self.check_release(device, state),
+                }
+            }
+        }
+    }
+
+    fn train_name(&self, id: TrainId) -> &str {
+        &self.layout.trains[id].name
+    }
+
+    fn claims(&self, state: &TrackState, devices: &[DevicePosition]) -> Vec<Claim> {
+        state.trains.iter().map(|t| Claim::of(&self.layout, devices, t)).collect()
+    }
+
+    fn check_rules(&self, device: DeviceId, wanted: OnOff, devices: &[DevicePosition]) -> Result<(), Rejection> {
+        let after = |d: DeviceId| if d == device { Some(wanted) } else { devices[d].state() };
+        for group in self.layout.rules.iter().filter(|g| g.devices.contains(&device)) {
+            let allowed = group.allowed.iter().any(|line| {
+                line.on.iter().all(|&d| after(d) == Some(OnOff::On)) && line.off.iter().all(|&d| after(d) == Some(OnOff::Off))
+            });
+            if !allowed {
+                let name = &self.layout.devices[device].name;
+                let verb = on_off_words(self.layout.devices[device].kind, wanted);
+                return Err(Rejection {
+                    kind: RejectKind::StationRule,
+                    message: format!(
+                        "{name} cannot be {verb} now: station rule {} does not allow it with the other devices as they are",
+                        group.name
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Lowering stop rail `device`: every train it releases needs a safe, bounded, unclaimed route.
+    fn check_release(&self, device: DeviceId, state: &TrackState) -> Result<(), Rejection> {
+        let name = &self.layout.devices[device].name;
+        let before = self.claims(state, &state.devices);
+        let mut devices = state.devices.clone();
+        devices[device] = DevicePosition::Off;
+        let released: Vec<usize> =
+            (0..before.len()).filter(|&i| before[i].route.end == RouteEnd::StopRail(device)).collect();
+        let after: Vec<Claim> = released.iter().map(|&i| Claim::of(&self.layout, &devices, &state.trains[i])).collect();
+        for claim in &after {
+            let train = self.train_name(claim.train);
+            match claim.route.end {
+                RouteEnd::StopRail(_) => {}
+                RouteEnd::Unbounded => {
+                    return Err(Rejection {
+                        kind: RejectKind::NoStopAhead,
+                        message: format!("{name} cannot be lowered now: no raised stop rail would stop {train} after it"),
+                    });
+                }
+                RouteEnd::Unsafe(at) => {
+                    let what = match at {
+                        UnsafeAt::Switch(crate::track::Blocked::SwitchBetween(d)) => {
+                            format!("{}, which is stuck between positions", self.layout.devices[d].name)
+                        }
+                        UnsafeAt::Switch(crate::track::Blocked::TrailedAgainst(d)) => {
+                            format!("{}, which is set against it", self.layout.devices[d].name)
+                        }
+                        UnsafeAt::StopRail(d) => format!("{}, which is stuck between positions", self.layout.devices[d].name),
+                    };
+                    return Err(Rejection {
+                        kind: RejectKind::RouteUnsafe,
+                        message: format!("{name} cannot be lowered now: {train} would run onto {what}"),
+                    });
+                }
+            }
+            let others = before.iter().filter(|c| c.train != claim.train).map(|c| {
+                after.iter().find(|a| a.train == c.train).unwrap_or(c)
+            });
+            for other in others {
+                if claim.conflicts(other) {
+                    return Err(Rejection {
+                        kind: RejectKind::RouteOccupied,
+                        message: format!(
+                            "{name} cannot be lowered now: {train} would run into the track of {}",
+                            self.train_name(other.train)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Automatic protection after a step: raise every lowered stop rail a train has just passed.
+    pub fn protect_after(&self, events: &[SimEvent]) -> Vec<SimCommand> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::StopRailPassed { device, .. } => Some(SimCommand::SetDevice { device, state: OnOff::On }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Speed supervision: a train closing on another is capped to the other's speed, and stopped at the margin.
+    /// Returns the limit changes to apply.
+    pub fn supervise(&self, state: &TrackState) -> Vec<SimCommand> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        let bodies: Vec<Vec<crate::track::Span>> = state.trains.iter().map(|t| t.body.spans(&self.layout).collect()).collect();
+        let mut changes = Vec::new();
+        for t in state.trains.iter().filter(|t| t.status == TrainStatus::Running && t.set_speed > 0) {
+            let route = route::route_ahead(&self.layout, &state.devices, t.body.front(&self.layout));
+            let nearest = state
+                .trains
+                .iter()
+                .filter(|o| o.id != t.id)
+                .filter_map(|o| gap_to(&route, &bodies[o.id]).map(|g| (g, o)))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            let limit = match nearest {
+                Some((gap, _)) if gap < MARGIN_MM => Some(0),
+                Some((gap, leader)) if gap < HEADWAY_MM => Some(leader.effective_speed()),
+                _ => None,
+            };
+            if limit != t.limit {
+                changes.push(SimCommand::SetSpeedLimit { train: t.id, limit });
+            }
+        }
+        changes
+    }
+}
+
+/// "raised"/"lowered" for stop rails, "set diverging"/"set straight" for switches.
+pub fn on_off_words(kind: DeviceKind, state: OnOff) -> &'static str {
+    match (kind, state) {
+        (DeviceKind::StopRail, OnOff::On) => "raised",
+        (DeviceKind::StopRail, OnOff::Off) => "lowered",
+        (DeviceKind::Switch, OnOff::On) => "set diverging",
+        (DeviceKind::Switch, OnOff::Off) => "set straight",
+    }
+}

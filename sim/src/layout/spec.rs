@@ -1,0 +1,290 @@
+//! The layout file as written on disk (TOML), before validation.
+//!
+//! The format is documented in `scenarios/layouts/README.md`. These types are plain serde data; the checks
+//! that make a file a usable layout live in [`super::build`].
+
+use serde::Deserialize;
+
+/// A whole layout file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutSpec {
+    /// Short name of the layout.
+    pub name: String,
+    /// Free text describing the layout and where its facts come from.
+    #[serde(default)]
+    pub description: String,
+    /// Size of the schematic drawing area that node coordinates refer to.
+    pub canvas: CanvasSpec,
+    /// Stations (named places with platforms).
+    #[serde(default, rename = "station")]
+    pub stations: Vec<StationSpec>,
+    /// Platforms: a stretch of one segment that belongs to a station.
+    #[serde(default, rename = "platform")]
+    pub platforms: Vec<PlatformSpec>,
+    /// ESP32 boards, servo and sensor.
+    #[serde(default, rename = "board")]
+    pub boards: Vec<BoardSpec>,
+    /// Track nodes: joints, switches and spring points.
+    #[serde(default, rename = "node")]
+    pub nodes: Vec<NodeSpec>,
+    /// Track segments between two nodes.
+    #[serde(default, rename = "segment")]
+    pub segments: Vec<SegmentSpec>,
+    /// Servo-driven devices: stop rails and switches.
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeviceSpec>,
+    /// Hall sensors.
+    #[serde(default, rename = "sensor")]
+    pub sensors: Vec<SensorSpec>,
+    /// Per-station rule groups of allowed device combinations.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleSpec>,
+    /// Trains and where they start.
+    #[serde(default, rename = "train")]
+    pub trains: Vec<TrainSpec>,
+}
+
+/// Size of the schematic canvas (y grows downward).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanvasSpec {
+    /// Width in canvas units.
+    pub width: f64,
+    /// Height in canvas units.
+    pub height: f64,
+}
+
+/// A station.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationSpec {
+    /// Identifier used in device names, e.g. `chofu`.
+    pub id: String,
+    /// Japanese name, e.g. `調布`.
+    pub name_ja: String,
+    /// English name, e.g. `Chofu`.
+    pub name_en: String,
+}
+
+/// A platform of a station, lying on a segment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSpec {
+    /// Station id.
+    pub station: String,
+    /// Japanese label, e.g. `調布1`.
+    pub name_ja: String,
+    /// English label, e.g. `Chofu 1`.
+    pub name_en: String,
+    /// Segment the platform lies along.
+    pub segment: String,
+}
+
+/// What an ESP32 board does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoardKind {
+    /// Drives servos over its HTTP API.
+    Servo,
+    /// Reports hall-sensor passes.
+    Sensor,
+}
+
+/// An ESP32 board.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardSpec {
+    /// Name used by devices and sensors.
+    pub name: String,
+    /// Network address (`host:port` for servo boards, the reporting address for sensor boards).
+    pub address: String,
+    /// Servo or sensor board.
+    pub kind: BoardKind,
+}
+
+/// What a track node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// Joins exactly two segment ends.
+    #[default]
+    Joint,
+    /// A servo-driven point: trunk, straight branch, diverging branch.
+    Switch,
+    /// A point without servo that a spring returns to its normal branch; always trailable.
+    Spring,
+}
+
+/// A branch of a switch or spring point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Branch {
+    /// The straight route (switch state OFF).
+    Straight,
+    /// The diverging route (switch state ON).
+    Diverging,
+}
+
+/// A track node with its schematic coordinates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Unique id.
+    pub id: String,
+    /// Schematic x.
+    pub x: f64,
+    /// Schematic y.
+    pub y: f64,
+    /// Joint, switch or spring point.
+    #[serde(default)]
+    pub kind: NodeKind,
+    /// Trunk segment (switch and spring only).
+    pub trunk: Option<String>,
+    /// Straight-branch segment (switch and spring only).
+    pub straight: Option<String>,
+    /// Diverging-branch segment (switch and spring only).
+    pub diverging: Option<String>,
+    /// Whether a train may run through from the branch that is not set (switch only; springs always may).
+    #[serde(default)]
+    pub trailable: bool,
+    /// Branch a spring point returns to (spring only).
+    pub normal: Option<Branch>,
+}
+
+/// A track segment between two nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSpec {
+    /// Unique id.
+    pub id: String,
+    /// Node at offset 0.
+    pub from: String,
+    /// Node at offset `length_mm`.
+    pub to: String,
+    /// Length in millimetres.
+    pub length_mm: f64,
+    /// Intermediate schematic points between the two nodes, for drawing.
+    #[serde(default)]
+    pub points: Vec<[f64; 2]>,
+}
+
+/// Kind of servo device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// A stop rail: ON raised (trains stop), OFF lowered.
+    StopRail,
+    /// A switch: ON diverging, OFF straight.
+    Switch,
+}
+
+/// ON or OFF, as in the 2021 protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+pub enum OnOff {
+    /// Stop rail raised / switch diverging.
+    #[serde(rename = "ON")]
+    On,
+    /// Stop rail lowered / switch straight.
+    #[serde(rename = "OFF")]
+    Off,
+}
+
+/// A servo-driven device.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// Name `<station>_<s|b><n>`.
+    pub name: String,
+    /// Stop rail or switch.
+    pub kind: DeviceKind,
+    /// Station id.
+    pub station: String,
+    /// Servo board name.
+    pub board: String,
+    /// GPIO pin on the board.
+    pub pin: u32,
+    /// Servo angle for ON.
+    pub on_angle: u32,
+    /// Servo angle for OFF.
+    pub off_angle: u32,
+    /// State at start-up.
+    pub initial: OnOff,
+    /// Id on the 2021 gRPC wire (enum `StationId`), if it had one.
+    pub grpc_id: Option<u32>,
+    /// Switch node driven (switch only).
+    pub node: Option<String>,
+    /// Segment the stop rail lies on (stop rail only).
+    pub segment: Option<String>,
+    /// Offset of the stop rail from the segment's `from` end, in millimetres (stop rail only).
+    pub offset_mm: Option<f64>,
+}
+
+/// A hall sensor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorSpec {
+    /// Unique name.
+    pub name: String,
+    /// Segment it lies on.
+    pub segment: String,
+    /// Offset from the segment's `from` end, in millimetres.
+    pub offset_mm: f64,
+    /// Sensor board name, if the sensor was wired.
+    pub board: Option<String>,
+    /// Pin on the sensor board.
+    pub pin: Option<u32>,
+}
+
+/// One allowed combination of a rule group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleLineSpec {
+    /// Devices that must be ON.
+    #[serde(default)]
+    pub on: Vec<String>,
+    /// Devices that must be OFF.
+    #[serde(default)]
+    pub off: Vec<String>,
+}
+
+/// A rule group: a state of its devices is allowed when it matches at least one line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Group name, e.g. `chofu_kudari`.
+    pub name: String,
+    /// Devices the group covers.
+    pub devices: Vec<String>,
+    /// Allowed combinations.
+    pub allowed: Vec<RuleLineSpec>,
+}
+
+/// Where a train's front starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSpec {
+    /// Segment of the train's front.
+    pub segment: String,
+    /// Offset of the front from the segment's `from` end, in millimetres.
+    pub offset_mm: f64,
+    /// Node the train is heading towards: the segment's `from` or `to` node.
+    pub toward: String,
+}
+
+/// A train.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Name, e.g. `TAKAO`.
+    pub name: String,
+    /// Length in millimetres.
+    pub length_mm: f64,
+    /// Highest settable speed in millimetres per second.
+    pub max_speed_mm_s: u32,
+    /// Speed at start-up in millimetres per second.
+    #[serde(default)]
+    pub speed_mm_s: u32,
+    /// Where the front starts.
+    pub start: PlacementSpec,
+}

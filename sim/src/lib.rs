@@ -1,0 +1,5 @@
+//! The twin's core: the layout model, the Bevy simulation, the interlocking and the scenario runner.
+
+pub mod layout;
+pub mod track;
+pub mod twin;

@@ -1,0 +1,387 @@
+//! The simulation: a Bevy ECS world that runs trains over a layout with a fixed time step.
+//!
+//! Trains are entities; the layout, device positions, clock and event outbox are resources. One
+//! [`Simulation::step`] runs the schedule once: trains move (stopping at raised stop rails, following
+//! switches, tripping sensors), then collisions are detected. The schedule runs single-threaded, so a
+//! run is deterministic: the same commands at the same steps give the same events.
+
+mod collide;
+mod motion;
+pub mod thread;
+
+use std::sync::Arc;
+
+use bevy::ecs::prelude::*;
+use bevy::ecs::schedule::SingleThreadedExecutor;
+
+use crate::layout::{DeviceId, DeviceKind, DevicePlace, Layout, OnOff, SensorId, TrainId};
+use crate::track::{Blocked, Body, DevicePosition, PlacementError};
+
+pub use collide::CollisionKind;
+
+/// A command to the simulated track. Commands from visitors pass the interlocking first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimCommand {
+    /// Drive a device to its ON or OFF angle.
+    SetDevice {
+        /// Device.
+        device: DeviceId,
+        /// Wanted state.
+        state: OnOff,
+    },
+    /// Drive a device's servo to a raw angle (0..359), as the boards' `ANGLE` command does.
+    SetAngle {
+        /// Device.
+        device: DeviceId,
+        /// Servo angle.
+        angle: u32,
+    },
+    /// Set a train's speed in mm/s; negative runs it in reverse.
+    SetSpeed {
+        /// Train.
+        train: TrainId,
+        /// Speed, mm/s.
+        speed: i32,
+    },
+    /// Cap a train's speed (set by the interlocking's speed supervision); `None` lifts the cap.
+    SetSpeedLimit {
+        /// Train.
+        train: TrainId,
+        /// Cap, mm/s.
+        limit: Option<u32>,
+    },
+}
+
+/// Why the simulation refused a command. Nothing changes when a command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// No such device.
+    #[error("unknown device #{0}")]
+    UnknownDevice(DeviceId),
+    /// No such train.
+    #[error("unknown train #{0}")]
+    UnknownTrain(TrainId),
+    /// Speed beyond the train's range.
+    #[error("speed {speed} mm/s is out of range for {train} (at most {max} mm/s either way)")]
+    SpeedOutOfRange {
+        /// Train name.
+        train: String,
+        /// Requested speed.
+        speed: i32,
+        /// Highest speed.
+        max: u32,
+    },
+    /// Angle beyond 0..359.
+    #[error("angle {0} is out of range 0..359")]
+    AngleOutOfRange(u32),
+}
+
+/// Why a train derailed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DerailCause {
+    /// A switch was thrown while the train stood across it.
+    SwitchThrownUnder(DeviceId),
+    /// The train trailed a non-trailable switch set against it.
+    TrailedAgainst(DeviceId),
+    /// The train ran onto a switch whose servo is between ON and OFF.
+    SwitchBetween(DeviceId),
+    /// The train ran onto a stop rail whose servo is between ON and OFF.
+    StopRailBetween(DeviceId),
+}
+
+impl From<Blocked> for DerailCause {
+    fn from(b: Blocked) -> Self {
+        match b {
+            Blocked::SwitchBetween(d) => DerailCause::SwitchBetween(d),
+            Blocked::TrailedAgainst(d) => DerailCause::TrailedAgainst(d),
+        }
+    }
+}
+
+/// What happened in the simulation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EventKind {
+    /// A device moved.
+    DeviceChanged {
+        /// Device.
+        device: DeviceId,
+        /// New position.
+        position: DevicePosition,
+    },
+    /// A train's front passed a hall sensor.
+    SensorPassed {
+        /// Sensor.
+        sensor: SensorId,
+        /// Train.
+        train: TrainId,
+    },
+    /// A train's front passed a lowered stop rail.
+    StopRailPassed {
+        /// Stop rail.
+        device: DeviceId,
+        /// Train.
+        train: TrainId,
+    },
+    /// Two trains touched; both are stopped.
+    Collision {
+        /// How they met.
+        kind: CollisionKind,
+        /// The two trains.
+        trains: [TrainId; 2],
+    },
+    /// A train left the rails; it is stopped.
+    Derailment {
+        /// Train.
+        train: TrainId,
+        /// Why.
+        cause: DerailCause,
+    },
+}
+
+/// An event with its simulation time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimEvent {
+    /// Simulation time in milliseconds.
+    pub time_ms: u64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// Whether a train can move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainStatus {
+    /// On the rails.
+    Running,
+    /// Stopped by a collision.
+    Crashed,
+    /// Off the rails.
+    Derailed,
+}
+
+/// A train's state: plain data shared with the interlocking and the views.
+#[derive(Component, Debug, Clone, PartialEq)]
+pub struct TrainState {
+    /// Index in the layout's trains.
+    pub id: TrainId,
+    /// Where it is.
+    pub body: Body,
+    /// Speed set by commands, mm/s (negative: reverse).
+    pub set_speed: i32,
+    /// Cap from the interlocking's speed supervision, mm/s.
+    pub limit: Option<u32>,
+    /// Running, crashed or derailed.
+    pub status: TrainStatus,
+    /// The raised stop rail holding it, if any.
+    pub held_at: Option<DeviceId>,
+}
+
+impl TrainState {
+    /// Speed it actually runs at, mm/s (0 when crashed, derailed or held).
+    pub fn effective_speed(&self) -> u32 {
+        if self.status != TrainStatus::Running {
+            return 0;
+        }
+        let v = self.set_speed.unsigned_abs();
+        self.limit.map_or(v, |l| v.min(l))
+    }
+}
+
+/// Everything the interlocking and the views need to know about the track at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackState {
+    /// Simulation time, ms.
+    pub time_ms: u64,
+    /// Position of every device.
+    pub devices: Vec<DevicePosition>,
+    /// Every train, by id.
+    pub trains: Vec<TrainState>,
+}
+
+#[derive(Resource)]
+struct LayoutRes(Arc<Layout>);
+
+#[derive(Resource)]
+struct Devices(Vec<DevicePosition>);
+
+#[derive(Resource)]
+struct Clock {
+    step: u64,
+    dt_ms: u64,
+}
+
+impl Clock {
+    fn now_ms(&self) -> u64 {
+        self.step * self.dt_ms
+    }
+}
+
+#[derive(Resource, Default)]
+struct Outbox(Vec<SimEvent>);
+
+/// Why a simulation cannot start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StartError {
+    /// A train cannot be placed where the layout says.
+    #[error("train {train}: {error}")]
+    Placement {
+        /// Train name.
+        train: String,
+        /// Why.
+        error: PlacementError,
+    },
+    /// The time step is zero.
+    #[error("the time step must be at least 1 ms")]
+    ZeroStep,
+}
+
+/// A running simulation of one layout.
+pub struct Simulation {
+    layout: Arc<Layout>,
+    world: World,
+    schedule: Schedule,
+    trains: Vec<Entity>,
+}
+
+impl Simulation {
+    /// Starts a simulation with every device at its initial state and every train at its start, at time 0.
+    pub fn new(layout: Arc<Layout>, dt_ms: u64) -> Result<Simulation, StartError> {
+        if dt_ms == 0 {
+            return Err(StartError::ZeroStep);
+        }
+        let devices: Vec<DevicePosition> = layout.devices.iter().map(|d| d.initial.into()).collect();
+        let mut world = World::new();
+        let mut trains = Vec::with_capacity(layout.trains.len());
+        for (id, t) in layout.trains.iter().enumerate() {
+            let body = Body::place(&layout, t.start, t.length, &devices)
+                .map_err(|error| StartError::Placement { train: t.name.clone(), error })?;
+            let state = TrainState {
+                id,
+                body,
+                set_speed: t.speed as i32,
+                limit: None,
+                status: TrainStatus::Running,
+                held_at: None,
+            };
+            trains.push(world.spawn(state).id());
+        }
+        world.insert_resource(motion::SegIndex::new(&layout));
+        world.insert_resource(collide::Scratch::new(&layout));
+        world.insert_resource(LayoutRes(layout.clone()));
+        world.insert_resource(Devices(devices));
+        world.insert_resource(Clock { step: 0, dt_ms });
+        world.insert_resource(Outbox::default());
+        let mut schedule = Schedule::default();
+        schedule.set_executor(SingleThreadedExecutor::new());
+        schedule.add_systems((motion::tick_clock, motion::move_trains, collide::detect_collisions).chain());
+        Ok(Simulation { layout, world, schedule, trains })
+    }
+
+    /// The layout being simulated.
+    pub fn layout(&self) -> &Arc<Layout> {
+        &self.layout
+    }
+
+    /// Simulation time in milliseconds.
+    pub fn time_ms(&self) -> u64 {
+        self.world.resource::<Clock>().now_ms()
+    }
+
+    /// The fixed time step in milliseconds.
+    pub fn dt_ms(&self) -> u64 {
+        self.world.resource::<Clock>().dt_ms
+    }
+
+    /// Advances one fixed step and appends what happened to `out`.
+    pub fn step(&mut self, out: &mut Vec<SimEvent>) {
+        self.schedule.run(&mut self.world);
+        out.append(&mut self.world.resource_mut::<Outbox>().0);
+    }
+
+    /// Position of every device.
+    pub fn devices(&self) -> &[DevicePosition] {
+        &self.world.resource::<Devices>().0
+    }
+
+    /// One train's state.
+    pub fn train(&self, id: TrainId) -> Option<&TrainState> {
+        self.trains.get(id).and_then(|&e| self.world.get::<TrainState>(e))
+    }
+
+    /// A copy of the whole track state.
+    pub fn state(&self) -> TrackState {
+        TrackState {
+            time_ms: self.time_ms(),
+            devices: self.devices().to_vec(),
+            trains: (0..self.trains.len()).filter_map(|id| self.train(id).cloned()).collect(),
+        }
+    }
+
+    /// Applies a command at the current time; events it causes are appended to `out`.
+    pub fn apply(&mut self, cmd: SimCommand, out: &mut Vec<SimEvent>) -> Result<(), SimError> {
+        match cmd {
+            SimCommand::SetDevice { device, state } => {
+                self.check_device(device)?;
+                self.move_device(device, state.into(), out);
+            }
+            SimCommand::SetAngle { device, angle } => {
+                self.check_device(device)?;
+                if angle > 359 {
+                    return Err(SimError::AngleOutOfRange(angle));
+                }
+                let d = &self.layout.devices[device];
+                let position = if angle == d.on_angle {
+                    DevicePosition::On
+                } else if angle == d.off_angle {
+                    DevicePosition::Off
+                } else {
+                    DevicePosition::Between(angle)
+                };
+                self.move_device(device, position, out);
+            }
+            SimCommand::SetSpeed { train, speed } => {
+                let t = self.layout.trains.get(train).ok_or(SimError::UnknownTrain(train))?;
+                if speed.unsigned_abs() > t.max_speed {
+                    return Err(SimError::SpeedOutOfRange { train: t.name.clone(), speed, max: t.max_speed });
+                }
+                self.train_mut(train).set_speed = speed;
+            }
+            SimCommand::SetSpeedLimit { train, limit } => {
+                if train >= self.trains.len() {
+                    return Err(SimError::UnknownTrain(train));
+                }
+                self.train_mut(train).limit = limit;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_device(&self, device: DeviceId) -> Result<(), SimError> {
+        if device < self.layout.devices.len() { Ok(()) } else { Err(SimError::UnknownDevice(device)) }
+    }
+
+    fn train_mut(&mut self, id: TrainId) -> Mut<'_, TrainState> {
+        self.world.get_mut::<TrainState>(self.trains[id]).expect("train entity exists")
+    }
+
+    fn move_device(&mut self, device: DeviceId, position: DevicePosition, out: &mut Vec<SimEvent>) {
+        let time_ms = self.time_ms();
+        let old = std::mem::replace(&mut self.world.resource_mut::<Devices>().0[device], position);
+        if old == position {
+            return;
+        }
+        out.push(SimEvent { time_ms, kind: EventKind::DeviceChanged { device, position } });
+        let layout = self.layout.clone();
+        if layout.devices[device].kind != DeviceKind::Switch {
+            return;
+        }
+        debug_assert!(matches!(layout.devices[device].place, DevicePlace::Switch { .. }));
+        for id in 0..self.trains.len() {
+            let mut t = self.train_mut(id);
+            if t.status != TrainStatus::Derailed && t.body.straddles_switch(&layout, device) {
+                t.status = TrainStatus::Derailed;
+                let cause = DerailCause::SwitchThrownUnder(device);
+                out.push(SimEvent { time_ms, kind: EventKind::Derailment { train: id, cause } });
+            }
+        }
+    }
+}

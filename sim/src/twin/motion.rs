@@ -1,0 +1,188 @@
+//! Train movement: one fixed step of every running train.
+
+use bevy::ecs::prelude::*;
+
+use super::{Clock, DerailCause, Devices, EventKind, LayoutRes, Outbox, SimEvent, TrainState, TrainStatus};
+use crate::layout::{DeviceId, Layout, SegId, SensorId};
+use crate::track::{DevicePosition, next_segment, offset_of};
+
+/// Stop rails and sensors of each segment, looked up on every step.
+#[derive(Resource)]
+pub(super) struct SegIndex {
+    stop_rails: Vec<Vec<(DeviceId, f64)>>,
+    sensors: Vec<Vec<(SensorId, f64)>>,
+}
+
+impl SegIndex {
+    pub(super) fn new(layout: &Layout) -> SegIndex {
+        let n = layout.segments.len();
+        let mut stop_rails = vec![Vec::new(); n];
+        let mut sensors = vec![Vec::new(); n];
+        for seg in 0..n {
+            stop_rails[seg].extend(layout.stop_rails_on(seg));
+        }
+        for (id, s) in layout.sensors.iter().enumerate() {
+            sensors[s.seg].push((id, s.offset));
+        }
+        SegIndex { stop_rails, sensors }
+    }
+}
+
+/// Something the front meets within one segment, at a travelled distance.
+#[derive(Clone, Copy)]
+pub(super) enum Mark {
+    Stop(DeviceId),
+    Derail(DeviceId),
+    Passed(DeviceId),
+    Sensor(SensorId),
+}
+
+const EPS: f64 = 1e-9;
+
+pub(super) fn tick_clock(mut clock: ResMut<Clock>) {
+    clock.step += 1;
+}
+
+pub(super) fn move_trains(
+    mut trains: Query<&mut TrainState>,
+    layout: Res<LayoutRes>,
+    devices: Res<Devices>,
+    index: Res<SegIndex>,
+    clock: Res<Clock>,
+    mut out: ResMut<Outbox>,
+    mut marks: Local<Vec<(f64, Mark)>>,
+) {
+    let layout = &layout.0;
+    let time_ms = clock.now_ms();
+    for mut train in &mut trains {
+        let v = train.effective_speed();
+        if v == 0 {
+            continue;
+        }
+        let want = v as f64 * clock.dt_ms as f64 / 1000.0;
+        let reverse = train.set_speed < 0;
+        let t = train.bypass_change_detection();
+        if reverse {
+            t.body = t.body.reversed(layout);
+        }
+        let moved = move_front(t, want, layout, &devices.0, &index, time_ms, &mut marks, &mut out.0);
+        t.body.advance_tail(layout, moved);
+        if reverse {
+            t.body = t.body.reversed(layout);
+        }
+    }
+}
+
+/// Moves the front up to `want` mm, stopping at raised stop rails; returns the distance moved.
+#[allow(clippy::too_many_arguments)]
+fn move_front(
+    t: &mut TrainState,
+    want: f64,
+    layout: &Layout,
+    devices: &[DevicePosition],
+    index: &SegIndex,
+    time_ms: u64,
+    marks: &mut Vec<(f64, Mark)>,
+    out: &mut Vec<SimEvent>,
+) -> f64 {
+    let mut moved = 0.0;
+    let mut rem = want;
+    t.held_at = None;
+    loop {
+        let (seg, dir) = *t.body.segs.back().expect("a body covers a segment");
+        let s = &layout.segments[seg];
+        let h = t.body.head;
+        let reach = (h + rem).min(s.length);
+        marks.clear();
+        collect_marks(index, seg, s, dir, h, reach, devices, marks);
+        marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut limit = reach;
+        let mut stop = None;
+        for &(p, mark) in marks.iter() {
+            match mark {
+                Mark::Stop(d) => {
+                    limit = p.max(h);
+                    stop = Some((d, false));
+                    break;
+                }
+                Mark::Derail(d) => {
+                    limit = p.max(h);
+                    stop = Some((d, true));
+                    break;
+                }
+                Mark::Passed(device) if p < reach => {
+                    out.push(SimEvent { time_ms, kind: EventKind::StopRailPassed { device, train: t.id } })
+                }
+                Mark::Sensor(sensor) if p > h => {
+                    out.push(SimEvent { time_ms, kind: EventKind::SensorPassed { sensor, train: t.id } })
+                }
+                _ => {}
+            }
+        }
+        moved += limit - h;
+        rem -= limit - h;
+        t.body.head = limit;
+        match stop {
+            Some((device, false)) => {
+                t.held_at = Some(device);
+                return moved;
+            }
+            Some((device, true)) => {
+                derail(t, DerailCause::StopRailBetween(device), time_ms, out);
+                return moved;
+            }
+            None => {}
+        }
+        if rem <= EPS || reach < s.length {
+            return moved;
+        }
+        match next_segment(layout, seg, dir, devices) {
+            Ok(next) => {
+                t.body.segs.push_back(next);
+                t.body.head = 0.0;
+            }
+            Err(blocked) => {
+                derail(t, blocked.into(), time_ms, out);
+                return moved;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn collect_marks(
+    index: &SegIndex,
+    seg: SegId,
+    s: &crate::layout::Segment,
+    dir: crate::layout::Dir,
+    h: f64,
+    reach: f64,
+    devices: &[DevicePosition],
+    marks: &mut Vec<(f64, Mark)>,
+) {
+    for &(device, offset) in &index.stop_rails[seg] {
+        let p = offset_of(s, dir, offset);
+        if p < h - EPS || p > reach {
+            continue;
+        }
+        marks.push((
+            p,
+            match devices[device] {
+                DevicePosition::On => Mark::Stop(device),
+                DevicePosition::Between(_) => Mark::Derail(device),
+                DevicePosition::Off => Mark::Passed(device),
+            },
+        ));
+    }
+    for &(sensor, offset) in &index.sensors[seg] {
+        let p = offset_of(s, dir, offset);
+        if p > h && p <= reach {
+            marks.push((p, Mark::Sensor(sensor)));
+        }
+    }
+}
+
+fn derail(t: &mut TrainState, cause: DerailCause, time_ms: u64, out: &mut Vec<SimEvent>) {
+    t.status = TrainStatus::Derailed;
+    out.push(SimEvent { time_ms, kind: EventKind::Derailment { train: t.id, cause } });
+}

@@ -1,0 +1,122 @@
+//! The simulation on its own thread, fed commands and emitting events over crossbeam channels.
+//!
+//! Bevy owns the simulation thread; the network side (tokio) talks to it only through these channels.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
+
+use super::{SimCommand, SimError, SimEvent, Simulation, TrackState};
+
+/// How fast the simulation thread runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// Fixed steps back to back, as fast as the CPU allows.
+    Fast,
+    /// Paced to the wall clock, `factor` times real time (1.0 = real time).
+    WallClock {
+        /// Speed-up over real time.
+        factor: f64,
+    },
+}
+
+/// A request to the simulation thread.
+#[derive(Debug)]
+pub enum Request {
+    /// Apply a command; the result comes back as [`Output::Ack`] with the same id.
+    Command {
+        /// Caller's id for the ack.
+        id: u64,
+        /// The command.
+        cmd: SimCommand,
+    },
+    /// Send a copy of the track state to the given channel.
+    Snapshot(Sender<TrackState>),
+    /// Stop the thread (it returns the simulation).
+    Stop,
+}
+
+/// What the simulation thread sends out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// The result of a command.
+    Ack {
+        /// The request's id.
+        id: u64,
+        /// Applied, or why not.
+        result: Result<(), SimError>,
+        /// Simulation time it took effect, ms.
+        time_ms: u64,
+    },
+    /// Something happened.
+    Event(SimEvent),
+}
+
+/// The caller's side of a simulation thread.
+pub struct SimHandle {
+    /// Send requests here.
+    pub requests: Sender<Request>,
+    /// Acks and events arrive here, in simulation order.
+    pub outputs: Receiver<Output>,
+    join: JoinHandle<Simulation>,
+}
+
+impl SimHandle {
+    /// Stops the thread and returns the simulation as it was.
+    pub fn stop(self) -> Simulation {
+        // The thread may already have ended because `max_steps` ran out; then the send fails harmlessly.
+        let _ = self.requests.send(Request::Stop);
+        self.join.join().expect("simulation thread panicked")
+    }
+}
+
+/// Runs `sim` on a new thread until stopped, all request senders are dropped, or `max_steps` steps ran.
+pub fn spawn(mut sim: Simulation, pacing: Pacing, max_steps: Option<u64>) -> SimHandle {
+    let (req_tx, req_rx) = unbounded::<Request>();
+    let (out_tx, out_rx) = unbounded::<Output>();
+    let join = std::thread::Builder::new()
+        .name("simulation".into())
+        .spawn(move || {
+            let start = Instant::now();
+            let mut events = Vec::new();
+            let mut steps = 0u64;
+            loop {
+                loop {
+                    match req_rx.try_recv() {
+                        Ok(Request::Command { id, cmd }) => {
+                            let result = sim.apply(cmd, &mut events);
+                            let ack = Output::Ack { id, result, time_ms: sim.time_ms() };
+                            if out_tx.send(ack).is_err() {
+                                return sim;
+                            }
+                        }
+                        Ok(Request::Snapshot(reply)) => {
+                            // A caller that stopped waiting for its snapshot is not an error.
+                            let _ = reply.send(sim.state());
+                        }
+                        Ok(Request::Stop) | Err(TryRecvError::Disconnected) => return sim,
+                        Err(TryRecvError::Empty) => break,
+                    }
+                }
+                if max_steps.is_some_and(|m| steps >= m) {
+                    return sim;
+                }
+                sim.step(&mut events);
+                steps += 1;
+                for e in events.drain(..) {
+                    if out_tx.send(Output::Event(e)).is_err() {
+                        return sim;
+                    }
+                }
+                if let Pacing::WallClock { factor } = pacing {
+                    let due = Duration::from_secs_f64(sim.time_ms() as f64 / 1000.0 / factor);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+        })
+        .expect("spawn simulation thread");
+    SimHandle { requests: req_tx, outputs: out_rx, join }
+}
