@@ -1,5 +1,7 @@
 //! The twin's core: the layout model, the Bevy simulation, the interlocking and the scenario runner.
 
+pub mod interlocking;
 pub mod layout;
+pub mod scenario;
 pub mod track;
 pub mod twin;

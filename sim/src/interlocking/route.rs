@@ -1,7 +1,7 @@
 //! Routes and claims: the track a train occupies or may run over before a raised stop rail stops it.
 
 use crate::layout::{DeviceId, Dir, Layout, NodeId, NodeRole, Placement};
-use crate::track::{Blocked, DevicePosition, Span, offset_of, pass_node};
+use crate::track::{Blocked, DevicePosition, Span, offset_of};
 use crate::twin::TrainState;
 
 /// How far (mm) a claim reaches beyond a train's ends: the gap kept between trains, and the distance from a

@@ -1,0 +1,8 @@
+//! Scenarios: a layout, trains, a load of simulated visitors, and what must hold.
+
+mod run;
+pub mod spec;
+pub mod visitors;
+
+pub use run::{Report, RunConfig, run, run_scenario};
+pub use spec::{Expectations, Scenario, ScenarioError, ScenarioSpec, VisitorsSpec};

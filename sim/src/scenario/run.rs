@@ -1,0 +1,194 @@
+//! Running a scenario headless and as fast as possible, and what it reports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::spec::{Expectations, Scenario};
+use super::visitors::{Timed, generate, resolve};
+use crate::interlocking::{Interlocking, RejectKind};
+use crate::layout::Layout;
+use crate::twin::{CollisionKind, DerailCause, EventKind, SimEvent, Simulation, StartError};
+
+/// How often (in steps) the interlocking's speed supervision runs.
+const SUPERVISE_EVERY: u64 = 10;
+
+/// A run's settings, independent of any file.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Simulated duration, ms.
+    pub duration_ms: u64,
+    /// Fixed step, ms.
+    pub step_ms: u64,
+    /// Whether the interlocking checks commands.
+    pub interlocking: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Simulated time, ms.
+    pub sim_ms: u64,
+    /// Wall-clock time taken.
+    pub wall: Duration,
+    /// Visitor actions sent.
+    pub commands: usize,
+    /// Actions that found no target (e.g. no stop rail ahead of a train).
+    pub idle: usize,
+    /// Commands applied to the track.
+    pub applied: usize,
+    /// Commands the track refused as bad input.
+    pub failed: usize,
+    /// Commands the interlocking rejected, by rule.
+    pub rejected: BTreeMap<RejectKind, usize>,
+    /// Stop rails the interlocking raised behind passing trains.
+    pub auto_raises: usize,
+    /// Collisions: time, kind, trains.
+    pub collisions: Vec<(u64, CollisionKind, [String; 2])>,
+    /// Derailments: time, train, cause.
+    pub derailments: Vec<(u64, String, DerailCause)>,
+    /// Sensor passes per train, in the layout's train order.
+    pub sensor_passes: Vec<(String, usize)>,
+}
+
+impl Report {
+    /// Simulated time over wall-clock time.
+    pub fn real_time_factor(&self) -> f64 {
+        self.sim_ms as f64 / 1000.0 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// Commands rejected in all.
+    pub fn rejected_total(&self) -> usize {
+        self.rejected.values().sum()
+    }
+
+    /// The expectations that do not hold, in words (empty when all hold).
+    pub fn failures(&self, expect: &Expectations) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check = |ok: bool, what: String| {
+            if !ok {
+                out.push(what);
+            }
+        };
+        if let Some(n) = expect.collisions {
+            check(self.collisions.len() == n, format!("expected {n} collision(s), got {}", self.collisions.len()));
+        }
+        if let Some(n) = expect.min_collisions {
+            check(self.collisions.len() >= n, format!("expected at least {n} collision(s), got {}", self.collisions.len()));
+        }
+        if let Some(n) = expect.derailments {
+            check(self.derailments.len() == n, format!("expected {n} derailment(s), got {}", self.derailments.len()));
+        }
+        if let Some(n) = expect.min_applied {
+            check(self.applied >= n, format!("expected at least {n} commands applied, got {}", self.applied));
+        }
+        if let Some(n) = expect.min_sensor_passes_per_train {
+            for (train, passes) in &self.sensor_passes {
+                check(*passes >= n, format!("expected {train} to pass at least {n} sensors, it passed {passes}"));
+            }
+        }
+        if let Some(n) = expect.min_sensor_passes {
+            let total: usize = self.sensor_passes.iter().map(|x| x.1).sum();
+            check(total >= n, format!("expected at least {n} sensor passes, got {total}"));
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "commands:     {} sent, {} applied, {} rejected, {} failed, {} without target",
+            self.commands, self.applied, self.rejected_total(), self.failed, self.idle)?;
+        for (kind, n) in &self.rejected {
+            writeln!(f, "  rejected ({}): {n}", kind.label())?;
+        }
+        writeln!(f, "protection:   {} stop rails raised behind trains", self.auto_raises)?;
+        writeln!(f, "collisions:   {}", self.collisions.len())?;
+        for (t, kind, [a, b]) in &self.collisions {
+            writeln!(f, "  {:>9.1} s  {kind:?} {a} / {b}", *t as f64 / 1000.0)?;
+        }
+        writeln!(f, "derailments:  {}", self.derailments.len())?;
+        for (t, train, cause) in &self.derailments {
+            writeln!(f, "  {:>9.1} s  {train}: {cause:?}", *t as f64 / 1000.0)?;
+        }
+        writeln!(f, "sensor passes per train:")?;
+        for (train, n) in &self.sensor_passes {
+            writeln!(f, "  {train:<10} {n}")?;
+        }
+        write!(
+            f,
+            "sim time {:.1} s, wall time {:.3} s, real-time factor {:.0}x",
+            self.sim_ms as f64 / 1000.0,
+            self.wall.as_secs_f64(),
+            self.real_time_factor()
+        )
+    }
+}
+
+/// Runs the visitors' `actions` (sorted by time) on `layout`; `progress(sim_ms)` is called every simulated second.
+pub fn run(layout: Arc<Layout>, config: &RunConfig, actions: &[Timed], mut progress: impl FnMut(u64)) -> Result<Report, StartError> {
+    let started = Instant::now();
+    let mut sim = Simulation::new(layout.clone(), config.step_ms)?;
+    let interlocking = Interlocking::new(layout.clone(), config.interlocking);
+    let mut report = Report { sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(), ..Report::default() };
+    let mut events: Vec<SimEvent> = Vec::new();
+    let mut next = actions.iter().peekable();
+    let steps = config.duration_ms / config.step_ms;
+    for step in 0..steps {
+        let now = sim.time_ms();
+        while let Some(timed) = next.next_if(|a| a.time_ms <= now) {
+            report.commands += 1;
+            let state = sim.state();
+            let Some(request) = resolve(timed.action, &layout, &state) else {
+                report.idle += 1;
+                continue;
+            };
+            match interlocking.check(&request, &state) {
+                Ok(()) => match sim.apply(request.command(), &mut events) {
+                    Ok(()) => report.applied += 1,
+                    Err(_) => report.failed += 1,
+                },
+                Err(rejection) => *report.rejected.entry(rejection.kind).or_default() += 1,
+            }
+        }
+        sim.step(&mut events);
+        let protections = interlocking.protect_after(&events);
+        report.auto_raises += protections.len();
+        for cmd in protections {
+            sim.apply(cmd, &mut events).expect("protection commands name real devices");
+        }
+        if step % SUPERVISE_EVERY == 0 {
+            for cmd in interlocking.supervise(&sim.state()) {
+                sim.apply(cmd, &mut events).expect("supervision commands name real trains");
+            }
+        }
+        tally(&layout, &events, &mut report);
+        events.clear();
+        if sim.time_ms() % 1000 == 0 {
+            progress(sim.time_ms());
+        }
+    }
+    report.sim_ms = sim.time_ms();
+    report.wall = started.elapsed();
+    Ok(report)
+}
+
+fn tally(layout: &Layout, events: &[SimEvent], report: &mut Report) {
+    let name = |t: usize| layout.trains[t].name.clone();
+    for e in events {
+        match e.kind {
+            EventKind::SensorPassed { train, .. } => report.sensor_passes[train].1 += 1,
+            EventKind::Collision { kind, trains: [a, b] } => report.collisions.push((e.time_ms, kind, [name(a), name(b)])),
+            EventKind::Derailment { train, cause } => report.derailments.push((e.time_ms, name(train), cause)),
+            _ => {}
+        }
+    }
+}
+
+/// Runs a loaded scenario with its own visitors.
+pub fn run_scenario(scenario: &Scenario, progress: impl FnMut(u64)) -> Result<Report, StartError> {
+    let spec = &scenario.spec;
+    let config = RunConfig { duration_ms: spec.duration_s * 1000, step_ms: spec.step_ms, interlocking: spec.interlocking };
+    let actions = generate(&spec.visitors, config.duration_ms, spec.seed);
+    run(Arc::new(scenario.layout.clone()), &config, &actions, progress)
+}

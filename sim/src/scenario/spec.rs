@@ -1,0 +1,175 @@
+//! The scenario file (TOML), documented in `scenarios/README.md`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::layout::spec::{LayoutSpec, PlacementSpec};
+use crate::layout::{Layout, LayoutError};
+
+/// A scenario as written on disk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Short name.
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Layout file, relative to the scenario file.
+    pub layout: PathBuf,
+    /// Simulated duration in seconds.
+    pub duration_s: u64,
+    /// Seed of the visitors' random choices.
+    pub seed: u64,
+    /// Fixed simulation step in milliseconds.
+    #[serde(default = "default_step_ms")]
+    pub step_ms: u64,
+    /// Whether the interlocking checks commands.
+    #[serde(default = "yes")]
+    pub interlocking: bool,
+    /// The simulated visitors.
+    pub visitors: VisitorsSpec,
+    /// Per-train overrides of the layout's speeds and start positions.
+    #[serde(default, rename = "train")]
+    pub trains: Vec<TrainOverride>,
+    /// What must hold at the end.
+    #[serde(default)]
+    pub expect: Expectations,
+}
+
+fn default_step_ms() -> u64 {
+    10
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The load of simulated visitors.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitorsSpec {
+    /// Number of visitors.
+    pub count: u32,
+    /// Commands per second sent by each visitor (on average).
+    pub commands_per_s: f64,
+    /// Relative weight of stop-rail commands.
+    pub stop_rail: f64,
+    /// Relative weight of switch commands.
+    pub switch: f64,
+    /// Relative weight of speed commands.
+    pub speed: f64,
+    /// Share (0..1) of commands chosen to cause a collision or derailment.
+    pub adversarial: f64,
+}
+
+/// Overrides one train of the layout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainOverride {
+    /// Train name.
+    pub name: String,
+    /// Speed at start, mm/s.
+    pub speed_mm_s: Option<u32>,
+    /// Start position of its front.
+    pub start: Option<PlacementSpec>,
+}
+
+/// What must hold when the scenario ends. Unset fields are not checked.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// Exact number of collisions.
+    pub collisions: Option<usize>,
+    /// At least this many collisions (for runs that show what happens without the interlocking).
+    pub min_collisions: Option<usize>,
+    /// Exact number of derailments.
+    pub derailments: Option<usize>,
+    /// At least this many commands applied to the track.
+    pub min_applied: Option<usize>,
+    /// Every train passes at least this many sensors.
+    pub min_sensor_passes_per_train: Option<usize>,
+    /// At least this many sensor passes in all.
+    pub min_sensor_passes: Option<usize>,
+}
+
+/// Why a scenario cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not a scenario.
+    #[error("{path} is not a valid scenario: {message}")]
+    Malformed {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Its layout is not valid (with the overrides applied).
+    #[error("layout {path}: {source}")]
+    Layout {
+        /// Layout file.
+        path: PathBuf,
+        /// Cause.
+        source: LayoutError,
+    },
+}
+
+/// A scenario ready to run: its spec and its layout with the overrides applied.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The spec.
+    pub spec: ScenarioSpec,
+    /// The layout.
+    pub layout: Layout,
+}
+
+impl Scenario {
+    /// Loads a scenario file and its layout.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| ScenarioError::Read { path: p.into(), source });
+        let malformed = |p: &Path, message: String| ScenarioError::Malformed { path: p.into(), message };
+        let spec: ScenarioSpec = toml::from_str(&read(path)?).map_err(|e| malformed(path, e.to_string()))?;
+        let layout_path = path.parent().unwrap_or(Path::new(".")).join(&spec.layout);
+        let mut layout_spec: LayoutSpec =
+            toml::from_str(&read(&layout_path)?).map_err(|e| malformed(&layout_path, e.to_string()))?;
+        let check = |message: String| malformed(path, message);
+        let v = &spec.visitors;
+        if !(0.0..=1.0).contains(&v.adversarial) {
+            return Err(check(format!("visitors.adversarial {} must be within 0..1", v.adversarial)));
+        }
+        if v.stop_rail < 0.0 || v.switch < 0.0 || v.speed < 0.0 || v.stop_rail + v.switch + v.speed <= 0.0 {
+            return Err(check("visitors: the command mix weights must be non-negative and not all zero".into()));
+        }
+        if !(v.commands_per_s.is_finite() && v.commands_per_s >= 0.0) {
+            return Err(check(format!("visitors.commands_per_s {} must be a non-negative number", v.commands_per_s)));
+        }
+        if spec.step_ms == 0 {
+            return Err(check("step_ms must be at least 1".into()));
+        }
+        for o in &spec.trains {
+            let t = layout_spec
+                .trains
+                .iter_mut()
+                .find(|t| t.name == o.name)
+                .ok_or_else(|| check(format!("train override names unknown train `{}`", o.name)))?;
+            if let Some(s) = o.speed_mm_s {
+                t.speed_mm_s = s;
+            }
+            if let Some(p) = &o.start {
+                t.start = p.clone();
+            }
+        }
+        let layout =
+            Layout::from_spec(&layout_spec).map_err(|source| ScenarioError::Layout { path: layout_path, source })?;
+        Ok(Scenario { spec, layout })
+    }
+}
