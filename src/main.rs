@@ -9,7 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sim::layout::Layout;
 
 #[derive(Parser)]
-#[command(name = "plarail-twin", version, about = "Digital twin of the remotely operated Plarail festival layout")]
+#[command(
+    name = "plarail-twin",
+    version,
+    about = "Digital twin of the remotely operated Plarail festival layout"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,20 +66,29 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Layout { action: LayoutAction::Check { file } } => {
-            let layout = Layout::load(&file).with_context(|| format!("{} is not a valid layout", file.display()))?;
+        Command::Layout {
+            action: LayoutAction::Check { file },
+        } => {
+            let layout = Layout::load(&file)
+                .with_context(|| format!("{} is not a valid layout", file.display()))?;
             println!("{}: layout `{}` is valid", file.display(), layout.name);
             println!("{}", layout.summary());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scenario { action: ScenarioAction::Run { file, quiet } } => scenario_run(&file, quiet),
+        Command::Scenario {
+            action: ScenarioAction::Run { file, quiet },
+        } => scenario_run(&file, quiet),
     }
 }
 
 fn scenario_run(file: &std::path::Path, quiet: bool) -> anyhow::Result<ExitCode> {
     let scenario = sim::scenario::Scenario::load(file)?;
     let spec = &scenario.spec;
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(spec.duration_s) };
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(spec.duration_s)
+    };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} sim-s ({elapsed})")
             .expect("valid template")
@@ -84,8 +97,12 @@ fn scenario_run(file: &std::path::Path, quiet: bool) -> anyhow::Result<ExitCode>
     bar.set_message(spec.name.clone());
     let report = sim::scenario::run_scenario(&scenario, |ms| bar.set_position(ms / 1000))?;
     bar.finish_and_clear();
-    println!("scenario {} ({} trains, interlocking {})", spec.name, scenario.layout.trains.len(),
-        if spec.interlocking { "on" } else { "off" });
+    println!(
+        "scenario {} ({} trains, interlocking {})",
+        spec.name,
+        scenario.layout.trains.len(),
+        if spec.interlocking { "on" } else { "off" }
+    );
     println!("{report}");
     let failures = report.failures(&spec.expect);
     if failures.is_empty() {

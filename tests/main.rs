@@ -1,1 +1,10 @@
+//! The `cargo test` suite: layout validation, simulation behaviour, the interlocking, every scenario, and
+//! the command line. One test binary, a module per area.
 
+mod cli;
+mod interlocking;
+mod layout_errors;
+mod properties;
+mod scenarios;
+mod simulation;
+mod support;

@@ -116,10 +116,16 @@ impl Interlocking {
         match *req {
             Request::Speed { train, speed } if speed < 0 => Err(Rejection {
                 kind: RejectKind::Reverse,
-                message: format!("{} cannot run in reverse: the blocks only protect forward running", self.train_name(train)),
+                message: format!(
+                    "{} cannot run in reverse: the blocks only protect forward running",
+                    self.train_name(train)
+                ),
             }),
             Request::Speed { .. } => Ok(()),
-            Request::Device { device, state: wanted } => {
+            Request::Device {
+                device,
+                state: wanted,
+            } => {
                 if state.devices[device] == DevicePosition::from(wanted) {
                     return Ok(());
                 }
@@ -154,14 +160,35 @@ impl Interlocking {
     }
 
     fn claims(&self, state: &TrackState, devices: &[DevicePosition]) -> Vec<Claim> {
-        state.trains.iter().map(|t| Claim::of(&self.layout, devices, t)).collect()
+        state
+            .trains
+            .iter()
+            .map(|t| Claim::of(&self.layout, devices, t))
+            .collect()
     }
 
-    fn check_rules(&self, device: DeviceId, wanted: OnOff, devices: &[DevicePosition]) -> Result<(), Rejection> {
-        let after = |d: DeviceId| if d == device { Some(wanted) } else { devices[d].state() };
-        for group in self.layout.rules.iter().filter(|g| g.devices.contains(&device)) {
+    fn check_rules(
+        &self,
+        device: DeviceId,
+        wanted: OnOff,
+        devices: &[DevicePosition],
+    ) -> Result<(), Rejection> {
+        let after = |d: DeviceId| {
+            if d == device {
+                Some(wanted)
+            } else {
+                devices[d].state()
+            }
+        };
+        for group in self
+            .layout
+            .rules
+            .iter()
+            .filter(|g| g.devices.contains(&device))
+        {
             let allowed = group.allowed.iter().any(|line| {
-                line.on.iter().all(|&d| after(d) == Some(OnOff::On)) && line.off.iter().all(|&d| after(d) == Some(OnOff::Off))
+                line.on.iter().all(|&d| after(d) == Some(OnOff::On))
+                    && line.off.iter().all(|&d| after(d) == Some(OnOff::Off))
             });
             if !allowed {
                 let name = &self.layout.devices[device].name;
@@ -184,9 +211,13 @@ impl Interlocking {
         let before = self.claims(state, &state.devices);
         let mut devices = state.devices.clone();
         devices[device] = DevicePosition::Off;
-        let released: Vec<usize> =
-            (0..before.len()).filter(|&i| before[i].route.end == RouteEnd::StopRail(device)).collect();
-        let after: Vec<Claim> = released.iter().map(|&i| Claim::of(&self.layout, &devices, &state.trains[i])).collect();
+        let released: Vec<usize> = (0..before.len())
+            .filter(|&i| before[i].route.end == RouteEnd::StopRail(device))
+            .collect();
+        let after: Vec<Claim> = released
+            .iter()
+            .map(|&i| Claim::of(&self.layout, &devices, &state.trains[i]))
+            .collect();
         for claim in &after {
             let train = self.train_name(claim.train);
             match claim.route.end {
@@ -194,28 +225,39 @@ impl Interlocking {
                 RouteEnd::Unbounded => {
                     return Err(Rejection {
                         kind: RejectKind::NoStopAhead,
-                        message: format!("{name} cannot be lowered now: no raised stop rail would stop {train} after it"),
+                        message: format!(
+                            "{name} cannot be lowered now: no raised stop rail would stop {train} after it"
+                        ),
                     });
                 }
                 RouteEnd::Unsafe(at) => {
                     let what = match at {
                         UnsafeAt::Switch(crate::track::Blocked::SwitchBetween(d)) => {
-                            format!("{}, which is stuck between positions", self.layout.devices[d].name)
+                            format!(
+                                "{}, which is stuck between positions",
+                                self.layout.devices[d].name
+                            )
                         }
                         UnsafeAt::Switch(crate::track::Blocked::TrailedAgainst(d)) => {
                             format!("{}, which is set against it", self.layout.devices[d].name)
                         }
-                        UnsafeAt::StopRail(d) => format!("{}, which is stuck between positions", self.layout.devices[d].name),
+                        UnsafeAt::StopRail(d) => format!(
+                            "{}, which is stuck between positions",
+                            self.layout.devices[d].name
+                        ),
                     };
                     return Err(Rejection {
                         kind: RejectKind::RouteUnsafe,
-                        message: format!("{name} cannot be lowered now: {train} would run onto {what}"),
+                        message: format!(
+                            "{name} cannot be lowered now: {train} would run onto {what}"
+                        ),
                     });
                 }
             }
-            let others = before.iter().filter(|c| c.train != claim.train).map(|c| {
-                after.iter().find(|a| a.train == c.train).unwrap_or(c)
-            });
+            let others = before
+                .iter()
+                .filter(|c| c.train != claim.train)
+                .map(|c| after.iter().find(|a| a.train == c.train).unwrap_or(c));
             for other in others {
                 if claim.conflicts(other) {
                     return Err(Rejection {
@@ -239,7 +281,10 @@ impl Interlocking {
         events
             .iter()
             .filter_map(|e| match e.kind {
-                EventKind::StopRailPassed { device, .. } => Some(SimCommand::SetDevice { device, state: OnOff::On }),
+                EventKind::StopRailPassed { device, .. } => Some(SimCommand::SetDevice {
+                    device,
+                    state: OnOff::On,
+                }),
                 _ => None,
             })
             .collect()
@@ -251,10 +296,19 @@ impl Interlocking {
         if !self.enabled {
             return Vec::new();
         }
-        let bodies: Vec<Vec<crate::track::Span>> = state.trains.iter().map(|t| t.body.spans(&self.layout).collect()).collect();
+        let bodies: Vec<Vec<crate::track::Span>> = state
+            .trains
+            .iter()
+            .map(|t| t.body.spans(&self.layout).collect())
+            .collect();
         let mut changes = Vec::new();
-        for t in state.trains.iter().filter(|t| t.status == TrainStatus::Running && t.set_speed > 0) {
-            let route = route::route_ahead(&self.layout, &state.devices, t.body.front(&self.layout));
+        for t in state
+            .trains
+            .iter()
+            .filter(|t| t.status == TrainStatus::Running && t.set_speed > 0)
+        {
+            let route =
+                route::route_ahead(&self.layout, &state.devices, t.body.front(&self.layout));
             let nearest = state
                 .trains
                 .iter()

@@ -71,25 +71,49 @@ impl Report {
             }
         };
         if let Some(n) = expect.collisions {
-            check(self.collisions.len() == n, format!("expected {n} collision(s), got {}", self.collisions.len()));
+            check(
+                self.collisions.len() == n,
+                format!("expected {n} collision(s), got {}", self.collisions.len()),
+            );
         }
         if let Some(n) = expect.min_collisions {
-            check(self.collisions.len() >= n, format!("expected at least {n} collision(s), got {}", self.collisions.len()));
+            check(
+                self.collisions.len() >= n,
+                format!(
+                    "expected at least {n} collision(s), got {}",
+                    self.collisions.len()
+                ),
+            );
         }
         if let Some(n) = expect.derailments {
-            check(self.derailments.len() == n, format!("expected {n} derailment(s), got {}", self.derailments.len()));
+            check(
+                self.derailments.len() == n,
+                format!("expected {n} derailment(s), got {}", self.derailments.len()),
+            );
         }
         if let Some(n) = expect.min_applied {
-            check(self.applied >= n, format!("expected at least {n} commands applied, got {}", self.applied));
+            check(
+                self.applied >= n,
+                format!(
+                    "expected at least {n} commands applied, got {}",
+                    self.applied
+                ),
+            );
         }
         if let Some(n) = expect.min_sensor_passes_per_train {
             for (train, passes) in &self.sensor_passes {
-                check(*passes >= n, format!("expected {train} to pass at least {n} sensors, it passed {passes}"));
+                check(
+                    *passes >= n,
+                    format!("expected {train} to pass at least {n} sensors, it passed {passes}"),
+                );
             }
         }
         if let Some(n) = expect.min_sensor_passes {
             let total: usize = self.sensor_passes.iter().map(|x| x.1).sum();
-            check(total >= n, format!("expected at least {n} sensor passes, got {total}"));
+            check(
+                total >= n,
+                format!("expected at least {n} sensor passes, got {total}"),
+            );
         }
         out
     }
@@ -97,12 +121,23 @@ impl Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "commands:     {} sent, {} applied, {} rejected, {} failed, {} without target",
-            self.commands, self.applied, self.rejected_total(), self.failed, self.idle)?;
+        writeln!(
+            f,
+            "commands:     {} sent, {} applied, {} rejected, {} failed, {} without target",
+            self.commands,
+            self.applied,
+            self.rejected_total(),
+            self.failed,
+            self.idle
+        )?;
         for (kind, n) in &self.rejected {
             writeln!(f, "  rejected ({}): {n}", kind.label())?;
         }
-        writeln!(f, "protection:   {} stop rails raised behind trains", self.auto_raises)?;
+        writeln!(
+            f,
+            "protection:   {} stop rails raised behind trains",
+            self.auto_raises
+        )?;
         writeln!(f, "collisions:   {}", self.collisions.len())?;
         for (t, kind, [a, b]) in &self.collisions {
             writeln!(f, "  {:>9.1} s  {kind:?} {a} / {b}", *t as f64 / 1000.0)?;
@@ -126,11 +161,19 @@ impl std::fmt::Display for Report {
 }
 
 /// Runs the visitors' `actions` (sorted by time) on `layout`; `progress(sim_ms)` is called every simulated second.
-pub fn run(layout: Arc<Layout>, config: &RunConfig, actions: &[Timed], mut progress: impl FnMut(u64)) -> Result<Report, StartError> {
+pub fn run(
+    layout: Arc<Layout>,
+    config: &RunConfig,
+    actions: &[Timed],
+    mut progress: impl FnMut(u64),
+) -> Result<Report, StartError> {
     let started = Instant::now();
     let mut sim = Simulation::new(layout.clone(), config.step_ms)?;
     let interlocking = Interlocking::new(layout.clone(), config.interlocking);
-    let mut report = Report { sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(), ..Report::default() };
+    let mut report = Report {
+        sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(),
+        ..Report::default()
+    };
     let mut events: Vec<SimEvent> = Vec::new();
     let mut next = actions.iter().peekable();
     let steps = config.duration_ms / config.step_ms;
@@ -155,11 +198,13 @@ pub fn run(layout: Arc<Layout>, config: &RunConfig, actions: &[Timed], mut progr
         let protections = interlocking.protect_after(&events);
         report.auto_raises += protections.len();
         for cmd in protections {
-            sim.apply(cmd, &mut events).expect("protection commands name real devices");
+            sim.apply(cmd, &mut events)
+                .expect("protection commands name real devices");
         }
         if step % SUPERVISE_EVERY == 0 {
             for cmd in interlocking.supervise(&sim.state()) {
-                sim.apply(cmd, &mut events).expect("supervision commands name real trains");
+                sim.apply(cmd, &mut events)
+                    .expect("supervision commands name real trains");
             }
         }
         tally(&layout, &events, &mut report);
@@ -178,8 +223,15 @@ fn tally(layout: &Layout, events: &[SimEvent], report: &mut Report) {
     for e in events {
         match e.kind {
             EventKind::SensorPassed { train, .. } => report.sensor_passes[train].1 += 1,
-            EventKind::Collision { kind, trains: [a, b] } => report.collisions.push((e.time_ms, kind, [name(a), name(b)])),
-            EventKind::Derailment { train, cause } => report.derailments.push((e.time_ms, name(train), cause)),
+            EventKind::Collision {
+                kind,
+                trains: [a, b],
+            } => report
+                .collisions
+                .push((e.time_ms, kind, [name(a), name(b)])),
+            EventKind::Derailment { train, cause } => {
+                report.derailments.push((e.time_ms, name(train), cause))
+            }
             _ => {}
         }
     }
@@ -188,7 +240,16 @@ fn tally(layout: &Layout, events: &[SimEvent], report: &mut Report) {
 /// Runs a loaded scenario with its own visitors.
 pub fn run_scenario(scenario: &Scenario, progress: impl FnMut(u64)) -> Result<Report, StartError> {
     let spec = &scenario.spec;
-    let config = RunConfig { duration_ms: spec.duration_s * 1000, step_ms: spec.step_ms, interlocking: spec.interlocking };
+    let config = RunConfig {
+        duration_ms: spec.duration_s * 1000,
+        step_ms: spec.step_ms,
+        interlocking: spec.interlocking,
+    };
     let actions = generate(&spec.visitors, config.duration_ms, spec.seed);
-    run(Arc::new(scenario.layout.clone()), &config, &actions, progress)
+    run(
+        Arc::new(scenario.layout.clone()),
+        &config,
+        &actions,
+        progress,
+    )
 }

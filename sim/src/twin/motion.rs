@@ -2,7 +2,9 @@
 
 use bevy::ecs::prelude::*;
 
-use super::{Clock, DerailCause, Devices, EventKind, LayoutRes, Outbox, SimEvent, TrainState, TrainStatus};
+use super::{
+    Clock, DerailCause, Devices, EventKind, LayoutRes, Outbox, SimEvent, TrainState, TrainStatus,
+};
 use crate::layout::{DeviceId, Layout, SegId, SensorId};
 use crate::track::{DevicePosition, next_segment, offset_of};
 
@@ -16,15 +18,15 @@ pub(super) struct SegIndex {
 impl SegIndex {
     pub(super) fn new(layout: &Layout) -> SegIndex {
         let n = layout.segments.len();
-        let mut stop_rails = vec![Vec::new(); n];
+        let stop_rails = (0..n).map(|seg| layout.stop_rails_on(seg).collect()).collect();
         let mut sensors = vec![Vec::new(); n];
-        for seg in 0..n {
-            stop_rails[seg].extend(layout.stop_rails_on(seg));
-        }
         for (id, s) in layout.sensors.iter().enumerate() {
             sensors[s.seg].push((id, s.offset));
         }
-        SegIndex { stop_rails, sensors }
+        SegIndex {
+            stop_rails,
+            sensors,
+        }
     }
 }
 
@@ -65,7 +67,9 @@ pub(super) fn move_trains(
         if reverse {
             t.body = t.body.reversed(layout);
         }
-        let moved = move_front(t, want, layout, &devices.0, &index, time_ms, &mut marks, &mut out.0);
+        let moved = move_front(
+            t, want, layout, &devices.0, &index, time_ms, &mut marks, &mut out.0,
+        );
         t.body.advance_tail(layout, moved);
         if reverse {
             t.body = t.body.reversed(layout);
@@ -110,12 +114,20 @@ fn move_front(
                     stop = Some((d, true));
                     break;
                 }
-                Mark::Passed(device) if p < reach => {
-                    out.push(SimEvent { time_ms, kind: EventKind::StopRailPassed { device, train: t.id } })
-                }
-                Mark::Sensor(sensor) if p > h => {
-                    out.push(SimEvent { time_ms, kind: EventKind::SensorPassed { sensor, train: t.id } })
-                }
+                Mark::Passed(device) if p < reach => out.push(SimEvent {
+                    time_ms,
+                    kind: EventKind::StopRailPassed {
+                        device,
+                        train: t.id,
+                    },
+                }),
+                Mark::Sensor(sensor) if p > h => out.push(SimEvent {
+                    time_ms,
+                    kind: EventKind::SensorPassed {
+                        sensor,
+                        train: t.id,
+                    },
+                }),
                 _ => {}
             }
         }
@@ -184,5 +196,8 @@ fn collect_marks(
 
 fn derail(t: &mut TrainState, cause: DerailCause, time_ms: u64, out: &mut Vec<SimEvent>) {
     t.status = TrainStatus::Derailed;
-    out.push(SimEvent { time_ms, kind: EventKind::Derailment { train: t.id, cause } });
+    out.push(SimEvent {
+        time_ms,
+        kind: EventKind::Derailment { train: t.id, cause },
+    });
 }

@@ -1,0 +1,68 @@
+//! The command line, as a user runs it.
+
+use std::process::Command;
+
+use crate::support::repo;
+
+fn twin(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+        .args(args)
+        .current_dir(repo(""))
+        .output()
+        .expect("run");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn layout_check_summarises_the_2021_layout() {
+    let (ok, text) = twin(&["layout", "check", "scenarios/layouts/chofufes2021.toml"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("servo devices:  39"), "{text}");
+    assert!(text.contains("sensors:        28"), "{text}");
+    assert!(text.contains("trains:         8"), "{text}");
+}
+
+#[test]
+fn layout_check_names_the_problem_in_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(repo("scenarios/layouts/chofufes2021.toml")).unwrap();
+    std::fs::write(&path, text.replacen("pin = 27", "pin = 2", 1)).unwrap();
+    let (ok, text) = twin(&["layout", "check", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        text.contains("motoyawata_s1") && text.contains("not a servo pin"),
+        "{text}"
+    );
+}
+
+#[test]
+fn scenario_run_exits_non_zero_when_an_expectation_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = repo("scenarios/layouts/chofufes2021.toml");
+    let scenario = format!(
+        "name = \"impossible\"\nlayout = {layout:?}\nduration_s = 60\nseed = 1\n[visitors]\ncount = 1\ncommands_per_s = 1\n\
+         stop_rail = 1\nswitch = 0\nspeed = 0\nadversarial = 0\n[expect]\nmin_applied = 1000000\n"
+    );
+    let path = dir.path().join("impossible.toml");
+    std::fs::write(&path, scenario).unwrap();
+    let (ok, text) = twin(&["scenario", "run", "--quiet", path.to_str().unwrap()]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FAILED: expected at least 1000000 commands applied"),
+        "{text}"
+    );
+    assert!(text.contains("real-time factor"), "{text}");
+}
+
+#[test]
+fn scenario_run_passes_the_festival_hour() {
+    let (ok, text) = twin(&["scenario", "run", "--quiet", "scenarios/festival-hour.toml"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("collisions:   0") && text.contains("all expectations hold"),
+        "{text}"
+    );
+}
