@@ -1,5 +1,6 @@
 //! `plarail-twin`: the digital twin of the festival Plarail layout.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,18 +10,24 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sim::layout::Layout;
 
 #[derive(Parser)]
-#[command(
-    name = "plarail-twin",
-    version,
-    about = "Digital twin of the remotely operated Plarail festival layout"
-)]
+#[command(name = "plarail-twin", version, about = "Digital twin of the remotely operated Plarail festival layout")]
 struct Cli {
+    /// What to do; without one, `run`.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the twin live: the 2021 layout at real time with festival visitors, events printed as they happen.
+    Run {
+        /// Scenario to run instead of the embedded festival hour on the 2021 layout.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Speed-up over real time.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// Layout files.
     Layout {
         #[command(subcommand)]
@@ -30,6 +37,24 @@ enum Command {
     Scenario {
         #[command(subcommand)]
         action: ScenarioAction,
+    },
+    /// Benchmarks (build with --release for meaningful figures).
+    Bench {
+        #[command(subcommand)]
+        action: BenchAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchAction {
+    /// Real-time factor of the festival hour, and step cost with 8, 64 and 512 trains on a generated ring.
+    Sim {
+        /// The scenario whose real-time factor is measured.
+        #[arg(long, default_value = "scenarios/festival-hour.toml")]
+        scenario: PathBuf,
+        /// Steps timed per train count.
+        #[arg(long, default_value_t = 20_000)]
+        steps: u64,
     },
 }
 
@@ -64,38 +89,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// The festival hour and the 2021 layout, built into the binary so that it runs from anywhere.
+const FESTIVAL_HOUR: &str = include_str!("../scenarios/festival-hour.toml");
+const LAYOUT_2021: &str = include_str!("../scenarios/layouts/chofufes2021.toml");
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Layout {
-            action: LayoutAction::Check { file },
-        } => {
-            let layout = Layout::load(&file)
-                .with_context(|| format!("{} is not a valid layout", file.display()))?;
+    match cli.command.unwrap_or(Command::Run { scenario: None, speed: 1.0 }) {
+        Command::Run { scenario, speed } => run_live(scenario, speed),
+        Command::Layout { action: LayoutAction::Check { file } } => {
+            let layout = Layout::load(&file).with_context(|| format!("{} is not a valid layout", file.display()))?;
             println!("{}: layout `{}` is valid", file.display(), layout.name);
             println!("{}", layout.summary());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scenario {
-            action: ScenarioAction::Run { file, quiet },
-        } => scenario_run(&file, quiet),
+        Command::Scenario { action: ScenarioAction::Run { file, quiet } } => scenario_run(&file, quiet),
+        Command::Bench { action: BenchAction::Sim { scenario, steps } } => bench_sim(&scenario, steps),
     }
 }
 
 fn scenario_run(file: &std::path::Path, quiet: bool) -> anyhow::Result<ExitCode> {
     let scenario = sim::scenario::Scenario::load(file)?;
     let spec = &scenario.spec;
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(spec.duration_s)
-    };
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(spec.duration_s) };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} sim-s ({elapsed})")
             .expect("valid template")
             .progress_chars("=> "),
     );
     bar.set_message(spec.name.clone());
-    let report = sim::scenario::run_scenario(&scenario, |ms| bar.set_position(ms / 1000))?;
+    let report = sim::scenario::run_scenario(&scenario, None, |ms, _| bar.set_position(ms / 1000))?;
     bar.finish_and_clear();
     println!(
         "scenario {} ({} trains, interlocking {})",
@@ -114,4 +136,69 @@ fn scenario_run(file: &std::path::Path, quiet: bool) -> anyhow::Result<ExitCode>
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+fn bench_sim(scenario: &std::path::Path, steps: u64) -> anyhow::Result<ExitCode> {
+    if cfg!(debug_assertions) {
+        println!("note: this is a debug build; run `cargo run --release -- bench sim` for real figures");
+    }
+    let scenario = sim::scenario::Scenario::load(scenario)?;
+    let report = sim::scenario::run_scenario(&scenario, None, |_, _| {})?;
+    println!(
+        "{}: {:.0} s simulated in {:.3} s: {:.0}x real time ({} commands, {} collisions)",
+        scenario.spec.name,
+        report.sim_ms as f64 / 1000.0,
+        report.wall.as_secs_f64(),
+        report.real_time_factor(),
+        report.commands,
+        report.collisions.len()
+    );
+    println!("step cost on a generated ring ({steps} steps of 10 ms each):");
+    println!("  trains    us/step    ns/train-step");
+    for trains in [8, 64, 512] {
+        let layout = std::sync::Arc::new(sim::generated::ring(trains)?);
+        let mut twin = sim::twin::Simulation::new(layout, 10)?;
+        let mut events = Vec::new();
+        let started = std::time::Instant::now();
+        for _ in 0..steps {
+            twin.step(&mut events);
+            events.clear();
+        }
+        let per_step = started.elapsed().as_secs_f64() / steps as f64;
+        println!("  {trains:>6} {:>10.2} {:>16.1}", per_step * 1e6, per_step * 1e9 / trains as f64);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_live(scenario: Option<PathBuf>, speed: f64) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(speed.is_finite() && speed > 0.0, "--speed must be a positive number, not {speed}");
+    let scenario = match scenario {
+        Some(path) => sim::scenario::Scenario::load(&path)?,
+        None => sim::scenario::Scenario::from_texts(
+            std::path::Path::new("scenarios/festival-hour.toml"),
+            FESTIVAL_HOUR,
+            LAYOUT_2021,
+        )?,
+    };
+    let layout = scenario.layout.clone();
+    println!(
+        "running {} on layout {} at {speed}x real time (interlocking {}); Ctrl-C stops",
+        scenario.spec.name,
+        layout.name,
+        if scenario.spec.interlocking { "on" } else { "off" }
+    );
+    // Printing stops quietly if stdout closes (e.g. piped into `head`); the run goes on.
+    let mut out = Some(std::io::stdout().lock());
+    let report = sim::scenario::run_scenario(&scenario, Some(speed), |_, events| {
+        for e in events.iter().filter(|e| !matches!(e.kind, sim::twin::EventKind::DeviceChanged { .. })) {
+            if let Some(o) = out.as_mut()
+                && writeln!(o, "{}", e.describe(&layout)).is_err()
+            {
+                out = None;
+            }
+        }
+    })?;
+    drop(out);
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
 }

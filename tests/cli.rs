@@ -5,13 +5,8 @@ use std::process::Command;
 use crate::support::repo;
 
 fn twin(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
-        .args(args)
-        .current_dir(repo(""))
-        .output()
-        .expect("run");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(env!("CARGO_BIN_EXE_plarail-twin")).args(args).current_dir(repo("")).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -32,10 +27,7 @@ fn layout_check_names_the_problem_in_a_bad_file() {
     std::fs::write(&path, text.replacen("pin = 27", "pin = 2", 1)).unwrap();
     let (ok, text) = twin(&["layout", "check", path.to_str().unwrap()]);
     assert!(!ok);
-    assert!(
-        text.contains("motoyawata_s1") && text.contains("not a servo pin"),
-        "{text}"
-    );
+    assert!(text.contains("motoyawata_s1") && text.contains("not a servo pin"), "{text}");
 }
 
 #[test]
@@ -50,10 +42,7 @@ fn scenario_run_exits_non_zero_when_an_expectation_fails() {
     std::fs::write(&path, scenario).unwrap();
     let (ok, text) = twin(&["scenario", "run", "--quiet", path.to_str().unwrap()]);
     assert!(!ok, "{text}");
-    assert!(
-        text.contains("FAILED: expected at least 1000000 commands applied"),
-        "{text}"
-    );
+    assert!(text.contains("FAILED: expected at least 1000000 commands applied"), "{text}");
     assert!(text.contains("real-time factor"), "{text}");
 }
 
@@ -61,8 +50,24 @@ fn scenario_run_exits_non_zero_when_an_expectation_fails() {
 fn scenario_run_passes_the_festival_hour() {
     let (ok, text) = twin(&["scenario", "run", "--quiet", "scenarios/festival-hour.toml"]);
     assert!(ok, "{text}");
-    assert!(
-        text.contains("collisions:   0") && text.contains("all expectations hold"),
-        "{text}"
+    assert!(text.contains("collisions:   0") && text.contains("all expectations hold"), "{text}");
+}
+
+#[test]
+fn run_plays_a_scenario_live_and_prints_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = repo("scenarios/layouts/chofufes2021.toml");
+    let scenario = format!(
+        "name = \"short\"\nlayout = {layout:?}\nduration_s = 120\nseed = 3\n[visitors]\ncount = 5\ncommands_per_s = 0.2\n\
+         stop_rail = 1\nswitch = 0\nspeed = 0\nadversarial = 0.5\n"
     );
+    let path = dir.path().join("short.toml");
+    std::fs::write(&path, scenario).unwrap();
+    let (ok, text) = twin(&["run", "--speed", "1000", "--scenario", path.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert!(text.contains("running short on layout chofufes2021 at 1000x"), "{text}");
+    assert!(text.contains("passed sensor"), "{text}");
+    assert!(text.contains("sim time 120.0 s"), "{text}");
+    let (ok, text) = twin(&["run", "--speed", "0"]);
+    assert!(!ok && text.contains("--speed must be a positive number"), "{text}");
 }

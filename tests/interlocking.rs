@@ -7,12 +7,7 @@ use sim::twin::{EventKind, SimCommand, Simulation};
 use crate::support::{layout_2021, siding_layout, train};
 
 fn device(layout: &Layout, name: &str, state: OnOff) -> Request {
-    Request::Device {
-        device: layout
-            .device_id(name)
-            .unwrap_or_else(|| panic!("device {name}")),
-        state,
-    }
+    Request::Device { device: layout.device_id(name).unwrap_or_else(|| panic!("device {name}")), state }
 }
 
 /// Checks a request and applies it when accepted; returns the rejection kind and message, if any.
@@ -32,22 +27,12 @@ fn station_rules_refuse_a_combination_not_in_any_allowed_line() {
     let il = Interlocking::new(layout.clone(), true);
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
     // kitano_kudari allows s2 OFF only with s5 ON, and the other way round.
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "kitano_s5", OnOff::Off)),
-        None
-    );
-    let (kind, message) =
-        ask(&il, &mut sim, device(&layout, "kitano_s2", OnOff::Off)).expect("refused");
+    assert_eq!(ask(&il, &mut sim, device(&layout, "kitano_s5", OnOff::Off)), None);
+    let (kind, message) = ask(&il, &mut sim, device(&layout, "kitano_s2", OnOff::Off)).expect("refused");
     assert_eq!(kind, RejectKind::StationRule);
-    assert!(
-        message.contains("kitano_s2") && message.contains("kitano_kudari"),
-        "{message}"
-    );
+    assert!(message.contains("kitano_s2") && message.contains("kitano_kudari"), "{message}");
     // Raising a stop rail only ever stops trains: always allowed.
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "kitano_s5", OnOff::On)),
-        None
-    );
+    assert_eq!(ask(&il, &mut sim, device(&layout, "kitano_s5", OnOff::On)), None);
 }
 
 #[test]
@@ -56,31 +41,21 @@ fn a_switch_a_train_stands_on_or_is_routed_over_cannot_be_thrown() {
     let layout = siding_layout(false, &train("T", "main", 100.0, "M", 0));
     let il = Interlocking::new(layout.clone(), true);
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
-    let (kind, message) =
-        ask(&il, &mut sim, device(&layout, "test_b1", OnOff::On)).expect("refused");
+    let (kind, message) = ask(&il, &mut sim, device(&layout, "test_b1", OnOff::On)).expect("refused");
     assert_eq!(kind, RejectKind::SwitchInUse);
-    assert!(
-        message.contains("test_b1") && message.contains('T'),
-        "{message}"
-    );
+    assert!(message.contains("test_b1") && message.contains('T'), "{message}");
 
     // U has passed the stop rail and runs towards SW: the switch is in its route.
     let layout = siding_layout(false, &train("U", "in", 600.0, "SW", 0));
     let il = Interlocking::new(layout.clone(), true);
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "test_b1", OnOff::On)).map(|r| r.0),
-        Some(RejectKind::SwitchInUse)
-    );
+    assert_eq!(ask(&il, &mut sim, device(&layout, "test_b1", OnOff::On)).map(|r| r.0), Some(RejectKind::SwitchInUse));
 
     // V waits at the raised stop rail: the switch beyond it is free to throw.
     let layout = siding_layout(false, &train("V", "in", 500.0, "SW", 0));
     let il = Interlocking::new(layout.clone(), true);
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "test_b1", OnOff::On)),
-        None
-    );
+    assert_eq!(ask(&il, &mut sim, device(&layout, "test_b1", OnOff::On)), None);
 }
 
 #[test]
@@ -89,38 +64,17 @@ fn a_stop_rail_is_not_lowered_into_an_occupied_block() {
     let layout = layout_2021();
     let il = Interlocking::new(layout.clone(), true);
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
-    let (kind, message) =
-        ask(&il, &mut sim, device(&layout, "meidaimae_s1", OnOff::Off)).expect("refused");
+    let (kind, message) = ask(&il, &mut sim, device(&layout, "meidaimae_s1", OnOff::Off)).expect("refused");
     assert_eq!(kind, RejectKind::RouteOccupied);
-    assert!(
-        message.contains("meidaimae_s1")
-            && message.contains("OKUTAMA")
-            && message.contains("NIKKO"),
-        "{message}"
-    );
+    assert!(message.contains("meidaimae_s1") && message.contains("OKUTAMA") && message.contains("NIKKO"), "{message}");
     // Routed straight (chofu_b1 OFF; chofu_kudari first wants chofu_b3 OFF too) OKUTAMA runs over the free s2
     // track and on to kitano_s1: the release is accepted.
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "chofu_b1", OnOff::Off)).map(|r| r.0),
-        Some(RejectKind::StationRule)
-    );
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "chofu_b3", OnOff::Off)),
-        None
-    );
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "chofu_b1", OnOff::Off)),
-        None
-    );
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "meidaimae_s1", OnOff::Off)),
-        None
-    );
+    assert_eq!(ask(&il, &mut sim, device(&layout, "chofu_b1", OnOff::Off)).map(|r| r.0), Some(RejectKind::StationRule));
+    assert_eq!(ask(&il, &mut sim, device(&layout, "chofu_b3", OnOff::Off)), None);
+    assert_eq!(ask(&il, &mut sim, device(&layout, "chofu_b1", OnOff::Off)), None);
+    assert_eq!(ask(&il, &mut sim, device(&layout, "meidaimae_s1", OnOff::Off)), None);
     // Now OKUTAMA's route runs over chofu_b2: it cannot be thrown.
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "chofu_b2", OnOff::On)).map(|r| r.0),
-        Some(RejectKind::SwitchInUse)
-    );
+    assert_eq!(ask(&il, &mut sim, device(&layout, "chofu_b2", OnOff::On)).map(|r| r.0), Some(RejectKind::SwitchInUse));
 }
 
 #[test]
@@ -130,17 +84,10 @@ fn a_stop_rail_is_not_lowered_towards_a_switch_set_against_the_train() {
     let layout = siding_layout(true, &train("H", "in", 500.0, "SW", 200));
     let il = Interlocking::new(layout.clone(), true);
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
-    assert_eq!(
-        ask(&il, &mut sim, device(&layout, "test_b1", OnOff::On)),
-        None
-    );
-    let (kind, message) =
-        ask(&il, &mut sim, device(&layout, "test_s1", OnOff::Off)).expect("refused");
+    assert_eq!(ask(&il, &mut sim, device(&layout, "test_b1", OnOff::On)), None);
+    let (kind, message) = ask(&il, &mut sim, device(&layout, "test_s1", OnOff::Off)).expect("refused");
     assert_eq!(kind, RejectKind::RouteUnsafe, "{message}");
-    assert!(
-        message.contains("test_b2") && message.contains("set against") && message.contains('H'),
-        "{message}"
-    );
+    assert!(message.contains("test_b2") && message.contains("set against") && message.contains('H'), "{message}");
 }
 
 #[test]
@@ -149,8 +96,7 @@ fn a_release_with_no_stop_rail_ahead_is_refused() {
     let layout = siding_layout(false, &train("T", "in", 500.0, "SW", 200));
     let il = Interlocking::new(layout.clone(), true);
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
-    let (kind, message) =
-        ask(&il, &mut sim, device(&layout, "test_s1", OnOff::Off)).expect("refused");
+    let (kind, message) = ask(&il, &mut sim, device(&layout, "test_s1", OnOff::Off)).expect("refused");
     assert_eq!(kind, RejectKind::NoStopAhead, "{message}");
 }
 
@@ -161,26 +107,13 @@ fn a_passed_stop_rail_is_raised_behind_the_train() {
     let s1 = layout.device_id("test_s1").unwrap();
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
     let mut events = Vec::new();
-    sim.apply(
-        SimCommand::SetDevice {
-            device: s1,
-            state: OnOff::Off,
-        },
-        &mut events,
-    )
-    .unwrap();
+    sim.apply(SimCommand::SetDevice { device: s1, state: OnOff::Off }, &mut events).unwrap();
     let mut raised = false;
     for _ in 0..500 {
         events.clear();
         sim.step(&mut events);
         for cmd in il.protect_after(&events) {
-            assert_eq!(
-                cmd,
-                SimCommand::SetDevice {
-                    device: s1,
-                    state: OnOff::On
-                }
-            );
+            assert_eq!(cmd, SimCommand::SetDevice { device: s1, state: OnOff::On });
             sim.apply(cmd, &mut events).unwrap();
             raised = true;
         }
@@ -188,19 +121,13 @@ fn a_passed_stop_rail_is_raised_behind_the_train() {
             break;
         }
     }
-    assert!(
-        raised,
-        "the interlocking raised the stop rail once the train passed it"
-    );
+    assert!(raised, "the interlocking raised the stop rail once the train passed it");
     assert_eq!(sim.devices()[s1].state(), Some(OnOff::On));
     assert!(
         Interlocking::new(layout, false)
             .protect_after(&[sim::twin::SimEvent {
                 time_ms: 0,
-                kind: EventKind::StopRailPassed {
-                    device: s1,
-                    train: 0
-                }
+                kind: EventKind::StopRailPassed { device: s1, train: 0 }
             }])
             .is_empty()
     );
@@ -215,23 +142,14 @@ fn speed_supervision_keeps_a_follower_off_a_slower_train() {
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
     let mut events = Vec::new();
     let limits = il.supervise(&sim.state());
-    assert_eq!(
-        limits,
-        vec![SimCommand::SetSpeedLimit {
-            train: 1,
-            limit: Some(50)
-        }],
-        "capped to the leader's speed"
-    );
+    assert_eq!(limits, vec![SimCommand::SetSpeedLimit { train: 1, limit: Some(50) }], "capped to the leader's speed");
     for _ in 0..3_000 {
         for cmd in il.supervise(&sim.state()) {
             sim.apply(cmd, &mut events).unwrap();
         }
         sim.step(&mut events);
     }
-    let collided = events
-        .iter()
-        .any(|e| matches!(e.kind, EventKind::Collision { .. }));
+    let collided = events.iter().any(|e| matches!(e.kind, EventKind::Collision { .. }));
     assert!(!collided, "supervision prevented the rear-end collision");
 }
 
@@ -240,18 +158,12 @@ fn reverse_running_is_refused_and_everything_passes_when_switched_off() {
     let layout = layout_2021();
     let il = Interlocking::new(layout.clone(), true);
     let state = Simulation::new(layout.clone(), 10).unwrap().state();
-    let reverse = Request::Speed {
-        train: 0,
-        speed: -100,
-    };
+    let reverse = Request::Speed { train: 0, speed: -100 };
     let err = il.check(&reverse, &state).expect_err("refused");
     assert_eq!(err.kind, RejectKind::Reverse);
     assert!(err.message.contains("TAKAO"));
     let off = Interlocking::new(layout.clone(), false);
     assert!(!off.enabled());
     assert!(off.check(&reverse, &state).is_ok());
-    assert!(
-        off.check(&device(&layout, "meidaimae_s1", OnOff::Off), &state)
-            .is_ok()
-    );
+    assert!(off.check(&device(&layout, "meidaimae_s1", OnOff::Off), &state).is_ok());
 }

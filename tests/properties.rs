@@ -32,76 +32,43 @@ fn action() -> impl Strategy<Value = Action> {
 fn visitors() -> impl Strategy<Value = Vec<Timed>> {
     let count = (DURATION_MS / SPACING_MS) as usize;
     proptest::collection::vec(action(), count).prop_map(|actions| {
-        actions
-            .into_iter()
-            .enumerate()
-            .map(|(i, action)| Timed {
-                time_ms: i as u64 * SPACING_MS,
-                action,
-            })
-            .collect()
+        actions.into_iter().enumerate().map(|(i, action)| Timed { time_ms: i as u64 * SPACING_MS, action }).collect()
     })
 }
 
 fn run_case(actions: &[Timed], interlocking: bool) -> Report {
-    let config = RunConfig {
-        duration_ms: DURATION_MS,
-        step_ms: 10,
-        interlocking,
-    };
-    run(layout_2021(), &config, actions, |_| {}).expect("the 2021 layout starts")
+    let config = RunConfig { duration_ms: DURATION_MS, step_ms: 10, interlocking, pace: None };
+    run(layout_2021(), &config, actions, |_, _| {}).expect("the 2021 layout starts")
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
 }
 
 #[test]
 fn with_the_interlocking_no_visitor_sequence_causes_a_collision_or_derailment() {
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
     let commands = std::cell::Cell::new(0usize);
     let applied = std::cell::Cell::new(0usize);
     let result = runner.run(&visitors(), |actions| {
         let report = run_case(&actions, true);
         commands.set(commands.get() + report.commands);
         applied.set(applied.get() + report.applied);
-        prop_assert!(
-            report.collisions.is_empty(),
-            "collisions: {:?}",
-            report.collisions
-        );
-        prop_assert!(
-            report.derailments.is_empty(),
-            "derailments: {:?}",
-            report.derailments
-        );
+        prop_assert!(report.collisions.is_empty(), "collisions: {:?}", report.collisions);
+        prop_assert!(report.derailments.is_empty(), "derailments: {:?}", report.derailments);
         Ok(())
     });
     if let Err(e) = result {
         panic!("{e}");
     }
     let (commands, applied) = (commands.get(), applied.get());
-    eprintln!(
-        "interlocking property: {} cases, {commands} commands sent, {applied} applied",
-        cases()
-    );
+    eprintln!("interlocking property: {} cases, {commands} commands sent, {applied} applied", cases());
     assert!(applied > 0 && commands >= cases() as usize * 600);
 }
 
 #[test]
 fn without_the_interlocking_the_same_generator_finds_a_collision_or_derailment() {
-    let config = Config {
-        cases: 64,
-        max_shrink_iters: 0,
-        failure_persistence: None,
-        ..Config::default()
-    };
+    let config = Config { cases: 64, max_shrink_iters: 0, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
     let result = runner.run(&visitors(), |actions| {
         let report = run_case(&actions, false);
@@ -115,8 +82,5 @@ fn without_the_interlocking_the_same_generator_finds_a_collision_or_derailment()
             )))
         }
     });
-    assert!(
-        result.is_err(),
-        "64 random sequences without the interlocking caused no accident"
-    );
+    assert!(result.is_err(), "64 random sequences without the interlocking caused no accident");
 }

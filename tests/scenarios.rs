@@ -11,20 +11,15 @@ fn every_scenario_meets_its_expectations() {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "toml") {
             let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            let report = run_scenario(&scenario, |_| {}).expect("starts");
+            let report = run_scenario(&scenario, None, |_, _| {}).expect("starts");
             let failures = report.failures(&scenario.spec.expect);
-            assert!(
-                failures.is_empty(),
-                "{}: {failures:?}\n{report}",
-                path.display()
-            );
+            assert!(failures.is_empty(), "{}: {failures:?}\n{report}", path.display());
             ran.push(scenario.spec.name);
         }
     }
     ran.sort();
     assert!(
-        ran.contains(&"festival-hour".to_string())
-            && ran.contains(&"festival-hour-unprotected".to_string()),
+        ran.contains(&"festival-hour".to_string()) && ran.contains(&"festival-hour-unprotected".to_string()),
         "{ran:?}"
     );
 }
@@ -35,26 +30,13 @@ fn the_festival_hour_with_the_interlocking_is_collision_free_and_without_it_is_n
     let off = Scenario::load(&repo("scenarios/festival-hour-unprotected.toml")).unwrap();
     assert!(on.spec.interlocking && !off.spec.interlocking);
     assert_eq!((on.layout.trains.len(), off.layout.trains.len()), (8, 8));
-    assert_eq!(
-        on.spec.visitors, off.spec.visitors,
-        "the same visitors in both"
-    );
-    let r_on = run_scenario(&on, |_| {}).unwrap();
-    let r_off = run_scenario(&off, |_| {}).unwrap();
+    assert_eq!(on.spec.visitors, off.spec.visitors, "the same visitors in both");
+    let r_on = run_scenario(&on, None, |_, _| {}).unwrap();
+    let r_off = run_scenario(&off, None, |_, _| {}).unwrap();
     assert_eq!(r_on.commands, r_off.commands);
-    assert!(
-        r_on.commands >= 3000,
-        "about 1 command/s for an hour: {}",
-        r_on.commands
-    );
-    assert!(
-        r_on.collisions.is_empty() && r_on.derailments.is_empty(),
-        "{r_on}"
-    );
-    assert!(
-        r_on.rejected_total() > 0,
-        "adversarial visitors were turned away"
-    );
+    assert!(r_on.commands >= 3000, "about 1 command/s for an hour: {}", r_on.commands);
+    assert!(r_on.collisions.is_empty() && r_on.derailments.is_empty(), "{r_on}");
+    assert!(r_on.rejected_total() > 0, "adversarial visitors were turned away");
     assert!(!r_off.collisions.is_empty(), "{r_off}");
 }
 

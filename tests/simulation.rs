@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use sim::layout::{DeviceKind, Layout, OnOff};
 use sim::twin::thread::{Output, Pacing, Request, spawn};
-use sim::twin::{
-    CollisionKind, DerailCause, EventKind, SimCommand, SimEvent, Simulation, TrainStatus,
-};
+use sim::twin::{CollisionKind, DerailCause, EventKind, SimCommand, SimEvent, Simulation, TrainStatus};
 
 use crate::support::{layout_2021, layout_2021_with, siding_layout, train};
 
@@ -21,39 +19,23 @@ fn run_for(sim: &mut Simulation, ms: u64) -> Vec<SimEvent> {
 }
 
 fn set(sim: &mut Simulation, name: &str, state: OnOff) -> Vec<SimEvent> {
-    let device = sim
-        .layout()
-        .device_id(name)
-        .unwrap_or_else(|| panic!("device {name}"));
+    let device = sim.layout().device_id(name).unwrap_or_else(|| panic!("device {name}"));
     let mut events = Vec::new();
-    sim.apply(SimCommand::SetDevice { device, state }, &mut events)
-        .expect("apply");
+    sim.apply(SimCommand::SetDevice { device, state }, &mut events).expect("apply");
     events
 }
 
 fn collisions(events: &[SimEvent]) -> Vec<CollisionKind> {
     events
         .iter()
-        .filter_map(|e| {
-            if let EventKind::Collision { kind, .. } = e.kind {
-                Some(kind)
-            } else {
-                None
-            }
-        })
+        .filter_map(|e| if let EventKind::Collision { kind, .. } = e.kind { Some(kind) } else { None })
         .collect()
 }
 
 fn derailments(events: &[SimEvent]) -> Vec<DerailCause> {
     events
         .iter()
-        .filter_map(|e| {
-            if let EventKind::Derailment { cause, .. } = e.kind {
-                Some(cause)
-            } else {
-                None
-            }
-        })
+        .filter_map(|e| if let EventKind::Derailment { cause, .. } = e.kind { Some(cause) } else { None })
         .collect()
 }
 
@@ -65,34 +47,19 @@ fn a_raised_stop_rail_stops_the_train_at_its_position_and_lowering_releases_it()
     let t = sim.train(0).unwrap();
     let front = t.body.front(&layout);
     assert_eq!(front.seg, layout.segment_id("in").unwrap());
-    assert!(
-        (front.offset - 500.0).abs() < 1e-6,
-        "front stopped at {} mm, stop rail at 500",
-        front.offset
-    );
+    assert!((front.offset - 500.0).abs() < 1e-6, "front stopped at {} mm, stop rail at 500", front.offset);
     assert_eq!(t.held_at, layout.device_id("test_s1"));
 
     set(&mut sim, "test_s1", OnOff::Off);
     let events = run_for(&mut sim, 1_000);
     let front = sim.train(0).unwrap().body.front(&layout);
-    assert!(
-        (front.offset - 700.0).abs() < 1e-6,
-        "released train runs 200 mm in 1 s, now at {}",
-        front.offset
-    );
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::StopRailPassed { train: 0, .. }))
-    );
+    assert!((front.offset - 700.0).abs() < 1e-6, "released train runs 200 mm in 1 s, now at {}", front.offset);
+    assert!(events.iter().any(|e| matches!(e.kind, EventKind::StopRailPassed { train: 0, .. })));
 }
 
 #[test]
 fn a_switch_routes_the_train() {
-    for (state, expect, other) in [
-        (OnOff::Off, "main_mid", "side_mid"),
-        (OnOff::On, "side_mid", "main_mid"),
-    ] {
+    for (state, expect, other) in [(OnOff::Off, "main_mid", "side_mid"), (OnOff::On, "side_mid", "main_mid")] {
         let layout = siding_layout(false, &train("T", "in", 600.0, "SW", 300));
         let mut sim = Simulation::new(layout.clone(), 10).unwrap();
         set(&mut sim, "test_b1", state);
@@ -100,16 +67,11 @@ fn a_switch_routes_the_train() {
         let passed: Vec<&str> = events
             .iter()
             .filter_map(|e| match e.kind {
-                EventKind::SensorPassed { sensor, .. } => {
-                    Some(layout.sensors[sensor].name.as_str())
-                }
+                EventKind::SensorPassed { sensor, .. } => Some(layout.sensors[sensor].name.as_str()),
                 _ => None,
             })
             .collect();
-        assert!(
-            passed.contains(&expect) && !passed.contains(&other),
-            "switch {state:?}: passed {passed:?}"
-        );
+        assert!(passed.contains(&expect) && !passed.contains(&other), "switch {state:?}: passed {passed:?}");
         assert!(derailments(&events).is_empty());
     }
 }
@@ -119,20 +81,14 @@ fn halls_next() -> HashMap<&'static str, Vec<&'static str>> {
     HashMap::from([
         ("motoyawata_s2_f", vec!["motoyawata_s1_b"]),
         ("motoyawata_s1_b", vec!["motoyawata_s1_f"]),
-        (
-            "motoyawata_s1_f",
-            vec!["iwamotocho_s1_b", "iwamotocho_s2_f"],
-        ),
+        ("motoyawata_s1_f", vec!["iwamotocho_s1_b", "iwamotocho_s2_f"]),
         ("iwamotocho_s1_b", vec!["iwamotocho_s1_f"]),
         ("iwamotocho_s2_f", vec!["iwamotocho_s2_b"]),
         ("iwamotocho_s1_f", vec!["kudanshita_s5_b"]),
         ("iwamotocho_s2_b", vec!["kudanshita_s5_b"]),
         ("kudanshita_s5_b", vec!["kudanshita_s5_f"]),
         ("kudanshita_s5_f", vec!["sasazuka_s2_f"]),
-        (
-            "sasazuka_s2_f",
-            vec!["sasazuka_s1_takao", "sasazuka_s2_shinsen"],
-        ),
+        ("sasazuka_s2_f", vec!["sasazuka_s1_takao", "sasazuka_s2_shinsen"]),
         ("sasazuka_s2_shinsen", vec!["sasazuka_s3_shinsen"]),
         ("sasazuka_s3_shinsen", vec!["sasazuka_s3_b"]),
         ("sasazuka_s1_takao", vec!["meidaimae_s1_b"]),
@@ -159,11 +115,7 @@ fn a_train_passes_the_2021_sensors_in_the_order_of_the_hall_chain() {
     let mut seen = std::collections::HashSet::new();
     // Each setting of the switches sends TAKAO round a different way; together they pass every sensor.
     let settings: [&[(&str, OnOff)]; 3] = [
-        &[
-            ("iwamotocho_b1", OnOff::On),
-            ("sasazuka_b1", OnOff::Off),
-            ("iwamotocho_b4", OnOff::Off),
-        ],
+        &[("iwamotocho_b1", OnOff::On), ("sasazuka_b1", OnOff::Off), ("iwamotocho_b4", OnOff::Off)],
         &[
             ("iwamotocho_b1", OnOff::Off),
             ("iwamotocho_b4", OnOff::Off),
@@ -182,43 +134,23 @@ fn a_train_passes_the_2021_sensors_in_the_order_of_the_hall_chain() {
         let mut sim = Simulation::new(layout.clone(), 10).unwrap();
         for (i, d) in layout.devices.iter().enumerate() {
             if d.kind == DeviceKind::StopRail {
-                sim.apply(
-                    SimCommand::SetDevice {
-                        device: i,
-                        state: OnOff::Off,
-                    },
-                    &mut Vec::new(),
-                )
-                .unwrap();
+                sim.apply(SimCommand::SetDevice { device: i, state: OnOff::Off }, &mut Vec::new()).unwrap();
             }
         }
         for &(name, state) in setting {
             set(&mut sim, name, state);
         }
-        sim.apply(
-            SimCommand::SetSpeed {
-                train: 0,
-                speed: 300,
-            },
-            &mut Vec::new(),
-        )
-        .unwrap();
+        sim.apply(SimCommand::SetSpeed { train: 0, speed: 300 }, &mut Vec::new()).unwrap();
         let events = run_for(&mut sim, 20 * 60 * 1000);
         assert!(derailments(&events).is_empty() && collisions(&events).is_empty());
         let passed: Vec<&str> = events
             .iter()
             .filter_map(|e| match e.kind {
-                EventKind::SensorPassed { sensor, .. } => {
-                    Some(layout.sensors[sensor].name.as_str())
-                }
+                EventKind::SensorPassed { sensor, .. } => Some(layout.sensors[sensor].name.as_str()),
                 _ => None,
             })
             .collect();
-        assert!(
-            passed.len() > 20,
-            "{setting:?}: only {} sensor passes",
-            passed.len()
-        );
+        assert!(passed.len() > 20, "{setting:?}: only {} sensor passes", passed.len());
         for pair in passed.windows(2) {
             if let Some(allowed) = next.get(pair[0]) {
                 assert!(
@@ -232,12 +164,7 @@ fn a_train_passes_the_2021_sensors_in_the_order_of_the_hall_chain() {
         seen.extend(passed.into_iter().map(str::to_string));
     }
     let layout = layout_2021();
-    let missed: Vec<&str> = layout
-        .sensors
-        .iter()
-        .map(|s| s.name.as_str())
-        .filter(|n| !seen.contains(*n))
-        .collect();
+    let missed: Vec<&str> = layout.sensors.iter().map(|s| s.name.as_str()).filter(|n| !seen.contains(*n)).collect();
     assert!(missed.is_empty(), "sensors never passed: {missed:?}");
 }
 
@@ -252,15 +179,8 @@ fn a_faster_train_running_into_a_slower_one_is_a_rear_end_collision() {
     assert_eq!(sim.train(1).unwrap().status, TrainStatus::Crashed);
     let pos = sim.train(1).unwrap().body.front(sim.layout());
     let later = run_for(&mut sim, 2_000);
-    assert_eq!(
-        sim.train(1).unwrap().body.front(sim.layout()),
-        pos,
-        "crashed trains stay where they are"
-    );
-    assert!(
-        collisions(&later).is_empty(),
-        "a collision is reported once"
-    );
+    assert_eq!(sim.train(1).unwrap().body.front(sim.layout()), pos, "crashed trains stay where they are");
+    assert!(collisions(&later).is_empty(), "a collision is reported once");
 }
 
 #[test]
@@ -268,18 +188,10 @@ fn trains_running_towards_each_other_collide_head_on() {
     let trains = train("EAST", "main", 500.0, "M", 200) + &train("WEST", "main", 1800.0, "SW", 0);
     let layout = siding_layout(false, &trains);
     let mut sim = Simulation::new(layout, 10).unwrap();
-    sim.apply(SimCommand::SetSpeed { train: 1, speed: 0 }, &mut Vec::new())
-        .unwrap();
+    sim.apply(SimCommand::SetSpeed { train: 1, speed: 0 }, &mut Vec::new()).unwrap();
     let mut events = run_for(&mut sim, 500);
     // WEST faces SW: run it towards EAST.
-    sim.apply(
-        SimCommand::SetSpeed {
-            train: 1,
-            speed: 200,
-        },
-        &mut events,
-    )
-    .unwrap();
+    sim.apply(SimCommand::SetSpeed { train: 1, speed: 200 }, &mut events).unwrap();
     events.extend(run_for(&mut sim, 10_000));
     assert_eq!(collisions(&events), vec![CollisionKind::HeadOn]);
 }
@@ -287,8 +199,7 @@ fn trains_running_towards_each_other_collide_head_on() {
 #[test]
 fn a_train_fouling_a_point_is_hit_from_the_other_branch() {
     // STANDING waits 20 mm short of the merge on the siding; PASSING runs through it on the main line.
-    let trains =
-        train("STANDING", "side", 1980.0, "M", 0) + &train("PASSING", "main", 1000.0, "M", 200);
+    let trains = train("STANDING", "side", 1980.0, "M", 0) + &train("PASSING", "main", 1000.0, "M", 200);
     let layout = siding_layout(false, &trains);
     let mut sim = Simulation::new(layout, 10).unwrap();
     let events = run_for(&mut sim, 10_000);
@@ -300,12 +211,7 @@ fn throwing_a_switch_under_a_train_derails_it() {
     let layout = siding_layout(false, &train("T", "main", 100.0, "M", 0));
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
     let events = set(&mut sim, "test_b1", OnOff::On);
-    assert_eq!(
-        derailments(&events),
-        vec![DerailCause::SwitchThrownUnder(
-            layout.device_id("test_b1").unwrap()
-        )]
-    );
+    assert_eq!(derailments(&events), vec![DerailCause::SwitchThrownUnder(layout.device_id("test_b1").unwrap())]);
     assert_eq!(sim.train(0).unwrap().status, TrainStatus::Derailed);
 }
 
@@ -314,12 +220,7 @@ fn trailing_a_rigid_switch_set_against_the_train_derails_it() {
     let layout = siding_layout(true, &train("T", "side", 1000.0, "M", 200));
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
     let events = run_for(&mut sim, 10_000);
-    assert_eq!(
-        derailments(&events),
-        vec![DerailCause::TrailedAgainst(
-            layout.device_id("test_b2").unwrap()
-        )]
-    );
+    assert_eq!(derailments(&events), vec![DerailCause::TrailedAgainst(layout.device_id("test_b2").unwrap())]);
     // Through a spring point the same run is fine.
     let layout = siding_layout(false, &train("T", "side", 1000.0, "M", 200));
     let mut sim = Simulation::new(layout, 10).unwrap();
@@ -331,34 +232,14 @@ fn a_servo_left_between_on_and_off_derails_the_next_train() {
     let layout = siding_layout(false, &train("T", "in", 600.0, "SW", 200));
     let b1 = layout.device_id("test_b1").unwrap();
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
-    sim.apply(
-        SimCommand::SetAngle {
-            device: b1,
-            angle: 45,
-        },
-        &mut Vec::new(),
-    )
-    .unwrap();
-    assert_eq!(
-        derailments(&run_for(&mut sim, 5_000)),
-        vec![DerailCause::SwitchBetween(b1)]
-    );
+    sim.apply(SimCommand::SetAngle { device: b1, angle: 45 }, &mut Vec::new()).unwrap();
+    assert_eq!(derailments(&run_for(&mut sim, 5_000)), vec![DerailCause::SwitchBetween(b1)]);
 
     let s1 = layout.device_id("test_s1").unwrap();
     let layout = siding_layout(false, &train("T", "in", 100.0, "SW", 200));
     let mut sim = Simulation::new(layout, 10).unwrap();
-    sim.apply(
-        SimCommand::SetAngle {
-            device: s1,
-            angle: 45,
-        },
-        &mut Vec::new(),
-    )
-    .unwrap();
-    assert_eq!(
-        derailments(&run_for(&mut sim, 5_000)),
-        vec![DerailCause::StopRailBetween(s1)]
-    );
+    sim.apply(SimCommand::SetAngle { device: s1, angle: 45 }, &mut Vec::new()).unwrap();
+    assert_eq!(derailments(&run_for(&mut sim, 5_000)), vec![DerailCause::StopRailBetween(s1)]);
 }
 
 #[test]
@@ -366,25 +247,9 @@ fn an_exact_on_or_off_angle_is_that_state() {
     let layout = siding_layout(false, &train("T", "in", 100.0, "SW", 200));
     let s1 = layout.device_id("test_s1").unwrap();
     let mut sim = Simulation::new(layout, 10).unwrap();
-    sim.apply(
-        SimCommand::SetAngle {
-            device: s1,
-            angle: 0,
-        },
-        &mut Vec::new(),
-    )
-    .unwrap();
+    sim.apply(SimCommand::SetAngle { device: s1, angle: 0 }, &mut Vec::new()).unwrap();
     assert_eq!(sim.devices()[s1].state(), Some(OnOff::Off));
-    assert!(
-        sim.apply(
-            SimCommand::SetAngle {
-                device: s1,
-                angle: 360
-            },
-            &mut Vec::new()
-        )
-        .is_err()
-    );
+    assert!(sim.apply(SimCommand::SetAngle { device: s1, angle: 360 }, &mut Vec::new()).is_err());
 }
 
 #[test]
@@ -394,31 +259,13 @@ fn bad_commands_are_refused_and_change_nothing() {
     let before = sim.state();
     let mut events = Vec::new();
     for cmd in [
-        SimCommand::SetDevice {
-            device: 99,
-            state: OnOff::On,
-        },
-        SimCommand::SetSpeed {
-            train: 0,
-            speed: 301,
-        },
-        SimCommand::SetSpeed {
-            train: 5,
-            speed: 10,
-        },
-        SimCommand::SetAngle {
-            device: 0,
-            angle: 400,
-        },
-        SimCommand::SetSpeedLimit {
-            train: 7,
-            limit: None,
-        },
+        SimCommand::SetDevice { device: 99, state: OnOff::On },
+        SimCommand::SetSpeed { train: 0, speed: 301 },
+        SimCommand::SetSpeed { train: 5, speed: 10 },
+        SimCommand::SetAngle { device: 0, angle: 400 },
+        SimCommand::SetSpeedLimit { train: 7, limit: None },
     ] {
-        assert!(
-            sim.apply(cmd, &mut events).is_err(),
-            "{cmd:?} must be refused"
-        );
+        assert!(sim.apply(cmd, &mut events).is_err(), "{cmd:?} must be refused");
     }
     assert!(events.is_empty());
     assert_eq!(sim.state(), before);
@@ -428,26 +275,11 @@ fn bad_commands_are_refused_and_change_nothing() {
 fn reverse_running_moves_the_train_backwards() {
     let layout = siding_layout(false, &train("T", "main", 1000.0, "M", 0));
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
-    sim.apply(
-        SimCommand::SetSpeed {
-            train: 0,
-            speed: -100,
-        },
-        &mut Vec::new(),
-    )
-    .unwrap();
+    sim.apply(SimCommand::SetSpeed { train: 0, speed: -100 }, &mut Vec::new()).unwrap();
     run_for(&mut sim, 2_000);
     let front = sim.train(0).unwrap().body.front(&layout);
-    assert!(
-        (front.offset - 800.0).abs() < 1e-6,
-        "front moved back 200 mm, now at {}",
-        front.offset
-    );
-    assert_eq!(
-        front.dir,
-        sim::layout::Dir::Forward,
-        "the front still faces M"
-    );
+    assert!((front.offset - 800.0).abs() < 1e-6, "front moved back 200 mm, now at {}", front.offset);
+    assert_eq!(front.dir, sim::layout::Dir::Forward, "the front still faces M");
 }
 
 #[test]
@@ -458,14 +290,7 @@ fn the_same_commands_give_the_same_run() {
         let mut events = Vec::new();
         for (i, d) in layout.devices.iter().enumerate() {
             if d.kind == DeviceKind::StopRail {
-                sim.apply(
-                    SimCommand::SetDevice {
-                        device: i,
-                        state: OnOff::Off,
-                    },
-                    &mut events,
-                )
-                .unwrap();
+                sim.apply(SimCommand::SetDevice { device: i, state: OnOff::Off }, &mut events).unwrap();
             }
         }
         events.extend(run_for(&mut sim, 120_000));
@@ -486,23 +311,11 @@ fn the_simulation_thread_takes_commands_and_sends_events_over_channels() {
     let handle = spawn(sim, Pacing::Fast, None);
     handle
         .requests
-        .send(Request::Command {
-            id: 7,
-            cmd: SimCommand::SetDevice {
-                device: s1,
-                state: OnOff::Off,
-            },
-        })
+        .send(Request::Command { id: 7, cmd: SimCommand::SetDevice { device: s1, state: OnOff::Off } })
         .unwrap();
     handle
         .requests
-        .send(Request::Command {
-            id: 8,
-            cmd: SimCommand::SetDevice {
-                device: 99,
-                state: OnOff::Off,
-            },
-        })
+        .send(Request::Command { id: 8, cmd: SimCommand::SetDevice { device: 99, state: OnOff::Off } })
         .unwrap();
     let mut acks = Vec::new();
     let mut sensor = false;
@@ -530,9 +343,5 @@ fn a_paced_simulation_keeps_to_the_wall_clock() {
     while handle.outputs.recv().is_ok() {}
     let sim = handle.stop();
     assert_eq!(sim.time_ms(), 300);
-    assert!(
-        started.elapsed() >= Duration::from_millis(290),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(290), "took {:?}", started.elapsed());
 }

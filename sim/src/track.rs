@@ -6,8 +6,7 @@
 use std::collections::VecDeque;
 
 use crate::layout::{
-    Branch, DeviceId, DeviceKind, Dir, Layout, NodeId, NodeRole, OnOff, Placement, PointKind, Port,
-    SegId, Segment,
+    Branch, DeviceId, Dir, Layout, NodeId, NodeRole, OnOff, Placement, PointKind, Port, SegId, Segment,
 };
 
 /// Where a servo device is: at its ON or OFF angle, or stuck between them.
@@ -51,20 +50,10 @@ pub enum Blocked {
 }
 
 /// The port a train leaves `node` by when it arrives through `entered`, given device positions.
-pub fn pass_node(
-    layout: &Layout,
-    node: NodeId,
-    entered: Port,
-    devices: &[DevicePosition],
-) -> Result<Port, Blocked> {
+pub fn pass_node(layout: &Layout, node: NodeId, entered: Port, devices: &[DevicePosition]) -> Result<Port, Blocked> {
     match layout.nodes[node].role {
         NodeRole::Joint([a, b]) => Ok(if a == entered { b } else { a }),
-        NodeRole::Point {
-            trunk,
-            straight,
-            diverging,
-            kind,
-        } => {
+        NodeRole::Point { trunk, straight, diverging, kind } => {
             let set = match kind {
                 PointKind::Spring { normal } => Some(normal),
                 PointKind::Switch { device, .. } => match devices[device] {
@@ -74,29 +63,18 @@ pub fn pass_node(
                 },
             };
             let branch_port = |b: Branch| {
-                if b == Branch::Straight {
-                    straight
-                } else {
-                    diverging
-                }
+                if b == Branch::Straight { straight } else { diverging }
             };
             if entered == trunk {
                 // Facing: follow the set branch.
-                return Ok(branch_port(
-                    set.expect("springs and set switches have a branch"),
-                ));
+                return Ok(branch_port(set.expect("springs and set switches have a branch")));
             }
             // Trailing: always to the trunk, unless a rigid switch is set against the train.
-            let from = if entered == straight {
-                Branch::Straight
-            } else {
-                Branch::Diverging
-            };
+            let from = if entered == straight { Branch::Straight } else { Branch::Diverging };
             match kind {
-                PointKind::Switch {
-                    device,
-                    trailable: false,
-                } if set != Some(from) => Err(Blocked::TrailedAgainst(device)),
+                PointKind::Switch { device, trailable: false } if set != Some(from) => {
+                    Err(Blocked::TrailedAgainst(device))
+                }
                 _ => Ok(trunk),
             }
         }
@@ -111,15 +89,7 @@ pub fn next_segment(
     devices: &[DevicePosition],
 ) -> Result<(SegId, Dir), Blocked> {
     let node = layout.segments[seg].node_ahead(dir);
-    let out = pass_node(
-        layout,
-        node,
-        Port {
-            seg,
-            end: Segment::exit_end(dir),
-        },
-        devices,
-    )?;
+    let out = pass_node(layout, node, Port { seg, end: Segment::exit_end(dir) }, devices)?;
     Ok((out.seg, out.leaving_dir()))
 }
 
@@ -146,11 +116,7 @@ impl Span {
     /// The span of `seg` between two distances travelled in `dir`.
     pub fn between(seg: &Segment, id: SegId, dir: Dir, a: f64, b: f64) -> Span {
         let (x, y) = (offset_of(seg, dir, a), offset_of(seg, dir, b));
-        Span {
-            seg: id,
-            lo: x.min(y),
-            hi: x.max(y),
-        }
+        Span { seg: id, lo: x.min(y), hi: x.max(y) }
     }
 
     /// Whether two spans overlap by more than nothing.
@@ -199,18 +165,12 @@ impl Body {
             tail: seg.length - head,
             head: seg.length - head,
         };
-        rev.extend_head(layout, length, devices)
-            .map_err(|blocked| PlacementError { length, blocked })?;
+        rev.extend_head(layout, length, devices).map_err(|blocked| PlacementError { length, blocked })?;
         Ok(rev.reversed(layout))
     }
 
     /// Moves the front `d` further along the track, following nodes (the rear does not move).
-    fn extend_head(
-        &mut self,
-        layout: &Layout,
-        mut d: f64,
-        devices: &[DevicePosition],
-    ) -> Result<(), Blocked> {
+    fn extend_head(&mut self, layout: &Layout, mut d: f64, devices: &[DevicePosition]) -> Result<(), Blocked> {
         loop {
             let (seg, dir) = *self.segs.back().expect("a body covers a segment");
             let room = layout.segments[seg].length - self.head;
@@ -230,12 +190,7 @@ impl Body {
         let first = self.segs.front().expect("non-empty").0;
         let last = self.segs.back().expect("non-empty").0;
         Body {
-            segs: self
-                .segs
-                .iter()
-                .rev()
-                .map(|&(s, d)| (s, d.flip()))
-                .collect(),
+            segs: self.segs.iter().rev().map(|&(s, d)| (s, d.flip())).collect(),
             head: layout.segments[first].length - self.tail,
             tail: layout.segments[last].length - self.head,
         }
@@ -257,11 +212,7 @@ impl Body {
     /// The front's segment, direction and offset.
     pub fn front(&self, layout: &Layout) -> Placement {
         let (seg, dir) = *self.segs.back().expect("non-empty");
-        Placement {
-            seg,
-            offset: offset_of(&layout.segments[seg], dir, self.head),
-            dir,
-        }
+        Placement { seg, offset: offset_of(&layout.segments[seg], dir, self.head), dir }
     }
 
     /// The spans the body covers, rear first.
@@ -277,24 +228,14 @@ impl Body {
 
     /// The nodes the body spans across (between two of its segments).
     pub fn inner_nodes<'a>(&'a self, layout: &'a Layout) -> impl Iterator<Item = NodeId> + 'a {
-        self.segs
-            .iter()
-            .take(self.segs.len().saturating_sub(1))
-            .map(|&(s, d)| layout.segments[s].node_ahead(d))
+        self.segs.iter().take(self.segs.len().saturating_sub(1)).map(|&(s, d)| layout.segments[s].node_ahead(d))
     }
 
     /// Whether the body straddles the node that `device` (a switch) drives.
     pub fn straddles_switch(&self, layout: &Layout, device: DeviceId) -> bool {
         match layout.devices[device].place {
-            crate::layout::DevicePlace::Switch { node } => {
-                self.inner_nodes(layout).any(|n| n == node)
-            }
+            crate::layout::DevicePlace::Switch { node } => self.inner_nodes(layout).any(|n| n == node),
             crate::layout::DevicePlace::StopRail { .. } => false,
         }
     }
-}
-
-/// Whether a device is a stop rail.
-pub fn is_stop_rail(layout: &Layout, device: DeviceId) -> bool {
-    layout.devices[device].kind == DeviceKind::StopRail
 }

@@ -122,10 +122,7 @@ impl Interlocking {
                 ),
             }),
             Request::Speed { .. } => Ok(()),
-            Request::Device {
-                device,
-                state: wanted,
-            } => {
+            Request::Device { device, state: wanted } => {
                 if state.devices[device] == DevicePosition::from(wanted) {
                     return Ok(());
                 }
@@ -160,32 +157,14 @@ impl Interlocking {
     }
 
     fn claims(&self, state: &TrackState, devices: &[DevicePosition]) -> Vec<Claim> {
-        state
-            .trains
-            .iter()
-            .map(|t| Claim::of(&self.layout, devices, t))
-            .collect()
+        state.trains.iter().map(|t| Claim::of(&self.layout, devices, t)).collect()
     }
 
-    fn check_rules(
-        &self,
-        device: DeviceId,
-        wanted: OnOff,
-        devices: &[DevicePosition],
-    ) -> Result<(), Rejection> {
+    fn check_rules(&self, device: DeviceId, wanted: OnOff, devices: &[DevicePosition]) -> Result<(), Rejection> {
         let after = |d: DeviceId| {
-            if d == device {
-                Some(wanted)
-            } else {
-                devices[d].state()
-            }
+            if d == device { Some(wanted) } else { devices[d].state() }
         };
-        for group in self
-            .layout
-            .rules
-            .iter()
-            .filter(|g| g.devices.contains(&device))
-        {
+        for group in self.layout.rules.iter().filter(|g| g.devices.contains(&device)) {
             let allowed = group.allowed.iter().any(|line| {
                 line.on.iter().all(|&d| after(d) == Some(OnOff::On))
                     && line.off.iter().all(|&d| after(d) == Some(OnOff::Off))
@@ -211,13 +190,9 @@ impl Interlocking {
         let before = self.claims(state, &state.devices);
         let mut devices = state.devices.clone();
         devices[device] = DevicePosition::Off;
-        let released: Vec<usize> = (0..before.len())
-            .filter(|&i| before[i].route.end == RouteEnd::StopRail(device))
-            .collect();
-        let after: Vec<Claim> = released
-            .iter()
-            .map(|&i| Claim::of(&self.layout, &devices, &state.trains[i]))
-            .collect();
+        let released: Vec<usize> =
+            (0..before.len()).filter(|&i| before[i].route.end == RouteEnd::StopRail(device)).collect();
+        let after: Vec<Claim> = released.iter().map(|&i| Claim::of(&self.layout, &devices, &state.trains[i])).collect();
         for claim in &after {
             let train = self.train_name(claim.train);
             match claim.route.end {
@@ -233,24 +208,18 @@ impl Interlocking {
                 RouteEnd::Unsafe(at) => {
                     let what = match at {
                         UnsafeAt::Switch(crate::track::Blocked::SwitchBetween(d)) => {
-                            format!(
-                                "{}, which is stuck between positions",
-                                self.layout.devices[d].name
-                            )
+                            format!("{}, which is stuck between positions", self.layout.devices[d].name)
                         }
                         UnsafeAt::Switch(crate::track::Blocked::TrailedAgainst(d)) => {
                             format!("{}, which is set against it", self.layout.devices[d].name)
                         }
-                        UnsafeAt::StopRail(d) => format!(
-                            "{}, which is stuck between positions",
-                            self.layout.devices[d].name
-                        ),
+                        UnsafeAt::StopRail(d) => {
+                            format!("{}, which is stuck between positions", self.layout.devices[d].name)
+                        }
                     };
                     return Err(Rejection {
                         kind: RejectKind::RouteUnsafe,
-                        message: format!(
-                            "{name} cannot be lowered now: {train} would run onto {what}"
-                        ),
+                        message: format!("{name} cannot be lowered now: {train} would run onto {what}"),
                     });
                 }
             }
@@ -281,10 +250,7 @@ impl Interlocking {
         events
             .iter()
             .filter_map(|e| match e.kind {
-                EventKind::StopRailPassed { device, .. } => Some(SimCommand::SetDevice {
-                    device,
-                    state: OnOff::On,
-                }),
+                EventKind::StopRailPassed { device, .. } => Some(SimCommand::SetDevice { device, state: OnOff::On }),
                 _ => None,
             })
             .collect()
@@ -296,19 +262,11 @@ impl Interlocking {
         if !self.enabled {
             return Vec::new();
         }
-        let bodies: Vec<Vec<crate::track::Span>> = state
-            .trains
-            .iter()
-            .map(|t| t.body.spans(&self.layout).collect())
-            .collect();
+        let bodies: Vec<Vec<crate::track::Span>> =
+            state.trains.iter().map(|t| t.body.spans(&self.layout).collect()).collect();
         let mut changes = Vec::new();
-        for t in state
-            .trains
-            .iter()
-            .filter(|t| t.status == TrainStatus::Running && t.set_speed > 0)
-        {
-            let route =
-                route::route_ahead(&self.layout, &state.devices, t.body.front(&self.layout));
+        for t in state.trains.iter().filter(|t| t.status == TrainStatus::Running && t.set_speed > 0) {
+            let route = route::route_ahead(&self.layout, &state.devices, t.body.front(&self.layout));
             let nearest = state
                 .trains
                 .iter()

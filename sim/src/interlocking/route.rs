@@ -42,11 +42,7 @@ pub struct Route {
 /// Walks from `front` along the set route until a raised stop rail, an unsafe device, or the layout's length.
 pub fn route_ahead(layout: &Layout, devices: &[DevicePosition], front: Placement) -> Route {
     let cap = layout.track_length();
-    let mut route = Route {
-        spans: Vec::new(),
-        nodes: Vec::new(),
-        end: RouteEnd::Unbounded,
-    };
+    let mut route = Route { spans: Vec::new(), nodes: Vec::new(), end: RouteEnd::Unbounded };
     let (mut seg, mut dir) = (front.seg, front.dir);
     let s = &layout.segments[seg];
     let mut h = offset_of(s, dir, front.offset); // travelled distance of the front into `seg`
@@ -66,9 +62,7 @@ pub fn route_ahead(layout: &Layout, devices: &[DevicePosition], front: Placement
             }
         }
         let until = stop.map_or(s.length, |(p, _)| p);
-        route
-            .spans
-            .push((Span::between(s, seg, dir, h, until), dir));
+        route.spans.push((Span::between(s, seg, dir, h, until), dir));
         walked += until - h;
         if let Some((_, end)) = stop {
             route.end = end;
@@ -108,13 +102,7 @@ impl Claim {
         spans.extend(route.spans.iter().map(|(s, _)| *s));
         let mut points: Vec<NodeId> = Vec::new();
         let is_point = |n: NodeId| matches!(layout.nodes[n].role, NodeRole::Point { .. });
-        points.extend(
-            train
-                .body
-                .inner_nodes(layout)
-                .chain(route.nodes.iter().copied())
-                .filter(|&n| is_point(n)),
-        );
+        points.extend(train.body.inner_nodes(layout).chain(route.nodes.iter().copied()).filter(|&n| is_point(n)));
         // Widen the rear and the route's end, and note points within the margin of any span end.
         let tail_dir = train.body.segs.front().map(|x| x.1).expect("non-empty");
         widen(layout, &mut spans[0], tail_dir.flip());
@@ -132,23 +120,13 @@ impl Claim {
         }
         points.sort_unstable();
         points.dedup();
-        Claim {
-            train: train.id,
-            spans,
-            points,
-            route,
-        }
+        Claim { train: train.id, spans, points, route }
     }
 
     /// Whether two claims share track or a point.
     pub fn conflicts(&self, other: &Claim) -> bool {
-        self.points
-            .iter()
-            .any(|p| other.points.binary_search(p).is_ok())
-            || self
-                .spans
-                .iter()
-                .any(|a| other.spans.iter().any(|b| a.overlaps(b)))
+        self.points.iter().any(|p| other.points.binary_search(p).is_ok())
+            || self.spans.iter().any(|a| other.spans.iter().any(|b| a.overlaps(b)))
     }
 
     /// Whether the claim runs through or fouls `node`.
@@ -170,9 +148,7 @@ fn widen(layout: &Layout, span: &mut Span, dir: Dir) {
 pub fn gap_to(route: &Route, other: &[Span]) -> Option<f64> {
     let mut walked = 0.0;
     for (span, dir) in &route.spans {
-        let hits = other
-            .iter()
-            .filter(|o| o.overlaps(span) || touches(o, span));
+        let hits = other.iter().filter(|o| o.overlaps(span) || touches(o, span));
         let first = match dir {
             Dir::Forward => hits.map(|o| o.lo.max(span.lo) - span.lo).reduce(f64::min),
             Dir::Backward => hits.map(|o| span.hi - o.hi.min(span.hi)).reduce(f64::min),

@@ -6,9 +6,7 @@ use super::model::*;
 use super::spec::*;
 
 /// GPIO pins of the ESP32 servo boards that can drive a servo (the 2021 firmware's list).
-pub const SERVO_PINS: [u32; 16] = [
-    4, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27, 32, 33,
-];
+pub const SERVO_PINS: [u32; 16] = [4, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27, 32, 33];
 
 /// Why a layout file is not usable. Every variant names the offending entry.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -35,9 +33,7 @@ pub enum LayoutError {
         name: String,
     },
     /// A node does not join the number of segment ends its kind needs.
-    #[error(
-        "node `{node}`: {found} segment end(s) attached, a {kind} needs {needed} (dangling segment end)"
-    )]
+    #[error("node `{node}`: {found} segment end(s) attached, a {kind} needs {needed} (dangling segment end)")]
     DanglingEnd {
         /// The node.
         node: String,
@@ -99,52 +95,33 @@ pub enum LayoutError {
 }
 
 fn invalid(entry: impl Into<String>, problem: impl Into<String>) -> LayoutError {
-    LayoutError::Invalid {
-        entry: entry.into(),
-        problem: problem.into(),
-    }
+    LayoutError::Invalid { entry: entry.into(), problem: problem.into() }
 }
 
 /// Builds a name -> index map, refusing duplicates.
-fn index<'a>(
-    kind: &'static str,
-    names: impl Iterator<Item = &'a str>,
-) -> Result<HashMap<String, usize>, LayoutError> {
+fn index<'a>(kind: &'static str, names: impl Iterator<Item = &'a str>) -> Result<HashMap<String, usize>, LayoutError> {
     let mut map = HashMap::new();
     for (i, name) in names.enumerate() {
         if map.insert(name.to_string(), i).is_some() {
-            return Err(LayoutError::Duplicate {
-                kind,
-                name: name.to_string(),
-            });
+            return Err(LayoutError::Duplicate { kind, name: name.to_string() });
         }
     }
     Ok(map)
 }
 
-fn lookup(
-    map: &HashMap<String, usize>,
-    entry: &str,
-    kind: &'static str,
-    name: &str,
-) -> Result<usize, LayoutError> {
-    map.get(name)
-        .copied()
-        .ok_or_else(|| LayoutError::UnknownReference {
-            entry: entry.to_string(),
-            kind,
-            name: name.to_string(),
-        })
+fn lookup(map: &HashMap<String, usize>, entry: &str, kind: &'static str, name: &str) -> Result<usize, LayoutError> {
+    map.get(name).copied().ok_or_else(|| LayoutError::UnknownReference {
+        entry: entry.to_string(),
+        kind,
+        name: name.to_string(),
+    })
 }
 
 fn check_offset(entry: &str, offset: f64, seg: &Segment) -> Result<(), LayoutError> {
     if !(0.0..=seg.length).contains(&offset) {
         return Err(invalid(
             entry,
-            format!(
-                "offset {offset} mm is outside segment `{}` (0..{} mm)",
-                seg.id, seg.length
-            ),
+            format!("offset {offset} mm is outside segment `{}` (0..{} mm)", seg.id, seg.length),
         ));
     }
     Ok(())
@@ -153,8 +130,7 @@ fn check_offset(entry: &str, offset: f64, seg: &Segment) -> Result<(), LayoutErr
 impl Layout {
     /// Parses and validates a layout from TOML text.
     pub fn from_toml(text: &str) -> Result<Layout, LayoutError> {
-        let spec: LayoutSpec =
-            toml::from_str(text).map_err(|e| LayoutError::Malformed(e.to_string()))?;
+        let spec: LayoutSpec = toml::from_str(text).map_err(|e| LayoutError::Malformed(e.to_string()))?;
         Layout::from_spec(&spec)
     }
 
@@ -178,15 +154,7 @@ impl Layout {
 
         let segments = build_segments(spec, &node_ix)?;
         let nodes = build_nodes(spec, &segments, &seg_ix, &device_ix)?;
-        let devices = build_devices(
-            spec,
-            &segments,
-            &nodes,
-            &station_ix,
-            &board_ix,
-            &seg_ix,
-            &node_ix,
-        )?;
+        let devices = build_devices(spec, &segments, &nodes, &station_ix, &board_ix, &seg_ix, &node_ix)?;
         let sensors = build_sensors(spec, &segments, &board_ix, &seg_ix)?;
         check_pins(spec, &devices, &sensors)?;
 
@@ -204,11 +172,7 @@ impl Layout {
             })
             .collect::<Result<Vec<_>, LayoutError>>()?;
 
-        let rules = spec
-            .rules
-            .iter()
-            .map(|r| build_rule(r, &device_ix))
-            .collect::<Result<Vec<_>, LayoutError>>()?;
+        let rules = spec.rules.iter().map(|r| build_rule(r, &device_ix)).collect::<Result<Vec<_>, LayoutError>>()?;
 
         let trains = spec
             .trains
@@ -223,21 +187,13 @@ impl Layout {
             stations: spec
                 .stations
                 .iter()
-                .map(|s| Station {
-                    id: s.id.clone(),
-                    name_ja: s.name_ja.clone(),
-                    name_en: s.name_en.clone(),
-                })
+                .map(|s| Station { id: s.id.clone(), name_ja: s.name_ja.clone(), name_en: s.name_en.clone() })
                 .collect(),
             platforms,
             boards: spec
                 .boards
                 .iter()
-                .map(|b| Board {
-                    name: b.name.clone(),
-                    address: b.address.clone(),
-                    kind: b.kind,
-                })
+                .map(|b| Board { name: b.name.clone(), address: b.address.clone(), kind: b.kind })
                 .collect(),
             nodes,
             segments,
@@ -253,10 +209,7 @@ impl Layout {
     }
 }
 
-fn build_segments(
-    spec: &LayoutSpec,
-    node_ix: &HashMap<String, usize>,
-) -> Result<Vec<Segment>, LayoutError> {
+fn build_segments(spec: &LayoutSpec, node_ix: &HashMap<String, usize>) -> Result<Vec<Segment>, LayoutError> {
     spec.segments
         .iter()
         .map(|s| {
@@ -264,24 +217,12 @@ fn build_segments(
             let from = lookup(node_ix, &entry, "node", &s.from)?;
             let to = lookup(node_ix, &entry, "node", &s.to)?;
             if from == to {
-                return Err(invalid(
-                    &entry,
-                    "starts and ends at the same node; split it with a joint",
-                ));
+                return Err(invalid(&entry, "starts and ends at the same node; split it with a joint"));
             }
             if !(s.length_mm.is_finite() && s.length_mm > 0.0) {
-                return Err(invalid(
-                    &entry,
-                    format!("length {} mm must be positive", s.length_mm),
-                ));
+                return Err(invalid(&entry, format!("length {} mm must be positive", s.length_mm)));
             }
-            Ok(Segment {
-                id: s.id.clone(),
-                from,
-                to,
-                length: s.length_mm,
-                points: s.points.clone(),
-            })
+            Ok(Segment { id: s.id.clone(), from, to, length: s.length_mm, points: s.points.clone() })
         })
         .collect()
 }
@@ -295,10 +236,7 @@ fn build_nodes(
     // Every segment end attached to each node.
     let mut attached: Vec<Vec<Port>> = vec![Vec::new(); spec.nodes.len()];
     for (seg, s) in segments.iter().enumerate() {
-        attached[s.from].push(Port {
-            seg,
-            end: End::From,
-        });
+        attached[s.from].push(Port { seg, end: End::From });
         attached[s.to].push(Port { seg, end: End::To });
     }
     spec.nodes
@@ -333,29 +271,18 @@ fn build_nodes(
                         })?;
                         let seg = lookup(seg_ix, &entry, "segment", name)?;
                         ports.iter().copied().find(|p| p.seg == seg).ok_or_else(|| {
-                            invalid(
-                                &entry,
-                                format!("{branch} segment `{name}` does not end at this node"),
-                            )
+                            invalid(&entry, format!("{branch} segment `{name}` does not end at this node"))
                         })
                     };
                 let trunk = port("trunk", &n.trunk)?;
                 let straight = port("straight", &n.straight)?;
                 let diverging = port("diverging", &n.diverging)?;
-                if trunk.seg == straight.seg
-                    || trunk.seg == diverging.seg
-                    || straight.seg == diverging.seg
-                {
-                    return Err(invalid(
-                        &entry,
-                        "trunk, straight and diverging must be three different segments",
-                    ));
+                if trunk.seg == straight.seg || trunk.seg == diverging.seg || straight.seg == diverging.seg {
+                    return Err(invalid(&entry, "trunk, straight and diverging must be three different segments"));
                 }
                 let kind = match n.kind {
                     NodeKind::Spring => PointKind::Spring {
-                        normal: n
-                            .normal
-                            .ok_or_else(|| invalid(&entry, "spring point needs `normal`"))?,
+                        normal: n.normal.ok_or_else(|| invalid(&entry, "spring point needs `normal`"))?,
                     },
                     _ => {
                         let drivers: Vec<usize> = spec
@@ -365,28 +292,15 @@ fn build_nodes(
                             .filter_map(|d| device_ix.get(&d.name).copied())
                             .collect();
                         match drivers.as_slice() {
-                            [device] => PointKind::Switch {
-                                device: *device,
-                                trailable: n.trailable,
-                            },
+                            [device] => PointKind::Switch { device: *device, trailable: n.trailable },
                             [] => return Err(invalid(&entry, "no switch device drives it")),
                             _ => return Err(invalid(&entry, "driven by more than one device")),
                         }
                     }
                 };
-                NodeRole::Point {
-                    trunk,
-                    straight,
-                    diverging,
-                    kind,
-                }
+                NodeRole::Point { trunk, straight, diverging, kind }
             };
-            Ok(Node {
-                id: n.id.clone(),
-                x: n.x,
-                y: n.y,
-                role,
-            })
+            Ok(Node { id: n.id.clone(), x: n.x, y: n.y, role })
         })
         .collect()
 }
@@ -407,24 +321,14 @@ fn build_devices(
             let station = lookup(station_ix, &entry, "station", &d.station)?;
             let board = lookup(board_ix, &entry, "board", &d.board)?;
             if spec.boards[board].kind != BoardKind::Servo {
-                return Err(invalid(
-                    &entry,
-                    format!("board `{}` is not a servo board", d.board),
-                ));
+                return Err(invalid(&entry, format!("board `{}` is not a servo board", d.board)));
             }
             if !SERVO_PINS.contains(&d.pin) {
-                return Err(LayoutError::NotServoPin {
-                    device: d.name.clone(),
-                    pin: d.pin,
-                });
+                return Err(LayoutError::NotServoPin { device: d.name.clone(), pin: d.pin });
             }
             for (which, angle) in [("ON", d.on_angle), ("OFF", d.off_angle)] {
                 if angle > 359 {
-                    return Err(LayoutError::AngleOutOfRange {
-                        device: d.name.clone(),
-                        which,
-                        angle,
-                    });
+                    return Err(LayoutError::AngleOutOfRange { device: d.name.clone(), which, angle });
                 }
             }
             if d.on_angle == d.off_angle {
@@ -432,34 +336,17 @@ fn build_devices(
             }
             let place = match d.kind {
                 DeviceKind::Switch => {
-                    let name = d
-                        .node
-                        .as_ref()
-                        .ok_or_else(|| invalid(&entry, "a switch needs `node`"))?;
+                    let name = d.node.as_ref().ok_or_else(|| invalid(&entry, "a switch needs `node`"))?;
                     let node = lookup(node_ix, &entry, "node", name)?;
-                    if !matches!(
-                        nodes[node].role,
-                        NodeRole::Point {
-                            kind: PointKind::Switch { .. },
-                            ..
-                        }
-                    ) {
-                        return Err(invalid(
-                            &entry,
-                            format!("node `{name}` is not a switch node"),
-                        ));
+                    if !matches!(nodes[node].role, NodeRole::Point { kind: PointKind::Switch { .. }, .. }) {
+                        return Err(invalid(&entry, format!("node `{name}` is not a switch node")));
                     }
                     DevicePlace::Switch { node }
                 }
                 DeviceKind::StopRail => {
-                    let name = d
-                        .segment
-                        .as_ref()
-                        .ok_or_else(|| invalid(&entry, "a stop rail needs `segment`"))?;
+                    let name = d.segment.as_ref().ok_or_else(|| invalid(&entry, "a stop rail needs `segment`"))?;
                     let seg = lookup(seg_ix, &entry, "segment", name)?;
-                    let offset = d
-                        .offset_mm
-                        .ok_or_else(|| invalid(&entry, "a stop rail needs `offset_mm`"))?;
+                    let offset = d.offset_mm.ok_or_else(|| invalid(&entry, "a stop rail needs `offset_mm`"))?;
                     check_offset(&entry, offset, &segments[seg])?;
                     DevicePlace::StopRail { seg, offset }
                 }
@@ -496,40 +383,24 @@ fn build_sensors(
                 (Some(b), Some(pin)) => {
                     let board = lookup(board_ix, &entry, "board", b)?;
                     if spec.boards[board].kind != BoardKind::Sensor {
-                        return Err(invalid(
-                            &entry,
-                            format!("board `{b}` is not a sensor board"),
-                        ));
+                        return Err(invalid(&entry, format!("board `{b}` is not a sensor board")));
                     }
                     Some((board, pin))
                 }
                 (None, None) => None,
                 _ => return Err(invalid(&entry, "`board` and `pin` go together")),
             };
-            Ok(Sensor {
-                name: s.name.clone(),
-                seg,
-                offset: s.offset_mm,
-                wiring,
-            })
+            Ok(Sensor { name: s.name.clone(), seg, offset: s.offset_mm, wiring })
         })
         .collect()
 }
 
-fn check_pins(
-    spec: &LayoutSpec,
-    devices: &[Device],
-    sensors: &[Sensor],
-) -> Result<(), LayoutError> {
+fn check_pins(spec: &LayoutSpec, devices: &[Device], sensors: &[Sensor]) -> Result<(), LayoutError> {
     let mut used: HashMap<(usize, u32), &str> = HashMap::new();
     let users = devices
         .iter()
         .map(|d| ((d.board, d.pin), d.name.as_str()))
-        .chain(
-            sensors
-                .iter()
-                .filter_map(|s| s.wiring.map(|w| (w, s.name.as_str()))),
-        );
+        .chain(sensors.iter().filter_map(|s| s.wiring.map(|w| (w, s.name.as_str()))));
     for (key, name) in users {
         if let Some(first) = used.insert(key, name) {
             return Err(LayoutError::PinUsedTwice {
@@ -546,10 +417,7 @@ fn check_pins(
 fn build_rule(r: &RuleSpec, device_ix: &HashMap<String, usize>) -> Result<RuleGroup, LayoutError> {
     let entry = format!("rule group `{}`", r.name);
     let resolve = |names: &[String]| -> Result<Vec<usize>, LayoutError> {
-        names
-            .iter()
-            .map(|n| lookup(device_ix, &entry, "device", n))
-            .collect()
+        names.iter().map(|n| lookup(device_ix, &entry, "device", n)).collect()
     };
     let devices = resolve(&r.devices)?;
     if r.allowed.is_empty() {
@@ -562,19 +430,12 @@ fn build_rule(r: &RuleSpec, device_ix: &HashMap<String, usize>) -> Result<RuleGr
             let on = resolve(&line.on)?;
             let off = resolve(&line.off)?;
             if let Some(d) = on.iter().chain(&off).find(|d| !devices.contains(d)) {
-                return Err(invalid(
-                    &entry,
-                    format!("a line names a device the group does not cover (#{d})"),
-                ));
+                return Err(invalid(&entry, format!("a line names a device the group does not cover (#{d})")));
             }
             Ok(RuleLine { on, off })
         })
         .collect::<Result<Vec<_>, LayoutError>>()?;
-    Ok(RuleGroup {
-        name: r.name.clone(),
-        devices,
-        allowed,
-    })
+    Ok(RuleGroup { name: r.name.clone(), devices, allowed })
 }
 
 fn build_train(
@@ -592,33 +453,20 @@ fn build_train(
     } else if toward == s.from {
         Dir::Backward
     } else {
-        return Err(invalid(
-            &entry,
-            format!(
-                "`toward` node `{}` is not an end of `{}`",
-                t.start.toward, s.id
-            ),
-        ));
+        return Err(invalid(&entry, format!("`toward` node `{}` is not an end of `{}`", t.start.toward, s.id)));
     };
     check_offset(&entry, t.start.offset_mm, s)?;
     if !(t.length_mm.is_finite() && t.length_mm > 0.0) {
         return Err(invalid(&entry, "length must be positive"));
     }
     if t.speed_mm_s > t.max_speed_mm_s {
-        return Err(invalid(
-            &entry,
-            format!("speed {} exceeds max {}", t.speed_mm_s, t.max_speed_mm_s),
-        ));
+        return Err(invalid(&entry, format!("speed {} exceeds max {}", t.speed_mm_s, t.max_speed_mm_s)));
     }
     Ok(Train {
         name: t.name.clone(),
         length: t.length_mm,
         max_speed: t.max_speed_mm_s,
         speed: t.speed_mm_s,
-        start: Placement {
-            seg,
-            offset: t.start.offset_mm,
-            dir,
-        },
+        start: Placement { seg, offset: t.start.offset_mm, dir },
     })
 }

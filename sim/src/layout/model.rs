@@ -337,13 +337,10 @@ impl Layout {
 
     /// Stop-rail devices lying on a segment, as (device, offset).
     pub fn stop_rails_on(&self, seg: SegId) -> impl Iterator<Item = (DeviceId, f64)> + '_ {
-        self.devices
-            .iter()
-            .enumerate()
-            .filter_map(move |(id, d)| match d.place {
-                DevicePlace::StopRail { seg: s, offset } if s == seg => Some((id, offset)),
-                _ => None,
-            })
+        self.devices.iter().enumerate().filter_map(move |(id, d)| match d.place {
+            DevicePlace::StopRail { seg: s, offset } if s == seg => Some((id, offset)),
+            _ => None,
+        })
     }
 
     /// Total track length in millimetres.
@@ -364,10 +361,7 @@ impl Layout {
             let d = dist(w[0], w[1]);
             if want <= d && d > 0.0 {
                 let t = want / d;
-                return [
-                    w[0][0] + (w[1][0] - w[0][0]) * t,
-                    w[0][1] + (w[1][1] - w[0][1]) * t,
-                ];
+                return [w[0][0] + (w[1][0] - w[0][0]) * t, w[0][1] + (w[1][1] - w[0][1]) * t];
             }
             want -= d;
         }
@@ -437,11 +431,7 @@ impl Layout {
             track_m: self.track_length() / 1000.0,
             switches: points(false),
             springs: points(true),
-            stop_rails: self
-                .devices
-                .iter()
-                .filter(|d| d.kind == DeviceKind::StopRail)
-                .count(),
+            stop_rails: self.devices.iter().filter(|d| d.kind == DeviceKind::StopRail).count(),
             servo_devices: self.devices.len(),
             sensors: self.sensors.len(),
             wired_sensors: self.sensors.iter().filter(|s| s.wiring.is_some()).count(),
@@ -456,28 +446,12 @@ impl Layout {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "segments:       {} ({:.1} m of track)",
-            self.segments, self.track_m
-        )?;
-        writeln!(
-            f,
-            "switches:       {} servo, {} spring points",
-            self.switches, self.springs
-        )?;
+        writeln!(f, "segments:       {} ({:.1} m of track)", self.segments, self.track_m)?;
+        writeln!(f, "switches:       {} servo, {} spring points", self.switches, self.springs)?;
         writeln!(f, "stop rails:     {}", self.stop_rails)?;
         writeln!(f, "servo devices:  {}", self.servo_devices)?;
-        writeln!(
-            f,
-            "sensors:        {} ({} wired to a sensor board)",
-            self.sensors, self.wired_sensors
-        )?;
-        writeln!(
-            f,
-            "boards:         {} servo, {} sensor",
-            self.servo_boards, self.sensor_boards
-        )?;
+        writeln!(f, "sensors:        {} ({} wired to a sensor board)", self.sensors, self.wired_sensors)?;
+        writeln!(f, "boards:         {} servo, {} sensor", self.servo_boards, self.sensor_boards)?;
         writeln!(f, "stations:       {}", self.stations)?;
         writeln!(f, "rule groups:    {}", self.rule_groups)?;
         write!(f, "trains:         {}", self.trains)

@@ -22,6 +22,8 @@ pub struct RunConfig {
     pub step_ms: u64,
     /// Whether the interlocking checks commands.
     pub interlocking: bool,
+    /// `None`: as fast as possible; `Some(f)`: paced to the wall clock at `f` times real time.
+    pub pace: Option<f64>,
 }
 
 /// What a run did.
@@ -71,49 +73,28 @@ impl Report {
             }
         };
         if let Some(n) = expect.collisions {
-            check(
-                self.collisions.len() == n,
-                format!("expected {n} collision(s), got {}", self.collisions.len()),
-            );
+            check(self.collisions.len() == n, format!("expected {n} collision(s), got {}", self.collisions.len()));
         }
         if let Some(n) = expect.min_collisions {
             check(
                 self.collisions.len() >= n,
-                format!(
-                    "expected at least {n} collision(s), got {}",
-                    self.collisions.len()
-                ),
+                format!("expected at least {n} collision(s), got {}", self.collisions.len()),
             );
         }
         if let Some(n) = expect.derailments {
-            check(
-                self.derailments.len() == n,
-                format!("expected {n} derailment(s), got {}", self.derailments.len()),
-            );
+            check(self.derailments.len() == n, format!("expected {n} derailment(s), got {}", self.derailments.len()));
         }
         if let Some(n) = expect.min_applied {
-            check(
-                self.applied >= n,
-                format!(
-                    "expected at least {n} commands applied, got {}",
-                    self.applied
-                ),
-            );
+            check(self.applied >= n, format!("expected at least {n} commands applied, got {}", self.applied));
         }
         if let Some(n) = expect.min_sensor_passes_per_train {
             for (train, passes) in &self.sensor_passes {
-                check(
-                    *passes >= n,
-                    format!("expected {train} to pass at least {n} sensors, it passed {passes}"),
-                );
+                check(*passes >= n, format!("expected {train} to pass at least {n} sensors, it passed {passes}"));
             }
         }
         if let Some(n) = expect.min_sensor_passes {
             let total: usize = self.sensor_passes.iter().map(|x| x.1).sum();
-            check(
-                total >= n,
-                format!("expected at least {n} sensor passes, got {total}"),
-            );
+            check(total >= n, format!("expected at least {n} sensor passes, got {total}"));
         }
         out
     }
@@ -133,11 +114,7 @@ impl std::fmt::Display for Report {
         for (kind, n) in &self.rejected {
             writeln!(f, "  rejected ({}): {n}", kind.label())?;
         }
-        writeln!(
-            f,
-            "protection:   {} stop rails raised behind trains",
-            self.auto_raises
-        )?;
+        writeln!(f, "protection:   {} stop rails raised behind trains", self.auto_raises)?;
         writeln!(f, "collisions:   {}", self.collisions.len())?;
         for (t, kind, [a, b]) in &self.collisions {
             writeln!(f, "  {:>9.1} s  {kind:?} {a} / {b}", *t as f64 / 1000.0)?;
@@ -160,20 +137,18 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Runs the visitors' `actions` (sorted by time) on `layout`; `progress(sim_ms)` is called every simulated second.
+/// Runs the visitors' `actions` (sorted by time) on `layout`; `observe(sim_ms, events)` sees every step.
 pub fn run(
     layout: Arc<Layout>,
     config: &RunConfig,
     actions: &[Timed],
-    mut progress: impl FnMut(u64),
+    mut observe: impl FnMut(u64, &[SimEvent]),
 ) -> Result<Report, StartError> {
     let started = Instant::now();
     let mut sim = Simulation::new(layout.clone(), config.step_ms)?;
     let interlocking = Interlocking::new(layout.clone(), config.interlocking);
-    let mut report = Report {
-        sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(),
-        ..Report::default()
-    };
+    let mut report =
+        Report { sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(), ..Report::default() };
     let mut events: Vec<SimEvent> = Vec::new();
     let mut next = actions.iter().peekable();
     let steps = config.duration_ms / config.step_ms;
@@ -198,19 +173,21 @@ pub fn run(
         let protections = interlocking.protect_after(&events);
         report.auto_raises += protections.len();
         for cmd in protections {
-            sim.apply(cmd, &mut events)
-                .expect("protection commands name real devices");
+            sim.apply(cmd, &mut events).expect("protection commands name real devices");
         }
         if step % SUPERVISE_EVERY == 0 {
             for cmd in interlocking.supervise(&sim.state()) {
-                sim.apply(cmd, &mut events)
-                    .expect("supervision commands name real trains");
+                sim.apply(cmd, &mut events).expect("supervision commands name real trains");
             }
         }
         tally(&layout, &events, &mut report);
+        observe(sim.time_ms(), &events);
         events.clear();
-        if sim.time_ms() % 1000 == 0 {
-            progress(sim.time_ms());
+        if let Some(factor) = config.pace {
+            let due = Duration::from_secs_f64(sim.time_ms() as f64 / 1000.0 / factor);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
         }
     }
     report.sim_ms = sim.time_ms();
@@ -223,33 +200,24 @@ fn tally(layout: &Layout, events: &[SimEvent], report: &mut Report) {
     for e in events {
         match e.kind {
             EventKind::SensorPassed { train, .. } => report.sensor_passes[train].1 += 1,
-            EventKind::Collision {
-                kind,
-                trains: [a, b],
-            } => report
-                .collisions
-                .push((e.time_ms, kind, [name(a), name(b)])),
-            EventKind::Derailment { train, cause } => {
-                report.derailments.push((e.time_ms, name(train), cause))
+            EventKind::Collision { kind, trains: [a, b] } => {
+                report.collisions.push((e.time_ms, kind, [name(a), name(b)]))
             }
+            EventKind::Derailment { train, cause } => report.derailments.push((e.time_ms, name(train), cause)),
             _ => {}
         }
     }
 }
 
-/// Runs a loaded scenario with its own visitors.
-pub fn run_scenario(scenario: &Scenario, progress: impl FnMut(u64)) -> Result<Report, StartError> {
+/// Runs a loaded scenario with its own visitors, as fast as possible or paced (`pace`, see [`RunConfig`]).
+pub fn run_scenario(
+    scenario: &Scenario,
+    pace: Option<f64>,
+    observe: impl FnMut(u64, &[SimEvent]),
+) -> Result<Report, StartError> {
     let spec = &scenario.spec;
-    let config = RunConfig {
-        duration_ms: spec.duration_s * 1000,
-        step_ms: spec.step_ms,
-        interlocking: spec.interlocking,
-    };
+    let config =
+        RunConfig { duration_ms: spec.duration_s * 1000, step_ms: spec.step_ms, interlocking: spec.interlocking, pace };
     let actions = generate(&spec.visitors, config.duration_ms, spec.seed);
-    run(
-        Arc::new(scenario.layout.clone()),
-        &config,
-        &actions,
-        progress,
-    )
+    run(Arc::new(scenario.layout.clone()), &config, &actions, observe)
 }

@@ -135,43 +135,41 @@ pub struct Scenario {
 impl Scenario {
     /// Loads a scenario file and its layout.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|source| ScenarioError::Read {
-                path: p.into(),
-                source,
-            })
-        };
-        let malformed = |p: &Path, message: String| ScenarioError::Malformed {
-            path: p.into(),
-            message,
-        };
-        let spec: ScenarioSpec =
-            toml::from_str(&read(path)?).map_err(|e| malformed(path, e.to_string()))?;
+        let read =
+            |p: &Path| std::fs::read_to_string(p).map_err(|source| ScenarioError::Read { path: p.into(), source });
+        let spec = parse_spec(path, &read(path)?)?;
         let layout_path = path.parent().unwrap_or(Path::new(".")).join(&spec.layout);
-        let mut layout_spec: LayoutSpec = toml::from_str(&read(&layout_path)?)
-            .map_err(|e| malformed(&layout_path, e.to_string()))?;
+        let layout_text = read(&layout_path)?;
+        Scenario::build(path, spec, &layout_path, &layout_text)
+    }
+
+    /// Builds a scenario from texts already in memory (the binary's embedded defaults); `path` names the
+    /// scenario in errors and places its layout.
+    pub fn from_texts(path: &Path, text: &str, layout_text: &str) -> Result<Scenario, ScenarioError> {
+        let spec = parse_spec(path, text)?;
+        let layout_path = path.parent().unwrap_or(Path::new(".")).join(&spec.layout);
+        Scenario::build(path, spec, &layout_path, layout_text)
+    }
+
+    fn build(
+        path: &Path,
+        spec: ScenarioSpec,
+        layout_path: &Path,
+        layout_text: &str,
+    ) -> Result<Scenario, ScenarioError> {
+        let malformed = |p: &Path, message: String| ScenarioError::Malformed { path: p.into(), message };
+        let mut layout_spec: LayoutSpec =
+            toml::from_str(layout_text).map_err(|e| malformed(layout_path, e.to_string()))?;
         let check = |message: String| malformed(path, message);
         let v = &spec.visitors;
         if !(0.0..=1.0).contains(&v.adversarial) {
-            return Err(check(format!(
-                "visitors.adversarial {} must be within 0..1",
-                v.adversarial
-            )));
+            return Err(check(format!("visitors.adversarial {} must be within 0..1", v.adversarial)));
         }
-        if v.stop_rail < 0.0
-            || v.switch < 0.0
-            || v.speed < 0.0
-            || v.stop_rail + v.switch + v.speed <= 0.0
-        {
-            return Err(check(
-                "visitors: the command mix weights must be non-negative and not all zero".into(),
-            ));
+        if v.stop_rail < 0.0 || v.switch < 0.0 || v.speed < 0.0 || v.stop_rail + v.switch + v.speed <= 0.0 {
+            return Err(check("visitors: the command mix weights must be non-negative and not all zero".into()));
         }
         if !(v.commands_per_s.is_finite() && v.commands_per_s >= 0.0) {
-            return Err(check(format!(
-                "visitors.commands_per_s {} must be a non-negative number",
-                v.commands_per_s
-            )));
+            return Err(check(format!("visitors.commands_per_s {} must be a non-negative number", v.commands_per_s)));
         }
         if spec.step_ms == 0 {
             return Err(check("step_ms must be at least 1".into()));
@@ -189,10 +187,12 @@ impl Scenario {
                 t.start = p.clone();
             }
         }
-        let layout = Layout::from_spec(&layout_spec).map_err(|source| ScenarioError::Layout {
-            path: layout_path,
-            source,
-        })?;
+        let layout = Layout::from_spec(&layout_spec)
+            .map_err(|source| ScenarioError::Layout { path: layout_path.into(), source })?;
         Ok(Scenario { spec, layout })
     }
+}
+
+fn parse_spec(path: &Path, text: &str) -> Result<ScenarioSpec, ScenarioError> {
+    toml::from_str(text).map_err(|e| ScenarioError::Malformed { path: path.into(), message: e.to_string() })
 }

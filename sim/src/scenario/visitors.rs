@@ -88,98 +88,60 @@ pub fn generate(v: &VisitorsSpec, duration_ms: u64, seed: u64) -> Vec<Timed> {
         let adversarial = rng.random_bool(v.adversarial);
         let n: usize = rng.random_range(0..1 << 16);
         let on = rng.random_bool(0.5);
-        let action = match (
-            pick < v.stop_rail,
-            pick < v.stop_rail + v.switch,
-            adversarial,
-        ) {
+        let action = match (pick < v.stop_rail, pick < v.stop_rail + v.switch, adversarial) {
             (true, _, false) => Action::StopRail { n, on },
             (true, _, true) => Action::Release { train: n },
             (false, true, false) => Action::Switch { n, on },
             (false, true, true) => Action::ThrowAhead { train: n },
-            (false, false, false) => Action::Speed {
-                train: n,
-                permille: rng.random_range(0..=1000),
-            },
+            (false, false, false) => Action::Speed { train: n, permille: rng.random_range(0..=1000) },
             (false, false, true) => Action::FullSpeed { train: n },
         };
-        out.push(Timed {
-            time_ms: t as u64,
-            action,
-        });
+        out.push(Timed { time_ms: t as u64, action });
     }
 }
 
 /// Turns an action into a request against the track as it is; `None` when it has no target.
 pub fn resolve(action: Action, layout: &Layout, state: &TrackState) -> Option<Request> {
     let of_kind = |kind: DeviceKind| -> Vec<usize> {
-        (0..layout.devices.len())
-            .filter(|&d| layout.devices[d].kind == kind)
-            .collect()
+        (0..layout.devices.len()).filter(|&d| layout.devices[d].kind == kind).collect()
     };
     let state_of = |on: bool| if on { OnOff::On } else { OnOff::Off };
     let train_of = |n: usize| (!layout.trains.is_empty()).then(|| n % layout.trains.len());
     match action {
         Action::StopRail { n, on } => {
             let rails = of_kind(DeviceKind::StopRail);
-            (!rails.is_empty()).then(|| Request::Device {
-                device: rails[n % rails.len()],
-                state: state_of(on),
-            })
+            (!rails.is_empty()).then(|| Request::Device { device: rails[n % rails.len()], state: state_of(on) })
         }
         Action::Switch { n, on } => {
             let switches = of_kind(DeviceKind::Switch);
-            (!switches.is_empty()).then(|| Request::Device {
-                device: switches[n % switches.len()],
-                state: state_of(on),
-            })
+            (!switches.is_empty())
+                .then(|| Request::Device { device: switches[n % switches.len()], state: state_of(on) })
         }
         Action::Speed { train, permille } => train_of(train).map(|t| Request::Speed {
             train: t,
             speed: (layout.trains[t].max_speed as u64 * permille as u64 / 1000) as i32,
         }),
-        Action::FullSpeed { train } => train_of(train).map(|t| Request::Speed {
-            train: t,
-            speed: layout.trains[t].max_speed as i32,
-        }),
+        Action::FullSpeed { train } => {
+            train_of(train).map(|t| Request::Speed { train: t, speed: layout.trains[t].max_speed as i32 })
+        }
         Action::Release { train } => {
             let t = &state.trains[train_of(train)?];
             let device = t.held_at.or_else(|| {
                 ahead(layout, state, t).find_map(|(seg, _)| {
-                    layout
-                        .stop_rails_on(seg)
-                        .map(|(d, _)| d)
-                        .find(|&d| state.devices[d] == DevicePosition::On)
+                    layout.stop_rails_on(seg).map(|(d, _)| d).find(|&d| state.devices[d] == DevicePosition::On)
                 })
             })?;
-            Some(Request::Device {
-                device,
-                state: OnOff::Off,
-            })
+            Some(Request::Device { device, state: OnOff::Off })
         }
         Action::ThrowAhead { train } => {
             let t = &state.trains[train_of(train)?];
-            let device =
-                ahead(layout, state, t).find_map(|(_, node)| match layout.nodes[node].role {
-                    NodeRole::Point {
-                        kind: PointKind::Switch { device, .. },
-                        ..
-                    } => Some(device),
-                    _ => None,
-                })?;
-            let flipped = if state.devices[device] == DevicePosition::On {
-                OnOff::Off
-            } else {
-                OnOff::On
-            };
-            debug_assert!(matches!(
-                layout.devices[device].place,
-                DevicePlace::Switch { .. }
-            ));
-            Some(Request::Device {
-                device,
-                state: flipped,
-            })
+            let device = ahead(layout, state, t).find_map(|(_, node)| match layout.nodes[node].role {
+                NodeRole::Point { kind: PointKind::Switch { device, .. }, .. } => Some(device),
+                _ => None,
+            })?;
+            let flipped = if state.devices[device] == DevicePosition::On { OnOff::Off } else { OnOff::On };
+            debug_assert!(matches!(layout.devices[device].place, DevicePlace::Switch { .. }));
+            Some(Request::Device { device, state: flipped })
         }
     }
 }
@@ -197,11 +159,7 @@ fn ahead<'a>(
         let (seg, dir) = cur?;
         let s = &layout.segments[seg];
         walked += s.length;
-        cur = if walked < LOOKAHEAD_MM {
-            next_segment(layout, seg, dir, &state.devices).ok()
-        } else {
-            None
-        };
+        cur = if walked < LOOKAHEAD_MM { next_segment(layout, seg, dir, &state.devices).ok() } else { None };
         Some((seg, s.node_ahead(dir)))
     })
 }

@@ -45,18 +45,8 @@ impl Scratch {
     pub(super) fn new(layout: &Layout) -> Scratch {
         let mut point_ends = vec![[None, None]; layout.segments.len()];
         for (id, node) in layout.nodes.iter().enumerate() {
-            if let NodeRole::Point {
-                trunk,
-                straight,
-                diverging,
-                ..
-            } = node.role
-            {
-                for (port, side) in [
-                    (trunk, Side::Trunk),
-                    (straight, Side::Straight),
-                    (diverging, Side::Diverging),
-                ] {
+            if let NodeRole::Point { trunk, straight, diverging, .. } = node.role {
+                for (port, side) in [(trunk, Side::Trunk), (straight, Side::Straight), (diverging, Side::Diverging)] {
                     let Port { seg, end } = port;
                     point_ends[seg][(end == End::To) as usize] = Some((id, side));
                 }
@@ -90,10 +80,7 @@ pub(super) fn detect_collisions(
             sc.per_seg[span.seg].push((t.id, span.lo, span.hi, dir));
             let len = layout.segments[span.seg].length;
             let ends = sc.point_ends[span.seg];
-            for (near, end) in [
-                (span.lo < FOULING_MM, ends[0]),
-                (span.hi > len - FOULING_MM, ends[1]),
-            ] {
+            for (near, end) in [(span.lo < FOULING_MM, ends[0]), (span.hi > len - FOULING_MM, ends[1])] {
                 if let (true, Some((node, side))) = (near, end) {
                     if sc.per_node[node].is_empty() {
                         sc.touched_nodes.push(node);
@@ -109,11 +96,7 @@ pub(super) fn detect_collisions(
         for (i, a) in list.iter().enumerate() {
             for b in &list[i + 1..] {
                 if a.0 != b.0 && a.1 < b.2 && b.1 < a.2 {
-                    let kind = if a.3 == b.3 {
-                        CollisionKind::RearEnd
-                    } else {
-                        CollisionKind::HeadOn
-                    };
+                    let kind = if a.3 == b.3 { CollisionKind::RearEnd } else { CollisionKind::HeadOn };
                     hits.push((kind, a.0.min(b.0), a.0.max(b.0)));
                 }
             }
@@ -125,10 +108,7 @@ pub(super) fn detect_collisions(
         for (i, a) in list.iter().enumerate() {
             for b in &list[i + 1..] {
                 let branches = [a.1, b.1];
-                if a.0 != b.0
-                    && branches.contains(&Side::Straight)
-                    && branches.contains(&Side::Diverging)
-                {
+                if a.0 != b.0 && branches.contains(&Side::Straight) && branches.contains(&Side::Diverging) {
                     hits.push((CollisionKind::Flank, a.0.min(b.0), a.0.max(b.0)));
                 }
             }
@@ -143,13 +123,7 @@ pub(super) fn detect_collisions(
         if !sc.reported.insert((a, b)) {
             continue;
         }
-        out.0.push(SimEvent {
-            time_ms,
-            kind: EventKind::Collision {
-                kind,
-                trains: [a, b],
-            },
-        });
+        out.0.push(SimEvent { time_ms, kind: EventKind::Collision { kind, trains: [a, b] } });
         for mut t in &mut trains {
             if (t.id == a || t.id == b) && t.status == TrainStatus::Running {
                 t.status = TrainStatus::Crashed;

@@ -248,17 +248,12 @@ impl Simulation {
         if dt_ms == 0 {
             return Err(StartError::ZeroStep);
         }
-        let devices: Vec<DevicePosition> =
-            layout.devices.iter().map(|d| d.initial.into()).collect();
+        let devices: Vec<DevicePosition> = layout.devices.iter().map(|d| d.initial.into()).collect();
         let mut world = World::new();
         let mut trains = Vec::with_capacity(layout.trains.len());
         for (id, t) in layout.trains.iter().enumerate() {
-            let body = Body::place(&layout, t.start, t.length, &devices).map_err(|error| {
-                StartError::Placement {
-                    train: t.name.clone(),
-                    error,
-                }
-            })?;
+            let body = Body::place(&layout, t.start, t.length, &devices)
+                .map_err(|error| StartError::Placement { train: t.name.clone(), error })?;
             let state = TrainState {
                 id,
                 body,
@@ -277,20 +272,8 @@ impl Simulation {
         world.insert_resource(Outbox::default());
         let mut schedule = Schedule::default();
         schedule.set_executor(SingleThreadedExecutor::new());
-        schedule.add_systems(
-            (
-                motion::tick_clock,
-                motion::move_trains,
-                collide::detect_collisions,
-            )
-                .chain(),
-        );
-        Ok(Simulation {
-            layout,
-            world,
-            schedule,
-            trains,
-        })
+        schedule.add_systems((motion::tick_clock, motion::move_trains, collide::detect_collisions).chain());
+        Ok(Simulation { layout, world, schedule, trains })
     }
 
     /// The layout being simulated.
@@ -321,9 +304,7 @@ impl Simulation {
 
     /// One train's state.
     pub fn train(&self, id: TrainId) -> Option<&TrainState> {
-        self.trains
-            .get(id)
-            .and_then(|&e| self.world.get::<TrainState>(e))
+        self.trains.get(id).and_then(|&e| self.world.get::<TrainState>(e))
     }
 
     /// A copy of the whole track state.
@@ -331,9 +312,7 @@ impl Simulation {
         TrackState {
             time_ms: self.time_ms(),
             devices: self.devices().to_vec(),
-            trains: (0..self.trains.len())
-                .filter_map(|id| self.train(id).cloned())
-                .collect(),
+            trains: (0..self.trains.len()).filter_map(|id| self.train(id).cloned()).collect(),
         }
     }
 
@@ -360,17 +339,9 @@ impl Simulation {
                 self.move_device(device, position, out);
             }
             SimCommand::SetSpeed { train, speed } => {
-                let t = self
-                    .layout
-                    .trains
-                    .get(train)
-                    .ok_or(SimError::UnknownTrain(train))?;
+                let t = self.layout.trains.get(train).ok_or(SimError::UnknownTrain(train))?;
                 if speed.unsigned_abs() > t.max_speed {
-                    return Err(SimError::SpeedOutOfRange {
-                        train: t.name.clone(),
-                        speed,
-                        max: t.max_speed,
-                    });
+                    return Err(SimError::SpeedOutOfRange { train: t.name.clone(), speed, max: t.max_speed });
                 }
                 self.train_mut(train).set_speed = speed;
             }
@@ -385,50 +356,55 @@ impl Simulation {
     }
 
     fn check_device(&self, device: DeviceId) -> Result<(), SimError> {
-        if device < self.layout.devices.len() {
-            Ok(())
-        } else {
-            Err(SimError::UnknownDevice(device))
-        }
+        if device < self.layout.devices.len() { Ok(()) } else { Err(SimError::UnknownDevice(device)) }
     }
 
     fn train_mut(&mut self, id: TrainId) -> Mut<'_, TrainState> {
-        self.world
-            .get_mut::<TrainState>(self.trains[id])
-            .expect("train entity exists")
+        self.world.get_mut::<TrainState>(self.trains[id]).expect("train entity exists")
     }
 
     fn move_device(&mut self, device: DeviceId, position: DevicePosition, out: &mut Vec<SimEvent>) {
         let time_ms = self.time_ms();
-        let old = std::mem::replace(
-            &mut self.world.resource_mut::<Devices>().0[device],
-            position,
-        );
+        let old = std::mem::replace(&mut self.world.resource_mut::<Devices>().0[device], position);
         if old == position {
             return;
         }
-        out.push(SimEvent {
-            time_ms,
-            kind: EventKind::DeviceChanged { device, position },
-        });
+        out.push(SimEvent { time_ms, kind: EventKind::DeviceChanged { device, position } });
         let layout = self.layout.clone();
         if layout.devices[device].kind != DeviceKind::Switch {
             return;
         }
-        debug_assert!(matches!(
-            layout.devices[device].place,
-            DevicePlace::Switch { .. }
-        ));
+        debug_assert!(matches!(layout.devices[device].place, DevicePlace::Switch { .. }));
         for id in 0..self.trains.len() {
             let mut t = self.train_mut(id);
             if t.status != TrainStatus::Derailed && t.body.straddles_switch(&layout, device) {
                 t.status = TrainStatus::Derailed;
                 let cause = DerailCause::SwitchThrownUnder(device);
-                out.push(SimEvent {
-                    time_ms,
-                    kind: EventKind::Derailment { train: id, cause },
-                });
+                out.push(SimEvent { time_ms, kind: EventKind::Derailment { train: id, cause } });
             }
         }
+    }
+}
+
+impl SimEvent {
+    /// The event in words, with device, sensor and train names from the layout.
+    pub fn describe(&self, layout: &Layout) -> String {
+        let train = |t: TrainId| layout.trains[t].name.as_str();
+        let device = |d: DeviceId| layout.devices[d].name.as_str();
+        let what = match self.kind {
+            EventKind::DeviceChanged { device: d, position } => match position.state() {
+                Some(s) => format!("{} {}", device(d), crate::interlocking::on_off_words(layout.devices[d].kind, s)),
+                None => format!("{} stuck between positions ({position:?})", device(d)),
+            },
+            EventKind::SensorPassed { sensor, train: t } => {
+                format!("{} passed sensor {}", train(t), layout.sensors[sensor].name)
+            }
+            EventKind::StopRailPassed { device: d, train: t } => format!("{} passed stop rail {}", train(t), device(d)),
+            EventKind::Collision { kind, trains: [a, b] } => {
+                format!("COLLISION ({kind:?}): {} and {}", train(a), train(b))
+            }
+            EventKind::Derailment { train: t, cause } => format!("DERAILMENT: {} ({cause:?})", train(t)),
+        };
+        format!("{:>9.2} s  {what}", self.time_ms as f64 / 1000.0)
     }
 }

@@ -2,9 +2,7 @@
 
 use bevy::ecs::prelude::*;
 
-use super::{
-    Clock, DerailCause, Devices, EventKind, LayoutRes, Outbox, SimEvent, TrainState, TrainStatus,
-};
+use super::{Clock, DerailCause, Devices, EventKind, LayoutRes, Outbox, SimEvent, TrainState, TrainStatus};
 use crate::layout::{DeviceId, Layout, SegId, SensorId};
 use crate::track::{DevicePosition, next_segment, offset_of};
 
@@ -23,10 +21,7 @@ impl SegIndex {
         for (id, s) in layout.sensors.iter().enumerate() {
             sensors[s.seg].push((id, s.offset));
         }
-        SegIndex {
-            stop_rails,
-            sensors,
-        }
+        SegIndex { stop_rails, sensors }
     }
 }
 
@@ -67,9 +62,7 @@ pub(super) fn move_trains(
         if reverse {
             t.body = t.body.reversed(layout);
         }
-        let moved = move_front(
-            t, want, layout, &devices.0, &index, time_ms, &mut marks, &mut out.0,
-        );
+        let moved = move_front(t, want, layout, &devices.0, &index, time_ms, &mut marks, &mut out.0);
         t.body.advance_tail(layout, moved);
         if reverse {
             t.body = t.body.reversed(layout);
@@ -114,20 +107,12 @@ fn move_front(
                     stop = Some((d, true));
                     break;
                 }
-                Mark::Passed(device) if p < reach => out.push(SimEvent {
-                    time_ms,
-                    kind: EventKind::StopRailPassed {
-                        device,
-                        train: t.id,
-                    },
-                }),
-                Mark::Sensor(sensor) if p > h => out.push(SimEvent {
-                    time_ms,
-                    kind: EventKind::SensorPassed {
-                        sensor,
-                        train: t.id,
-                    },
-                }),
+                Mark::Passed(device) if p < reach => {
+                    out.push(SimEvent { time_ms, kind: EventKind::StopRailPassed { device, train: t.id } })
+                }
+                Mark::Sensor(sensor) if p > h => {
+                    out.push(SimEvent { time_ms, kind: EventKind::SensorPassed { sensor, train: t.id } })
+                }
                 _ => {}
             }
         }
@@ -196,8 +181,5 @@ fn collect_marks(
 
 fn derail(t: &mut TrainState, cause: DerailCause, time_ms: u64, out: &mut Vec<SimEvent>) {
     t.status = TrainStatus::Derailed;
-    out.push(SimEvent {
-        time_ms,
-        kind: EventKind::Derailment { train: t.id, cause },
-    });
+    out.push(SimEvent { time_ms, kind: EventKind::Derailment { train: t.id, cause } });
 }

@@ -86,11 +86,7 @@ pub fn spawn(mut sim: Simulation, pacing: Pacing, max_steps: Option<u64>) -> Sim
                     match req_rx.try_recv() {
                         Ok(Request::Command { id, cmd }) => {
                             let result = sim.apply(cmd, &mut events);
-                            let ack = Output::Ack {
-                                id,
-                                result,
-                                time_ms: sim.time_ms(),
-                            };
+                            let ack = Output::Ack { id, result, time_ms: sim.time_ms() };
                             if out_tx.send(ack).is_err() {
                                 return sim;
                             }
@@ -122,9 +118,5 @@ pub fn spawn(mut sim: Simulation, pacing: Pacing, max_steps: Option<u64>) -> Sim
             }
         })
         .expect("spawn simulation thread");
-    SimHandle {
-        requests: req_tx,
-        outputs: out_rx,
-        join,
-    }
+    SimHandle { requests: req_tx, outputs: out_rx, join }
 }
