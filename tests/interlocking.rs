@@ -167,3 +167,16 @@ fn reverse_running_is_refused_and_everything_passes_when_switched_off() {
     assert!(off.check(&reverse, &state).is_ok());
     assert!(off.check(&device(&layout, "meidaimae_s1", OnOff::Off), &state).is_ok());
 }
+
+#[test]
+fn unknown_devices_and_trains_are_refused_whether_on_or_off() {
+    let layout = layout_2021();
+    let state = Simulation::new(layout.clone(), 10).unwrap().state();
+    for enabled in [true, false] {
+        let il = Interlocking::new(layout.clone(), enabled);
+        let e = il.check(&Request::Device { device: 999, state: OnOff::On }, &state).unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (RejectKind::Unknown, "there is no device #999"));
+        let e = il.check(&Request::Speed { train: 8, speed: 10 }, &state).unwrap_err();
+        assert_eq!(e.kind, RejectKind::Unknown);
+    }
+}

@@ -47,7 +47,7 @@ fn cases() -> u32 {
 
 #[test]
 fn with_the_interlocking_no_visitor_sequence_causes_a_collision_or_derailment() {
-    let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
+    let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
     let commands = std::cell::Cell::new(0usize);
     let applied = std::cell::Cell::new(0usize);
     let result = runner.run(&visitors(), |actions| {

@@ -66,6 +66,8 @@ pub enum RejectKind {
     NoStopAhead,
     /// Reverse running is not protected by the blocks.
     Reverse,
+    /// The command names a device or train the layout does not have.
+    Unknown,
 }
 
 impl RejectKind {
@@ -78,6 +80,7 @@ impl RejectKind {
             RejectKind::RouteUnsafe => "route unsafe",
             RejectKind::NoStopAhead => "no stop ahead",
             RejectKind::Reverse => "reverse running",
+            RejectKind::Unknown => "unknown device or train",
         }
     }
 }
@@ -110,8 +113,17 @@ impl Interlocking {
 
     /// Decides whether `req` may be applied to the track in `state`.
     pub fn check(&self, req: &Request, state: &TrackState) -> Result<(), Rejection> {
-        if !self.enabled {
-            return Ok(());
+        let unknown = |what: &str, id: usize| Rejection {
+            kind: RejectKind::Unknown,
+            message: format!("there is no {what} #{id}"),
+        };
+        match *req {
+            Request::Device { device, .. } if device >= self.layout.devices.len() => {
+                return Err(unknown("device", device));
+            }
+            Request::Speed { train, .. } if train >= self.layout.trains.len() => return Err(unknown("train", train)),
+            _ if !self.enabled => return Ok(()),
+            _ => {}
         }
         match *req {
             Request::Speed { train, speed } if speed < 0 => Err(Rejection {
