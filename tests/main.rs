@@ -2,6 +2,7 @@
 //! the command line. One test binary, a module per area.
 
 mod cli;
+mod hil_boards;
 mod hil_protocol;
 mod interlocking;
 mod layout_errors;

@@ -1,9 +1,16 @@
 //! HIL bridge: everything between the gateway and a track.
 //!
-//! So far: the ESP32 boards' protocol as plain data ([`protocol`]) and the servo firmware's behaviour
-//! ([`firmware`]), on which virtual boards and the board client are built. Virtual boards over HTTP, the
-//! client, sensor ingest, the track interface, the mirror, health and the live-mode toggle are to come
-//! (issue 3).
+//! - [`protocol`]: the ESP32 boards' HTTP protocol as plain data;
+//! - [`firmware`]: what a servo board does with a command (a plain state machine);
+//! - [`client`]: drives boards over HTTP, one request at a time per board, with timeouts and retries;
+//! - [`virtual_boards`]: the firmware API served on loopback on top of the simulation, with fault injection;
+//! - [`ingest`]: the `/registerPosition` sensor endpoint and the report <-> sensor mapping.
+//!
+//! Still to come (issue 3): the track interface, the live-mode mirror, board health with reconciliation, and
+//! the live-mode toggle.
 
+pub mod client;
 pub mod firmware;
+pub mod ingest;
 pub mod protocol;
+pub mod virtual_boards;

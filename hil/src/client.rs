@@ -1,0 +1,156 @@
+//! The client that drives servo boards over HTTP, real or virtual alike.
+//!
+//! One request at a time per board (the firmware serves one client at a time), a timeout per attempt, bounded
+//! retries with backoff for failures that may pass (unreachable, timeout, a bad answer), and every failure
+//! classified. Success only on a 2xx answer with `"status":"OK"`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sim::layout::{Device, OnOff};
+
+use crate::protocol::{Answer, BoardCommand, ServoOp, health_alive};
+
+/// Why a board command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// No connection could be made.
+    #[error("board {0} unreachable")]
+    Unreachable(String),
+    /// No answer within the timeout.
+    #[error("board {0} did not answer in time")]
+    Timeout(String),
+    /// The board says the pin is not a servo (404).
+    #[error("board {0} refused the pin (invalid GPIO pin)")]
+    RejectedPin(String),
+    /// The board says the operation is invalid (400).
+    #[error("board {0} refused the operation (invalid operation)")]
+    RejectedOperation(String),
+    /// An answer the firmware never gives.
+    #[error("board {board} gave a bad answer: {detail}")]
+    BadAnswer {
+        /// Board address.
+        board: String,
+        /// What came back.
+        detail: String,
+    },
+}
+
+impl Failure {
+    /// Whether trying again may help.
+    fn transient(&self) -> bool {
+        matches!(self, Failure::Unreachable(_) | Failure::Timeout(_) | Failure::BadAnswer { .. })
+    }
+}
+
+/// Client settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClientConfig {
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Attempts after the first one for transient failures.
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub backoff: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig { timeout: Duration::from_millis(500), retries: 2, backoff: Duration::from_millis(50) }
+    }
+}
+
+/// The servo command the 2021 server sent for a device state: `ANGLE` with the device's ON or OFF angle.
+pub fn servo_command(device: &Device, state: OnOff) -> BoardCommand {
+    let angle = match state {
+        OnOff::On => device.on_angle,
+        OnOff::Off => device.off_angle,
+    };
+    BoardCommand::Servo { pin: device.pin, op: ServoOp::Angle(angle) }
+}
+
+/// Drives boards by address (`host:port`).
+#[derive(Clone)]
+pub struct BoardClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+    queues: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl BoardClient {
+    /// A client with the given settings.
+    pub fn new(config: ClientConfig) -> BoardClient {
+        let http = reqwest::Client::builder().timeout(config.timeout).build().expect("HTTP client without TLS");
+        BoardClient { http, config, queues: Arc::default() }
+    }
+
+    fn queue(&self, board: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.queues.lock().expect("queue map").entry(board.to_string()).or_default().clone()
+    }
+
+    /// Sends a command to the board at `board` and returns its `last_update`, or why it failed.
+    pub async fn send(&self, board: &str, cmd: &BoardCommand) -> Result<u64, Failure> {
+        let queue = self.queue(board);
+        let _turn = queue.lock().await;
+        let mut wait = self.config.backoff;
+        let mut attempt = 0;
+        loop {
+            match self.attempt(board, cmd).await {
+                Err(f) if f.transient() && attempt < self.config.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn attempt(&self, board: &str, cmd: &BoardCommand) -> Result<u64, Failure> {
+        let response = self
+            .http
+            .post(format!("http://{board}/"))
+            .header("content-type", "application/json")
+            .body(cmd.encode())
+            .send()
+            .await
+            .map_err(|e| classify(board, &e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| classify(board, &e))?;
+        match Answer::decode(status, &body) {
+            Ok(Answer::Ok { last_update }) => Ok(last_update),
+            Ok(Answer::InvalidPin) => Err(Failure::RejectedPin(board.to_string())),
+            Ok(Answer::InvalidOperation) => Err(Failure::RejectedOperation(board.to_string())),
+            Err(e) => Err(Failure::BadAnswer { board: board.to_string(), detail: e.to_string() }),
+        }
+    }
+
+    /// Whether the board is alive. Tries `GET /health` (what the 2021 server polled), then `POST /health`
+    /// (what the firmware registered, answered 404 `{"status":"OK"}`).
+    pub async fn health(&self, board: &str) -> bool {
+        for post in [false, true] {
+            let url = format!("http://{board}/health");
+            let request = if post { self.http.post(url) } else { self.http.get(url) };
+            if let Ok(response) = request.send().await {
+                let status = response.status().as_u16();
+                if let Ok(body) = response.bytes().await
+                    && health_alive(status, &body)
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+fn classify(board: &str, e: &reqwest::Error) -> Failure {
+    if e.is_timeout() {
+        Failure::Timeout(board.to_string())
+    } else if e.is_connect() {
+        Failure::Unreachable(board.to_string())
+    } else {
+        Failure::BadAnswer { board: board.to_string(), detail: e.to_string() }
+    }
+}

@@ -1,0 +1,231 @@
+//! Virtual boards, the board client and sensor ingest, end to end on loopback.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hil::client::{BoardClient, ClientConfig, Failure, servo_command};
+use hil::firmware::POWER_ON_ANGLE;
+use hil::ingest::{IngestError, report_for, resolve};
+use hil::protocol::{BoardCommand, SensorReport, ServoOp};
+use hil::virtual_boards::{Faults, ServoSink, VirtualBoard, start};
+use sim::layout::{Layout, OnOff};
+use sim::track::DevicePosition;
+use sim::twin::thread::{Pacing, Request, SimHandle, spawn};
+use sim::twin::{EventKind, SimEvent, Simulation, TrackState};
+
+use crate::support::layout_2021;
+
+struct Rig {
+    layout: Arc<Layout>,
+    sim: SimHandle,
+    boards: Vec<VirtualBoard>,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let layout = layout_2021();
+        let sim = spawn(Simulation::new(layout.clone(), 10).unwrap(), Pacing::WallClock { factor: 1.0 }, None);
+        let requests = sim.requests.clone();
+        let sink: ServoSink = Arc::new(move |cmd| {
+            requests.send(Request::Command { id: 0, cmd }).expect("simulation running");
+        });
+        let boards = start(&layout, &HashMap::new(), sink).await.expect("boards start");
+        Rig { layout, sim, boards }
+    }
+
+    fn board(&self, layout_address: &str) -> &VirtualBoard {
+        let name = &self.layout.boards.iter().find(|b| b.address == layout_address).unwrap().name;
+        self.boards.iter().find(|b| &b.name == name).unwrap()
+    }
+
+    fn addr(&self, layout_address: &str) -> String {
+        self.board(layout_address).addr.to_string()
+    }
+
+    /// The track state once the simulation has taken every command sent so far.
+    fn state(&self) -> TrackState {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.sim.requests.send(Request::Snapshot(tx)).unwrap();
+        rx.recv_timeout(Duration::from_secs(5)).expect("snapshot")
+    }
+
+    fn position(&self, device: &str) -> DevicePosition {
+        self.state().devices[self.layout.device_id(device).unwrap()]
+    }
+}
+
+fn fast_client() -> BoardClient {
+    BoardClient::new(ClientConfig {
+        timeout: Duration::from_millis(300),
+        retries: 1,
+        backoff: Duration::from_millis(20),
+    })
+}
+
+const CHOFU: &str = "192.168.100.107:80";
+
+#[tokio::test]
+async fn a_command_through_a_virtual_board_moves_the_simulated_device() {
+    let rig = Rig::new().await;
+    assert_eq!(rig.boards.len(), 4, "one virtual board per servo board");
+    let client = BoardClient::new(ClientConfig::default());
+    let b1 = &rig.layout.devices[rig.layout.device_id("chofu_b1").unwrap()];
+    assert_eq!(rig.position("chofu_b1"), DevicePosition::On);
+    client.send(&rig.addr(CHOFU), &servo_command(b1, OnOff::Off)).await.expect("applied");
+    assert_eq!(rig.position("chofu_b1"), DevicePosition::Off);
+    assert_eq!(rig.board(CHOFU).angle(b1.pin), Some(b1.off_angle));
+    // An angle that is neither ON nor OFF leaves the device between positions.
+    client.send(&rig.addr(CHOFU), &BoardCommand::Servo { pin: b1.pin, op: ServoOp::Angle(150) }).await.unwrap();
+    assert_eq!(rig.position("chofu_b1"), DevicePosition::Between(150));
+    // GET moves nothing.
+    client.send(&rig.addr(CHOFU), &BoardCommand::Servo { pin: b1.pin, op: ServoOp::Get }).await.unwrap();
+    assert_eq!(rig.position("chofu_b1"), DevicePosition::Between(150));
+    rig.sim.stop();
+}
+
+#[tokio::test]
+async fn refused_pins_and_operations_are_classified_and_not_retried() {
+    let rig = Rig::new().await;
+    let client = fast_client();
+    let addr = rig.addr(CHOFU);
+    let e = client.send(&addr, &BoardCommand::Servo { pin: 2, op: ServoOp::On }).await.unwrap_err();
+    assert_eq!(e, Failure::RejectedPin(addr.clone()));
+    let raw = reqwest::Client::new()
+        .post(format!("http://{addr}/"))
+        .body(r#"{"pin":23,"state":"SPIN"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 400);
+    assert_eq!(raw.text().await.unwrap(), r#"{"error":"invalid operation"}"#);
+    rig.sim.stop();
+}
+
+#[tokio::test]
+async fn injected_faults_are_reported_as_failures() {
+    let rig = Rig::new().await;
+    let client = fast_client();
+    let addr = rig.addr(CHOFU);
+    let board = rig.board(CHOFU);
+    let cmd = servo_command(&rig.layout.devices[rig.layout.device_id("chofu_s1").unwrap()], OnOff::Off);
+
+    board.set_faults(Faults { error_500: true, ..Faults::default() });
+    assert!(matches!(client.send(&addr, &cmd).await, Err(Failure::BadAnswer { .. })));
+    assert!(!client.health(&addr).await, "a board answering 500 is not healthy");
+    assert_eq!(rig.position("chofu_s1"), DevicePosition::On, "a failed command changed nothing");
+
+    board.set_faults(Faults { drop_requests: true, ..Faults::default() });
+    assert_eq!(client.send(&addr, &cmd).await, Err(Failure::Timeout(addr.clone())));
+
+    board.set_faults(Faults { latency_ms: 100, ..Faults::default() });
+    let started = Instant::now();
+    assert!(client.send(&addr, &cmd).await.is_ok());
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert_eq!(rig.position("chofu_s1"), DevicePosition::Off);
+
+    // Nothing listens here: unreachable, and unhealthy.
+    let nobody = "127.0.0.1:9";
+    assert_eq!(client.send(nobody, &cmd).await, Err(Failure::Unreachable(nobody.into())));
+    assert!(!client.health(nobody).await);
+    rig.sim.stop();
+}
+
+#[tokio::test]
+async fn a_board_with_the_2021_health_quirk_is_alive() {
+    let rig = Rig::new().await;
+    let client = fast_client();
+    let addr = rig.addr(CHOFU);
+    rig.board(CHOFU).set_faults(Faults { firmware_health: true, ..Faults::default() });
+    let http = reqwest::Client::new();
+    let get = http.get(format!("http://{addr}/health")).send().await.unwrap();
+    assert_eq!(get.status().as_u16(), 404, "the firmware has no GET /health");
+    let post = http.post(format!("http://{addr}/health")).send().await.unwrap();
+    assert_eq!((post.status().as_u16(), post.text().await.unwrap()), (404, r#"{"status":"OK"}"#.to_string()));
+    assert!(client.health(&addr).await, "the client counts the quirk as alive");
+    rig.sim.stop();
+}
+
+#[tokio::test]
+async fn faults_and_reboots_can_be_set_over_http() {
+    let rig = Rig::new().await;
+    let addr = rig.addr(CHOFU);
+    let http = reqwest::Client::new();
+    let set = http
+        .put(format!("http://{addr}/_twin/faults"))
+        .body(r#"{"latency_ms": 5, "error_500": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status().as_u16(), 200);
+    assert_eq!(rig.board(CHOFU).faults(), Faults { latency_ms: 5, error_500: true, ..Faults::default() });
+    let bad = http.put(format!("http://{addr}/_twin/faults")).body(r#"{"latency": "slow"}"#).send().await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().await.unwrap().contains("not a fault setting"));
+    // A reboot returns the servos to their power-on angle: the simulated devices are left between positions.
+    let reboot = http.post(format!("http://{addr}/_twin/reboot")).send().await.unwrap();
+    assert_eq!(reboot.status().as_u16(), 200);
+    assert_eq!(rig.position("chofu_b1"), DevicePosition::Between(POWER_ON_ANGLE));
+    assert_eq!(rig.position("kitano_b1"), DevicePosition::On, "other boards are untouched");
+    rig.sim.stop();
+}
+
+#[tokio::test]
+async fn one_request_at_a_time_per_board() {
+    let rig = Rig::new().await;
+    let client = BoardClient::new(ClientConfig::default());
+    let addr = rig.addr(CHOFU);
+    rig.board(CHOFU).set_faults(Faults { latency_ms: 100, ..Faults::default() });
+    let cmd = BoardCommand::Servo { pin: 23, op: ServoOp::Get };
+    let started = Instant::now();
+    let (a, b, c) = tokio::join!(client.send(&addr, &cmd), client.send(&addr, &cmd), client.send(&addr, &cmd));
+    assert!(a.is_ok() && b.is_ok() && c.is_ok());
+    assert!(started.elapsed() >= Duration::from_millis(300), "three 100 ms requests in turn: {:?}", started.elapsed());
+    rig.sim.stop();
+}
+
+#[test]
+fn sensor_reports_map_to_the_layout_and_back() {
+    let layout = layout_2021();
+    let sensor = layout.sensor_id("sasazuka_s1_takao").unwrap();
+    let event = SimEvent { time_ms: 5, kind: EventKind::SensorPassed { sensor, train: 2 } };
+    let report = report_for(&layout, &event).expect("wired sensor");
+    assert_eq!(report, SensorReport { mac_address: "192.168.1.103".into(), pin: 8, train_id: 3 });
+    assert_eq!(resolve(&layout, &report).unwrap().sensor, sensor);
+    let unwired = layout.sensor_id("shinjuku").unwrap();
+    assert_eq!(
+        report_for(&layout, &SimEvent { time_ms: 5, kind: EventKind::SensorPassed { sensor: unwired, train: 0 } }),
+        None
+    );
+    let stranger = SensorReport { mac_address: "10.9.9.9".into(), pin: 1, train_id: 1 };
+    assert_eq!(resolve(&layout, &stranger).unwrap_err().status(), 403);
+    let no_pin = SensorReport { pin: 99, ..report };
+    assert_eq!(resolve(&layout, &no_pin), Err(IngestError::UnknownPin { board: "192.168.1.103".into(), pin: 99 }));
+}
+
+#[tokio::test]
+async fn the_ingest_endpoint_accepts_allowed_reports_and_refuses_the_rest() {
+    let layout = layout_2021();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hil::ingest::router(layout, tx)).await });
+    let http = reqwest::Client::new();
+    let post = |body: String| http.post(format!("http://{addr}/registerPosition")).body(body).send();
+
+    let ok = post(r#"{"mac_address":"192.168.1.104","pin":2,"train_id":4}"#.into()).await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let reading = rx.recv().await.unwrap();
+    assert_eq!((reading.sensor, reading.train_id), (layout_2021().sensor_id("meidaimae_s1_f").unwrap(), 4));
+
+    let forbidden = post(r#"{"mac_address":"192.168.9.9","pin":2,"train_id":4}"#.into()).await.unwrap();
+    assert_eq!(forbidden.status().as_u16(), 403);
+    let unknown_pin = post(r#"{"mac_address":"192.168.1.104","pin":7,"train_id":4}"#.into()).await.unwrap();
+    assert_eq!(unknown_pin.status().as_u16(), 400);
+    assert!(unknown_pin.text().await.unwrap().contains("no sensor on pin 7"));
+    let malformed = post("{not json".into()).await.unwrap();
+    assert_eq!(malformed.status().as_u16(), 400);
+    let oversized = post(format!(r#"{{"mac_address":"{}","pin":1,"train_id":1}}"#, "x".repeat(10_000))).await.unwrap();
+    assert_eq!(oversized.status().as_u16(), 413);
+    assert!(rx.try_recv().is_err(), "refused reports feed nothing");
+}
