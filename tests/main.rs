@@ -4,6 +4,7 @@
 mod cli;
 mod hil_boards;
 mod hil_protocol;
+mod hil_track;
 mod interlocking;
 mod layout_errors;
 mod properties;

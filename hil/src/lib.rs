@@ -4,13 +4,14 @@
 //! - [`firmware`]: what a servo board does with a command (a plain state machine);
 //! - [`client`]: drives boards over HTTP, one request at a time per board, with timeouts and retries;
 //! - [`virtual_boards`]: the firmware API served on loopback on top of the simulation, with fault injection;
-//! - [`ingest`]: the `/registerPosition` sensor endpoint and the report <-> sensor mapping.
+//! - [`ingest`]: the `/registerPosition` sensor endpoint and the report <-> sensor mapping;
+//! - [`track`]: the one track interface (sim mode), with board health and restoration of desired states.
 //!
-//! Still to come (issue 3): the track interface, the live-mode mirror, board health with reconciliation, and
-//! the live-mode toggle.
+//! Still to come (issue 3): live mode with the mirror, and the live-mode toggle.
 
 pub mod client;
 pub mod firmware;
 pub mod ingest;
 pub mod protocol;
+pub mod track;
 pub mod virtual_boards;

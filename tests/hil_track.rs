@@ -1,0 +1,121 @@
+//! The track interface in sim mode, end to end on loopback: commands through the interlocking and the
+//! virtual boards, board failures and reboots, restoration of the desired state.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use hil::client::ClientConfig;
+use hil::track::{Outcome, Track, TrackConfig};
+use hil::virtual_boards::Faults;
+use sim::interlocking::{RejectKind, Request};
+use sim::layout::OnOff;
+use sim::track::DevicePosition;
+
+use crate::support::layout_2021;
+
+fn config() -> TrackConfig {
+    TrackConfig {
+        health_every: Duration::from_millis(200),
+        init_spacing: Duration::from_millis(10),
+        client: ClientConfig { timeout: Duration::from_millis(300), retries: 1, backoff: Duration::from_millis(20) },
+        ..TrackConfig::default()
+    }
+}
+
+async fn until(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !ok().await {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn device(track: &Track, name: &str, state: OnOff) -> Request {
+    Request::Device { device: track.layout().device_id(name).unwrap(), state }
+}
+
+async fn position(track: &Track, name: &str) -> DevicePosition {
+    track.state().await.devices[track.layout().device_id(name).unwrap()]
+}
+
+const CHOFU: &str = "servo-107";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_pass_the_interlocking_and_the_boards() {
+    let track = Track::start_sim(layout_2021(), &HashMap::new(), config()).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
+    assert_eq!(position(&track, "chofu_b3").await, DevicePosition::Off);
+    match track.apply(device(&track, "meidaimae_s1", OnOff::Off)).await {
+        Outcome::Rejected(r) => assert_eq!(r.kind, RejectKind::RouteOccupied, "{}", r.message),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(position(&track, "meidaimae_s1").await, DevicePosition::On, "a rejected command changes nothing");
+    assert_eq!(track.apply(Request::Speed { train: 1, speed: 120 }).await, Outcome::Applied);
+    assert_eq!(track.state().await.trains[1].set_speed, 120);
+    match track.apply(Request::Speed { train: 1, speed: 5000 }).await {
+        Outcome::Failed(reason) => assert!(reason.contains("out of range"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_down_fails_its_commands_and_is_unhealthy_within_two_seconds() {
+    let track = Track::start_sim(layout_2021(), &HashMap::new(), config()).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
+    board.set_faults(Faults { drop_requests: true, ..Faults::default() });
+    let down_at = Instant::now();
+    match track.apply(device(&track, "chofu_b3", OnOff::Off)).await {
+        Outcome::Failed(reason) => assert!(reason.contains("did not answer"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let unhealthy = || track.boards().iter().any(|(_, h)| h.name == CHOFU && !h.alive);
+    until("board marked down", Duration::from_secs(2), async || unhealthy()).await;
+    assert!(down_at.elapsed() < Duration::from_secs(2));
+    assert_eq!(position(&track, "chofu_b3").await, DevicePosition::On, "the failed command changed nothing");
+    match track.apply(device(&track, "chofu_b3", OnOff::Off)).await {
+        Outcome::Failed(reason) => assert!(reason.contains("servo-107 is not answering"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // Another board still works.
+    assert_eq!(track.apply(device(&track, "kitano_s5", OnOff::Off)).await, Outcome::Applied);
+    // Back up: restored, then commands go through again.
+    board.set_faults(Faults::default());
+    until("board restored", Duration::from_secs(5), async || track.ready()).await;
+    assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebooted_board_gets_its_desired_state_back() {
+    let track = Track::start_sim(layout_2021(), &HashMap::new(), config()).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
+    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
+    board.reboot();
+    assert!(matches!(position(&track, "chofu_b3").await, DevicePosition::Between(_)), "servos at power-on angle");
+    until("desired state restored", Duration::from_secs(5), async || {
+        position(&track, "chofu_b3").await == DevicePosition::Off
+            && position(&track, "chofu_b1").await == DevicePosition::On
+            && track.ready()
+    })
+    .await;
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_drives_every_device_through_its_board() {
+    let track = Track::start_sim(layout_2021(), &HashMap::new(), config()).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let layout = track.layout().clone();
+    for vb in track.virtual_boards() {
+        let board = layout.boards.iter().position(|b| b.name == vb.name).unwrap();
+        for d in layout.devices.iter().filter(|d| d.board == board) {
+            let want = if d.initial == OnOff::On { d.on_angle } else { d.off_angle };
+            assert_eq!(vb.angle(d.pin), Some(want), "{} driven to its initial state", d.name);
+        }
+    }
+    track.stop();
+}
