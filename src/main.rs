@@ -28,6 +28,22 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
     },
+    /// Serve every board of a layout over HTTP on loopback, on top of a running simulation (virtual boards).
+    Boards {
+        /// Layout file (default: the embedded 2021 layout).
+        #[arg(long)]
+        layout: Option<PathBuf>,
+        /// Where a board listens, as NAME=HOST:PORT by board name or layout address (repeatable), e.g.
+        /// `--board 192.168.100.107:80=127.0.0.1:19107`. Other boards take a free loopback port.
+        #[arg(long = "board", value_parser = parse_board)]
+        boards: Vec<(String, std::net::SocketAddr)>,
+        /// URL the virtual sensor boards post their reports to, e.g. http://127.0.0.1:8080/registerPosition.
+        #[arg(long)]
+        ingest: Option<String>,
+        /// Speed-up over real time.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// Layout files.
     Layout {
         #[command(subcommand)]
@@ -96,8 +112,9 @@ const LAYOUT_2021: &str = include_str!("../scenarios/layouts/chofufes2021.toml")
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Run { scenario: None, speed: 1.0 }) {
         Command::Run { scenario, speed } => run_live(scenario, speed),
+        Command::Boards { layout, boards, ingest, speed } => serve_boards(layout, boards, ingest, speed),
         Command::Layout { action: LayoutAction::Check { file } } => {
-            let layout = Layout::load(&file).with_context(|| format!("{} is not a valid layout", file.display()))?;
+            let layout = load_layout(Some(file.clone()))?;
             println!("{}: layout `{}` is valid", file.display(), layout.name);
             println!("{}", layout.summary());
             Ok(ExitCode::SUCCESS)
@@ -201,4 +218,52 @@ fn run_live(scenario: Option<PathBuf>, speed: f64) -> anyhow::Result<ExitCode> {
     drop(out);
     println!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_board(s: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (name, addr) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=HOST:PORT"))?;
+    let addr = addr.parse().map_err(|e| format!("`{addr}` is not HOST:PORT: {e}"))?;
+    Ok((name.to_string(), addr))
+}
+
+fn load_layout(path: Option<PathBuf>) -> anyhow::Result<Layout> {
+    Ok(match path {
+        Some(p) => Layout::load(&p).with_context(|| format!("{} is not a valid layout", p.display()))?,
+        None => Layout::from_toml(LAYOUT_2021).context("the embedded 2021 layout")?,
+    })
+}
+
+fn serve_boards(
+    layout: Option<PathBuf>,
+    boards: Vec<(String, std::net::SocketAddr)>,
+    ingest: Option<String>,
+    speed: f64,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(speed.is_finite() && speed > 0.0, "--speed must be a positive number, not {speed}");
+    let layout = std::sync::Arc::new(load_layout(layout)?);
+    for (name, _) in &boards {
+        anyhow::ensure!(
+            layout.boards.iter().any(|b| &b.name == name || &b.address == name),
+            "--board {name}: the layout has no board by that name or address"
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let rig = hil::rig::Rig::start(layout.clone(), &boards.into_iter().collect(), speed).await?;
+        println!("virtual boards of layout {} ({speed}x real time):", layout.name);
+        for vb in &rig.boards {
+            let b = layout.boards.iter().find(|b| b.name == vb.name).expect("layout board");
+            println!("  {:<12} {:<22} -> http://{}", vb.name, b.address, vb.addr);
+        }
+        match &ingest {
+            Some(url) => println!("sensor reports go to {url}"),
+            None => println!("no --ingest URL: sensor reports are not sent"),
+        }
+        let counts = hil::rig::post_sensor_reports(layout.clone(), rig.sim.outputs.clone(), ingest, |_| {});
+        tokio::signal::ctrl_c().await?;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        println!("stopping: {} sensor reports accepted, {} failed", load(&counts.accepted), load(&counts.failed));
+        rig.sim.stop();
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
 }

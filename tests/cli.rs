@@ -71,3 +71,39 @@ fn run_plays_a_scenario_live_and_prints_its_events() {
     let (ok, text) = twin(&["run", "--speed", "0"]);
     assert!(!ok && text.contains("--speed must be a positive number"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boards_serves_the_layout_s_boards_and_posts_sensor_reports() {
+    use std::io::BufRead;
+    // An ingest endpoint to receive the reports.
+    let (tx, mut readings) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ingest = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hil::ingest::router(crate::support::layout_2021(), tx)).await });
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+        .args(["boards", "--speed", "10", "--board", &format!("192.168.100.102:80=127.0.0.1:{port}")])
+        .args(["--ingest", &format!("http://{ingest}/registerPosition")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start boards");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut listing = String::new();
+    while !listing.contains("sensor reports go to") {
+        listing += &lines.next().expect("boards prints its addresses").unwrap();
+        listing += "\n";
+    }
+    assert!(listing.contains(&format!("servo-102    192.168.100.102:80     -> http://127.0.0.1:{port}")), "{listing}");
+    assert_eq!(listing.matches("-> http://127.0.0.1:").count(), 4, "{listing}");
+    // Lower kudanshita_s6 (board .102, pin 21, OFF angle 0): CHICHIBU runs on past kudanshita_s6_f.
+    let http = reqwest::Client::new();
+    let answer = http.post(format!("http://127.0.0.1:{port}/")).body(r#"{"pin":21,"state":"ANGLE","angle":0}"#).send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let reading = tokio::time::timeout(std::time::Duration::from_secs(20), readings.recv()).await;
+    child.kill().ok();
+    child.wait().ok();
+    let reading = reading.expect("a sensor report within 20 s").expect("reading");
+    let layout = crate::support::layout_2021();
+    assert_eq!(layout.sensors[reading.sensor].name, "kudanshita_s6_f");
+    assert_eq!(reading.train_id, 2, "CHICHIBU is train 2");
+}

@@ -16,13 +16,14 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use sim::interlocking::{Interlocking, Rejection, Request};
 use sim::layout::{BoardId, BoardKind, Layout, OnOff};
-use sim::twin::thread::{Output, Pacing, Request as SimRequest, SimHandle, spawn};
-use sim::twin::{SimCommand, SimError, SimEvent, Simulation, StartError, TrackState};
+use sim::twin::thread::{Output, Request as SimRequest, SimHandle};
+use sim::twin::{SimCommand, SimError, SimEvent, TrackState};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::client::{BoardClient, ClientConfig, Failure, servo_command};
 use crate::protocol::{BoardCommand, ServoOp};
-use crate::virtual_boards::{ServoSink, VirtualBoard};
+use crate::rig::{Rig, RigError};
+use crate::virtual_boards::VirtualBoard;
 
 /// Settings of a track.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,17 +108,6 @@ pub struct Track {
     sim: Arc<Mutex<Option<SimHandle>>>,
 }
 
-/// Why a track cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum TrackError {
-    /// The simulation cannot start.
-    #[error(transparent)]
-    Sim(#[from] StartError),
-    /// A virtual board cannot listen.
-    #[error("cannot start virtual boards: {0}")]
-    Listen(#[from] std::io::Error),
-}
-
 impl Track {
     /// Starts a simulated track: the simulation paced to the wall clock, and a virtual board for every servo
     /// board (listening where `listen` says, by board name or layout address, else on a free loopback port).
@@ -126,19 +116,10 @@ impl Track {
         layout: Arc<Layout>,
         listen: &HashMap<String, SocketAddr>,
         config: TrackConfig,
-    ) -> Result<Track, TrackError> {
-        let handle = spawn(Simulation::new(layout.clone(), 10)?, Pacing::WallClock { factor: 1.0 }, None);
-        let requests = handle.requests.clone();
-        let sink: ServoSink = Arc::new(move |cmd| {
-            // The simulation thread outlives the boards while the track runs; after stop nothing listens.
-            let _ = requests.send(SimRequest::Command { id: 0, cmd });
-        });
-        let boards = crate::virtual_boards::start(&layout, listen, sink).await?;
-        let mut addresses: Vec<String> = layout.boards.iter().map(|b| b.address.clone()).collect();
-        for vb in &boards {
-            let id = layout.boards.iter().position(|b| b.name == vb.name).expect("board of the layout");
-            addresses[id] = vb.addr.to_string();
-        }
+    ) -> Result<Track, RigError> {
+        let rig = Rig::start(layout.clone(), listen, 1.0).await?;
+        let addresses = rig.addresses();
+        let Rig { sim: handle, boards, .. } = rig;
         let (events, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
             interlocking: Interlocking::new(layout.clone(), config.interlocking),

@@ -282,7 +282,7 @@ impl Interlocking {
             let nearest = state
                 .trains
                 .iter()
-                .filter(|o| o.id != t.id)
+                .filter(|o| o.id != t.id && o.status != TrainStatus::Removed)
                 .filter_map(|o| gap_to(&route, &bodies[o.id]).map(|g| (g, o)))
                 .min_by(|a, b| a.0.total_cmp(&b.0));
             let limit = match nearest {

@@ -2,7 +2,7 @@
 
 use crate::layout::{DeviceId, Dir, Layout, NodeId, NodeRole, Placement};
 use crate::track::{Blocked, DevicePosition, Span, offset_of};
-use crate::twin::TrainState;
+use crate::twin::{TrainState, TrainStatus};
 
 /// How far (mm) a claim reaches beyond a train's ends: the gap kept between trains, and the distance from a
 /// point within which a train fouls the point's other branch.
@@ -95,8 +95,12 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// The claim of a train given device positions.
+    /// The claim of a train given device positions (nothing for a train taken off the track).
     pub fn of(layout: &Layout, devices: &[DevicePosition], train: &TrainState) -> Claim {
+        if train.status == TrainStatus::Removed {
+            let route = Route { spans: Vec::new(), nodes: Vec::new(), end: RouteEnd::Unbounded };
+            return Claim { train: train.id, spans: Vec::new(), points: Vec::new(), route };
+        }
         let route = route_ahead(layout, devices, train.body.front(layout));
         let mut spans: Vec<Span> = train.body.spans(layout).collect();
         spans.extend(route.spans.iter().map(|(s, _)| *s));

@@ -72,7 +72,7 @@ pub(super) fn detect_collisions(
 ) {
     let layout = &layout.0;
     let sc = &mut *scratch;
-    for t in &trains {
+    for t in trains.iter().filter(|t| t.status != TrainStatus::Removed) {
         for (span, &(_, dir)) in t.body.spans(layout).zip(&t.body.segs) {
             if sc.per_seg[span.seg].is_empty() {
                 sc.touched_segs.push(span.seg);

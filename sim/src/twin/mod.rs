@@ -14,13 +14,13 @@ use std::sync::Arc;
 use bevy::ecs::prelude::*;
 use bevy::ecs::schedule::SingleThreadedExecutor;
 
-use crate::layout::{DeviceId, DeviceKind, DevicePlace, Layout, OnOff, SensorId, TrainId};
+use crate::layout::{DeviceId, DeviceKind, DevicePlace, Layout, OnOff, Placement, SensorId, TrainId};
 use crate::track::{Blocked, Body, DevicePosition, PlacementError};
 
 pub use collide::CollisionKind;
 
 /// A command to the simulated track. Commands from visitors pass the interlocking first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SimCommand {
     /// Drive a device to its ON or OFF angle.
     SetDevice {
@@ -50,6 +50,19 @@ pub enum SimCommand {
         /// Cap, mm/s.
         limit: Option<u32>,
     },
+    /// Put a train back on the rails with its front at `front` (the body extends back along the track), as
+    /// the live-mode mirror does when a sensor reports it; a crashed, derailed or removed train runs again.
+    Place {
+        /// Train.
+        train: TrainId,
+        /// Where its front goes.
+        front: Placement,
+    },
+    /// Take a train off the track: it no longer moves, occupies track or collides.
+    Remove {
+        /// Train.
+        train: TrainId,
+    },
 }
 
 /// Why the simulation refused a command. Nothing changes when a command is refused.
@@ -74,6 +87,9 @@ pub enum SimError {
     /// Angle beyond 0..359.
     #[error("angle {0} is out of range 0..359")]
     AngleOutOfRange(u32),
+    /// A train cannot be placed there.
+    #[error("{0}")]
+    Placement(String),
 }
 
 /// Why a train derailed.
@@ -156,6 +172,8 @@ pub enum TrainStatus {
     Crashed,
     /// Off the rails.
     Derailed,
+    /// Taken off the track.
+    Removed,
 }
 
 /// A train's state: plain data shared with the interlocking and the views.
@@ -346,13 +364,34 @@ impl Simulation {
                 self.train_mut(train).set_speed = speed;
             }
             SimCommand::SetSpeedLimit { train, limit } => {
-                if train >= self.trains.len() {
-                    return Err(SimError::UnknownTrain(train));
-                }
+                self.check_train(train)?;
                 self.train_mut(train).limit = limit;
+            }
+            SimCommand::Place { train, front } => {
+                self.check_train(train)?;
+                if front.seg >= self.layout.segments.len()
+                    || !(0.0..=self.layout.segments[front.seg].length).contains(&front.offset)
+                {
+                    return Err(SimError::Placement(format!("no such place on the track: {front:?}")));
+                }
+                let length = self.layout.trains[train].length;
+                let body = Body::place(&self.layout, front, length, self.devices())
+                    .map_err(|e| SimError::Placement(e.to_string()))?;
+                let mut t = self.train_mut(train);
+                t.body = body;
+                t.status = TrainStatus::Running;
+                t.held_at = None;
+            }
+            SimCommand::Remove { train } => {
+                self.check_train(train)?;
+                self.train_mut(train).status = TrainStatus::Removed;
             }
         }
         Ok(())
+    }
+
+    fn check_train(&self, train: TrainId) -> Result<(), SimError> {
+        if train < self.trains.len() { Ok(()) } else { Err(SimError::UnknownTrain(train)) }
     }
 
     fn check_device(&self, device: DeviceId) -> Result<(), SimError> {
@@ -377,7 +416,9 @@ impl Simulation {
         debug_assert!(matches!(layout.devices[device].place, DevicePlace::Switch { .. }));
         for id in 0..self.trains.len() {
             let mut t = self.train_mut(id);
-            if t.status != TrainStatus::Derailed && t.body.straddles_switch(&layout, device) {
+            if matches!(t.status, TrainStatus::Running | TrainStatus::Crashed)
+                && t.body.straddles_switch(&layout, device)
+            {
                 t.status = TrainStatus::Derailed;
                 let cause = DerailCause::SwitchThrownUnder(device);
                 out.push(SimEvent { time_ms, kind: EventKind::Derailment { train: id, cause } });
