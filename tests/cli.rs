@@ -97,7 +97,12 @@ async fn boards_serves_the_layout_s_boards_and_posts_sensor_reports() {
     assert_eq!(listing.matches("-> http://127.0.0.1:").count(), 4, "{listing}");
     // Lower kudanshita_s6 (board .102, pin 21, OFF angle 0): CHICHIBU runs on past kudanshita_s6_f.
     let http = reqwest::Client::new();
-    let answer = http.post(format!("http://127.0.0.1:{port}/")).body(r#"{"pin":21,"state":"ANGLE","angle":0}"#).send().await.unwrap();
+    let answer = http
+        .post(format!("http://127.0.0.1:{port}/"))
+        .body(r#"{"pin":21,"state":"ANGLE","angle":0}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(answer.status().as_u16(), 200);
     let reading = tokio::time::timeout(std::time::Duration::from_secs(20), readings.recv()).await;
     child.kill().ok();

@@ -1,11 +1,10 @@
 //! The track interface in sim mode, end to end on loopback: commands through the interlocking and the
 //! virtual boards, board failures and reboots, restoration of the desired state.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hil::client::ClientConfig;
-use hil::track::{Outcome, Track, TrackConfig};
+use hil::track::{Outcome, Setup, Track, TrackConfig};
 use hil::virtual_boards::Faults;
 use sim::interlocking::{RejectKind, Request};
 use sim::layout::OnOff;
@@ -13,7 +12,7 @@ use sim::track::DevicePosition;
 
 use crate::support::layout_2021;
 
-fn config() -> TrackConfig {
+pub fn config() -> TrackConfig {
     TrackConfig {
         health_every: Duration::from_millis(200),
         init_spacing: Duration::from_millis(10),
@@ -22,7 +21,7 @@ fn config() -> TrackConfig {
     }
 }
 
-async fn until(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool) {
+pub async fn until(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
     while !ok().await {
         assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
@@ -30,11 +29,11 @@ async fn until(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool) {
     }
 }
 
-fn device(track: &Track, name: &str, state: OnOff) -> Request {
+pub fn device(track: &Track, name: &str, state: OnOff) -> Request {
     Request::Device { device: track.layout().device_id(name).unwrap(), state }
 }
 
-async fn position(track: &Track, name: &str) -> DevicePosition {
+pub async fn position(track: &Track, name: &str) -> DevicePosition {
     track.state().await.devices[track.layout().device_id(name).unwrap()]
 }
 
@@ -42,7 +41,7 @@ const CHOFU: &str = "servo-107";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_pass_the_interlocking_and_the_boards() {
-    let track = Track::start_sim(layout_2021(), &HashMap::new(), config()).await.unwrap();
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
     assert_eq!(position(&track, "chofu_b3").await, DevicePosition::Off);
@@ -62,7 +61,7 @@ async fn commands_pass_the_interlocking_and_the_boards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_board_down_fails_its_commands_and_is_unhealthy_within_two_seconds() {
-    let track = Track::start_sim(layout_2021(), &HashMap::new(), config()).await.unwrap();
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
     board.set_faults(Faults { drop_requests: true, ..Faults::default() });
@@ -90,7 +89,7 @@ async fn a_board_down_fails_its_commands_and_is_unhealthy_within_two_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebooted_board_gets_its_desired_state_back() {
-    let track = Track::start_sim(layout_2021(), &HashMap::new(), config()).await.unwrap();
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
     let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
@@ -107,7 +106,7 @@ async fn a_rebooted_board_gets_its_desired_state_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_drives_every_device_through_its_board() {
-    let track = Track::start_sim(layout_2021(), &HashMap::new(), config()).await.unwrap();
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let layout = track.layout().clone();
     for vb in track.virtual_boards() {

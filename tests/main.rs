@@ -3,6 +3,7 @@
 
 mod cli;
 mod hil_boards;
+mod hil_live;
 mod hil_protocol;
 mod hil_track;
 mod interlocking;

@@ -6,13 +6,14 @@
 //! - [`virtual_boards`]: the firmware API served on loopback on top of the simulation, with fault injection;
 //! - [`ingest`]: the `/registerPosition` sensor endpoint and the report <-> sensor mapping;
 //! - [`rig`]: a simulated layout behind virtual servo and sensor boards;
-//! - [`track`]: the one track interface (sim mode), with board health and restoration of desired states.
-//!
-//! Still to come (issue 3): live mode with the mirror, and the live-mode toggle.
+//! - [`mirror`]: the live-mode mirror's bookkeeping (snap to sensor reports, divergences);
+//! - [`track`]: the one track interface, in sim or live mode, with board health, restoration of desired
+//!   states and the live-mode toggle.
 
 pub mod client;
 pub mod firmware;
 pub mod ingest;
+pub mod mirror;
 pub mod protocol;
 pub mod rig;
 pub mod track;

@@ -1,11 +1,13 @@
 //! The one track interface the gateway uses, whatever the track is.
 //!
-//! A [`Track`] owns a simulation running paced to the wall clock and the servo boards it drives. Every
-//! command passes the interlocking, then device commands go to the boards over HTTP with the
-//! [`BoardClient`](crate::client::BoardClient): in sim mode to virtual boards on loopback that move the
-//! simulated devices (the same code path as live mode). The track polls every board's health, and when a
-//! board comes back (or at start-up) it re-sends the desired state of the board's devices one at a time,
-//! 500 ms apart, refusing new commands for them until it is done.
+//! A [`Track`] owns a simulation running paced to the wall clock, virtual boards on top of it, and the
+//! addresses of the real boards. Every command passes the interlocking, then device commands go to the
+//! boards over HTTP with the [`BoardClient`](crate::client::BoardClient): in sim mode to the virtual boards on
+//! loopback, which move the simulated devices; in live mode to the real boards, and the simulation becomes a
+//! mirror of the real track ([`crate::mirror`]): devices follow acknowledged commands, trains follow the
+//! sensor reports, and the interlocking's occupancy comes from it. The track polls every board's health, and
+//! when a board comes back (or at start-up, or after a switch of mode) it re-sends the desired state of the
+//! board's devices one at a time, 500 ms apart, refusing new commands for them until it is done.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,9 +20,12 @@ use sim::interlocking::{Interlocking, Rejection, Request};
 use sim::layout::{BoardId, BoardKind, Layout, OnOff};
 use sim::twin::thread::{Output, Request as SimRequest, SimHandle};
 use sim::twin::{SimCommand, SimError, SimEvent, TrackState};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::client::{BoardClient, ClientConfig, Failure, servo_command};
+use crate::ingest::SensorReading;
+use crate::mirror::{Divergence, Mirror};
 use crate::protocol::{BoardCommand, ServoOp};
 use crate::rig::{Rig, RigError};
 use crate::virtual_boards::VirtualBoard;
@@ -38,6 +43,10 @@ pub struct TrackConfig {
     pub client: ClientConfig,
     /// Whether the interlocking checks commands.
     pub interlocking: bool,
+    /// Speed-up of the simulation over real time (1.0 for a real track).
+    pub pace: f64,
+    /// Simulated time after the mirror passes a sensor within which the real train must report it, ms.
+    pub overdue_ms: u64,
 }
 
 impl Default for TrackConfig {
@@ -48,6 +57,8 @@ impl Default for TrackConfig {
             supervise_every: Duration::from_millis(100),
             client: ClientConfig::default(),
             interlocking: true,
+            pace: 1.0,
+            overdue_ms: 3000,
         }
     }
 }
@@ -76,6 +87,15 @@ pub struct BoardHealth {
     pub restoring: bool,
 }
 
+/// Which track the commands drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The simulated track behind virtual boards.
+    Sim,
+    /// The real boards; the simulation mirrors them.
+    Live,
+}
+
 /// What the track reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrackEvent {
@@ -83,6 +103,46 @@ pub enum TrackEvent {
     Sim(SimEvent),
     /// A board's health changed.
     Board(BoardHealth),
+    /// In live mode, a real sensor report contradicted the mirror.
+    Divergence(Divergence),
+    /// The mode changed.
+    Mode(Mode),
+}
+
+/// Where a track starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setup {
+    /// Where virtual boards listen, by board name or layout address (others: a free loopback port).
+    pub listen: HashMap<String, SocketAddr>,
+    /// Addresses of real boards that differ from the layout's, by board name or layout address.
+    pub live_boards: HashMap<String, String>,
+    /// The mode at start.
+    pub mode: Mode,
+    /// Settings.
+    pub config: TrackConfig,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup { listen: HashMap::new(), live_boards: HashMap::new(), mode: Mode::Sim, config: TrackConfig::default() }
+    }
+}
+
+/// Why a switch of mode was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SwitchError {
+    /// Boards of the target track do not answer (switch with `force` to go anyway).
+    #[error("boards not answering: {}", .0.join(", "))]
+    Unhealthy(Vec<String>),
+}
+
+/// What a switch of mode checked and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchReport {
+    /// The mode now.
+    pub mode: Mode,
+    /// Each board of the target track, with its address and whether it answered the health check.
+    pub checked: Vec<(String, String, bool)>,
 }
 
 struct Inner {
@@ -91,10 +151,14 @@ struct Inner {
     config: TrackConfig,
     sim: Sender<SimRequest>,
     client: BoardClient,
-    addresses: Vec<String>,
+    sim_addresses: Vec<String>,
+    live_addresses: Vec<String>,
+    mode: Mutex<Mode>,
+    mirror: Mutex<Mirror>,
     desired: Mutex<Vec<OnOff>>,
     health: Mutex<HashMap<BoardId, BoardHealth>>,
     events: broadcast::Sender<TrackEvent>,
+    readings: UnboundedSender<SensorReading>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Result<(), SimError>>>>,
     next_id: AtomicU64,
     commands: tokio::sync::Mutex<()>,
@@ -109,46 +173,51 @@ pub struct Track {
 }
 
 impl Track {
-    /// Starts a simulated track: the simulation paced to the wall clock, and a virtual board for every servo
-    /// board (listening where `listen` says, by board name or layout address, else on a free loopback port).
-    /// Every device is then initialised through its board.
-    pub async fn start_sim(
-        layout: Arc<Layout>,
-        listen: &HashMap<String, SocketAddr>,
-        config: TrackConfig,
-    ) -> Result<Track, RigError> {
-        let rig = Rig::start(layout.clone(), listen, 1.0).await?;
-        let addresses = rig.addresses();
+    /// Starts a track: the simulation and its virtual boards, and the real boards' addresses. Every device is
+    /// then initialised through its board, in the starting mode.
+    pub async fn start(layout: Arc<Layout>, setup: Setup) -> Result<Track, RigError> {
+        let config = setup.config;
+        let rig = Rig::start(layout.clone(), &setup.listen, config.pace).await?;
+        let sim_addresses = rig.addresses();
         let Rig { sim: handle, boards, .. } = rig;
+        let live_addresses: Vec<String> = layout
+            .boards
+            .iter()
+            .map(|b| {
+                setup
+                    .live_boards
+                    .get(&b.name)
+                    .or_else(|| setup.live_boards.get(&b.address))
+                    .unwrap_or(&b.address)
+                    .clone()
+            })
+            .collect();
+        let addresses = if setup.mode == Mode::Sim { &sim_addresses } else { &live_addresses };
+        let health = layout
+            .boards
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.kind == BoardKind::Servo)
+            .map(|(i, b)| {
+                (i, BoardHealth { name: b.name.clone(), address: addresses[i].clone(), alive: true, restoring: true })
+            })
+            .collect();
         let (events, _) = broadcast::channel(4096);
+        let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             interlocking: Interlocking::new(layout.clone(), config.interlocking),
             desired: Mutex::new(layout.devices.iter().map(|d| d.initial).collect()),
-            health: Mutex::new(
-                layout
-                    .boards
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, b)| b.kind == BoardKind::Servo)
-                    .map(|(i, b)| {
-                        (
-                            i,
-                            BoardHealth {
-                                name: b.name.clone(),
-                                address: addresses[i].clone(),
-                                alive: true,
-                                restoring: true,
-                            },
-                        )
-                    })
-                    .collect(),
-            ),
+            health: Mutex::new(health),
+            mirror: Mutex::new(Mirror::new(&layout, config.overdue_ms)),
             layout,
             config,
             sim: handle.requests.clone(),
             client: BoardClient::new(config.client),
-            addresses,
+            sim_addresses,
+            live_addresses,
+            mode: Mutex::new(setup.mode),
             events,
+            readings: readings_tx,
             pending: Mutex::default(),
             next_id: AtomicU64::new(1),
             commands: tokio::sync::Mutex::new(()),
@@ -160,7 +229,53 @@ impl Track {
         }
         tokio::spawn(watch_health(Arc::downgrade(&track.inner)));
         tokio::spawn(supervise(Arc::downgrade(&track.inner)));
+        tokio::spawn(follow(Arc::downgrade(&track.inner), readings_rx));
         Ok(track)
+    }
+
+    /// Where sensor reports go (the ingest endpoint's channel); in live mode they drive the mirror.
+    pub fn readings(&self) -> UnboundedSender<SensorReading> {
+        self.inner.readings.clone()
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        *self.inner.mode.lock().expect("mode")
+    }
+
+    /// Switches between the simulated and the real track. Commands that arrive meanwhile wait and then go
+    /// to the new track: none is lost or applied twice. To live: the real boards' health is checked first,
+    /// and the switch refused with the list of boards that do not answer unless `force`. Then the desired
+    /// state of every device is pushed to the target boards, and commands are routed to them.
+    pub async fn switch_mode(&self, to: Mode, force: bool) -> Result<SwitchReport, SwitchError> {
+        let inner = &self.inner;
+        let _turn = inner.commands.lock().await;
+        let targets = if to == Mode::Sim { &inner.sim_addresses } else { &inner.live_addresses };
+        let boards: Vec<BoardId> = inner.health.lock().expect("health").keys().copied().collect();
+        let mut checked = Vec::new();
+        for &b in &boards {
+            let alive = inner.client.health(&targets[b]).await;
+            checked.push((inner.layout.boards[b].name.clone(), targets[b].clone(), alive));
+        }
+        checked.sort();
+        if self.mode() == to {
+            return Ok(SwitchReport { mode: to, checked });
+        }
+        let down: Vec<String> = checked.iter().filter(|c| !c.2).map(|c| format!("{} ({})", c.0, c.1)).collect();
+        if !down.is_empty() && !force {
+            return Err(SwitchError::Unhealthy(down));
+        }
+        *inner.mode.lock().expect("mode") = to;
+        for &b in &boards {
+            let address = targets[b].clone();
+            set_health(inner, b, |h| h.address = address);
+        }
+        let restores: Vec<_> = boards.iter().map(|&b| tokio::spawn(restore(self.inner.clone(), b))).collect();
+        for r in restores {
+            let _ = r.await;
+        }
+        let _ = inner.events.send(TrackEvent::Mode(to));
+        Ok(SwitchReport { mode: to, checked })
     }
 
     /// The layout of the track.
@@ -240,11 +355,27 @@ impl Track {
 /// Sends a device's state to its board; a board that does not answer is marked down.
 async fn drive(inner: &Inner, device: usize, state: OnOff) -> Result<(), Failure> {
     let d = &inner.layout.devices[device];
-    let result = inner.client.send(&inner.addresses[d.board], &servo_command(d, state)).await;
-    if let Err(Failure::Unreachable(_) | Failure::Timeout(_) | Failure::BadAnswer { .. }) = result {
-        set_health(inner, d.board, |h| h.alive = false);
+    let live = *inner.mode.lock().expect("mode") == Mode::Live;
+    let result = inner.client.send(&address(inner, d.board), &servo_command(d, state)).await;
+    match result {
+        // The mirror follows acknowledged commands (in sim mode the virtual board moved the device).
+        Ok(_) if live => {
+            let _ = sim_command(inner, SimCommand::SetDevice { device, state }).await;
+        }
+        Err(Failure::Unreachable(_) | Failure::Timeout(_) | Failure::BadAnswer { .. }) => {
+            set_health(inner, d.board, |h| h.alive = false);
+        }
+        _ => {}
     }
     result.map(|_| ())
+}
+
+/// The address of a board on the track the mode selects.
+fn address(inner: &Inner, board: BoardId) -> String {
+    match *inner.mode.lock().expect("mode") {
+        Mode::Sim => inner.sim_addresses[board].clone(),
+        Mode::Live => inner.live_addresses[board].clone(),
+    }
 }
 
 fn set_health(inner: &Inner, board: BoardId, change: impl FnOnce(&mut BoardHealth)) {
@@ -290,6 +421,9 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
                         }
                     }
                     Output::Event(e) => {
+                        if *inner.mode.lock().expect("mode") == Mode::Live {
+                            inner.mirror.lock().expect("mirror").on_mirror_event(&inner.layout, &e);
+                        }
                         for cmd in inner.interlocking.protect_after(std::slice::from_ref(&e)) {
                             if let SimCommand::SetDevice { device, state } = cmd {
                                 let inner = inner.clone();
@@ -314,7 +448,7 @@ async fn restore(inner: Arc<Inner>, board: BoardId) {
     set_health(&inner, board, |h| h.restoring = true);
     // Set the board's clock first: a board whose clock is lost again has rebooted.
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if inner.client.send(&inner.addresses[board], &BoardCommand::SetClock { unix }).await.is_err() {
+    if inner.client.send(&address(&inner, board), &BoardCommand::SetClock { unix }).await.is_err() {
         set_health(&inner, board, |h| h.alive = false);
         return;
     }
@@ -343,7 +477,7 @@ async fn watch_health(inner: std::sync::Weak<Inner>) {
         let every = strong.config.health_every;
         let boards: Vec<(BoardId, BoardHealth)> = strong.health.lock().expect("health").clone().into_iter().collect();
         for (board, before) in boards {
-            let alive = strong.client.health(&strong.addresses[board]).await;
+            let alive = strong.client.health(&address(&strong, board)).await;
             set_health(&strong, board, |h| h.alive = alive);
             // A board that failed and answers again gets its devices back (an aborted restore also left it down),
             // and so does one that lost its clock: it rebooted, and its servos are at their power-on angle.
@@ -363,7 +497,7 @@ const CLOCK_SET_AFTER: u64 = 1_000_000_000;
 async fn rebooted(inner: &Inner, board: BoardId) -> bool {
     let Some(device) = inner.layout.devices.iter().find(|d| d.board == board) else { return false };
     let probe = BoardCommand::Servo { pin: device.pin, op: ServoOp::Get };
-    matches!(inner.client.send(&inner.addresses[board], &probe).await, Ok(last_update) if last_update < CLOCK_SET_AFTER)
+    matches!(inner.client.send(&address(inner, board), &probe).await, Ok(last_update) if last_update < CLOCK_SET_AFTER)
 }
 
 /// Runs the interlocking's speed supervision on the simulated track.
@@ -377,5 +511,33 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
         }
         drop(strong);
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Live mode: snaps mirrored trains to the real sensor reports, and reports divergences (including trains
+/// overdue at their next sensor, checked as time passes).
+async fn follow(inner: std::sync::Weak<Inner>, mut readings: UnboundedReceiver<SensorReading>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        let reading = tokio::select! {
+            r = readings.recv() => match r { Some(r) => Some(r), None => return },
+            _ = tick.tick() => None,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        if *inner.mode.lock().expect("mode") != Mode::Live {
+            continue;
+        }
+        let state = state(&inner).await;
+        let mut divergences = inner.mirror.lock().expect("mirror").overdue(state.time_ms);
+        if let Some(reading) = reading {
+            let (snap, divergence) = inner.mirror.lock().expect("mirror").on_reading(&inner.layout, reading, &state);
+            if let Some(cmd) = snap {
+                let _ = sim_command(&inner, cmd).await;
+            }
+            divergences.extend(divergence);
+        }
+        for d in divergences {
+            let _ = inner.events.send(TrackEvent::Divergence(d));
+        }
     }
 }

@@ -1,0 +1,173 @@
+//! The live-mode mirror's bookkeeping, as plain functions over data.
+//!
+//! In live mode a simulation runs paced to the wall clock and follows the real track: each real sensor report
+//! snaps the identified train to the sensor, and the simulation then predicts where it goes (it runs the
+//! train on at its speed, stopping at the raised stop rails that the real ones mirror). A report that
+//! contradicts the prediction is a [`Divergence`]: a train id the layout does not know, a sensor other than
+//! the one expected next, or a train overdue: the mirror passed the next sensor and the real train has not
+//! reported it within the tolerance.
+
+use sim::layout::{Dir, Layout, Placement, SensorId, TrainId};
+use sim::track::next_segment;
+use sim::twin::{EventKind, SimCommand, SimEvent, TrackState};
+
+use crate::ingest::SensorReading;
+
+/// A real report that contradicts the mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Divergence {
+    /// The report names a train id the layout has no train for.
+    UnknownTrain {
+        /// The id reported.
+        train_id: u32,
+        /// Where.
+        sensor: SensorId,
+    },
+    /// The train reported at a sensor other than the one expected next.
+    UnexpectedOrder {
+        /// The train.
+        train: TrainId,
+        /// Sensor expected.
+        expected: SensorId,
+        /// Sensor reported.
+        got: SensorId,
+    },
+    /// The mirror passed the next sensor, and the real train did not report it in time.
+    Overdue {
+        /// The train.
+        train: TrainId,
+        /// The sensor it should have reached.
+        sensor: SensorId,
+    },
+}
+
+impl Divergence {
+    /// The divergence in words.
+    pub fn describe(&self, layout: &Layout) -> String {
+        let sensor = |s: SensorId| layout.sensors[s].name.as_str();
+        let train = |t: TrainId| layout.trains[t].name.as_str();
+        match *self {
+            Divergence::UnknownTrain { train_id, sensor: s } => {
+                format!("sensor {} reported unknown train id {train_id}", sensor(s))
+            }
+            Divergence::UnexpectedOrder { train: t, expected, got } => {
+                format!("{} reported at {}, expected next at {}", train(t), sensor(got), sensor(expected))
+            }
+            Divergence::Overdue { train: t, sensor: s } => format!("{} is overdue at {}", train(t), sensor(s)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Follow {
+    expect_next: Option<SensorId>,
+    due: Option<(SensorId, u64)>,
+}
+
+/// What the mirror knows of each train beyond the simulation itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    tolerance_ms: u64,
+    trains: Vec<Follow>,
+}
+
+impl Mirror {
+    /// A mirror of `layout` that reports a train overdue `tolerance_ms` after the mirror passed its next sensor.
+    pub fn new(layout: &Layout, tolerance_ms: u64) -> Mirror {
+        Mirror { tolerance_ms, trains: vec![Follow::default(); layout.trains.len()] }
+    }
+
+    /// A real report: the command that snaps the mirror's train to the sensor, and a divergence if it
+    /// contradicts the prediction.
+    pub fn on_reading(
+        &mut self,
+        layout: &Layout,
+        reading: SensorReading,
+        state: &TrackState,
+    ) -> (Option<SimCommand>, Option<Divergence>) {
+        let SensorReading { sensor, train_id } = reading;
+        let Some(train) = (train_id as usize).checked_sub(1).filter(|&t| t < self.trains.len()) else {
+            return (None, Some(Divergence::UnknownTrain { train_id, sensor }));
+        };
+        let follow = &mut self.trains[train];
+        let divergence = match follow.expect_next {
+            Some(expected) if expected != sensor => Some(Divergence::UnexpectedOrder { train, expected, got: sensor }),
+            _ => None,
+        };
+        let s = &layout.sensors[sensor];
+        let dir = direction_at(layout, state, train, s.seg);
+        let front = Placement { seg: s.seg, offset: s.offset, dir };
+        follow.expect_next = next_wired_sensor(layout, state, front);
+        follow.due = None;
+        (Some(SimCommand::Place { train, front }), divergence)
+    }
+
+    /// An event of the mirror's own simulation: passing the expected sensor starts the overdue clock.
+    pub fn on_mirror_event(&mut self, layout: &Layout, event: &SimEvent) {
+        if let EventKind::SensorPassed { sensor, train } = event.kind
+            && layout.sensors[sensor].wiring.is_some()
+            && let Some(follow) = self.trains.get_mut(train)
+            && follow.expect_next == Some(sensor)
+            && follow.due.is_none()
+        {
+            follow.due = Some((sensor, event.time_ms + self.tolerance_ms));
+        }
+    }
+
+    /// Trains overdue at simulation time `now_ms` (each reported once).
+    pub fn overdue(&mut self, now_ms: u64) -> Vec<Divergence> {
+        let mut out = Vec::new();
+        for (train, follow) in self.trains.iter_mut().enumerate() {
+            if let Some((sensor, due)) = follow.due
+                && now_ms > due
+            {
+                out.push(Divergence::Overdue { train, sensor });
+                follow.due = None;
+            }
+        }
+        out
+    }
+}
+
+/// The direction the train runs along `seg`: as on its body or its way ahead, else forward.
+fn direction_at(layout: &Layout, state: &TrackState, train: TrainId, seg: usize) -> Dir {
+    let t = &state.trains[train];
+    if let Some(&(_, dir)) = t.body.segs.iter().find(|(s, _)| *s == seg) {
+        return dir;
+    }
+    let front = t.body.front(layout);
+    ahead(layout, state, front).find(|(s, _)| *s == seg).map_or(Dir::Forward, |(_, d)| d)
+}
+
+/// The first sensor wired to a board strictly ahead of `front` along the set route.
+fn next_wired_sensor(layout: &Layout, state: &TrackState, front: Placement) -> Option<SensorId> {
+    let seg_ahead = |seg: usize, dir: Dir, from: Option<f64>| {
+        let s = &layout.segments[seg];
+        let travelled = |offset: f64| sim::track::offset_of(s, dir, offset);
+        layout
+            .sensors
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.seg == seg && x.wiring.is_some())
+            .map(|(id, x)| (id, travelled(x.offset)))
+            .filter(|&(_, p)| from.is_none_or(|h| p > h))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(id, _)| id)
+    };
+    let start = sim::track::offset_of(&layout.segments[front.seg], front.dir, front.offset);
+    if let Some(id) = seg_ahead(front.seg, front.dir, Some(start)) {
+        return Some(id);
+    }
+    ahead(layout, state, front).skip(1).find_map(|(seg, dir)| seg_ahead(seg, dir, None))
+}
+
+/// The segments from `front` onwards along the set route (at most the layout's segment count).
+fn ahead<'a>(layout: &'a Layout, state: &'a TrackState, front: Placement) -> impl Iterator<Item = (usize, Dir)> + 'a {
+    let mut cur = Some((front.seg, front.dir));
+    std::iter::from_fn(move || {
+        let here = cur?;
+        cur = next_segment(layout, here.0, here.1, &state.devices).ok();
+        Some(here)
+    })
+    .take(layout.segments.len() + 1)
+}
