@@ -118,3 +118,44 @@ async fn start_up_drives_every_device_through_its_board() {
     }
     track.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boards_with_the_2021_firmware_health_quirk_work_unchanged() {
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
+    for vb in track.virtual_boards() {
+        vb.set_faults(hil::virtual_boards::Faults { firmware_health: true, ..Default::default() });
+    }
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    // Several health polls later every board is still alive, and commands go through.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(track.ready(), "{:?}", track.boards());
+    assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_carries_positions_sensor_reports_and_the_snapshot_everything() {
+    use hil::track::{Mode, TrackEvent};
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let snapshot = track.snapshot().await;
+    assert_eq!(snapshot.mode, Mode::Sim);
+    assert_eq!(snapshot.boards.len(), 4);
+    assert_eq!(snapshot.state.trains.len(), 8);
+    let mut events = track.subscribe();
+    // CHICHIBU waits at kudanshita_s6; released, it runs on towards Iwamotocho.
+    assert_eq!(track.apply(device(&track, "kudanshita_s6", OnOff::Off)).await, Outcome::Applied);
+    let reading = hil::ingest::SensorReading { sensor: track.layout().sensor_id("shinjuku").unwrap(), train_id: 3 };
+    track.readings().send(reading).unwrap();
+    let (mut moved, mut reported) = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(moved && reported) && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
+            Ok(Ok(TrackEvent::Trains(p))) => moved |= p[1].speed > 0,
+            Ok(Ok(TrackEvent::SensorReport(r))) => reported |= r == reading,
+            _ => {}
+        }
+    }
+    assert!(moved && reported, "moved {moved}, reported {reported}");
+    track.stop();
+}

@@ -107,6 +107,34 @@ pub enum TrackEvent {
     Divergence(Divergence),
     /// The mode changed.
     Mode(Mode),
+    /// A hall-sensor board reported a train (accepted by the ingest endpoint), in either mode.
+    SensorReport(SensorReading),
+    /// Where the trains are now (sent when any train moved, about every `supervise_every`).
+    Trains(Vec<TrainPosition>),
+}
+
+/// A train's position for views.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainPosition {
+    /// The train.
+    pub train: usize,
+    /// Where its front is.
+    pub front: sim::layout::Placement,
+    /// Speed it runs at, mm/s.
+    pub speed: u32,
+    /// Running, crashed, derailed or removed.
+    pub status: sim::twin::TrainStatus,
+}
+
+/// Everything about the track at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The mode.
+    pub mode: Mode,
+    /// Devices and trains (the simulation's, or in live mode the mirror's).
+    pub state: TrackState,
+    /// Health of every servo board, by board id.
+    pub boards: Vec<(BoardId, BoardHealth)>,
 }
 
 /// Where a track starts.
@@ -305,6 +333,11 @@ impl Track {
         self.inner.health.lock().expect("health").values().all(|h| h.alive && !h.restoring)
     }
 
+    /// The mode, the devices and trains, and the boards' health.
+    pub async fn snapshot(&self) -> Snapshot {
+        Snapshot { mode: self.mode(), state: self.state().await, boards: self.boards() }
+    }
+
     /// The state of the simulated track, once every command sent so far has been taken.
     pub async fn state(&self) -> TrackState {
         state(&self.inner).await
@@ -501,13 +534,29 @@ async fn rebooted(inner: &Inner, board: BoardId) -> bool {
 }
 
 /// Runs the interlocking's speed supervision on the simulated track.
+/// Also sends the trains' positions when any moved.
 async fn supervise(inner: std::sync::Weak<Inner>) {
+    let mut last: Vec<TrainPosition> = Vec::new();
     loop {
         let Some(strong) = inner.upgrade() else { return };
         let every = strong.config.supervise_every;
         let state = state(&strong).await;
         for cmd in strong.interlocking.supervise(&state) {
             let _ = sim_command(&strong, cmd).await;
+        }
+        let positions: Vec<TrainPosition> = state
+            .trains
+            .iter()
+            .map(|t| TrainPosition {
+                train: t.id,
+                front: t.body.front(&strong.layout),
+                speed: t.effective_speed(),
+                status: t.status,
+            })
+            .collect();
+        if positions != last {
+            let _ = strong.events.send(TrackEvent::Trains(positions.clone()));
+            last = positions;
         }
         drop(strong);
         tokio::time::sleep(every).await;
@@ -524,6 +573,9 @@ async fn follow(inner: std::sync::Weak<Inner>, mut readings: UnboundedReceiver<S
             _ = tick.tick() => None,
         };
         let Some(inner) = inner.upgrade() else { return };
+        if let Some(r) = reading {
+            let _ = inner.events.send(TrackEvent::SensorReport(r));
+        }
         if *inner.mode.lock().expect("mode") != Mode::Live {
             continue;
         }
