@@ -12,13 +12,15 @@ use sim::layout::Layout;
 #[derive(Parser)]
 #[command(name = "plarail-twin", version, about = "Digital twin of the remotely operated Plarail festival layout")]
 struct Cli {
-    /// What to do; without one, `run`.
+    /// What to do; without one, `serve`.
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the twin (the default): the gateway over a track, simulated or live, on the 2021 layout by default.
+    Serve(ServeArgs),
     /// Run the twin live: the 2021 layout at real time with festival visitors, events printed as they happen.
     Run {
         /// Scenario to run instead of the embedded festival hour on the 2021 layout.
@@ -59,6 +61,33 @@ enum Command {
         #[command(subcommand)]
         action: BenchAction,
     },
+}
+
+/// Flags of `serve`; each can also come from a `PLARAIL_*` environment variable.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address of the HTTP server (page, WebSocket, API, sensor ingest).
+    #[arg(long, env = "PLARAIL_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Layout file (default: the embedded 2021 layout).
+    #[arg(long, env = "PLARAIL_LAYOUT")]
+    layout: Option<PathBuf>,
+    /// Which track commands drive at start: the simulation (`sim`) or the real boards (`live`).
+    #[arg(long, env = "PLARAIL_MODE", value_enum, default_value_t = ModeArg::Sim)]
+    mode: ModeArg,
+    /// Address of a real board, as NAME=HOST:PORT by board name or layout address (repeatable), e.g.
+    /// `--board 192.168.100.107:80=127.0.0.1:19107`.
+    #[arg(long = "board", env = "PLARAIL_BOARDS", value_delimiter = ',', value_parser = parse_live_board)]
+    boards: Vec<(String, String)>,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long, env = "PLARAIL_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModeArg {
+    Sim,
+    Live,
 }
 
 #[derive(Subcommand)]
@@ -110,7 +139,13 @@ const FESTIVAL_HOUR: &str = include_str!("../scenarios/festival-hour.toml");
 const LAYOUT_2021: &str = include_str!("../scenarios/layouts/chofufes2021.toml");
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command.unwrap_or(Command::Run { scenario: None, speed: 1.0 }) {
+    // No subcommand: `serve`, with its flags from the environment and their defaults.
+    let command = match cli.command {
+        Some(c) => c,
+        None => Cli::parse_from(["plarail-twin", "serve"]).command.expect("serve was given"),
+    };
+    match command {
+        Command::Serve(args) => serve(args),
         Command::Run { scenario, speed } => run_live(scenario, speed),
         Command::Boards { layout, boards, ingest, speed } => serve_boards(layout, boards, ingest, speed),
         Command::Layout { action: LayoutAction::Check { file } } => {
@@ -266,4 +301,61 @@ fn serve_boards(
         rig.sim.stop();
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+fn parse_live_board(s: &str) -> Result<(String, String), String> {
+    let (name, addr) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=HOST:PORT"))?;
+    if !addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) {
+        return Err(format!("`{addr}` is not HOST:PORT"));
+    }
+    Ok((name.to_string(), addr.to_string()))
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).with_context(|| format!("--log {}", args.log))?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let layout = std::sync::Arc::new(load_layout(args.layout)?);
+    for (name, _) in &args.boards {
+        anyhow::ensure!(
+            layout.boards.iter().any(|b| &b.name == name || &b.address == name),
+            "--board {name}: the layout has no board by that name or address"
+        );
+    }
+    let mode = if args.mode == ModeArg::Sim { hil::track::Mode::Sim } else { hil::track::Mode::Live };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let setup = hil::track::Setup { live_boards: args.boards.into_iter().collect(), mode, ..Default::default() };
+        let track = hil::track::Track::start(layout.clone(), setup).await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(layout = %layout.name, mode = ?mode, "serving http://{}", listener.local_addr()?);
+        let app = gateway::server::router(track.clone()).await;
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        tracing::info!("shutting down");
+        track.stop();
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
 }

@@ -112,3 +112,43 @@ async fn boards_serves_the_layout_s_boards_and_posts_sensor_reports() {
     assert_eq!(layout.sensors[reading.sensor].name, "kudanshita_s6_f");
     assert_eq!(reading.train_id, 2, "CHICHIBU is train 2");
 }
+
+#[test]
+fn serve_takes_its_flags_from_the_environment_and_stops_gracefully_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+        .env("PLARAIL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PLARAIL_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the twin with no subcommand");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let body = loop {
+        match http_get(port, "/api/state") {
+            Some(body) => break body,
+            _ if std::time::Instant::now() > deadline => {
+                child.kill().ok();
+                panic!("the twin did not serve /api/state within 20 s");
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    };
+    assert!(body.contains(r#""mode":"sim""#) && body.contains("chofu_b1"), "{body}");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+/// A plain HTTP/1.0 GET on loopback; the body, if the server answered 200.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.0 200")
+        .then(|| body.to_string())
+        .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_string()))
+}

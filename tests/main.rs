@@ -2,6 +2,7 @@
 //! the command line. One test binary, a module per area.
 
 mod cli;
+mod gateway_2021;
 mod hil_boards;
 mod hil_live;
 mod hil_protocol;

@@ -1,0 +1,114 @@
+//! The gateway's 2021 WebSocket protocol, state API and sensor ingest, end to end on loopback.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hil::track::{Setup, Track};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::hil_track::{config, until};
+use crate::support::layout_2021;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn gateway() -> (Track, std::net::SocketAddr) {
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let app = gateway::server::router(track.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (track, addr)
+}
+
+async fn connect(addr: std::net::SocketAddr) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect").0
+}
+
+/// Reads frames until one satisfies `want` (or fails after 5 s); returns it.
+async fn expect(ws: &mut Ws, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, ws.next()).await.expect("a frame in time").expect("open").expect("frame");
+        if let Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("JSON frame");
+            if want(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+fn frame(name: &str, state: &str) -> serde_json::Value {
+    serde_json::json!({ "station_name": name, "state": state })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2021_client_operates_devices_and_every_client_sees_the_change() {
+    let (track, addr) = gateway().await;
+    let mut a = connect(addr).await;
+    let mut b = connect(addr).await;
+    // On connect every device's state arrives.
+    expect(&mut a, |v| *v == frame("chofu_b3", "ON")).await;
+    expect(&mut b, |v| *v == frame("chofu_s2", "OFF")).await;
+    a.send(Message::Text(frame("chofu_b3", "OFF").to_string().into())).await.unwrap();
+    expect(&mut a, |v| *v == frame("chofu_b3", "OFF")).await;
+    expect(&mut b, |v| *v == frame("chofu_b3", "OFF")).await;
+    // Every 2 s every state is sent again.
+    let started = Instant::now();
+    expect(&mut b, |v| *v == frame("motoyawata_s1", "ON")).await;
+    expect(&mut b, |v| *v == frame("motoyawata_s1", "ON")).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The interlocking's refusal comes back as an error frame with its reason; nothing changes.
+    a.send(Message::Text(frame("meidaimae_s1", "OFF").to_string().into())).await.unwrap();
+    let e = expect(&mut a, |v| v.get("error").is_some()).await;
+    assert!(e["error"].as_str().unwrap().contains("OKUTAMA"), "{e}");
+    // Speed frames set a train's speed in levels of a tenth of its top speed.
+    a.send(Message::Text(r#"{"train_name": "NIKKO", "speed": 5}"#.into())).await.unwrap();
+    until("speed set", Duration::from_secs(5), async || track.state().await.trains[4].set_speed == 150).await;
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_get_clear_errors_and_the_server_carries_on() {
+    let (track, addr) = gateway().await;
+    let mut ws = connect(addr).await;
+    for (bad, says) in [
+        (r#"{"station_name": "iwamotocho_b2", "state": "ON"}"#, "unknown device iwamotocho_b2"),
+        (r#"{"station_name": "chofu_b1", "state": "UP"}"#, "unknown state UP"),
+        (r#"{"train_name": "TAKAO", "speed": 11}"#, "out of range"),
+        (r#"{"train_name": "THOMAS", "speed": 1}"#, "unknown train THOMAS"),
+        ("{not json", "not a JSON frame"),
+        (r#"{"hello": 1}"#, "a frame needs"),
+    ] {
+        ws.send(Message::Text(bad.into())).await.unwrap();
+        let e = expect(&mut ws, |v| v.get("error").is_some()).await;
+        assert!(e["error"].as_str().unwrap().contains(says), "{bad}: {e}");
+    }
+    // An oversized frame closes that connection only.
+    let _ = ws.send(Message::Text("x".repeat(10_000).into())).await;
+    let mut other = connect(addr).await;
+    other.send(Message::Text(frame("chofu_b3", "OFF").to_string().into())).await.unwrap();
+    expect(&mut other, |v| *v == frame("chofu_b3", "OFF")).await;
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_api_and_sensor_ingest_are_served() {
+    let (track, addr) = gateway().await;
+    let http = reqwest::Client::new();
+    let state: serde_json::Value = serde_json::from_slice(
+        &http.get(format!("http://{addr}/api/state")).send().await.unwrap().bytes().await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["mode"], "sim");
+    assert_eq!(state["devices"].as_array().unwrap().len(), 39);
+    assert_eq!(state["trains"].as_array().unwrap().len(), 8);
+    assert_eq!(state["trains"][0]["name"], "TAKAO");
+    assert_eq!(state["boards"].as_array().unwrap().len(), 4);
+    let ingest = |body: &'static str| http.post(format!("http://{addr}/registerPosition")).body(body).send();
+    assert_eq!(ingest(r#"{"mac_address":"192.168.1.102","pin":1,"train_id":1}"#).await.unwrap().status().as_u16(), 200);
+    assert_eq!(ingest(r#"{"mac_address":"10.0.0.1","pin":1,"train_id":1}"#).await.unwrap().status().as_u16(), 403);
+    track.stop();
+}
