@@ -1,5 +1,5 @@
-//! The HTTP side: the 2021 WebSocket protocol on `/ws`, the state snapshot on `/api/state`, and the sensor
-//! ingest on `/registerPosition`, all over one [`Track`].
+//! The HTTP side: the 2021 WebSocket protocol on `/ws`, the v2 protocol on `/ws/v2`, the state snapshot on
+//! `/api/state`, and the sensor ingest on `/registerPosition`, all over one [`Track`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,14 +10,15 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
-use hil::track::{Mode, Outcome, Track, TrackEvent};
+use hil::track::{BoardHealth, Mode, Outcome, Snapshot, Track, TrackEvent, TrainPosition};
 use serde_json::{Value, json};
-use sim::layout::OnOff;
+use sim::layout::{Layout, OnOff};
 use sim::twin::{EventKind, TrainStatus};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
 use crate::protocol_2021::{device_frame, error_frame, parse};
+use crate::protocol_v2 as v2;
 
 /// Largest WebSocket frame accepted from a client, in bytes.
 pub const MAX_FRAME_BYTES: usize = 4096;
@@ -30,24 +31,32 @@ pub const RESEND_EVERY: Duration = Duration::from_secs(2);
 struct Gateway {
     track: Track,
     devices: watch::Receiver<Arc<Vec<Option<OnOff>>>>,
+    trains: watch::Receiver<Arc<Vec<TrainPosition>>>,
 }
 
 /// The gateway's routes over `track`. Spawns the task that keeps the latest device states for the clients.
 pub async fn router(track: Track) -> Router {
     let initial: Vec<Option<OnOff>> = track.state().await.devices.iter().map(|p| p.state()).collect();
-    let (tx, rx) = watch::channel(Arc::new(initial));
-    tokio::spawn(follow_devices(track.clone(), tx));
+    let (tx, devices) = watch::channel(Arc::new(initial));
+    let (trains_tx, trains) = watch::channel(Arc::new(Vec::new()));
+    tokio::spawn(follow_devices(track.clone(), tx, trains_tx));
     let ingest = hil::ingest::router(track.layout().clone(), track.readings());
     Router::new()
         .route("/", get(index))
         .route("/ws", get(ws_2021))
+        .route("/ws/v2", get(ws_v2))
         .route("/api/state", get(api_state))
-        .with_state(Gateway { track, devices: rx })
+        .with_state(Gateway { track, devices, trains })
         .merge(ingest)
 }
 
-/// Keeps the latest state of every device. A client that reads slowly only ever sees the latest states.
-async fn follow_devices(track: Track, tx: watch::Sender<Arc<Vec<Option<OnOff>>>>) {
+/// Keeps the latest state of every device and the latest train positions. A client that reads slowly only
+/// ever sees the latest states.
+async fn follow_devices(
+    track: Track,
+    tx: watch::Sender<Arc<Vec<Option<OnOff>>>>,
+    trains: watch::Sender<Arc<Vec<TrainPosition>>>,
+) {
     let mut events = track.subscribe();
     loop {
         match events.recv().await {
@@ -55,6 +64,9 @@ async fn follow_devices(track: Track, tx: watch::Sender<Arc<Vec<Option<OnOff>>>>
                 if let EventKind::DeviceChanged { device, position } = e.kind {
                     tx.send_modify(|all| Arc::make_mut(all)[device] = position.state());
                 }
+            }
+            Ok(TrackEvent::Trains(now)) => {
+                trains.send_replace(Arc::new(now));
             }
             Ok(_) => {}
             // Missed events: read the whole state again.
@@ -132,6 +144,7 @@ async fn index() -> impl IntoResponse {
         "<!doctype html><meta charset=utf-8><title>plarail-twin</title><h1>plarail-twin</h1>\
          <p>The phone control page is not built yet. This server speaks:</p><ul>\
          <li><code>/ws</code>: the 2021 WebSocket protocol</li>\
+         <li><code>/ws/v2</code>: the v2 WebSocket protocol (command ids, acks, reasons, trains, boards, events)</li>\
          <li><a href=/api/state><code>/api/state</code></a>: devices, trains, boards and mode as JSON</li>\
          <li><code>POST /registerPosition</code>: the 2021 hall-sensor reports</li></ul>",
     )
@@ -139,48 +152,164 @@ async fn index() -> impl IntoResponse {
 
 /// `GET /api/state`: the mode, every device, train and board.
 async fn api_state(State(gw): State<Gateway>) -> impl IntoResponse {
-    let snap = gw.track.snapshot().await;
-    let layout = gw.track.layout();
+    Json(snapshot_value(gw.track.layout(), &gw.track.snapshot().await))
+}
+
+fn state_name(state: Option<OnOff>) -> Value {
+    match state {
+        Some(OnOff::On) => json!("ON"),
+        Some(OnOff::Off) => json!("OFF"),
+        None => json!(null),
+    }
+}
+
+/// A train for views: where its front is (segment, offset and schematic x, y), its speed and status.
+fn train_value(layout: &Layout, p: &TrainPosition) -> Value {
+    let [x, y] = layout.point_at(p.front.seg, p.front.offset);
+    let status = match p.status {
+        TrainStatus::Running => "running",
+        TrainStatus::Crashed => "crashed",
+        TrainStatus::Derailed => "derailed",
+        TrainStatus::Removed => "removed",
+    };
+    json!({
+        "name": layout.trains[p.train].name,
+        "segment": layout.segments[p.front.seg].id,
+        "offset_mm": p.front.offset,
+        "x": x,
+        "y": y,
+        "speed_mm_s": p.speed,
+        "status": status,
+    })
+}
+
+fn board_value(h: &BoardHealth) -> Value {
+    json!({ "name": h.name, "address": h.address, "alive": h.alive, "restoring": h.restoring })
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    if mode == Mode::Sim { "sim" } else { "live" }
+}
+
+/// The whole track as JSON (`/api/state`, and the v2 `snapshot` frame).
+fn snapshot_value(layout: &Layout, snap: &Snapshot) -> Value {
     let devices: Vec<Value> = layout
         .devices
         .iter()
         .zip(&snap.state.devices)
-        .map(|(d, p)| {
-            let state = match p.state() {
-                Some(OnOff::On) => json!("ON"),
-                Some(OnOff::Off) => json!("OFF"),
-                None => json!(null),
-            };
-            json!({ "name": d.name, "kind": d.kind, "state": state })
-        })
+        .map(|(d, p)| json!({ "name": d.name, "kind": d.kind, "state": state_name(p.state()) }))
         .collect();
     let trains: Vec<Value> = snap
         .state
         .trains
         .iter()
         .map(|t| {
-            let front = t.body.front(layout);
-            let status = match t.status {
-                TrainStatus::Running => "running",
-                TrainStatus::Crashed => "crashed",
-                TrainStatus::Derailed => "derailed",
-                TrainStatus::Removed => "removed",
+            let p = TrainPosition {
+                train: t.id,
+                front: t.body.front(layout),
+                speed: t.effective_speed(),
+                status: t.status,
             };
-            json!({
-                "name": layout.trains[t.id].name,
-                "segment": layout.segments[front.seg].id,
-                "offset_mm": front.offset,
-                "speed_mm_s": t.effective_speed(),
-                "set_speed_mm_s": t.set_speed,
-                "status": status,
-            })
+            let mut v = train_value(layout, &p);
+            v["set_speed_mm_s"] = json!(t.set_speed);
+            v
         })
         .collect();
-    let boards: Vec<Value> = snap
-        .boards
-        .iter()
-        .map(|(_, h)| json!({ "name": h.name, "address": h.address, "alive": h.alive, "restoring": h.restoring }))
-        .collect();
-    let mode = if snap.mode == Mode::Sim { "sim" } else { "live" };
-    Json(json!({ "mode": mode, "time_ms": snap.state.time_ms, "devices": devices, "trains": trains, "boards": boards }))
+    let boards: Vec<Value> = snap.boards.iter().map(|(_, h)| board_value(h)).collect();
+    json!({
+        "mode": mode_name(snap.mode),
+        "time_ms": snap.state.time_ms,
+        "devices": devices,
+        "trains": trains,
+        "boards": boards,
+    })
+}
+
+async fn ws_v2(State(gw): State<Gateway>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |s| client_v2(gw, s))
+}
+
+/// One v2 client: a snapshot first; then acks or refusals for its commands, device and train changes (latest
+/// only), board health, mode and events as they happen.
+async fn client_v2(gw: Gateway, socket: WebSocket) {
+    let layout = gw.track.layout().clone();
+    let (mut out, mut inbox) = socket.split();
+    let mut devices = gw.devices.clone();
+    let mut trains = gw.trains.clone();
+    let mut events = gw.track.subscribe();
+    let mut sent: Vec<Option<OnOff>> = devices.borrow_and_update().to_vec();
+    let snapshot = |snap: Snapshot| {
+        let mut v = snapshot_value(&layout, &snap);
+        v["type"] = json!("snapshot");
+        v.to_string()
+    };
+    if out.send(Message::Text(snapshot(gw.track.snapshot().await).into())).await.is_err() {
+        return;
+    }
+    loop {
+        let frames: Vec<String> = tokio::select! {
+            message = inbox.next() => match message {
+                Some(Ok(Message::Text(text))) => match v2::parse(&layout, text.as_str()) {
+                    (id, Err(reason)) => vec![v2::error(id, &reason)],
+                    (Some(id), Ok(v2::Command::Track(request))) => vec![match gw.track.apply(request).await {
+                        Outcome::Applied => v2::ack(id),
+                        Outcome::Rejected(r) => v2::rejected(id, r.kind.label(), &r.message),
+                        Outcome::Failed(reason) => v2::failed(id, &reason),
+                    }],
+                    (Some(_), Ok(v2::Command::Snapshot)) => vec![snapshot(gw.track.snapshot().await)],
+                    (None, Ok(_)) => vec![v2::error(None, "a command needs an id")],
+                },
+                Some(Ok(Message::Binary(_))) => vec![v2::error(None, "text frames only")],
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => Vec::new(),
+            },
+            changed = devices.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = devices.borrow_and_update().clone();
+                let frames = now
+                    .iter()
+                    .zip(&sent)
+                    .enumerate()
+                    .filter(|(_, (n, b))| n != b)
+                    .map(|(d, (n, _))| v2::device(&layout.devices[d].name, *n))
+                    .collect();
+                sent = now.to_vec();
+                frames
+            }
+            changed = trains.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = trains.borrow_and_update().clone();
+                let list: Vec<Value> = now.iter().map(|p| train_value(&layout, p)).collect();
+                vec![json!({ "type": "trains", "trains": list }).to_string()]
+            }
+            event = events.recv() => match event {
+                Ok(TrackEvent::Board(h)) => {
+                    let mut v = board_value(&h);
+                    v["type"] = json!("board");
+                    vec![v.to_string()]
+                }
+                Ok(TrackEvent::Mode(m)) => vec![json!({ "type": "mode", "mode": mode_name(m) }).to_string()],
+                Ok(TrackEvent::Divergence(d)) => vec![v2::event("divergence", &d.describe(&layout))],
+                Ok(TrackEvent::Sim(e)) => match e.kind {
+                    EventKind::SensorPassed { .. } => vec![v2::event("sensor", &e.describe(&layout))],
+                    EventKind::Collision { .. } => vec![v2::event("collision", &e.describe(&layout))],
+                    EventKind::Derailment { .. } => vec![v2::event("derailment", &e.describe(&layout))],
+                    _ => Vec::new(),
+                },
+                Ok(_) => Vec::new(),
+                // Too slow for the event stream: start again from a snapshot.
+                Err(RecvError::Lagged(_)) => vec![snapshot(gw.track.snapshot().await)],
+                Err(RecvError::Closed) => return,
+            },
+        };
+        for frame in frames {
+            if out.send(Message::Text(frame.into())).await.is_err() {
+                return;
+            }
+        }
+    }
 }
