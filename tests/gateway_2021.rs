@@ -112,3 +112,41 @@ async fn the_state_api_and_sensor_ingest_are_served() {
     assert_eq!(ingest(r#"{"mac_address":"10.0.0.1","pin":1,"train_id":1}"#).await.unwrap().status().as_u16(), 403);
     track.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_clients_commands_and_board_health() {
+    let (track, addr) = gateway().await;
+    let mut ws = connect(addr).await;
+    ws.send(Message::Text(frame("chofu_b3", "OFF").to_string().into())).await.unwrap();
+    expect(&mut ws, |v| *v == frame("chofu_b3", "OFF")).await;
+    ws.send(Message::Text(frame("meidaimae_s1", "OFF").to_string().into())).await.unwrap();
+    expect(&mut ws, |v| v.get("error").is_some()).await;
+    let text = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    for needle in [
+        r#"plarail_commands_total{result="applied",target="chofu_b3"}"#,
+        r#"plarail_commands_total{result="rejected",target="meidaimae_s1"}"#,
+        "plarail_command_seconds_bucket",
+        r#"plarail_clients{protocol="2021"}"#,
+        r#"plarail_mode{mode="sim"} 1"#,
+        r#"plarail_board_up{board="servo-107"} 1"#,
+    ] {
+        assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
+    }
+    track.stop();
+}
+
+#[test]
+fn the_grafana_dashboard_charts_only_metrics_the_gateway_exports() {
+    let text = std::fs::read_to_string(crate::support::repo("gateway/grafana/plarail-twin.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let exported = std::fs::read_to_string(crate::support::repo("gateway/src/metrics.rs")).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8);
+    for target in panels.iter().flat_map(|p| p["targets"].as_array().unwrap()) {
+        let expr = target["expr"].as_str().unwrap();
+        let metric =
+            expr.split(|c: char| !(c.is_alphanumeric() || c == '_')).find(|w| w.starts_with("plarail_")).unwrap();
+        let base = metric.trim_end_matches("_bucket");
+        assert!(exported.contains(&format!("\"{base}\"")), "{expr} charts {base}, which the gateway does not export");
+    }
+}

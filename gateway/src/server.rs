@@ -17,6 +17,7 @@ use sim::twin::{EventKind, TrainStatus};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
+use crate::metrics;
 use crate::protocol_2021::{device_frame, error_frame, parse};
 use crate::protocol_v2 as v2;
 
@@ -41,8 +42,15 @@ pub async fn router(track: Track) -> Router {
     let (trains_tx, trains) = watch::channel(Arc::new(Vec::new()));
     tokio::spawn(follow_devices(track.clone(), tx, trains_tx));
     let ingest = hil::ingest::router(track.layout().clone(), track.readings());
+    metrics::handle();
+    metrics::mode(track.mode());
+    for (_, h) in track.boards() {
+        metrics::event(&TrackEvent::Board(h));
+    }
+    tokio::spawn(sample_real_time_factor(track.clone()));
     Router::new()
         .route("/", get(index))
+        .route("/metrics", get(|| async { metrics::handle().render() }))
         .route("/ws", get(ws_2021))
         .route("/ws/v2", get(ws_v2))
         .route("/api/state", get(api_state))
@@ -59,7 +67,11 @@ async fn follow_devices(
 ) {
     let mut events = track.subscribe();
     loop {
-        match events.recv().await {
+        let event = events.recv().await;
+        if let Ok(e) = &event {
+            metrics::event(e);
+        }
+        match event {
             Ok(TrackEvent::Sim(e)) => {
                 if let EventKind::DeviceChanged { device, position } = e.kind {
                     tx.send_modify(|all| Arc::make_mut(all)[device] = position.state());
@@ -79,12 +91,54 @@ async fn follow_devices(
     }
 }
 
+/// Samples the simulation's real-time factor every second while the track runs.
+async fn sample_real_time_factor(track: Track) {
+    let started = std::time::Instant::now();
+    let Some(first) = track.try_state().await else { return };
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(now) = track.try_state().await else { return };
+        let wall = started.elapsed().as_secs_f64();
+        metrics::real_time_factor((now.time_ms - first.time_ms) as f64 / 1000.0 / wall);
+    }
+}
+
+/// Carries out a request and records its result.
+async fn apply(track: &Track, request: sim::interlocking::Request) -> Outcome {
+    let started = std::time::Instant::now();
+    let outcome = track.apply(request).await;
+    let layout = track.layout();
+    let target = match request {
+        sim::interlocking::Request::Device { device, .. } => &layout.devices[device].name,
+        sim::interlocking::Request::Speed { train, .. } => &layout.trains[train].name,
+    };
+    metrics::command(target, &outcome, started.elapsed());
+    outcome
+}
+
+/// Counts a connected client for as long as it lives.
+struct Connected(&'static str);
+
+impl Connected {
+    fn new(protocol: &'static str) -> Connected {
+        metrics::client(protocol, 1.0);
+        Connected(protocol)
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::client(self.0, -1.0);
+    }
+}
+
 async fn ws_2021(State(gw): State<Gateway>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |s| client_2021(gw, s))
 }
 
 /// One 2021 client: its commands go to the track; every change, and every 2 s every state, comes back.
 async fn client_2021(gw: Gateway, socket: WebSocket) {
+    let _connected = Connected::new("2021");
     let layout = gw.track.layout().clone();
     let (mut out, mut inbox) = socket.split();
     let mut devices = gw.devices.clone();
@@ -95,7 +149,7 @@ async fn client_2021(gw: Gateway, socket: WebSocket) {
             message = inbox.next() => match message {
                 Some(Ok(Message::Text(text))) => match parse(&layout, text.as_str()) {
                     Err(reason) => vec![error_frame(&reason)],
-                    Ok(request) => match gw.track.apply(request).await {
+                    Ok(request) => match apply(&gw.track, request).await {
                         Outcome::Applied => Vec::new(),
                         Outcome::Rejected(r) => vec![error_frame(&r.message)],
                         Outcome::Failed(reason) => vec![error_frame(&reason)],
@@ -146,6 +200,7 @@ async fn index() -> impl IntoResponse {
          <li><code>/ws</code>: the 2021 WebSocket protocol</li>\
          <li><code>/ws/v2</code>: the v2 WebSocket protocol (command ids, acks, reasons, trains, boards, events)</li>\
          <li><a href=/api/state><code>/api/state</code></a>: devices, trains, boards and mode as JSON</li>\
+         <li><a href=/metrics><code>/metrics</code></a>: Prometheus metrics</li>\
          <li><code>POST /registerPosition</code>: the 2021 hall-sensor reports</li></ul>",
     )
 }
@@ -232,6 +287,7 @@ async fn ws_v2(State(gw): State<Gateway>, ws: WebSocketUpgrade) -> Response {
 /// One v2 client: a snapshot first; then acks or refusals for its commands, device and train changes (latest
 /// only), board health, mode and events as they happen.
 async fn client_v2(gw: Gateway, socket: WebSocket) {
+    let _connected = Connected::new("v2");
     let layout = gw.track.layout().clone();
     let (mut out, mut inbox) = socket.split();
     let mut devices = gw.devices.clone();
@@ -251,7 +307,7 @@ async fn client_v2(gw: Gateway, socket: WebSocket) {
             message = inbox.next() => match message {
                 Some(Ok(Message::Text(text))) => match v2::parse(&layout, text.as_str()) {
                     (id, Err(reason)) => vec![v2::error(id, &reason)],
-                    (Some(id), Ok(v2::Command::Track(request))) => vec![match gw.track.apply(request).await {
+                    (Some(id), Ok(v2::Command::Track(request))) => vec![match apply(&gw.track, request).await {
                         Outcome::Applied => v2::ack(id),
                         Outcome::Rejected(r) => v2::rejected(id, r.kind.label(), &r.message),
                         Outcome::Failed(reason) => v2::failed(id, &reason),

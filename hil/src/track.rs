@@ -338,6 +338,11 @@ impl Track {
         Snapshot { mode: self.mode(), state: self.state().await, boards: self.boards() }
     }
 
+    /// Like [`Track::state`], but `None` once the track is stopped.
+    pub async fn try_state(&self) -> Option<TrackState> {
+        try_state(&self.inner).await
+    }
+
     /// The state of the simulated track, once every command sent so far has been taken.
     pub async fn state(&self) -> TrackState {
         state(&self.inner).await
@@ -426,9 +431,14 @@ fn set_health(inner: &Inner, board: BoardId, change: impl FnOnce(&mut BoardHealt
 }
 
 async fn state(inner: &Inner) -> TrackState {
+    try_state(inner).await.expect("the track's simulation runs until the track is stopped")
+}
+
+/// The state, or `None` once the simulation has stopped (the background tasks end then).
+async fn try_state(inner: &Inner) -> Option<TrackState> {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    inner.sim.send(SimRequest::Snapshot(tx)).expect("simulation running");
-    tokio::task::spawn_blocking(move || rx.recv().expect("simulation answers")).await.expect("snapshot task")
+    inner.sim.send(SimRequest::Snapshot(tx)).ok()?;
+    tokio::task::spawn_blocking(move || rx.recv().ok()).await.ok().flatten()
 }
 
 async fn sim_command(inner: &Inner, cmd: SimCommand) -> Result<(), SimError> {
@@ -540,7 +550,7 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
     loop {
         let Some(strong) = inner.upgrade() else { return };
         let every = strong.config.supervise_every;
-        let state = state(&strong).await;
+        let Some(state) = try_state(&strong).await else { return };
         for cmd in strong.interlocking.supervise(&state) {
             let _ = sim_command(&strong, cmd).await;
         }
@@ -579,7 +589,7 @@ async fn follow(inner: std::sync::Weak<Inner>, mut readings: UnboundedReceiver<S
         if *inner.mode.lock().expect("mode") != Mode::Live {
             continue;
         }
-        let state = state(&inner).await;
+        let Some(state) = try_state(&inner).await else { return };
         let mut divergences = inner.mirror.lock().expect("mirror").overdue(state.time_ms);
         if let Some(reading) = reading {
             let (snap, divergence) = inner.mirror.lock().expect("mirror").on_reading(&inner.layout, reading, &state);
