@@ -79,6 +79,18 @@ struct ServeArgs {
     /// `--board 192.168.100.107:80=127.0.0.1:19107`.
     #[arg(long = "board", env = "PLARAIL_BOARDS", value_delimiter = ',', value_parser = parse_live_board)]
     boards: Vec<(String, String)>,
+    /// Token operators send with their actions (live-mode toggle, emergency stop, reset); none: refused.
+    #[arg(long, env = "PLARAIL_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
+    /// Commands one visitor connection may send per second.
+    #[arg(long, env = "PLARAIL_RATE_PER_CONNECTION", default_value_t = 10.0)]
+    rate_per_connection: f64,
+    /// Commands all connections from one address may send per second.
+    #[arg(long, env = "PLARAIL_RATE_PER_ADDRESS", default_value_t = 50.0)]
+    rate_per_address: f64,
+    /// Origins allowed to open a WebSocket (repeatable); none given: any.
+    #[arg(long = "origin", env = "PLARAIL_ORIGINS", value_delimiter = ',')]
+    origins: Vec<String>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, env = "PLARAIL_LOG", default_value = "info")]
     log: String,
@@ -321,6 +333,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "--board {name}: the layout has no board by that name or address"
         );
     }
+    anyhow::ensure!(
+        args.rate_per_connection > 0.0 && args.rate_per_address > 0.0,
+        "the rate limits must be positive numbers"
+    );
     let mode = if args.mode == ModeArg::Sim { hil::track::Mode::Sim } else { hil::track::Mode::Live };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -330,8 +346,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!(layout = %layout.name, mode = ?mode, "serving http://{}", listener.local_addr()?);
-        let app = gateway::server::router(track.clone()).await;
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        let limits = gateway::limits::Limits {
+            per_connection: args.rate_per_connection,
+            per_address: args.rate_per_address,
+            origins: args.origins,
+        };
+        let options = gateway::server::Options { operator_token: args.operator_token, limits };
+        let app = gateway::server::router(track.clone(), options).await;
+        gateway::server::serve(listener, app, shutdown_signal()).await?;
         tracing::info!("shutting down");
         track.stop();
         anyhow::Ok(ExitCode::SUCCESS)

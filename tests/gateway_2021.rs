@@ -9,24 +9,28 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::hil_track::{config, until};
 use crate::support::layout_2021;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn gateway() -> (Track, std::net::SocketAddr) {
+    gateway_with(gateway::server::Options::default()).await
+}
+
+pub async fn gateway_with(options: gateway::server::Options) -> (Track, std::net::SocketAddr) {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let app = gateway::server::router(track.clone()).await;
+    let app = gateway::server::router(track.clone(), options).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
     (track, addr)
 }
 
-async fn connect(addr: std::net::SocketAddr) -> Ws {
+pub async fn connect(addr: std::net::SocketAddr) -> Ws {
     tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect").0
 }
 
 /// Reads frames until one satisfies `want` (or fails after 5 s); returns it.
-async fn expect(ws: &mut Ws, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+pub async fn expect(ws: &mut Ws, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -40,7 +44,7 @@ async fn expect(ws: &mut Ws, want: impl Fn(&serde_json::Value) -> bool) -> serde
     }
 }
 
-fn frame(name: &str, state: &str) -> serde_json::Value {
+pub fn frame(name: &str, state: &str) -> serde_json::Value {
     serde_json::json!({ "station_name": name, "state": state })
 }
 
@@ -149,4 +153,35 @@ fn the_grafana_dashboard_charts_only_metrics_the_gateway_exports() {
         let base = metric.trim_end_matches("_bucket");
         assert!(exported.contains(&format!("\"{base}\"")), "{expr} charts {base}, which the gateway does not export");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitors_over_the_rate_limit_get_an_error_and_others_carry_on() {
+    let limits = gateway::limits::Limits { per_connection: 2.0, per_address: 100.0, origins: Vec::new() };
+    let (track, addr) = gateway_with(gateway::server::Options { limits, ..Default::default() }).await;
+    let mut flood = connect(addr).await;
+    for _ in 0..6 {
+        flood.send(Message::Text(frame("kudanshita_s5", "ON").to_string().into())).await.unwrap();
+    }
+    let e = expect(&mut flood, |v| v.get("error").is_some()).await;
+    assert!(e["error"].as_str().unwrap().contains("too many commands"), "{e}");
+    let mut calm = connect(addr).await;
+    calm.send(Message::Text(frame("chofu_b3", "OFF").to_string().into())).await.unwrap();
+    expect(&mut calm, |v| *v == frame("chofu_b3", "OFF")).await;
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_origins_open_a_websocket() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let limits = gateway::limits::Limits { origins: vec!["http://plarail.example".into()], ..Default::default() };
+    let (track, addr) = gateway_with(gateway::server::Options { limits, ..Default::default() }).await;
+    let request = |origin: &str| {
+        let mut r = format!("ws://{addr}/ws").into_client_request().unwrap();
+        r.headers_mut().insert("origin", origin.parse().unwrap());
+        r
+    };
+    assert!(tokio_tungstenite::connect_async(request("http://evil.example")).await.is_err());
+    assert!(tokio_tungstenite::connect_async(request("http://plarail.example")).await.is_ok());
+    track.stop();
 }

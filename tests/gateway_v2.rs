@@ -12,12 +12,16 @@ use crate::support::layout_2021;
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect() -> (Track, Ws) {
+    connect_with(gateway::server::Options::default()).await
+}
+
+async fn connect_with(options: gateway::server::Options) -> (Track, Ws) {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let app = gateway::server::router(track.clone()).await;
+    let app = gateway::server::router(track.clone(), options).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
     let ws = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.expect("connect").0;
     (track, ws)
 }
@@ -76,4 +80,72 @@ async fn commands_are_acked_or_refused_with_reasons_and_changes_stream_in() {
     assert_eq!(next_of(&mut ws, |v| v["id"] == 6).await["type"], "ack");
     next_of(&mut ws, |v| v["type"] == "trains" && v["trains"][1]["speed_mm_s"].as_u64().unwrap_or(0) > 0).await;
     track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_actions_need_the_token() {
+    let options = gateway::server::Options { operator_token: Some("s3cret".into()), ..Default::default() };
+    let (track, mut ws) = connect_with(options).await;
+    next_of(&mut ws, |v| v["type"] == "snapshot").await;
+    send(&mut ws, serde_json::json!({"id": 1, "cmd": "operator", "token": "guess", "action": "emergency_stop"})).await;
+    assert_eq!(next_of(&mut ws, |v| v["id"] == 1).await["type"], "denied");
+    send(&mut ws, serde_json::json!({"id": 2, "cmd": "operator", "token": "s3cret", "action": "fly"})).await;
+    assert_eq!(next_of(&mut ws, |v| v["id"] == 2).await["type"], "error");
+    // Emergency stop: every stop rail raised, every train at speed 0.
+    send(&mut ws, serde_json::json!({"id": 3, "cmd": "device", "name": "kitano_s5", "state": "OFF"})).await;
+    assert_eq!(next_of(&mut ws, |v| v["id"] == 3).await["type"], "ack");
+    send(&mut ws, serde_json::json!({"id": 4, "cmd": "operator", "token": "s3cret", "action": "emergency_stop"})).await;
+    let done = next_of(&mut ws, |v| v["id"] == 4).await;
+    assert_eq!(done["type"], "ack", "{done}");
+    let state = track.state().await;
+    let layout = track.layout();
+    for (d, p) in layout.devices.iter().zip(&state.devices) {
+        if d.kind == sim::layout::DeviceKind::StopRail {
+            assert_eq!(*p, sim::track::DevicePosition::On, "{} raised", d.name);
+        }
+    }
+    assert!(state.trains.iter().all(|t| t.set_speed == 0));
+    // Reset: back to the initial speeds (and devices, as far as the interlocking allows).
+    send(&mut ws, serde_json::json!({"id": 5, "cmd": "operator", "token": "s3cret", "action": "reset"})).await;
+    let reset = next_of(&mut ws, |v| v["id"] == 5).await;
+    assert!(reset["type"] == "ack" || reset["type"] == "failed", "{reset}");
+    assert!(track.state().await.trains.iter().all(|t| t.set_speed == 200));
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_token_no_operator_action_is_allowed() {
+    let (track, mut ws) = connect().await;
+    next_of(&mut ws, |v| v["type"] == "snapshot").await;
+    send(&mut ws, serde_json::json!({"id": 1, "cmd": "operator", "token": "", "action": "sim"})).await;
+    assert_eq!(next_of(&mut ws, |v| v["id"] == 1).await["type"], "denied");
+    assert!(!gateway::operator::authorised(None, ""));
+    assert!(gateway::operator::authorised(Some("abc"), "abc"));
+    assert!(!gateway::operator::authorised(Some("abc"), "abd"));
+    assert!(!gateway::operator::authorised(Some("abc"), "abcd"));
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_festival_live_toggle_from_the_operator_shows_what_it_checked() {
+    let real = hil::rig::Rig::start(layout_2021(), &std::collections::HashMap::new(), 1.0).await.unwrap();
+    let live_boards = real.layout.boards.iter().zip(real.addresses()).map(|(b, a)| (b.name.clone(), a)).collect();
+    let track = Track::start(layout_2021(), Setup { live_boards, config: config(), ..Setup::default() }).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let options = gateway::server::Options { operator_token: Some("tok".into()), ..Default::default() };
+    let app = gateway::server::router(track.clone(), options).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
+    let mut ws = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.unwrap().0;
+    next_of(&mut ws, |v| v["type"] == "snapshot").await;
+    send(&mut ws, serde_json::json!({"id": 1, "cmd": "operator", "token": "tok", "action": "live"})).await;
+    let done = next_of(&mut ws, |v| v["id"] == 1).await;
+    assert_eq!(done["type"], "ack", "{done}");
+    let detail = done["detail"].as_str().unwrap();
+    assert!(detail.starts_with("mode Live") && detail.matches("answers").count() == 4, "{detail}");
+    assert_eq!(next_of(&mut ws, |v| v["type"] == "mode").await["mode"], "live");
+    assert_eq!(track.mode(), hil::track::Mode::Live);
+    track.stop();
+    real.sim.stop();
 }

@@ -4,8 +4,10 @@
 //! - `{"id": 1, "cmd": "device", "name": "chofu_b1", "state": "ON"}`
 //! - `{"id": 2, "cmd": "speed", "train": "TAKAO", "speed_mm_s": 200}`
 //! - `{"id": 3, "cmd": "snapshot"}`
+//! - `{"id": 4, "cmd": "operator", "token": "...", "action": "live" | "live_force" | "sim" | "emergency_stop" |
+//!   "reset"}`
 //!
-//! Server frames have a `type`: `ack`, `rejected` (with the interlocking's `rule` and `reason`), `failed`
+//! Server frames have a `type`: `ack` (with a `detail` for operator actions), `denied` (wrong token), `rejected` (with the interlocking's `rule` and `reason`), `failed`
 //! (`reason`), `error` (a frame that is not a command), `snapshot` (mode, devices, trains, boards), `device`
 //! (one device's new state), `trains` (every train's position), `board` (a board's health), `mode`, and
 //! `event` (sensor passes, collisions, derailments, divergences, in words).
@@ -16,12 +18,19 @@ use sim::interlocking::Request;
 use sim::layout::{Layout, OnOff};
 
 /// A client command with its id.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Something for the track.
     Track(Request),
     /// Send a snapshot.
     Snapshot,
+    /// An operator action, with the token given.
+    Operator {
+        /// The token the client sent.
+        token: String,
+        /// The action.
+        action: crate::operator::Action,
+    },
 }
 
 #[derive(Deserialize)]
@@ -30,6 +39,7 @@ enum Wire {
     Device { name: String, state: String },
     Speed { train: String, speed_mm_s: i32 },
     Snapshot {},
+    Operator { token: String, action: String },
 }
 
 /// Reads a client frame: its id (when one could be read) and the command, or why it is not one.
@@ -58,6 +68,9 @@ pub fn parse(layout: &Layout, text: &str) -> (Option<u64>, Result<Command, Strin
             .map(|t| Command::Track(Request::Speed { train: t, speed: speed_mm_s }))
             .ok_or_else(|| format!("unknown train {train}")),
         Wire::Snapshot {} => Ok(Command::Snapshot),
+        Wire::Operator { token, action } => crate::operator::Action::parse(&action)
+            .map(|action| Command::Operator { token, action })
+            .ok_or_else(|| format!("unknown operator action {action} (live, live_force, sim, emergency_stop, reset)")),
     };
     (id, command)
 }
@@ -75,6 +88,16 @@ pub fn rejected(id: u64, rule: &str, reason: &str) -> String {
 /// `{"type": "failed", ...}`: allowed but not carried out.
 pub fn failed(id: u64, reason: &str) -> String {
     json!({ "type": "failed", "id": id, "reason": reason }).to_string()
+}
+
+/// `{"type": "ack", "id": ..., "detail": ...}`: an operator action done, with what it did.
+pub fn done(id: u64, detail: &str) -> String {
+    json!({ "type": "ack", "id": id, "detail": detail }).to_string()
+}
+
+/// `{"type": "denied", ...}`: an operator action without the right token.
+pub fn denied(id: u64) -> String {
+    json!({ "type": "denied", "id": id, "reason": "operator actions need the operator token" }).to_string()
 }
 
 /// `{"type": "error", ...}`: not a command.

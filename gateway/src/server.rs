@@ -1,12 +1,14 @@
 //! The HTTP side: the 2021 WebSocket protocol on `/ws`, the v2 protocol on `/ws/v2`, the state snapshot on
 //! `/api/state`, and the sensor ingest on `/registerPosition`, all over one [`Track`].
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
@@ -17,9 +19,10 @@ use sim::twin::{EventKind, TrainStatus};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use crate::metrics;
+use crate::limits::{Bucket, Limits, PerAddress};
 use crate::protocol_2021::{device_frame, error_frame, parse};
 use crate::protocol_v2 as v2;
+use crate::{metrics, operator};
 
 /// Largest WebSocket frame accepted from a client, in bytes.
 pub const MAX_FRAME_BYTES: usize = 4096;
@@ -28,15 +31,26 @@ pub const MAX_FRAME_BYTES: usize = 4096;
 pub const RESEND_EVERY: Duration = Duration::from_secs(2);
 
 /// The state shared by every connection.
+/// How a gateway is set up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    /// The operator token; without one, operator actions are refused.
+    pub operator_token: Option<String>,
+    /// Visitor limits.
+    pub limits: Limits,
+}
+
 #[derive(Clone)]
 struct Gateway {
+    options: Arc<Options>,
+    per_address: Arc<PerAddress>,
     track: Track,
     devices: watch::Receiver<Arc<Vec<Option<OnOff>>>>,
     trains: watch::Receiver<Arc<Vec<TrainPosition>>>,
 }
 
 /// The gateway's routes over `track`. Spawns the task that keeps the latest device states for the clients.
-pub async fn router(track: Track) -> Router {
+pub async fn router(track: Track, options: Options) -> Router {
     let initial: Vec<Option<OnOff>> = track.state().await.devices.iter().map(|p| p.state()).collect();
     let (tx, devices) = watch::channel(Arc::new(initial));
     let (trains_tx, trains) = watch::channel(Arc::new(Vec::new()));
@@ -54,8 +68,19 @@ pub async fn router(track: Track) -> Router {
         .route("/ws", get(ws_2021))
         .route("/ws/v2", get(ws_v2))
         .route("/api/state", get(api_state))
-        .with_state(Gateway { track, devices, trains })
+        .with_state(Gateway { options: Arc::new(options), per_address: Arc::default(), track, devices, trains })
         .merge(ingest)
+}
+
+/// Serves `app` on `listener` (with each client's address known, for the per-address limit) until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Keeps the latest state of every device and the latest train positions. A client that reads slowly only
@@ -116,6 +141,38 @@ async fn apply(track: &Track, request: sim::interlocking::Request) -> Outcome {
     outcome
 }
 
+/// A client's allowance of commands: its own bucket and its address's.
+struct Allowance {
+    bucket: Bucket,
+    ip: IpAddr,
+}
+
+impl Allowance {
+    fn new(gw: &Gateway, ip: IpAddr) -> Allowance {
+        Allowance { bucket: Bucket::new(gw.options.limits.per_connection, Instant::now()), ip }
+    }
+
+    /// `None` when the command may go, else the reason it may not.
+    fn check(&mut self, gw: &Gateway) -> Option<String> {
+        let now = Instant::now();
+        let limits = &gw.options.limits;
+        if !self.bucket.take(now) {
+            return Some(format!("too many commands: at most {} per second per connection", limits.per_connection));
+        }
+        if !gw.per_address.take(self.ip, limits.per_address, now) {
+            return Some(format!("too many commands: at most {} per second per address", limits.per_address));
+        }
+        None
+    }
+}
+
+/// Refuses a WebSocket from an origin not on the allow-list.
+fn origin_refused(gw: &Gateway, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers.get("origin").and_then(|o| o.to_str().ok());
+    (!gw.options.limits.origin_allowed(origin))
+        .then(|| (StatusCode::FORBIDDEN, "this origin may not open a WebSocket here").into_response())
+}
+
 /// Counts a connected client for as long as it lives.
 struct Connected(&'static str);
 
@@ -132,13 +189,24 @@ impl Drop for Connected {
     }
 }
 
-async fn ws_2021(State(gw): State<Gateway>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |s| client_2021(gw, s))
+async fn ws_2021(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Some(refusal) = origin_refused(&gw, &headers) {
+        return refusal;
+    }
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |s| client_2021(gw, s, peer.ip()))
 }
 
 /// One 2021 client: its commands go to the track; every change, and every 2 s every state, comes back.
-async fn client_2021(gw: Gateway, socket: WebSocket) {
+async fn client_2021(gw: Gateway, socket: WebSocket, ip: IpAddr) {
     let _connected = Connected::new("2021");
+    let mut allowance = Allowance::new(&gw, ip);
     let layout = gw.track.layout().clone();
     let (mut out, mut inbox) = socket.split();
     let mut devices = gw.devices.clone();
@@ -149,6 +217,7 @@ async fn client_2021(gw: Gateway, socket: WebSocket) {
             message = inbox.next() => match message {
                 Some(Ok(Message::Text(text))) => match parse(&layout, text.as_str()) {
                     Err(reason) => vec![error_frame(&reason)],
+                    Ok(_) if let Some(reason) = allowance.check(&gw) => vec![error_frame(&reason)],
                     Ok(request) => match apply(&gw.track, request).await {
                         Outcome::Applied => Vec::new(),
                         Outcome::Rejected(r) => vec![error_frame(&r.message)],
@@ -280,14 +349,25 @@ fn snapshot_value(layout: &Layout, snap: &Snapshot) -> Value {
     })
 }
 
-async fn ws_v2(State(gw): State<Gateway>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |s| client_v2(gw, s))
+async fn ws_v2(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Some(refusal) = origin_refused(&gw, &headers) {
+        return refusal;
+    }
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |s| client_v2(gw, s, peer.ip()))
 }
 
 /// One v2 client: a snapshot first; then acks or refusals for its commands, device and train changes (latest
 /// only), board health, mode and events as they happen.
-async fn client_v2(gw: Gateway, socket: WebSocket) {
+async fn client_v2(gw: Gateway, socket: WebSocket, ip: IpAddr) {
     let _connected = Connected::new("v2");
+    let mut allowance = Allowance::new(&gw, ip);
     let layout = gw.track.layout().clone();
     let (mut out, mut inbox) = socket.split();
     let mut devices = gw.devices.clone();
@@ -307,6 +387,17 @@ async fn client_v2(gw: Gateway, socket: WebSocket) {
             message = inbox.next() => match message {
                 Some(Ok(Message::Text(text))) => match v2::parse(&layout, text.as_str()) {
                     (id, Err(reason)) => vec![v2::error(id, &reason)],
+                    (id @ Some(_), Ok(_)) if let Some(reason) = allowance.check(&gw) => vec![v2::error(id, &reason)],
+                    (Some(id), Ok(v2::Command::Operator { token, action })) => {
+                        if operator::authorised(gw.options.operator_token.as_deref(), &token) {
+                            vec![match operator::perform(&gw.track, action).await {
+                                Ok(detail) => v2::done(id, &detail),
+                                Err(reason) => v2::failed(id, &reason),
+                            }]
+                        } else {
+                            vec![v2::denied(id)]
+                        }
+                    }
                     (Some(id), Ok(v2::Command::Track(request))) => vec![match apply(&gw.track, request).await {
                         Outcome::Applied => v2::ack(id),
                         Outcome::Rejected(r) => v2::rejected(id, r.kind.label(), &r.message),
