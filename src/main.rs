@@ -91,6 +91,9 @@ struct ServeArgs {
     /// Origins allowed to open a WebSocket (repeatable); none given: any.
     #[arg(long = "origin", env = "PLARAIL_ORIGINS", value_delimiter = ',')]
     origins: Vec<String>,
+    /// Directory of the journal (desired device states and command history, kept across restarts).
+    #[arg(long, env = "PLARAIL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, env = "PLARAIL_LOG", default_value = "info")]
     log: String,
@@ -338,9 +341,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "the rate limits must be positive numbers"
     );
     let mode = if args.mode == ModeArg::Sim { hil::track::Mode::Sim } else { hil::track::Mode::Live };
+    let journal = match &args.data_dir {
+        Some(dir) => Some(std::sync::Arc::new(gateway::journal::Journal::open(dir)?)),
+        None => None,
+    };
+    let desired = match &journal {
+        Some(j) => {
+            let stored = j.device_states(&layout)?;
+            let restored = stored.iter().filter(|s| s.is_some()).count();
+            tracing::info!("journal: {restored} device states restored");
+            Some(stored.iter().zip(&layout.devices).map(|(s, d)| s.unwrap_or(d.initial)).collect())
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let setup = hil::track::Setup { live_boards: args.boards.into_iter().collect(), mode, ..Default::default() };
+        let setup =
+            hil::track::Setup { live_boards: args.boards.into_iter().collect(), mode, desired, ..Default::default() };
         let track = hil::track::Track::start(layout.clone(), setup).await?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -351,7 +368,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             per_address: args.rate_per_address,
             origins: args.origins,
         };
-        let options = gateway::server::Options { operator_token: args.operator_token, limits };
+        let options = gateway::server::Options { operator_token: args.operator_token, limits, journal };
         let app = gateway::server::router(track.clone(), options).await;
         gateway::server::serve(listener, app, shutdown_signal()).await?;
         tracing::info!("shutting down");

@@ -152,3 +152,74 @@ fn http_get(port: u16, path: &str) -> Option<String> {
         .then(|| body.to_string())
         .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_string()))
 }
+
+/// Starts `serve` on a free port with `args`; returns the child and its port once `/api/state` answers.
+fn start_serve(args: &[&str]) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log", "warn"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http_get(port, "/api/state").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("serve did not answer within 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (child, port)
+}
+
+/// Polls `path` until `ok(body)` or 20 s pass.
+fn wait_for(port: u16, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(body) = http_get(port, path) {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if ok(&v) {
+                return v;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} never satisfied the test");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn device_state(v: &serde_json::Value, name: &str) -> String {
+    v["devices"].as_array().unwrap().iter().find(|d| d["name"] == name).unwrap()["state"].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_the_twin_comes_back_with_its_device_states_and_history() {
+    use futures_util::{SinkExt, StreamExt};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, port) = start_serve(&["--data-dir", data.to_str().unwrap()]);
+    wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await.unwrap();
+    let command = r#"{"station_name":"chofu_b3","state":"OFF"}"#;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(command.into())).await.unwrap();
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+        let frame: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        if frame == serde_json::json!({"station_name": "chofu_b3", "state": "OFF"}) {
+            break;
+        }
+    }
+    wait_for(port, "/api/history?limit=5", |v| v["history"].as_array().is_some_and(|h| !h.is_empty()));
+    child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    child.wait().unwrap();
+
+    let (mut again, port) = start_serve(&["--data-dir", data.to_str().unwrap()]);
+    let state = wait_for(port, "/api/state", |v| device_state(v, "chofu_b3") == "\"OFF\"");
+    assert_eq!(device_state(&state, "chofu_b1"), "\"ON\"");
+    let history = wait_for(port, "/api/history", |_| true);
+    let first =
+        &history["history"].as_array().unwrap().iter().find(|e| e["target"] == "chofu_b3").expect("in history").clone();
+    assert_eq!((first["value"].as_str(), first["result"].as_str()), (Some("OFF"), Some("applied")), "{first}");
+    again.kill().ok();
+    again.wait().ok();
+}

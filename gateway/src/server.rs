@@ -1,6 +1,7 @@
 //! The HTTP side: the 2021 WebSocket protocol on `/ws`, the v2 protocol on `/ws/v2`, the state snapshot on
 //! `/api/state`, and the sensor ingest on `/registerPosition`, all over one [`Track`].
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use sim::twin::{EventKind, TrainStatus};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
+use crate::journal::Journal;
 use crate::limits::{Bucket, Limits, PerAddress};
 use crate::protocol_2021::{device_frame, error_frame, parse};
 use crate::protocol_v2 as v2;
@@ -32,12 +34,14 @@ pub const RESEND_EVERY: Duration = Duration::from_secs(2);
 
 /// The state shared by every connection.
 /// How a gateway is set up.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// The operator token; without one, operator actions are refused.
     pub operator_token: Option<String>,
     /// Visitor limits.
     pub limits: Limits,
+    /// Where desired states and the command history are kept, if anywhere.
+    pub journal: Option<Arc<Journal>>,
 }
 
 #[derive(Clone)]
@@ -54,7 +58,7 @@ pub async fn router(track: Track, options: Options) -> Router {
     let initial: Vec<Option<OnOff>> = track.state().await.devices.iter().map(|p| p.state()).collect();
     let (tx, devices) = watch::channel(Arc::new(initial));
     let (trains_tx, trains) = watch::channel(Arc::new(Vec::new()));
-    tokio::spawn(follow_devices(track.clone(), tx, trains_tx));
+    tokio::spawn(follow_devices(track.clone(), tx, trains_tx, options.journal.clone()));
     let ingest = hil::ingest::router(track.layout().clone(), track.readings());
     metrics::handle();
     metrics::mode(track.mode());
@@ -68,6 +72,7 @@ pub async fn router(track: Track, options: Options) -> Router {
         .route("/ws", get(ws_2021))
         .route("/ws/v2", get(ws_v2))
         .route("/api/state", get(api_state))
+        .route("/api/history", get(api_history))
         .with_state(Gateway { options: Arc::new(options), per_address: Arc::default(), track, devices, trains })
         .merge(ingest)
 }
@@ -89,6 +94,7 @@ async fn follow_devices(
     track: Track,
     tx: watch::Sender<Arc<Vec<Option<OnOff>>>>,
     trains: watch::Sender<Arc<Vec<TrainPosition>>>,
+    journal: Option<Arc<Journal>>,
 ) {
     let mut events = track.subscribe();
     loop {
@@ -100,6 +106,13 @@ async fn follow_devices(
             Ok(TrackEvent::Sim(e)) => {
                 if let EventKind::DeviceChanged { device, position } = e.kind {
                     tx.send_modify(|all| Arc::make_mut(all)[device] = position.state());
+                    if let (Some(journal), Some(state)) = (&journal, position.state()) {
+                        let (journal, name) = (journal.clone(), track.layout().devices[device].name.clone());
+                        let stored = tokio::task::spawn_blocking(move || journal.set_device(&name, state)).await;
+                        if let Ok(Err(e)) = stored {
+                            tracing::error!("{e}");
+                        }
+                    }
                 }
             }
             Ok(TrackEvent::Trains(now)) => {
@@ -128,17 +141,58 @@ async fn sample_real_time_factor(track: Track) {
     }
 }
 
-/// Carries out a request and records its result.
-async fn apply(track: &Track, request: sim::interlocking::Request) -> Outcome {
+/// Carries out a request and records its result (metrics, journal).
+async fn apply(gw: &Gateway, request: sim::interlocking::Request) -> Outcome {
     let started = std::time::Instant::now();
-    let outcome = track.apply(request).await;
-    let layout = track.layout();
-    let target = match request {
-        sim::interlocking::Request::Device { device, .. } => &layout.devices[device].name,
-        sim::interlocking::Request::Speed { train, .. } => &layout.trains[train].name,
+    let outcome = gw.track.apply(request).await;
+    let layout = gw.track.layout();
+    let (target, value) = match request {
+        sim::interlocking::Request::Device { device, state } => {
+            (&layout.devices[device].name, json!(if state == OnOff::On { "ON" } else { "OFF" }))
+        }
+        sim::interlocking::Request::Speed { train, speed } => (&layout.trains[train].name, json!(speed)),
     };
     metrics::command(target, &outcome, started.elapsed());
+    let (result, reason) = match &outcome {
+        Outcome::Applied => ("applied", None),
+        Outcome::Rejected(r) => ("rejected", Some(r.message.clone())),
+        Outcome::Failed(f) => ("failed", Some(f.clone())),
+    };
+    journal(gw, json!({ "target": target, "value": value, "result": result, "reason": reason })).await;
     outcome
+}
+
+/// Appends an entry, stamped with the time, to the journal's history (if there is a journal).
+async fn journal(gw: &Gateway, mut entry: Value) {
+    let Some(journal) = gw.options.journal.clone() else { return };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    entry["unix_ms"] = json!(now);
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || journal.record(&entry)).await {
+        tracing::error!("{e}");
+    }
+}
+
+/// `GET /api/history?limit=N`: the latest commands with their results, newest first (needs a journal).
+async fn api_history(
+    State(gw): State<Gateway>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let Some(journal) = gw.options.journal.clone() else {
+        return (StatusCode::NOT_FOUND, Json(json!({ "error": "no journal: start with --data-dir" }))).into_response();
+    };
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if n <= 10_000 => n,
+        Some(_) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({ "error": "limit must be 0..10000" }))).into_response();
+        }
+    };
+    match tokio::task::spawn_blocking(move || journal.history(limit)).await {
+        Ok(Ok(entries)) => Json(json!({ "history": entries })).into_response(),
+        _ => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "the journal cannot be read" }))).into_response()
+        }
+    }
 }
 
 /// A client's allowance of commands: its own bucket and its address's.
@@ -218,7 +272,7 @@ async fn client_2021(gw: Gateway, socket: WebSocket, ip: IpAddr) {
                 Some(Ok(Message::Text(text))) => match parse(&layout, text.as_str()) {
                     Err(reason) => vec![error_frame(&reason)],
                     Ok(_) if let Some(reason) = allowance.check(&gw) => vec![error_frame(&reason)],
-                    Ok(request) => match apply(&gw.track, request).await {
+                    Ok(request) => match apply(&gw, request).await {
                         Outcome::Applied => Vec::new(),
                         Outcome::Rejected(r) => vec![error_frame(&r.message)],
                         Outcome::Failed(reason) => vec![error_frame(&reason)],
@@ -390,7 +444,13 @@ async fn client_v2(gw: Gateway, socket: WebSocket, ip: IpAddr) {
                     (id @ Some(_), Ok(_)) if let Some(reason) = allowance.check(&gw) => vec![v2::error(id, &reason)],
                     (Some(id), Ok(v2::Command::Operator { token, action })) => {
                         if operator::authorised(gw.options.operator_token.as_deref(), &token) {
-                            vec![match operator::perform(&gw.track, action).await {
+                            let result = operator::perform(&gw.track, action).await;
+                            let (done, text) = match &result {
+                                Ok(detail) => ("applied", detail.clone()),
+                                Err(reason) => ("failed", reason.clone()),
+                            };
+                            journal(&gw, json!({ "operator": format!("{action:?}"), "result": done, "reason": text })).await;
+                            vec![match result {
                                 Ok(detail) => v2::done(id, &detail),
                                 Err(reason) => v2::failed(id, &reason),
                             }]
@@ -398,7 +458,7 @@ async fn client_v2(gw: Gateway, socket: WebSocket, ip: IpAddr) {
                             vec![v2::denied(id)]
                         }
                     }
-                    (Some(id), Ok(v2::Command::Track(request))) => vec![match apply(&gw.track, request).await {
+                    (Some(id), Ok(v2::Command::Track(request))) => vec![match apply(&gw, request).await {
                         Outcome::Applied => v2::ack(id),
                         Outcome::Rejected(r) => v2::rejected(id, r.kind.label(), &r.message),
                         Outcome::Failed(reason) => v2::failed(id, &reason),

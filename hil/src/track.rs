@@ -146,13 +146,21 @@ pub struct Setup {
     pub live_boards: HashMap<String, String>,
     /// The mode at start.
     pub mode: Mode,
+    /// Desired device states to start from (e.g. from the journal), by device; default the layout's initial.
+    pub desired: Option<Vec<OnOff>>,
     /// Settings.
     pub config: TrackConfig,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Setup { listen: HashMap::new(), live_boards: HashMap::new(), mode: Mode::Sim, config: TrackConfig::default() }
+        Setup {
+            listen: HashMap::new(),
+            live_boards: HashMap::new(),
+            mode: Mode::Sim,
+            desired: None,
+            config: TrackConfig::default(),
+        }
     }
 }
 
@@ -234,7 +242,12 @@ impl Track {
         let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             interlocking: Interlocking::new(layout.clone(), config.interlocking),
-            desired: Mutex::new(layout.devices.iter().map(|d| d.initial).collect()),
+            desired: Mutex::new(
+                setup
+                    .desired
+                    .filter(|d| d.len() == layout.devices.len())
+                    .unwrap_or_else(|| layout.devices.iter().map(|d| d.initial).collect()),
+            ),
             health: Mutex::new(health),
             mirror: Mutex::new(Mirror::new(&layout, config.overdue_ms)),
             layout,
