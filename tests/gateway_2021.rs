@@ -18,11 +18,17 @@ async fn gateway() -> (Track, std::net::SocketAddr) {
 pub async fn gateway_with(options: gateway::server::Options) -> (Track, std::net::SocketAddr) {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let app = gateway::server::router(track.clone(), options).await;
+    let addr = serve(track.clone(), options).await;
+    (track, addr)
+}
+
+/// Serves a gateway over `track` on a free loopback port.
+pub async fn serve(track: Track, options: gateway::server::Options) -> std::net::SocketAddr {
+    let app = gateway::server::router(track, options).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
-    (track, addr)
+    addr
 }
 
 pub async fn connect(addr: std::net::SocketAddr) -> Ws {

@@ -1,43 +1,26 @@
 //! The v2 WebSocket protocol: command ids with acks and reasons, snapshots, devices, trains, events.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hil::track::{Setup, Track};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::gateway_2021::{Ws, expect, gateway_with, serve};
 use crate::hil_track::{config, until};
 use crate::support::layout_2021;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect() -> (Track, Ws) {
     connect_with(gateway::server::Options::default()).await
 }
 
 async fn connect_with(options: gateway::server::Options) -> (Track, Ws) {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let app = gateway::server::router(track.clone(), options).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
-    let ws = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.expect("connect").0;
-    (track, ws)
+    let (track, addr) = gateway_with(options).await;
+    (track, v2(addr).await)
 }
 
-async fn next_of(ws: &mut Ws, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = tokio::time::timeout(left, ws.next()).await.expect("a frame in time").expect("open").expect("frame");
-        if let Message::Text(t) = msg {
-            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("JSON");
-            if want(&v) {
-                return v;
-            }
-        }
-    }
+async fn v2(addr: std::net::SocketAddr) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.expect("connect").0
 }
 
 async fn send(ws: &mut Ws, v: serde_json::Value) {
@@ -47,38 +30,38 @@ async fn send(ws: &mut Ws, v: serde_json::Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_are_acked_or_refused_with_reasons_and_changes_stream_in() {
     let (track, mut ws) = connect().await;
-    let snap = next_of(&mut ws, |v| v["type"] == "snapshot").await;
+    let snap = expect(&mut ws, |v| v["type"] == "snapshot").await;
     assert_eq!(snap["devices"].as_array().unwrap().len(), 39);
     assert_eq!(snap["trains"][0]["name"], "TAKAO");
     assert!(snap["trains"][0]["x"].as_f64().unwrap() > 900.0, "schematic coordinates for the page");
 
     send(&mut ws, serde_json::json!({"id": 1, "cmd": "device", "name": "chofu_b3", "state": "OFF"})).await;
-    assert_eq!(next_of(&mut ws, |v| v["id"] == 1).await["type"], "ack");
-    let d = next_of(&mut ws, |v| v["type"] == "device").await;
+    assert_eq!(expect(&mut ws, |v| v["id"] == 1).await["type"], "ack");
+    let d = expect(&mut ws, |v| v["type"] == "device").await;
     assert_eq!((d["name"].as_str(), d["state"].as_str()), (Some("chofu_b3"), Some("OFF")));
 
     send(&mut ws, serde_json::json!({"id": 2, "cmd": "device", "name": "meidaimae_s1", "state": "OFF"})).await;
-    let r = next_of(&mut ws, |v| v["id"] == 2).await;
+    let r = expect(&mut ws, |v| v["id"] == 2).await;
     assert_eq!((r["type"].as_str(), r["rule"].as_str()), (Some("rejected"), Some("route occupied")));
     assert!(r["reason"].as_str().unwrap().contains("OKUTAMA"), "{r}");
 
     send(&mut ws, serde_json::json!({"id": 3, "cmd": "speed", "train": "TAKAO", "speed_mm_s": 999})).await;
-    let f = next_of(&mut ws, |v| v["id"] == 3).await;
+    let f = expect(&mut ws, |v| v["id"] == 3).await;
     assert_eq!(f["type"], "failed");
     assert!(f["reason"].as_str().unwrap().contains("out of range"), "{f}");
 
     send(&mut ws, serde_json::json!({"id": 4, "cmd": "jump"})).await;
-    assert_eq!(next_of(&mut ws, |v| v["id"] == 4).await["type"], "error");
+    assert_eq!(expect(&mut ws, |v| v["id"] == 4).await["type"], "error");
     send(&mut ws, serde_json::json!({"cmd": "snapshot"})).await;
-    let e = next_of(&mut ws, |v| v["type"] == "error").await;
+    let e = expect(&mut ws, |v| v["type"] == "error").await;
     assert!(e["reason"].as_str().unwrap().contains("needs an id"), "{e}");
     send(&mut ws, serde_json::json!({"id": 5, "cmd": "snapshot"})).await;
-    next_of(&mut ws, |v| v["type"] == "snapshot").await;
+    expect(&mut ws, |v| v["type"] == "snapshot").await;
 
     // Released, CHICHIBU moves: trains frames and its sensor passes stream in.
     send(&mut ws, serde_json::json!({"id": 6, "cmd": "device", "name": "kudanshita_s6", "state": "OFF"})).await;
-    assert_eq!(next_of(&mut ws, |v| v["id"] == 6).await["type"], "ack");
-    next_of(&mut ws, |v| v["type"] == "trains" && v["trains"][1]["speed_mm_s"].as_u64().unwrap_or(0) > 0).await;
+    assert_eq!(expect(&mut ws, |v| v["id"] == 6).await["type"], "ack");
+    expect(&mut ws, |v| v["type"] == "trains" && v["trains"][1]["speed_mm_s"].as_u64().unwrap_or(0) > 0).await;
     track.stop();
 }
 
@@ -86,16 +69,16 @@ async fn commands_are_acked_or_refused_with_reasons_and_changes_stream_in() {
 async fn operator_actions_need_the_token() {
     let options = gateway::server::Options { operator_token: Some("s3cret".into()), ..Default::default() };
     let (track, mut ws) = connect_with(options).await;
-    next_of(&mut ws, |v| v["type"] == "snapshot").await;
+    expect(&mut ws, |v| v["type"] == "snapshot").await;
     send(&mut ws, serde_json::json!({"id": 1, "cmd": "operator", "token": "guess", "action": "emergency_stop"})).await;
-    assert_eq!(next_of(&mut ws, |v| v["id"] == 1).await["type"], "denied");
+    assert_eq!(expect(&mut ws, |v| v["id"] == 1).await["type"], "denied");
     send(&mut ws, serde_json::json!({"id": 2, "cmd": "operator", "token": "s3cret", "action": "fly"})).await;
-    assert_eq!(next_of(&mut ws, |v| v["id"] == 2).await["type"], "error");
+    assert_eq!(expect(&mut ws, |v| v["id"] == 2).await["type"], "error");
     // Emergency stop: every stop rail raised, every train at speed 0.
     send(&mut ws, serde_json::json!({"id": 3, "cmd": "device", "name": "kitano_s5", "state": "OFF"})).await;
-    assert_eq!(next_of(&mut ws, |v| v["id"] == 3).await["type"], "ack");
+    assert_eq!(expect(&mut ws, |v| v["id"] == 3).await["type"], "ack");
     send(&mut ws, serde_json::json!({"id": 4, "cmd": "operator", "token": "s3cret", "action": "emergency_stop"})).await;
-    let done = next_of(&mut ws, |v| v["id"] == 4).await;
+    let done = expect(&mut ws, |v| v["id"] == 4).await;
     assert_eq!(done["type"], "ack", "{done}");
     let state = track.state().await;
     let layout = track.layout();
@@ -107,7 +90,7 @@ async fn operator_actions_need_the_token() {
     assert!(state.trains.iter().all(|t| t.set_speed == 0));
     // Reset: back to the initial speeds (and devices, as far as the interlocking allows).
     send(&mut ws, serde_json::json!({"id": 5, "cmd": "operator", "token": "s3cret", "action": "reset"})).await;
-    let reset = next_of(&mut ws, |v| v["id"] == 5).await;
+    let reset = expect(&mut ws, |v| v["id"] == 5).await;
     assert!(reset["type"] == "ack" || reset["type"] == "failed", "{reset}");
     assert!(track.state().await.trains.iter().all(|t| t.set_speed == 200));
     track.stop();
@@ -116,9 +99,9 @@ async fn operator_actions_need_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_configured_token_no_operator_action_is_allowed() {
     let (track, mut ws) = connect().await;
-    next_of(&mut ws, |v| v["type"] == "snapshot").await;
+    expect(&mut ws, |v| v["type"] == "snapshot").await;
     send(&mut ws, serde_json::json!({"id": 1, "cmd": "operator", "token": "", "action": "sim"})).await;
-    assert_eq!(next_of(&mut ws, |v| v["id"] == 1).await["type"], "denied");
+    assert_eq!(expect(&mut ws, |v| v["id"] == 1).await["type"], "denied");
     assert!(!gateway::operator::authorised(None, ""));
     assert!(gateway::operator::authorised(Some("abc"), "abc"));
     assert!(!gateway::operator::authorised(Some("abc"), "abd"));
@@ -133,18 +116,14 @@ async fn the_festival_live_toggle_from_the_operator_shows_what_it_checked() {
     let track = Track::start(layout_2021(), Setup { live_boards, config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let options = gateway::server::Options { operator_token: Some("tok".into()), ..Default::default() };
-    let app = gateway::server::router(track.clone(), options).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
-    let mut ws = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.unwrap().0;
-    next_of(&mut ws, |v| v["type"] == "snapshot").await;
+    let mut ws = v2(serve(track.clone(), options).await).await;
+    expect(&mut ws, |v| v["type"] == "snapshot").await;
     send(&mut ws, serde_json::json!({"id": 1, "cmd": "operator", "token": "tok", "action": "live"})).await;
-    let done = next_of(&mut ws, |v| v["id"] == 1).await;
+    let done = expect(&mut ws, |v| v["id"] == 1).await;
     assert_eq!(done["type"], "ack", "{done}");
     let detail = done["detail"].as_str().unwrap();
     assert!(detail.starts_with("mode Live") && detail.matches("answers").count() == 4, "{detail}");
-    assert_eq!(next_of(&mut ws, |v| v["type"] == "mode").await["mode"], "live");
+    assert_eq!(expect(&mut ws, |v| v["type"] == "mode").await["mode"], "live");
     assert_eq!(track.mode(), hil::track::Mode::Live);
     track.stop();
     real.sim.stop();

@@ -25,6 +25,17 @@ fn set(sim: &mut Simulation, name: &str, state: OnOff) -> Vec<SimEvent> {
     events
 }
 
+/// The names of the sensors passed, in order.
+fn sensors_passed<'a>(layout: &'a Layout, events: &[SimEvent]) -> Vec<&'a str> {
+    events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::SensorPassed { sensor, .. } => Some(layout.sensors[sensor].name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn collisions(events: &[SimEvent]) -> Vec<CollisionKind> {
     events
         .iter()
@@ -64,13 +75,7 @@ fn a_switch_routes_the_train() {
         let mut sim = Simulation::new(layout.clone(), 10).unwrap();
         set(&mut sim, "test_b1", state);
         let events = run_for(&mut sim, 6_000);
-        let passed: Vec<&str> = events
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::SensorPassed { sensor, .. } => Some(layout.sensors[sensor].name.as_str()),
-                _ => None,
-            })
-            .collect();
+        let passed = sensors_passed(&layout, &events);
         assert!(passed.contains(&expect) && !passed.contains(&other), "switch {state:?}: passed {passed:?}");
         assert!(derailments(&events).is_empty());
     }
@@ -143,13 +148,7 @@ fn a_train_passes_the_2021_sensors_in_the_order_of_the_hall_chain() {
         sim.apply(SimCommand::SetSpeed { train: 0, speed: 300 }, &mut Vec::new()).unwrap();
         let events = run_for(&mut sim, 20 * 60 * 1000);
         assert!(derailments(&events).is_empty() && collisions(&events).is_empty());
-        let passed: Vec<&str> = events
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::SensorPassed { sensor, .. } => Some(layout.sensors[sensor].name.as_str()),
-                _ => None,
-            })
-            .collect();
+        let passed = sensors_passed(&layout, &events);
         assert!(passed.len() > 20, "{setting:?}: only {} sensor passes", passed.len());
         for pair in passed.windows(2) {
             if let Some(allowed) = next.get(pair[0]) {

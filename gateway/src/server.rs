@@ -249,12 +249,24 @@ async fn ws_2021(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if let Some(refusal) = origin_refused(&gw, &headers) {
+    upgrade(gw, peer, &headers, ws, client_2021)
+}
+
+/// Opens a WebSocket for `client` if the origin is allowed, with the frame size limit.
+fn upgrade<F>(
+    gw: Gateway,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    ws: WebSocketUpgrade,
+    client: fn(Gateway, WebSocket, IpAddr) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if let Some(refusal) = origin_refused(&gw, headers) {
         return refusal;
     }
-    ws.max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |s| client_2021(gw, s, peer.ip()))
+    ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |s| client(gw, s, peer.ip()))
 }
 
 /// One 2021 client: its commands go to the track; every change, and every 2 s every state, comes back.
@@ -305,14 +317,17 @@ async fn client_2021(gw: Gateway, socket: WebSocket, ip: IpAddr) {
     }
 }
 
-/// Frames for the devices whose state differs between `before` and `now`.
-fn changes(layout: &sim::layout::Layout, before: &[Option<OnOff>], now: &[Option<OnOff>]) -> Vec<String> {
-    now.iter()
-        .zip(before)
-        .enumerate()
-        .filter(|(_, (n, b))| n != b)
-        .filter_map(|(d, (n, _))| n.map(|s| device_frame(&layout.devices[d].name, s)))
-        .collect()
+/// The devices whose state differs between `before` and `now`, with their state now.
+fn changed_devices<'a>(
+    before: &'a [Option<OnOff>],
+    now: &'a [Option<OnOff>],
+) -> impl Iterator<Item = (usize, Option<OnOff>)> + 'a {
+    now.iter().zip(before).enumerate().filter(|(_, (n, b))| n != b).map(|(d, (n, _))| (d, *n))
+}
+
+/// 2021 frames for the devices whose state differs (a device between positions has no 2021 frame).
+fn changes(layout: &Layout, before: &[Option<OnOff>], now: &[Option<OnOff>]) -> Vec<String> {
+    changed_devices(before, now).filter_map(|(d, n)| n.map(|s| device_frame(&layout.devices[d].name, s))).collect()
 }
 
 /// `GET /`: what this server offers (the phone control page is not built yet).
@@ -409,12 +424,7 @@ async fn ws_v2(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if let Some(refusal) = origin_refused(&gw, &headers) {
-        return refusal;
-    }
-    ws.max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |s| client_v2(gw, s, peer.ip()))
+    upgrade(gw, peer, &headers, ws, client_v2)
 }
 
 /// One v2 client: a snapshot first; then acks or refusals for its commands, device and train changes (latest
@@ -475,13 +485,7 @@ async fn client_v2(gw: Gateway, socket: WebSocket, ip: IpAddr) {
                     return;
                 }
                 let now = devices.borrow_and_update().clone();
-                let frames = now
-                    .iter()
-                    .zip(&sent)
-                    .enumerate()
-                    .filter(|(_, (n, b))| n != b)
-                    .map(|(d, (n, _))| v2::device(&layout.devices[d].name, *n))
-                    .collect();
+                let frames = changed_devices(&sent, &now).map(|(d, n)| v2::device(&layout.devices[d].name, n)).collect();
                 sent = now.to_vec();
                 frames
             }
