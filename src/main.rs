@@ -69,6 +69,9 @@ struct ServeArgs {
     /// Address of the HTTP server (page, WebSocket, API, sensor ingest).
     #[arg(long, env = "PLARAIL_LISTEN", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
+    /// Address of the gRPC server (the 2021 Control and Speed services, and the v2 state feed).
+    #[arg(long, env = "PLARAIL_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+    grpc_listen: std::net::SocketAddr,
     /// Layout file (default: the embedded 2021 layout).
     #[arg(long, env = "PLARAIL_LAYOUT")]
     layout: Option<PathBuf>,
@@ -369,8 +372,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             origins: args.origins,
         };
         let options = gateway::server::Options { operator_token: args.operator_token, limits, journal };
+        let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.grpc_listen))?;
+        tracing::info!("gRPC on {}", grpc.local_addr()?);
+        let (stop_grpc, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
+        let grpc = tokio::spawn(gateway::grpc::Grpc::new(track.clone()).serve(grpc, async {
+            let _ = grpc_stopped.await;
+        }));
         let app = gateway::server::router(track.clone(), options).await;
         gateway::server::serve(listener, app, shutdown_signal()).await?;
+        let _ = stop_grpc.send(());
+        grpc.await??;
         tracing::info!("shutting down");
         track.stop();
         anyhow::Ok(ExitCode::SUCCESS)

@@ -118,6 +118,7 @@ fn serve_takes_its_flags_from_the_environment_and_stops_gracefully_on_sigterm() 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
         .env("PLARAIL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PLARAIL_GRPC_LISTEN", "127.0.0.1:0")
         .env("PLARAIL_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -157,7 +158,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 fn start_serve(args: &[&str]) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log", "warn"])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0", "--log", "warn"])
         .args(args)
         .stdout(std::process::Stdio::null())
         .spawn()

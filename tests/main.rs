@@ -3,6 +3,7 @@
 
 mod cli;
 mod gateway_2021;
+mod gateway_grpc;
 mod gateway_v2;
 mod hil_boards;
 mod hil_live;

@@ -6,6 +6,7 @@
 //! [`limits`] guard it; the [`journal`] keeps desired states and the command history across restarts. The
 //! control page, gRPC and the load tool are to come (issue 4).
 
+pub mod grpc;
 pub mod journal;
 pub mod limits;
 pub mod metrics;

@@ -10,6 +10,7 @@
 //! | `plarail_collisions_total`, `plarail_derailments_total`, `plarail_divergences_total` | counter | |
 //! | `plarail_sim_real_time_factor` | gauge | |
 //! | `plarail_mode` | gauge | `mode` (`sim`, `live`): 1 for the current mode |
+//! | `plarail_grpc_requests_total` | counter | `method`, `code` (recorded in [`crate::grpc`]) |
 
 use std::sync::OnceLock;
 use std::time::Duration;

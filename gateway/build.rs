@@ -1,0 +1,14 @@
+//! Compiles the gRPC protos with protox (pure Rust: no `protoc` needed on the machine).
+
+fn main() {
+    let protos = ["proto/plarail2021.proto", "proto/twin_v2.proto"];
+    for p in protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let descriptors = protox::compile(protos, ["proto"]).expect("the protos compile");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)
+        .expect("generate gRPC code");
+}

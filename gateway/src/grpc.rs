@@ -1,0 +1,178 @@
+//! gRPC: the 2021 `Control.Command2Internal` and `Speed.ControlSpeed` services, wire-compatible with the 2021
+//! protos (a 2021 client works unchanged), and the v2 `Twin.WatchState` server-streaming state feed.
+//!
+//! `SUCCESS` means the device was actually driven (or the speed set); a command the interlocking refuses or
+//! a board fails is `FAILED`. A station id the layout has no servo for (the 2021 enum names four) is refused
+//! with status `NOT_FOUND` and says so.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use hil::track::{Mode, Outcome, Track};
+use sim::interlocking::Request as TrackRequest;
+use sim::layout::OnOff;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::protocol_2021::SPEED_LEVELS;
+
+/// Code generated from `proto/plarail2021.proto` (no package, as in 2021).
+#[allow(missing_docs, clippy::all)]
+pub mod v2021 {
+    tonic::include_proto!("_");
+}
+
+/// Code generated from `proto/twin_v2.proto`.
+#[allow(missing_docs, clippy::all)]
+pub mod v2 {
+    tonic::include_proto!("plarail.v2");
+}
+
+/// The gRPC services over one track.
+#[derive(Clone)]
+pub struct Grpc {
+    track: Track,
+}
+
+impl Grpc {
+    /// Services for `track`.
+    pub fn new(track: Track) -> Grpc {
+        Grpc { track }
+    }
+
+    /// Serves every service on `listener` until `shutdown`.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .add_service(v2021::control_server::ControlServer::new(self.clone()))
+            .add_service(v2021::speed_server::SpeedServer::new(self.clone()))
+            .add_service(v2::twin_server::TwinServer::new(self))
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+            .await
+    }
+}
+
+fn record(method: &'static str, code: &str) {
+    metrics::counter!("plarail_grpc_requests_total", "method" => method, "code" => code.to_string()).increment(1);
+}
+
+#[tonic::async_trait]
+impl v2021::control_server::Control for Grpc {
+    async fn command2_internal(
+        &self,
+        request: Request<v2021::RequestSync>,
+    ) -> Result<Response<v2021::ResponseSync>, Status> {
+        let r = request.into_inner();
+        let id = r.station.map_or(0, |s| s.station_id);
+        let layout = self.track.layout();
+        let Some(device) = layout.devices.iter().position(|d| d.grpc_id.is_some_and(|g| g as i32 == id)) else {
+            let name = v2021::StationId::try_from(id).map_or("an unknown id", |s| s.as_str_name());
+            record("Control.Command2Internal", "NOT_FOUND");
+            return Err(Status::not_found(format!("station id {id} ({name}) has no servo on this layout")));
+        };
+        let state = match v2021::State::try_from(r.state) {
+            Ok(v2021::State::On) => OnOff::On,
+            Ok(v2021::State::Off) => OnOff::Off,
+            _ => {
+                record("Control.Command2Internal", "INVALID_ARGUMENT");
+                return Err(Status::invalid_argument("state must be ON or OFF"));
+            }
+        };
+        let outcome = self.track.apply(TrackRequest::Device { device, state }).await;
+        let response = if outcome == Outcome::Applied { v2021::Response::Success } else { v2021::Response::Failed };
+        record("Control.Command2Internal", response.as_str_name());
+        Ok(Response::new(v2021::ResponseSync { response: response as i32 }))
+    }
+}
+
+#[tonic::async_trait]
+impl v2021::speed_server::Speed for Grpc {
+    async fn control_speed(&self, request: Request<v2021::SendSpeed>) -> Result<Response<v2021::StatusCode>, Status> {
+        let r = request.into_inner();
+        let layout = self.track.layout();
+        let train = v2021::Train::try_from(r.train).ok().and_then(|t| layout.train_id(t.as_str_name()));
+        let code = match train {
+            Some(train) if (0..=SPEED_LEVELS).contains(&(r.speed as i64)) => {
+                let speed = (layout.trains[train].max_speed as i64 * r.speed as i64 / SPEED_LEVELS) as i32;
+                match self.track.apply(TrackRequest::Speed { train, speed }).await {
+                    Outcome::Applied => v2021::Code::Success,
+                    _ => v2021::Code::Failed,
+                }
+            }
+            _ => v2021::Code::Failed,
+        };
+        record("Speed.ControlSpeed", code.as_str_name());
+        Ok(Response::new(v2021::StatusCode { code: code as i32 }))
+    }
+}
+
+type StateStream = Pin<Box<dyn Stream<Item = Result<v2::TrackState, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v2::twin_server::Twin for Grpc {
+    type WatchStateStream = StateStream;
+
+    async fn watch_state(&self, _: Request<v2::WatchRequest>) -> Result<Response<StateStream>, Status> {
+        record("Twin.WatchState", "OK");
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let track = self.track.clone();
+        tokio::spawn(async move {
+            let mut last: Option<v2::TrackState> = None;
+            loop {
+                let Some(state) = track.try_state().await else { return };
+                let now = message(&track, track.mode(), &state);
+                // Only what changed, and a slow reader waits for the latest state rather than a queue.
+                if last
+                    .as_ref()
+                    .is_none_or(|l| l.devices != now.devices || l.trains != now.trains || l.mode != now.mode)
+                {
+                    if tx.send(Ok(now.clone())).await.is_err() {
+                        return;
+                    }
+                    last = Some(now);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+fn message(track: &Track, mode: Mode, state: &sim::twin::TrackState) -> v2::TrackState {
+    let layout = track.layout();
+    v2::TrackState {
+        mode: if mode == Mode::Sim { "sim" } else { "live" }.into(),
+        time_ms: state.time_ms,
+        devices: layout
+            .devices
+            .iter()
+            .zip(&state.devices)
+            .map(|(d, p)| v2::DeviceState {
+                name: d.name.clone(),
+                state: match p.state() {
+                    Some(OnOff::On) => "ON",
+                    Some(OnOff::Off) => "OFF",
+                    None => "",
+                }
+                .into(),
+            })
+            .collect(),
+        trains: state
+            .trains
+            .iter()
+            .map(|t| {
+                let front = t.body.front(layout);
+                v2::TrainState {
+                    name: layout.trains[t.id].name.clone(),
+                    segment: layout.segments[front.seg].id.clone(),
+                    offset_mm: front.offset,
+                    speed_mm_s: t.effective_speed(),
+                    status: format!("{:?}", t.status).to_lowercase(),
+                }
+            })
+            .collect(),
+    }
+}
