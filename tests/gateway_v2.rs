@@ -128,3 +128,28 @@ async fn the_festival_live_toggle_from_the_operator_shows_what_it_checked() {
     track.stop();
     real.sim.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_and_the_layout_picture_are_served_from_the_gateway() {
+    let (track, addr) = gateway_with(gateway::server::Options::default()).await;
+    let get = async |path: &str| {
+        let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+        (r.status().as_u16(), kind, r.text().await.unwrap())
+    };
+    let (status, kind, page) = get("/").await;
+    assert_eq!((status, kind.starts_with("text/html")), (200, true));
+    // Everything the page loads comes from the gateway itself: no CDN.
+    assert!(page.contains("/page.js") && page.contains("/page.css") && !page.contains("https://"), "{page}");
+    assert!(get("/page.js").await.1.starts_with("text/javascript"));
+    assert!(get("/page.css").await.1.starts_with("text/css"));
+    let (status, _, layout) = get("/api/layout").await;
+    let layout: serde_json::Value = serde_json::from_str(&layout).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(layout["devices"].as_array().unwrap().len(), 39);
+    let chofu_b3 = layout["devices"].as_array().unwrap().iter().find(|d| d["name"] == "chofu_b3").unwrap();
+    assert_eq!(chofu_b3["kind"], "switch");
+    assert!(chofu_b3["on"].is_array() && chofu_b3["off"].is_array(), "{chofu_b3}");
+    assert_eq!(layout["stations"][0]["name_ja"], "本八幡");
+    track.stop();
+}

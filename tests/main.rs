@@ -2,6 +2,7 @@
 //! the command line. One test binary, a module per area.
 
 mod cli;
+mod drawing;
 mod gateway_2021;
 mod gateway_grpc;
 mod gateway_v2;
@@ -11,6 +12,7 @@ mod hil_protocol;
 mod hil_track;
 mod interlocking;
 mod layout_errors;
+mod page;
 mod properties;
 mod scenarios;
 mod simulation;

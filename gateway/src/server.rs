@@ -1,5 +1,6 @@
-//! The HTTP side: the 2021 WebSocket protocol on `/ws`, the v2 protocol on `/ws/v2`, the state snapshot on
-//! `/api/state`, and the sensor ingest on `/registerPosition`, all over one [`Track`].
+//! The HTTP side: the phone control page on `/`, the 2021 WebSocket protocol on `/ws`, the v2 protocol on
+//! `/ws/v2`, the state snapshot on `/api/state`, the layout picture on `/api/layout`, and the sensor ingest on
+//! `/registerPosition`, all over one [`Track`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -68,6 +69,9 @@ pub async fn router(track: Track, options: Options) -> Router {
     tokio::spawn(sample_real_time_factor(track.clone()));
     Router::new()
         .route("/", get(index))
+        .route("/page.js", get(|| async { asset(include_str!("page/page.js"), "text/javascript; charset=utf-8") }))
+        .route("/page.css", get(|| async { asset(include_str!("page/page.css"), "text/css; charset=utf-8") }))
+        .route("/api/layout", get(api_layout))
         .route("/metrics", get(|| async { metrics::handle().render() }))
         .route("/ws", get(ws_2021))
         .route("/ws/v2", get(ws_v2))
@@ -330,17 +334,19 @@ fn changes(layout: &Layout, before: &[Option<OnOff>], now: &[Option<OnOff>]) -> 
     changed_devices(before, now).filter_map(|(d, n)| n.map(|s| device_frame(&layout.devices[d].name, s))).collect()
 }
 
-/// `GET /`: what this server offers (the phone control page is not built yet).
+/// `GET /`: the phone control page (no CDN: everything it needs is served from here).
 async fn index() -> impl IntoResponse {
-    axum::response::Html(
-        "<!doctype html><meta charset=utf-8><title>plarail-twin</title><h1>plarail-twin</h1>\
-         <p>The phone control page is not built yet. This server speaks:</p><ul>\
-         <li><code>/ws</code>: the 2021 WebSocket protocol</li>\
-         <li><code>/ws/v2</code>: the v2 WebSocket protocol (command ids, acks, reasons, trains, boards, events)</li>\
-         <li><a href=/api/state><code>/api/state</code></a>: devices, trains, boards and mode as JSON</li>\
-         <li><a href=/metrics><code>/metrics</code></a>: Prometheus metrics</li>\
-         <li><code>POST /registerPosition</code>: the 2021 hall-sensor reports</li></ul>",
-    )
+    axum::response::Html(include_str!("page/index.html"))
+}
+
+/// One of the page's files, with its content type.
+fn asset(body: &'static str, kind: &'static str) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, kind), (axum::http::header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// `GET /api/layout`: the layout as a schematic picture (tracks, devices, sensors, stations, trains).
+async fn api_layout(State(gw): State<Gateway>) -> impl IntoResponse {
+    Json(gw.track.layout().drawing())
 }
 
 /// `GET /api/state`: the mode, every device, train and board.
@@ -506,7 +512,9 @@ async fn client_v2(gw: Gateway, socket: WebSocket, ip: IpAddr) {
                 Ok(TrackEvent::Mode(m)) => vec![json!({ "type": "mode", "mode": mode_name(m) }).to_string()],
                 Ok(TrackEvent::Divergence(d)) => vec![v2::event("divergence", &d.describe(&layout))],
                 Ok(TrackEvent::Sim(e)) => match e.kind {
-                    EventKind::SensorPassed { .. } => vec![v2::event("sensor", &e.describe(&layout))],
+                    EventKind::SensorPassed { sensor, .. } => {
+                        vec![v2::sensor_event(&layout.sensors[sensor].name, &e.describe(&layout))]
+                    }
                     EventKind::Collision { .. } => vec![v2::event("collision", &e.describe(&layout))],
                     EventKind::Derailment { .. } => vec![v2::event("derailment", &e.describe(&layout))],
                     _ => Vec::new(),

@@ -1,0 +1,337 @@
+// The phone control page: draws the layout from /api/layout and operates it over the v2 WebSocket protocol.
+"use strict";
+
+const WORDS = {
+  ja: {
+    title: "プラレール遠隔操作", fit: "全体", legend_on: "止める", legend_off: "通過", legend_switch: "ポイント (線が進路)",
+    trains: "列車", devices: "ストップレール・ポイント", events: "できごと", operator: "運営者",
+    token: "運営者トークン", emergency_stop: "非常停止", reset: "初期状態に戻す", live: "本番 (LIVE) へ",
+    live_force: "強制的に LIVE へ", sim: "シミュレーション (SIM) へ", boards: "ボード",
+    connecting: "接続中…", connected: "接続", reconnecting: "再接続中…",
+    stop_on: "止める", stop_off: "通過", switch_on: "分岐", switch_off: "直進", between: "動作中",
+    stop_train: "停止", speed: "速度", sent: "送信しました", applied: "実行しました",
+    rejected: "できません", failed: "失敗しました", denied: "トークンが違います", error: "エラー",
+    confirm_live: "実機 (LIVE) に切り替えますか?", confirm_force: "応答しないボードがあっても LIVE に切り替えますか?",
+    running: "走行中", crashed: "衝突", derailed: "脱線", removed: "撤去", alive: "応答あり", down: "応答なし",
+    restoring: "復旧中", need_token: "トークンを入力してください", no_answer: "接続が切れ、結果は不明です",
+  },
+  en: {
+    title: "Plarail remote control", fit: "Fit", legend_on: "stop", legend_off: "go", legend_switch: "switch (the line shows the way set)",
+    trains: "Trains", devices: "Stop rails and switches", events: "Events", operator: "Operator",
+    token: "Operator token", emergency_stop: "Emergency stop", reset: "Reset to initial state", live: "Go LIVE",
+    live_force: "Force LIVE", sim: "Back to SIM", boards: "Boards",
+    connecting: "connecting…", connected: "connected", reconnecting: "reconnecting…",
+    stop_on: "stop", stop_off: "go", switch_on: "diverging", switch_off: "straight", between: "moving",
+    stop_train: "Stop", speed: "speed", sent: "sent", applied: "done",
+    rejected: "not allowed", failed: "failed", denied: "wrong token", error: "error",
+    confirm_live: "Switch to the real track (LIVE)?", confirm_force: "Switch to LIVE even with boards not answering?",
+    running: "running", crashed: "crashed", derailed: "derailed", removed: "removed", alive: "answers", down: "DOWN",
+    restoring: "restoring", need_token: "enter the operator token", no_answer: "connection lost before the answer",
+  },
+};
+const SVG = "http://www.w3.org/2000/svg";
+const $ = (id) => document.getElementById(id);
+
+let lang = localStorage.getItem("lang") || (navigator.language.startsWith("ja") ? "ja" : "en");
+let drawing = null;
+let socket = null;
+let retryMs = 500;
+let nextId = 1;
+let zoom = 1;
+let connState = "connecting";
+const pending = new Map();
+const devices = new Map(); // name -> {mark, map element, button, state}
+const trains = new Map(); // name -> {label, map element, list item, ...}
+const boards = new Map();
+
+const t = (key) => WORDS[lang][key] ?? key;
+
+function el(ns, tag, attrs = {}, parent = null) {
+  const e = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function trainColour(i) {
+  return `hsl(${(i * 360) / Math.max(drawing.trains.length, 1)}, 75%, 50%)`;
+}
+
+function stateWord(kind, state) {
+  if (state !== "ON" && state !== "OFF") return t("between");
+  return t(`${kind === "switch" ? "switch" : "stop"}_${state === "ON" ? "on" : "off"}`);
+}
+
+// ---- drawing the map and the lists ----
+
+function build() {
+  const map = $("map");
+  map.setAttribute("viewBox", `0 0 ${drawing.width} ${drawing.height}`);
+  for (const track of drawing.tracks) {
+    el(SVG, "polyline", { class: "track", points: track.points.map((p) => p.join(",")).join(" ") }, map);
+  }
+  drawing.sensors.forEach((s) => {
+    el(SVG, "circle", { class: "sensor", r: 3.5, cx: s.at[0], cy: s.at[1], "data-sensor": s.name }, map);
+  });
+  drawing.stations.forEach((s) => {
+    const label = el(SVG, "text", { class: "station", x: s.at[0], y: s.at[1] - 14 }, map);
+    label.dataset.ja = s.name_ja;
+    label.dataset.en = s.name_en;
+  });
+  const byStation = new Map();
+  drawing.devices.forEach((d) => {
+    const g = el(SVG, "g", { class: `dev ${d.kind}`, "data-device": d.name, "data-state": "", tabindex: 0, role: "button" }, map);
+    el(SVG, "title", {}, g).textContent = d.name;
+    if (d.kind === "switch") {
+      el(SVG, "line", { class: "blade", x1: d.at[0], y1: d.at[1], x2: d.off[0], y2: d.off[1] }, g);
+      el(SVG, "circle", { class: "mark", r: 5, cx: d.at[0], cy: d.at[1] }, g);
+    } else {
+      el(SVG, "rect", { class: "mark", x: d.at[0] - 6, y: d.at[1] - 6, width: 12, height: 12, rx: 2 }, g);
+    }
+    el(SVG, "circle", { class: "hit", r: 14, cx: d.at[0], cy: d.at[1] }, g);
+    g.addEventListener("click", () => toggle(d.name));
+    g.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") toggle(d.name); });
+    const button = el(null, "button", { type: "button", class: `devbtn ${d.kind}`, "data-device": d.name, "data-state": "" });
+    button.addEventListener("click", () => toggle(d.name));
+    if (!byStation.has(d.station)) byStation.set(d.station, []);
+    byStation.get(d.station).push(button);
+    devices.set(d.name, { mark: d, g, button, state: null });
+  });
+  const list = $("devicelist");
+  for (const [station, buttons] of byStation) {
+    const set = el(null, "fieldset", {}, list);
+    const legend = el(null, "legend", {}, set);
+    legend.dataset.ja = drawing.stations[station].name_ja;
+    legend.dataset.en = drawing.stations[station].name_en;
+    buttons.forEach((b) => set.appendChild(b));
+  }
+  const trainLayer = el(SVG, "g", { id: "trainlayer" }, map);
+  drawing.trains.forEach((tr, i) => {
+    const g = el(SVG, "g", { class: "train", "data-train": tr.name, "data-status": "running" }, trainLayer);
+    el(SVG, "circle", { r: 9, fill: trainColour(i) }, g);
+    el(SVG, "text", { y: -12 }, g).textContent = tr.name;
+    const li = el(null, "li", { "data-train": tr.name }, $("trainlist"));
+    const name = el(null, "span", { class: "name" }, li);
+    el(null, "span", { class: "dot", style: `background:${trainColour(i)}` }, name);
+    el(null, "span", {}, name).textContent = tr.name;
+    const stop = el(null, "button", { type: "button", class: "stop" }, li);
+    stop.addEventListener("click", () => setSpeed(tr.name, 0));
+    const info = el(null, "span", { class: "info" }, li);
+    const slider = el(null, "input", { type: "range", min: 0, max: tr.max_speed, step: 10, value: 0, "aria-label": tr.name }, li);
+    slider.addEventListener("change", () => setSpeed(tr.name, Number(slider.value)));
+    trains.set(tr.name, { g, li, info, slider, stop, status: "running", speed: 0, set: 0 });
+  });
+  fit();
+  window.addEventListener("resize", fit);
+  $("zoom-in").addEventListener("click", () => setZoom(zoom * 1.4));
+  $("zoom-out").addEventListener("click", () => setZoom(zoom / 1.4));
+  $("zoom-fit").addEventListener("click", fit);
+  $("lang").addEventListener("click", () => { lang = lang === "ja" ? "en" : "ja"; localStorage.setItem("lang", lang); words(); });
+  $("token").value = sessionStorage.getItem("token") || "";
+  for (const b of document.querySelectorAll("[data-action]")) b.addEventListener("click", () => operator(b.dataset.action));
+  words();
+}
+
+function setZoom(z) {
+  zoom = Math.min(Math.max(z, 0.2), 4);
+  $("map").setAttribute("width", Math.round(drawing.width * zoom));
+  $("map").setAttribute("height", Math.round(drawing.height * zoom));
+}
+
+function fit() {
+  setZoom(($("mapscroll").clientWidth || drawing.width) / drawing.width);
+}
+
+// Every text in the current language.
+function words() {
+  document.documentElement.lang = lang;
+  $("lang").textContent = lang === "ja" ? "EN" : "日本語";
+  for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+  for (const e of document.querySelectorAll("[data-ja]")) e.textContent = e.dataset[lang];
+  document.title = t("title");
+  for (const name of devices.keys()) showDevice(name);
+  for (const name of trains.keys()) showTrain(name);
+  showConn(connState);
+  showBoards();
+}
+
+function showDevice(name) {
+  const d = devices.get(name);
+  const state = d.state ?? "";
+  d.g.dataset.state = state;
+  d.button.dataset.state = state;
+  d.button.textContent = "";
+  el(null, "span", {}, d.button).textContent = name;
+  el(null, "span", {}, d.button).textContent = stateWord(d.mark.kind, d.state);
+  if (d.mark.kind === "switch") {
+    const to = d.state === "ON" ? d.mark.on : d.mark.off;
+    const blade = d.g.querySelector(".blade");
+    blade.setAttribute("x2", to[0]);
+    blade.setAttribute("y2", to[1]);
+  }
+}
+
+function showTrain(name) {
+  const tr = trains.get(name);
+  tr.g.dataset.status = tr.status;
+  tr.stop.textContent = t("stop_train");
+  tr.info.textContent = `${t(tr.status)} · ${t("speed")} ${Math.round(tr.speed)} / ${tr.set} mm/s`;
+}
+
+function showConn(state) {
+  connState = state;
+  $("conn").dataset.state = state;
+  $("conn").textContent = t(state);
+}
+
+function showMode(mode) {
+  $("mode").dataset.mode = mode;
+  $("mode").textContent = mode.toUpperCase();
+}
+
+function showBoards() {
+  const list = $("boardlist");
+  list.textContent = "";
+  for (const b of boards.values()) {
+    const li = el(null, "li", { class: b.alive ? "" : "down" }, list);
+    li.textContent = `${b.name} (${b.address}): ${t(b.alive ? (b.restoring ? "restoring" : "alive") : "down")}`;
+  }
+}
+
+function notice(kind, text) {
+  const n = $("notice");
+  n.hidden = false;
+  n.dataset.kind = kind;
+  n.textContent = text;
+  clearTimeout(notice.timer);
+  notice.timer = setTimeout(() => { n.hidden = true; }, kind === "applied" || kind === "sent" ? 2500 : 8000);
+}
+
+function logEvent(text) {
+  const log = $("eventlog");
+  el(null, "li", {}, log).textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  while (log.children.length > 30) log.removeChild(log.firstChild);
+  log.scrollTop = log.scrollHeight;
+}
+
+// ---- commands ----
+
+function send(command, what, isOperator = false) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) {
+    notice("error", t("reconnecting"));
+    return;
+  }
+  const id = nextId++;
+  pending.set(id, { what, isOperator });
+  socket.send(JSON.stringify({ id, ...command }));
+  notice("sent", `${what}: ${t("sent")}`);
+}
+
+function toggle(name) {
+  const d = devices.get(name);
+  const state = d.state === "ON" ? "OFF" : "ON";
+  send({ cmd: "device", name, state }, `${name} → ${stateWord(d.mark.kind, state)}`);
+}
+
+function setSpeed(name, speed) {
+  trains.get(name).slider.value = speed;
+  send({ cmd: "speed", train: name, speed_mm_s: speed }, `${name} → ${speed} mm/s`);
+}
+
+function operator(action) {
+  const token = $("token").value;
+  if (!token) { notice("error", t("need_token")); return; }
+  if (action === "live" && !confirm(t("confirm_live"))) return;
+  if (action === "live_force" && !confirm(t("confirm_force"))) return;
+  sessionStorage.setItem("token", token);
+  $("operator-result").textContent = "…";
+  send({ cmd: "operator", token, action }, t(action), true);
+}
+
+// ---- the connection ----
+
+function onFrame(f) {
+  switch (f.type) {
+    case "snapshot":
+      showMode(f.mode);
+      f.devices.forEach((d) => { if (devices.has(d.name)) { devices.get(d.name).state = d.state; showDevice(d.name); } });
+      moveTrains(f.trains);
+      boards.clear();
+      f.boards.forEach((b) => boards.set(b.name, b));
+      showBoards();
+      break;
+    case "device":
+      if (devices.has(f.name)) { devices.get(f.name).state = f.state; showDevice(f.name); }
+      break;
+    case "trains": moveTrains(f.trains); break;
+    case "board": boards.set(f.name, f); showBoards(); break;
+    case "mode": showMode(f.mode); logEvent(`mode ${f.mode.toUpperCase()}`); break;
+    case "event":
+      logEvent(f.text);
+      if (f.sensor) flash(f.sensor);
+      break;
+    default: answer(f);
+  }
+}
+
+function answer(f) {
+  const { what, isOperator } = pending.get(f.id) ?? { what: "", isOperator: false };
+  pending.delete(f.id);
+  const reason = f.reason ?? f.detail ?? "";
+  const text = `${what ? what + ": " : ""}${t(f.type === "ack" ? "applied" : f.type)}${reason ? " — " + reason : ""}`;
+  notice(f.type === "ack" ? "applied" : f.type, text);
+  if (f.type !== "ack") logEvent(text);
+  if (isOperator) $("operator-result").textContent = text;
+}
+
+function moveTrains(list) {
+  for (const p of list) {
+    const tr = trains.get(p.name);
+    if (!tr) continue;
+    tr.g.setAttribute("transform", `translate(${p.x.toFixed(1)},${p.y.toFixed(1)})`);
+    tr.g.dataset.x = p.x;
+    tr.g.dataset.y = p.y;
+    tr.status = p.status;
+    tr.speed = p.speed_mm_s;
+    if (p.set_speed_mm_s !== undefined) { tr.set = p.set_speed_mm_s; tr.slider.value = p.set_speed_mm_s; }
+    showTrain(p.name);
+  }
+}
+
+function flash(name) {
+  const s = document.querySelector(`[data-sensor="${CSS.escape(name)}"]`);
+  if (!s) return;
+  s.classList.add("flash");
+  setTimeout(() => s.classList.remove("flash"), 600);
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  socket = new WebSocket(`${scheme}${location.host}/ws/v2`);
+  socket.onopen = () => { retryMs = 500; showConn("connected"); };
+  socket.onmessage = (e) => onFrame(JSON.parse(e.data));
+  socket.onclose = () => {
+    showConn("reconnecting");
+    for (const { what } of pending.values()) logEvent(`${what}: ${t("no_answer")}`);
+    pending.clear();
+    setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 8000);
+  };
+}
+
+async function start() {
+  showConn("connecting");
+  for (;;) {
+    try {
+      drawing = await (await fetch("/api/layout")).json();
+      break;
+    } catch (_) {
+      showConn("reconnecting");
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  build();
+  connect();
+}
+
+start();
