@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sim::layout::Layout;
 
+mod serve;
+
 #[derive(Parser)]
 #[command(name = "plarail-twin", version, about = "Digital twin of the remotely operated Plarail festival layout")]
 struct Cli {
@@ -20,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the twin (the default): the gateway over a track, simulated or live, on the 2021 layout by default.
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
     /// Run the twin live: the 2021 layout at real time with festival visitors, events printed as they happen.
     Run {
         /// Scenario to run instead of the embedded festival hour on the 2021 layout.
@@ -61,51 +63,6 @@ enum Command {
         #[command(subcommand)]
         action: BenchAction,
     },
-}
-
-/// Flags of `serve`; each can also come from a `PLARAIL_*` environment variable.
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Address of the HTTP server (page, WebSocket, API, sensor ingest).
-    #[arg(long, env = "PLARAIL_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: std::net::SocketAddr,
-    /// Address of the gRPC server (the 2021 Control and Speed services, and the v2 state feed).
-    #[arg(long, env = "PLARAIL_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
-    grpc_listen: std::net::SocketAddr,
-    /// Layout file (default: the embedded 2021 layout).
-    #[arg(long, env = "PLARAIL_LAYOUT")]
-    layout: Option<PathBuf>,
-    /// Which track commands drive at start: the simulation (`sim`) or the real boards (`live`).
-    #[arg(long, env = "PLARAIL_MODE", value_enum, default_value_t = ModeArg::Sim)]
-    mode: ModeArg,
-    /// Address of a real board, as NAME=HOST:PORT by board name or layout address (repeatable), e.g.
-    /// `--board 192.168.100.107:80=127.0.0.1:19107`.
-    #[arg(long = "board", env = "PLARAIL_BOARDS", value_delimiter = ',', value_parser = parse_live_board)]
-    boards: Vec<(String, String)>,
-    /// Token operators send with their actions (live-mode toggle, emergency stop, reset); none: refused.
-    #[arg(long, env = "PLARAIL_OPERATOR_TOKEN", hide_env_values = true)]
-    operator_token: Option<String>,
-    /// Commands one visitor connection may send per second.
-    #[arg(long, env = "PLARAIL_RATE_PER_CONNECTION", default_value_t = 10.0)]
-    rate_per_connection: f64,
-    /// Commands all connections from one address may send per second.
-    #[arg(long, env = "PLARAIL_RATE_PER_ADDRESS", default_value_t = 50.0)]
-    rate_per_address: f64,
-    /// Origins allowed to open a WebSocket (repeatable); none given: any.
-    #[arg(long = "origin", env = "PLARAIL_ORIGINS", value_delimiter = ',')]
-    origins: Vec<String>,
-    /// Directory of the journal (desired device states and command history, kept across restarts).
-    #[arg(long, env = "PLARAIL_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Log level (error, warn, info, debug, trace) or a tracing filter.
-    #[arg(long, env = "PLARAIL_LOG", default_value = "info")]
-    log: String,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ModeArg {
-    Sim,
-    Live,
 }
 
 #[derive(Subcommand)]
@@ -163,7 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => Cli::parse_from(["plarail-twin", "serve"]).command.expect("serve was given"),
     };
     match command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve::serve(args.settings()?),
         Command::Run { scenario, speed } => run_live(scenario, speed),
         Command::Boards { layout, boards, ingest, speed } => serve_boards(layout, boards, ingest, speed),
         Command::Layout { action: LayoutAction::Check { file } } => {
@@ -319,95 +276,4 @@ fn serve_boards(
         rig.sim.stop();
         anyhow::Ok(ExitCode::SUCCESS)
     })
-}
-
-fn parse_live_board(s: &str) -> Result<(String, String), String> {
-    let (name, addr) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=HOST:PORT"))?;
-    if !addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) {
-        return Err(format!("`{addr}` is not HOST:PORT"));
-    }
-    Ok((name.to_string(), addr.to_string()))
-}
-
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).with_context(|| format!("--log {}", args.log))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-    let layout = std::sync::Arc::new(load_layout(args.layout)?);
-    for (name, _) in &args.boards {
-        anyhow::ensure!(
-            layout.boards.iter().any(|b| &b.name == name || &b.address == name),
-            "--board {name}: the layout has no board by that name or address"
-        );
-    }
-    anyhow::ensure!(
-        args.rate_per_connection > 0.0 && args.rate_per_address > 0.0,
-        "the rate limits must be positive numbers"
-    );
-    let mode = if args.mode == ModeArg::Sim { hil::track::Mode::Sim } else { hil::track::Mode::Live };
-    let journal = match &args.data_dir {
-        Some(dir) => Some(std::sync::Arc::new(gateway::journal::Journal::open(dir)?)),
-        None => None,
-    };
-    let desired = match &journal {
-        Some(j) => {
-            let stored = j.device_states(&layout)?;
-            let restored = stored.iter().filter(|s| s.is_some()).count();
-            tracing::info!("journal: {restored} device states restored");
-            Some(stored.iter().zip(&layout.devices).map(|(s, d)| s.unwrap_or(d.initial)).collect())
-        }
-        None => None,
-    };
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
-        let setup =
-            hil::track::Setup { live_boards: args.boards.into_iter().collect(), mode, desired, ..Default::default() };
-        let track = hil::track::Track::start(layout.clone(), setup).await?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!(layout = %layout.name, mode = ?mode, "serving http://{}", listener.local_addr()?);
-        let limits = gateway::limits::Limits {
-            per_connection: args.rate_per_connection,
-            per_address: args.rate_per_address,
-            origins: args.origins,
-        };
-        let options = gateway::server::Options { operator_token: args.operator_token, limits, journal };
-        let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.grpc_listen))?;
-        tracing::info!("gRPC on {}", grpc.local_addr()?);
-        let (stop_grpc, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
-        let grpc = tokio::spawn(gateway::grpc::Grpc::new(track.clone()).serve(grpc, async {
-            let _ = grpc_stopped.await;
-        }));
-        let app = gateway::server::router(track.clone(), options).await;
-        gateway::server::serve(listener, app, shutdown_signal()).await?;
-        let _ = stop_grpc.send(());
-        grpc.await??;
-        tracing::info!("shutting down");
-        track.stop();
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }

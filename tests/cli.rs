@@ -141,6 +141,40 @@ fn serve_takes_its_flags_from_the_environment_and_stops_gracefully_on_sigterm() 
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
 
+#[test]
+fn serve_reads_a_config_file_under_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("twin.toml");
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (file_port, flag_port) = (free(), free());
+    let text = format!(
+        "listen = \"127.0.0.1:{file_port}\"\ngrpc_listen = \"127.0.0.1:0\"\nlog = \"warn\"\ndata_dir = \"journal\"\n\
+         rate_per_connection = 5.0\n[boards]\n\"192.168.100.107:80\" = \"127.0.0.1:9\"\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    // The flag's address wins over the file's; the file's data_dir (relative to the file) is used.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+        .args(["serve", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{flag_port}")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let history = wait_for(flag_port, "/api/history", |_| true);
+    assert!(history["history"].is_array(), "{history}");
+    assert!(dir.path().join("journal").is_dir(), "the journal lies beside the config file");
+    assert!(http_get(file_port, "/api/state").is_none(), "the file's address is overridden by the flag");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A key the config file does not know is named in the error.
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisten_port = 8080\n").unwrap();
+    let (ok, out) = twin(&["serve", "--config", config.to_str().unwrap()]);
+    assert!(!ok && out.contains("listen_port"), "{out}");
+    // A board address that is not HOST:PORT is refused.
+    std::fs::write(&config, "[boards]\nservo1 = \"nowhere\"\n").unwrap();
+    let (ok, out) = twin(&["serve", "--config", config.to_str().unwrap()]);
+    assert!(!ok && out.contains("nowhere"), "{out}");
+}
+
 /// A plain HTTP/1.0 GET on loopback; the body, if the server answered 200.
 fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};

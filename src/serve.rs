@@ -1,0 +1,226 @@
+//! `plarail-twin serve`: its settings (flags, `PLARAIL_*` environment variables, a TOML config file, defaults,
+//! in that order of precedence) and the server itself.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Flags of `serve`. Each can also come from a `PLARAIL_*` environment variable or the config file.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file holding any of the settings below by their flag names (`listen = "0.0.0.0:8080"`,
+    /// `boards = { "192.168.100.107:80" = "127.0.0.1:19107" }`); flags and environment variables win over it.
+    #[arg(long, env = "PLARAIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of the HTTP server (page, WebSocket, API, sensor ingest) [default: 127.0.0.1:8080].
+    #[arg(long, env = "PLARAIL_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Address of the gRPC server (the 2021 Control and Speed services, and the v2 state feed)
+    /// [default: 127.0.0.1:50051].
+    #[arg(long, env = "PLARAIL_GRPC_LISTEN")]
+    grpc_listen: Option<SocketAddr>,
+    /// Layout file [default: the embedded 2021 layout].
+    #[arg(long, env = "PLARAIL_LAYOUT")]
+    layout: Option<PathBuf>,
+    /// Which track commands drive at start: the simulation (`sim`) or the real boards (`live`) [default: sim].
+    #[arg(long, env = "PLARAIL_MODE", value_enum)]
+    mode: Option<ModeArg>,
+    /// Address of a real board, as NAME=HOST:PORT by board name or layout address (repeatable), e.g.
+    /// `--board 192.168.100.107:80=127.0.0.1:19107`.
+    #[arg(long = "board", env = "PLARAIL_BOARDS", value_delimiter = ',', value_parser = parse_board)]
+    boards: Vec<(String, String)>,
+    /// Token operators send with their actions (live-mode toggle, emergency stop, reset) [default: none, and
+    /// operator actions are refused].
+    #[arg(long, env = "PLARAIL_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
+    /// Commands one visitor connection may send per second [default: 10].
+    #[arg(long, env = "PLARAIL_RATE_PER_CONNECTION")]
+    rate_per_connection: Option<f64>,
+    /// Commands all connections from one address may send per second [default: 50].
+    #[arg(long, env = "PLARAIL_RATE_PER_ADDRESS")]
+    rate_per_address: Option<f64>,
+    /// Origins allowed to open a WebSocket (repeatable) [default: any].
+    #[arg(long = "origin", env = "PLARAIL_ORIGINS", value_delimiter = ',')]
+    origins: Vec<String>,
+    /// Directory of the journal (desired device states and command history, kept across restarts)
+    /// [default: none, nothing kept].
+    #[arg(long, env = "PLARAIL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info].
+    #[arg(long, env = "PLARAIL_LOG")]
+    log: Option<String>,
+}
+
+/// Which track commands drive at start.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeArg {
+    /// The simulation, through virtual boards.
+    Sim,
+    /// The real boards.
+    Live,
+}
+
+/// The config file: the same settings as the flags, by their names.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    grpc_listen: Option<SocketAddr>,
+    layout: Option<PathBuf>,
+    mode: Option<ModeArg>,
+    boards: Option<BTreeMap<String, String>>,
+    operator_token: Option<String>,
+    rate_per_connection: Option<f64>,
+    rate_per_address: Option<f64>,
+    origins: Option<Vec<String>>,
+    data_dir: Option<PathBuf>,
+    log: Option<String>,
+}
+
+/// Everything `serve` needs, merged from flags, environment, config file and defaults.
+#[derive(Debug)]
+pub struct Settings {
+    listen: SocketAddr,
+    grpc_listen: SocketAddr,
+    layout: Option<PathBuf>,
+    mode: ModeArg,
+    boards: Vec<(String, String)>,
+    operator_token: Option<String>,
+    rate_per_connection: f64,
+    rate_per_address: f64,
+    origins: Vec<String>,
+    data_dir: Option<PathBuf>,
+    log: String,
+}
+
+impl ServeArgs {
+    /// Merges the flags (and environment) over the config file over the defaults.
+    pub fn settings(self) -> anyhow::Result<Settings> {
+        let (file, base) = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let file: ConfigFile =
+                    toml::from_str(&text).with_context(|| format!("{} is not a valid config file", path.display()))?;
+                (file, path.parent().map(Path::to_path_buf).unwrap_or_default())
+            }
+            None => (ConfigFile::default(), PathBuf::new()),
+        };
+        // Paths in the config file are relative to the file.
+        let relative = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let mut file_boards = Vec::new();
+        for (name, addr) in file.boards.unwrap_or_default() {
+            file_boards
+                .push(parse_board(&format!("{name}={addr}")).map_err(|e| anyhow::anyhow!("config boards: {e}"))?);
+        }
+        Ok(Settings {
+            listen: self.listen.or(file.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            grpc_listen: self.grpc_listen.or(file.grpc_listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 50051))),
+            layout: self.layout.or(file.layout.map(relative)),
+            mode: self.mode.or(file.mode).unwrap_or(ModeArg::Sim),
+            boards: if self.boards.is_empty() { file_boards } else { self.boards },
+            operator_token: self.operator_token.or(file.operator_token),
+            rate_per_connection: self.rate_per_connection.or(file.rate_per_connection).unwrap_or(10.0),
+            rate_per_address: self.rate_per_address.or(file.rate_per_address).unwrap_or(50.0),
+            origins: if self.origins.is_empty() { file.origins.unwrap_or_default() } else { self.origins },
+            data_dir: self.data_dir.or(file.data_dir.map(relative)),
+            log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+fn parse_board(s: &str) -> Result<(String, String), String> {
+    let (name, addr) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=HOST:PORT"))?;
+    if !addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) {
+        return Err(format!("`{addr}` is not HOST:PORT"));
+    }
+    Ok((name.to_string(), addr.to_string()))
+}
+
+/// Serves the twin with `settings` until Ctrl-C or SIGTERM.
+pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).with_context(|| format!("--log {}", args.log))?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let layout = std::sync::Arc::new(super::load_layout(args.layout)?);
+    for (name, _) in &args.boards {
+        anyhow::ensure!(
+            layout.boards.iter().any(|b| &b.name == name || &b.address == name),
+            "--board {name}: the layout has no board by that name or address"
+        );
+    }
+    anyhow::ensure!(
+        args.rate_per_connection > 0.0 && args.rate_per_address > 0.0,
+        "the rate limits must be positive numbers"
+    );
+    let mode = if args.mode == ModeArg::Sim { hil::track::Mode::Sim } else { hil::track::Mode::Live };
+    let journal = match &args.data_dir {
+        Some(dir) => Some(std::sync::Arc::new(gateway::journal::Journal::open(dir)?)),
+        None => None,
+    };
+    let desired = match &journal {
+        Some(j) => {
+            let stored = j.device_states(&layout)?;
+            let restored = stored.iter().filter(|s| s.is_some()).count();
+            tracing::info!("journal: {restored} device states restored");
+            Some(stored.iter().zip(&layout.devices).map(|(s, d)| s.unwrap_or(d.initial)).collect())
+        }
+        None => None,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let setup =
+            hil::track::Setup { live_boards: args.boards.into_iter().collect(), mode, desired, ..Default::default() };
+        let track = hil::track::Track::start(layout.clone(), setup).await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(layout = %layout.name, mode = ?mode, "serving http://{}", listener.local_addr()?);
+        let limits = gateway::limits::Limits {
+            per_connection: args.rate_per_connection,
+            per_address: args.rate_per_address,
+            origins: args.origins,
+        };
+        let options = gateway::server::Options { operator_token: args.operator_token, limits, journal };
+        let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.grpc_listen))?;
+        tracing::info!("gRPC on {}", grpc.local_addr()?);
+        let (stop_grpc, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
+        let grpc = tokio::spawn(gateway::grpc::Grpc::new(track.clone()).serve(grpc, async {
+            let _ = grpc_stopped.await;
+        }));
+        let app = gateway::server::router(track.clone(), options).await;
+        gateway::server::serve(listener, app, shutdown_signal()).await?;
+        let _ = stop_grpc.send(());
+        grpc.await??;
+        tracing::info!("shutting down");
+        track.stop();
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
