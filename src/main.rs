@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sim::layout::Layout;
 
+mod load;
 mod serve;
 
 #[derive(Parser)]
@@ -48,6 +49,8 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
     },
+    /// Load a running gateway with many WebSocket clients: command latency, messages/s, lost updates, memory.
+    Load(load::LoadArgs),
     /// Layout files.
     Layout {
         #[command(subcommand)]
@@ -121,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match command {
         Command::Serve(args) => serve::serve(args.settings()?),
+        Command::Load(args) => Ok(if load::run(args)? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Run { scenario, speed } => run_live(scenario, speed),
         Command::Boards { layout, boards, ingest, speed } => serve_boards(layout, boards, ingest, speed),
         Command::Layout { action: LayoutAction::Check { file } } => {

@@ -258,3 +258,26 @@ async fn after_kill_9_the_twin_comes_back_with_its_device_states_and_history() {
     again.kill().ok();
     again.wait().ok();
 }
+
+#[test]
+fn load_reports_latency_throughput_and_no_lost_updates() {
+    let (mut child, port) = start_serve(&["--rate-per-address", "1000"]);
+    for protocol in ["ws", "ws/v2"] {
+        let url = format!("ws://127.0.0.1:{port}/{protocol}");
+        let (ok, out) = twin(&["load", "--url", &url, "--clients", "20", "--rate", "20", "--duration", "2s"]);
+        assert!(ok, "{out}");
+        assert!(out.contains("updates lost: 0"), "{out}");
+        let samples: u64 = out
+            .split("every client (")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a latency line: {out}"));
+        assert!(samples > 0 && out.contains("p99"), "{out}");
+        assert!(out.contains("KiB per idle client"), "{out}");
+    }
+    let (ok, out) = twin(&["load", "--url", "http://127.0.0.1:1/ws", "--duration", "2s"]);
+    assert!(!ok && out.contains("ws://"), "{out}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

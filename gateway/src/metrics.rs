@@ -11,6 +11,7 @@
 //! | `plarail_sim_real_time_factor` | gauge | |
 //! | `plarail_mode` | gauge | `mode` (`sim`, `live`): 1 for the current mode |
 //! | `plarail_grpc_requests_total` | counter | `method`, `code` (recorded in [`crate::grpc`]) |
+//! | `plarail_resident_bytes` | gauge | the process's resident memory (Linux) |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -75,4 +76,16 @@ pub fn mode(m: Mode) {
 /// Simulated time over wall time since the track started.
 pub fn real_time_factor(factor: f64) {
     gauge!("plarail_sim_real_time_factor").set(factor);
+}
+
+/// The process's resident memory, read from `/proc/self/status` (Linux; elsewhere nothing is recorded).
+pub fn resident_memory() {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return };
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    if let Some(kib) = kib {
+        gauge!("plarail_resident_bytes").set(kib * 1024.0);
+    }
 }

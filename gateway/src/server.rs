@@ -30,6 +30,12 @@ use crate::{metrics, operator};
 /// Largest WebSocket frame accepted from a client, in bytes.
 pub const MAX_FRAME_BYTES: usize = 4096;
 
+/// Read buffer of a client's WebSocket, in bytes (it grows for a larger frame, up to [`MAX_FRAME_BYTES`]).
+const READ_BUFFER_BYTES: usize = 1024;
+
+/// Bytes of frames a client's WebSocket gathers before writing them out without a flush.
+const WRITE_BUFFER_BYTES: usize = 8192;
+
 /// How often the 2021 protocol re-sends every device's state.
 pub const RESEND_EVERY: Duration = Duration::from_secs(2);
 
@@ -66,7 +72,7 @@ pub async fn router(track: Track, options: Options) -> Router {
     for (_, h) in track.boards() {
         metrics::event(&TrackEvent::Board(h));
     }
-    tokio::spawn(sample_real_time_factor(track.clone()));
+    tokio::spawn(sample_every_second(track.clone()));
     Router::new()
         .route("/", get(index))
         .route("/page.js", get(|| async { asset(include_str!("page/page.js"), "text/javascript; charset=utf-8") }))
@@ -133,8 +139,8 @@ async fn follow_devices(
     }
 }
 
-/// Samples the simulation's real-time factor every second while the track runs.
-async fn sample_real_time_factor(track: Track) {
+/// Samples the simulation's real-time factor and the process's memory every second while the track runs.
+async fn sample_every_second(track: Track) {
     let started = std::time::Instant::now();
     let Some(first) = track.try_state().await else { return };
     loop {
@@ -142,6 +148,7 @@ async fn sample_real_time_factor(track: Track) {
         let Some(now) = track.try_state().await else { return };
         let wall = started.elapsed().as_secs_f64();
         metrics::real_time_factor((now.time_ms - first.time_ms) as f64 / 1000.0 / wall);
+        metrics::resident_memory();
     }
 }
 
@@ -270,7 +277,13 @@ where
     if let Some(refusal) = origin_refused(&gw, headers) {
         return refusal;
     }
-    ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |s| client(gw, s, peer.ip()))
+    // Small buffers: an idle client costs little memory. Frames wait in the write buffer until a flush (or
+    // until it holds WRITE_BUFFER_BYTES), so a burst of frames goes out in one write.
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .on_upgrade(move |s| client(gw, s, peer.ip()))
 }
 
 /// One 2021 client: its commands go to the track; every change, and every 2 s every state, comes back.
@@ -313,12 +326,24 @@ async fn client_2021(gw: Gateway, socket: WebSocket, ip: IpAddr) {
                 changes(&layout, &vec![None; now.len()], &now)
             }
         };
-        for frame in frames {
-            if out.send(Message::Text(frame.into())).await.is_err() {
-                return;
-            }
+        if send_all(&mut out, frames).await.is_err() {
+            return;
         }
     }
+}
+
+/// Sends `frames` with one write: they wait in the write buffer until the flush.
+async fn send_all(
+    out: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    frames: Vec<String>,
+) -> Result<(), axum::Error> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    for frame in frames {
+        out.feed(Message::Text(frame.into())).await?;
+    }
+    out.flush().await
 }
 
 /// The devices whose state differs between `before` and `now`, with their state now.
@@ -525,10 +550,8 @@ async fn client_v2(gw: Gateway, socket: WebSocket, ip: IpAddr) {
                 Err(RecvError::Closed) => return,
             },
         };
-        for frame in frames {
-            if out.send(Message::Text(frame.into())).await.is_err() {
-                return;
-            }
+        if send_all(&mut out, frames).await.is_err() {
+            return;
         }
     }
 }

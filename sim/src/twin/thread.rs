@@ -5,7 +5,7 @@
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
 
 use super::{SimCommand, SimError, SimEvent, Simulation, TrackState};
 
@@ -72,6 +72,9 @@ impl SimHandle {
 }
 
 /// Runs `sim` on a new thread until stopped, all request senders are dropped, or `max_steps` steps ran.
+///
+/// Requests are served as they arrive, also while a wall-clock paced thread waits for its next step, so a
+/// command takes effect (and its events go out) without waiting for a step.
 pub fn spawn(mut sim: Simulation, pacing: Pacing, max_steps: Option<u64>) -> SimHandle {
     let (req_tx, req_rx) = unbounded::<Request>();
     let (out_tx, out_rx) = unbounded::<Output>();
@@ -82,21 +85,26 @@ pub fn spawn(mut sim: Simulation, pacing: Pacing, max_steps: Option<u64>) -> Sim
             let mut events = Vec::new();
             let mut steps = 0u64;
             loop {
+                // Serve what is waiting; when paced, keep serving until the next step is due.
                 loop {
-                    match req_rx.try_recv() {
-                        Ok(Request::Command { id, cmd }) => {
-                            let result = sim.apply(cmd, &mut events);
-                            let ack = Output::Ack { id, result, time_ms: sim.time_ms() };
-                            if out_tx.send(ack).is_err() {
-                                return sim;
+                    let request = match pacing {
+                        Pacing::Fast => match req_rx.try_recv() {
+                            Ok(r) => r,
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => return sim,
+                        },
+                        Pacing::WallClock { factor } => {
+                            let due = Duration::from_secs_f64(sim.time_ms() as f64 / 1000.0 / factor);
+                            let wait = due.saturating_sub(start.elapsed());
+                            match req_rx.recv_timeout(wait) {
+                                Ok(r) => r,
+                                Err(RecvTimeoutError::Timeout) => break,
+                                Err(RecvTimeoutError::Disconnected) => return sim,
                             }
                         }
-                        Ok(Request::Snapshot(reply)) => {
-                            // A caller that stopped waiting for its snapshot is not an error.
-                            let _ = reply.send(sim.state());
-                        }
-                        Ok(Request::Stop) | Err(TryRecvError::Disconnected) => return sim,
-                        Err(TryRecvError::Empty) => break,
+                    };
+                    if !serve(&mut sim, request, &mut events, &out_tx) {
+                        return sim;
                     }
                 }
                 if max_steps.is_some_and(|m| steps >= m) {
@@ -104,19 +112,32 @@ pub fn spawn(mut sim: Simulation, pacing: Pacing, max_steps: Option<u64>) -> Sim
                 }
                 sim.step(&mut events);
                 steps += 1;
-                for e in events.drain(..) {
-                    if out_tx.send(Output::Event(e)).is_err() {
-                        return sim;
-                    }
-                }
-                if let Pacing::WallClock { factor } = pacing {
-                    let due = Duration::from_secs_f64(sim.time_ms() as f64 / 1000.0 / factor);
-                    if let Some(wait) = due.checked_sub(start.elapsed()) {
-                        std::thread::sleep(wait);
-                    }
+                if !send_events(&mut events, &out_tx) {
+                    return sim;
                 }
             }
         })
         .expect("spawn simulation thread");
     SimHandle { requests: req_tx, outputs: out_rx, join }
+}
+
+/// Serves one request; `false` when the thread should end.
+fn serve(sim: &mut Simulation, request: Request, events: &mut Vec<SimEvent>, out: &Sender<Output>) -> bool {
+    match request {
+        Request::Command { id, cmd } => {
+            let result = sim.apply(cmd, events);
+            out.send(Output::Ack { id, result, time_ms: sim.time_ms() }).is_ok() && send_events(events, out)
+        }
+        Request::Snapshot(reply) => {
+            // A caller that stopped waiting for its snapshot is not an error.
+            let _ = reply.send(sim.state());
+            true
+        }
+        Request::Stop => false,
+    }
+}
+
+/// Sends out (and clears) `events`; `false` when no one listens any more.
+fn send_events(events: &mut Vec<SimEvent>, out: &Sender<Output>) -> bool {
+    events.drain(..).all(|e| out.send(Output::Event(e)).is_ok())
 }
