@@ -49,6 +49,8 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
     },
+    /// The desktop window: the layout drawn live, operated through panels (needs `--features window`).
+    Window(WindowArgs),
     /// Load a running gateway with many WebSocket clients: command latency, messages/s, lost updates, memory.
     Load(load::LoadArgs),
     /// Layout files.
@@ -66,6 +68,29 @@ enum Command {
         #[command(subcommand)]
         action: BenchAction,
     },
+}
+
+/// Flags of `window`.
+#[derive(clap::Args)]
+struct WindowArgs {
+    /// Attach to a running gateway (e.g. http://127.0.0.1:8080) instead of simulating the layout standalone.
+    #[arg(long)]
+    connect: Option<String>,
+    /// Operator token for operator actions (emergency stop, live toggle) on an attached gateway.
+    #[arg(long, env = "PLARAIL_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
+    /// Layout file (default: the embedded 2021 layout).
+    #[arg(long)]
+    layout: Option<PathBuf>,
+    /// Render `--frames` frames, save a PNG of the window here, and exit.
+    #[arg(long)]
+    screenshot: Option<PathBuf>,
+    /// Frames rendered before the screenshot.
+    #[arg(long, default_value_t = 60)]
+    frames: u32,
+    /// With --screenshot: then toggle this device as a click would, and save a second screenshot (FILE-after.png).
+    #[arg(long, requires = "screenshot")]
+    toggle: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match command {
         Command::Serve(args) => serve::serve(args.settings()?),
+        Command::Window(args) => window(args),
         Command::Load(args) => Ok(if load::run(args)? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Run { scenario, speed } => run_live(scenario, speed),
         Command::Boards { layout, boards, ingest, speed } => serve_boards(layout, boards, ingest, speed),
@@ -280,4 +306,26 @@ fn serve_boards(
         rig.sim.stop();
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(feature = "window")]
+fn window(args: WindowArgs) -> anyhow::Result<ExitCode> {
+    let layout = std::sync::Arc::new(load_layout(args.layout)?);
+    sim::window::run(sim::window::Options {
+        layout,
+        connect: args.connect,
+        token: args.operator_token,
+        screenshot: args.screenshot,
+        frames: args.frames,
+        toggle: args.toggle,
+    })
+    .map_err(anyhow::Error::msg)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "window"))]
+fn window(_: WindowArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this build has no window: build with `--features window` (cargo run --release --features window -- window)"
+    )
 }

@@ -17,3 +17,6 @@ mod properties;
 mod scenarios;
 mod simulation;
 mod support;
+mod view;
+#[cfg(feature = "window")]
+mod window;

@@ -10,7 +10,7 @@
 //! Server frames have a `type`: `ack` (with a `detail` for operator actions), `denied` (wrong token), `rejected` (with the interlocking's `rule` and `reason`), `failed`
 //! (`reason`), `error` (a frame that is not a command), `snapshot` (mode, devices, trains, boards), `device`
 //! (one device's new state), `trains` (every train's position), `board` (a board's health), `mode`, and
-//! `event` (sensor passes, with the sensor's name, collisions, derailments, divergences, in words).
+//! `event` (sensor passes, with the sensor's and the train's names, collisions, derailments, divergences, in words).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -116,7 +116,7 @@ pub fn event(kind: &str, text: &str) -> String {
     json!({ "type": "event", "kind": kind, "text": text }).to_string()
 }
 
-/// `{"type": "event", "kind": "sensor", "sensor": ..., ...}`: a train passed a hall sensor.
-pub fn sensor_event(sensor: &str, text: &str) -> String {
-    json!({ "type": "event", "kind": "sensor", "sensor": sensor, "text": text }).to_string()
+/// `{"type": "event", "kind": "sensor", "sensor": ..., "train": ..., ...}`: a train passed a hall sensor.
+pub fn sensor_event(sensor: &str, train: &str, text: &str) -> String {
+    json!({ "type": "event", "kind": "sensor", "sensor": sensor, "train": train, "text": text }).to_string()
 }

@@ -17,7 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use hil::track::{BoardHealth, Mode, Outcome, Snapshot, Track, TrackEvent, TrainPosition};
 use serde_json::{Value, json};
 use sim::layout::{Layout, OnOff};
-use sim::twin::{EventKind, TrainStatus};
+use sim::twin::EventKind;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
@@ -390,12 +390,7 @@ fn state_name(state: Option<OnOff>) -> Value {
 /// A train for views: where its front is (segment, offset and schematic x, y), its speed and status.
 fn train_value(layout: &Layout, p: &TrainPosition) -> Value {
     let [x, y] = layout.point_at(p.front.seg, p.front.offset);
-    let status = match p.status {
-        TrainStatus::Running => "running",
-        TrainStatus::Crashed => "crashed",
-        TrainStatus::Derailed => "derailed",
-        TrainStatus::Removed => "removed",
-    };
+    let status = p.status.name();
     json!({
         "name": layout.trains[p.train].name,
         "segment": layout.segments[p.front.seg].id,
@@ -537,8 +532,9 @@ async fn client_v2(gw: Gateway, socket: WebSocket, ip: IpAddr) {
                 Ok(TrackEvent::Mode(m)) => vec![json!({ "type": "mode", "mode": mode_name(m) }).to_string()],
                 Ok(TrackEvent::Divergence(d)) => vec![v2::event("divergence", &d.describe(&layout))],
                 Ok(TrackEvent::Sim(e)) => match e.kind {
-                    EventKind::SensorPassed { sensor, .. } => {
-                        vec![v2::sensor_event(&layout.sensors[sensor].name, &e.describe(&layout))]
+                    EventKind::SensorPassed { sensor, train } => {
+                        let (sensor, train) = (&layout.sensors[sensor].name, &layout.trains[train].name);
+                        vec![v2::sensor_event(sensor, train, &e.describe(&layout))]
                     }
                     EventKind::Collision { .. } => vec![v2::event("collision", &e.describe(&layout))],
                     EventKind::Derailment { .. } => vec![v2::event("derailment", &e.describe(&layout))],

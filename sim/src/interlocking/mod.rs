@@ -10,6 +10,7 @@
 //!
 //! Raising a stop rail and slowing a train only shrink claims, so they are always accepted.
 
+pub mod guarded;
 pub mod route;
 
 use std::sync::Arc;

@@ -6,12 +6,10 @@ use std::time::{Duration, Instant};
 
 use super::spec::{Expectations, Scenario};
 use super::visitors::{Timed, generate, resolve};
+use crate::interlocking::guarded::{Guarded, Refusal};
 use crate::interlocking::{Interlocking, RejectKind};
 use crate::layout::Layout;
 use crate::twin::{CollisionKind, DerailCause, EventKind, SimEvent, Simulation, StartError};
-
-/// How often (in steps) the interlocking's speed supervision runs.
-const SUPERVISE_EVERY: u64 = 10;
 
 /// A run's settings, independent of any file.
 #[derive(Debug, Clone)]
@@ -145,52 +143,39 @@ pub fn run(
     mut observe: impl FnMut(u64, &[SimEvent]),
 ) -> Result<Report, StartError> {
     let started = Instant::now();
-    let mut sim = Simulation::new(layout.clone(), config.step_ms)?;
-    let interlocking = Interlocking::new(layout.clone(), config.interlocking);
+    let sim = Simulation::new(layout.clone(), config.step_ms)?;
+    let mut track = Guarded::new(sim, Interlocking::new(layout.clone(), config.interlocking));
     let mut report =
         Report { sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(), ..Report::default() };
     let mut events: Vec<SimEvent> = Vec::new();
     let mut next = actions.iter().peekable();
     let steps = config.duration_ms / config.step_ms;
-    for step in 0..steps {
-        let now = sim.time_ms();
+    for _ in 0..steps {
+        let now = track.sim().time_ms();
         while let Some(timed) = next.next_if(|a| a.time_ms <= now) {
             report.commands += 1;
-            let state = sim.state();
-            let Some(request) = resolve(timed.action, &layout, &state) else {
+            let Some(request) = resolve(timed.action, &layout, &track.sim().state()) else {
                 report.idle += 1;
                 continue;
             };
-            match interlocking.check(&request, &state) {
-                Ok(()) => match sim.apply(request.command(), &mut events) {
-                    Ok(()) => report.applied += 1,
-                    Err(_) => report.failed += 1,
-                },
-                Err(rejection) => *report.rejected.entry(rejection.kind).or_default() += 1,
+            match track.request(&request, &mut events) {
+                Ok(()) => report.applied += 1,
+                Err(Refusal::Failed(_)) => report.failed += 1,
+                Err(Refusal::Rejected(rejection)) => *report.rejected.entry(rejection.kind).or_default() += 1,
             }
         }
-        sim.step(&mut events);
-        let protections = interlocking.protect_after(&events);
-        report.auto_raises += protections.len();
-        for cmd in protections {
-            sim.apply(cmd, &mut events).expect("protection commands name real devices");
-        }
-        if step % SUPERVISE_EVERY == 0 {
-            for cmd in interlocking.supervise(&sim.state()) {
-                sim.apply(cmd, &mut events).expect("supervision commands name real trains");
-            }
-        }
+        report.auto_raises += track.step(&mut events);
         tally(&layout, &events, &mut report);
-        observe(sim.time_ms(), &events);
+        observe(track.sim().time_ms(), &events);
         events.clear();
         if let Some(factor) = config.pace {
-            let due = Duration::from_secs_f64(sim.time_ms() as f64 / 1000.0 / factor);
+            let due = Duration::from_secs_f64(track.sim().time_ms() as f64 / 1000.0 / factor);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
     }
-    report.sim_ms = sim.time_ms();
+    report.sim_ms = track.sim().time_ms();
     report.wall = started.elapsed();
     Ok(report)
 }

@@ -176,6 +176,18 @@ pub enum TrainStatus {
     Removed,
 }
 
+impl TrainStatus {
+    /// Its name in the protocols and views: `running`, `crashed`, `derailed`, `removed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainStatus::Running => "running",
+            TrainStatus::Crashed => "crashed",
+            TrainStatus::Derailed => "derailed",
+            TrainStatus::Removed => "removed",
+        }
+    }
+}
+
 /// A train's state: plain data shared with the interlocking and the views.
 #[derive(Component, Debug, Clone, PartialEq)]
 pub struct TrainState {

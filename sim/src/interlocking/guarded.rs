@@ -1,0 +1,61 @@
+//! A simulation behind its interlocking, stepped in one place: every request checked before it reaches the
+//! track, stop rails raised behind passing trains after each step, and speed supervision every few steps.
+//! The scenario runner and the desktop window's own twin both run the track this way.
+
+use super::{Interlocking, Rejection, Request};
+use crate::twin::{SimError, SimEvent, Simulation};
+
+/// Steps between two rounds of speed supervision.
+pub const SUPERVISE_EVERY: u64 = 10;
+
+/// Why a request did not reach the track.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// The interlocking refused it.
+    Rejected(Rejection),
+    /// The simulation could not carry it out.
+    Failed(SimError),
+}
+
+/// A simulation guarded by an interlocking.
+pub struct Guarded {
+    sim: Simulation,
+    interlocking: Interlocking,
+    steps: u64,
+}
+
+impl Guarded {
+    /// Guards `sim` with `interlocking`.
+    pub fn new(sim: Simulation, interlocking: Interlocking) -> Guarded {
+        Guarded { sim, interlocking, steps: 0 }
+    }
+
+    /// The simulation, to read.
+    pub fn sim(&self) -> &Simulation {
+        &self.sim
+    }
+
+    /// Checks `request` against the track as it is now and, if allowed, applies it.
+    pub fn request(&mut self, request: &Request, events: &mut Vec<SimEvent>) -> Result<(), Refusal> {
+        self.interlocking.check(request, &self.sim.state()).map_err(Refusal::Rejected)?;
+        self.sim.apply(request.command(), events).map_err(Refusal::Failed)
+    }
+
+    /// One step, then the interlocking's protection over `events` (everything since they were last cleared);
+    /// returns how many stop rails it raised.
+    pub fn step(&mut self, events: &mut Vec<SimEvent>) -> usize {
+        self.sim.step(events);
+        let protections = self.interlocking.protect_after(events);
+        let raised = protections.len();
+        for cmd in protections {
+            self.sim.apply(cmd, events).expect("protection commands name real devices");
+        }
+        if self.steps.is_multiple_of(SUPERVISE_EVERY) {
+            for cmd in self.interlocking.supervise(&self.sim.state()) {
+                self.sim.apply(cmd, events).expect("supervision commands name real trains");
+            }
+        }
+        self.steps += 1;
+        raised
+    }
+}

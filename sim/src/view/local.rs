@@ -1,0 +1,152 @@
+//! A standalone twin for a view: the simulation behind its interlocking, stepped at the view's chosen pace.
+
+use std::sync::Arc;
+
+use super::{Action, Pace, Picture, TrainView};
+use crate::interlocking::guarded::{Guarded, Refusal};
+use crate::interlocking::{Interlocking, Request, on_off_words};
+use crate::layout::{DeviceKind, Layout, OnOff};
+use crate::twin::{EventKind, SimEvent, Simulation};
+
+/// Simulation step, ms.
+pub const STEP_MS: u64 = 10;
+
+/// Most steps one update may run (so a slow frame at 100x does not stall the view).
+pub const MAX_STEPS_PER_UPDATE: u32 = 2_000;
+
+/// The simulation of a layout, guarded by the interlocking, for a view.
+pub struct Local {
+    track: Guarded,
+    events: Vec<SimEvent>,
+    pace: Pace,
+    owed_ms: f64,
+}
+
+impl Local {
+    /// A twin of `layout` at real time.
+    pub fn new(layout: Arc<Layout>) -> Result<Local, String> {
+        let sim = Simulation::new(layout.clone(), STEP_MS).map_err(|e| format!("{e:?}"))?;
+        let track = Guarded::new(sim, Interlocking::new(layout, true));
+        Ok(Local { track, events: Vec::new(), pace: Pace::Times(1.0), owed_ms: 0.0 })
+    }
+
+    /// The pace.
+    pub fn pace(&self) -> Pace {
+        self.pace
+    }
+
+    /// Sets the pace.
+    pub fn set_pace(&mut self, pace: Pace) {
+        self.pace = pace;
+        self.owed_ms = 0.0;
+    }
+
+    /// Runs the simulation for `dt_s` seconds of wall time at the pace, and shows the result in `picture`.
+    pub fn update(&mut self, dt_s: f64, picture: &mut Picture) {
+        if let Pace::Times(factor) = self.pace {
+            self.owed_ms += dt_s * 1000.0 * factor;
+        }
+        let mut steps = 0;
+        while self.owed_ms >= STEP_MS as f64 && steps < MAX_STEPS_PER_UPDATE {
+            self.step(picture);
+            self.owed_ms -= STEP_MS as f64;
+            steps += 1;
+        }
+        if steps == MAX_STEPS_PER_UPDATE {
+            self.owed_ms = 0.0;
+        }
+        self.show(picture);
+    }
+
+    /// One step, whatever the pace.
+    pub fn step_once(&mut self, picture: &mut Picture) {
+        self.step(picture);
+        self.show(picture);
+    }
+
+    fn step(&mut self, picture: &mut Picture) {
+        self.track.step(&mut self.events);
+        self.log_events(picture);
+    }
+
+    /// Carries out `action` through the interlocking; what happened goes to the log.
+    pub fn act(&mut self, action: Action, picture: &mut Picture) {
+        let layout = self.track.sim().layout().clone();
+        match action {
+            Action::Device { device, state } => {
+                let d = &layout.devices[device];
+                let what = format!("{} {}", d.name, on_off_words(d.kind, state));
+                self.request(Request::Device { device, state }, &what, picture);
+            }
+            Action::Speed { train, speed } => {
+                let what = format!("{} speed {speed} mm/s", layout.trains[train].name);
+                self.request(Request::Speed { train, speed }, &what, picture);
+            }
+            Action::EmergencyStop => {
+                picture.log("emergency stop: every stop rail up, every train stopped");
+                for (device, d) in layout.devices.iter().enumerate() {
+                    if d.kind == DeviceKind::StopRail {
+                        let what = format!("{} {}", d.name, on_off_words(d.kind, OnOff::On));
+                        self.request(Request::Device { device, state: OnOff::On }, &what, picture);
+                    }
+                }
+                for (train, t) in layout.trains.iter().enumerate() {
+                    self.request(Request::Speed { train, speed: 0 }, &format!("{} stop", t.name), picture);
+                }
+            }
+            Action::Live(_) => picture.log("refused: a standalone twin has no real boards (attach to a gateway)"),
+        }
+        self.show(picture);
+    }
+
+    fn request(&mut self, request: Request, what: &str, picture: &mut Picture) {
+        match self.track.request(&request, &mut self.events) {
+            Ok(()) => picture.log(format!("{what}: applied")),
+            Err(Refusal::Rejected(r)) => picture.log(format!("{what}: REJECTED ({}): {}", r.kind.label(), r.message)),
+            Err(Refusal::Failed(e)) => picture.log(format!("{what}: FAILED: {e:?}")),
+        }
+        self.log_events(picture);
+    }
+
+    /// Logs (and clears) the events since the last call: sensor passes flash, collisions and derailments.
+    fn log_events(&mut self, picture: &mut Picture) {
+        let layout = self.track.sim().layout().clone();
+        for e in self.events.drain(..) {
+            match e.kind {
+                EventKind::SensorPassed { sensor, train } => {
+                    picture.sensor_passed(sensor, Some(train));
+                    picture.log(e.describe(&layout));
+                }
+                EventKind::Collision { .. } | EventKind::Derailment { .. } => picture.log(e.describe(&layout)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Copies the simulation's state into `picture`.
+    fn show(&self, picture: &mut Picture) {
+        let sim = self.track.sim();
+        let layout = sim.layout();
+        picture.connected = true;
+        picture.time_ms = sim.time_ms();
+        picture.devices = sim.devices().iter().map(|p| p.state()).collect();
+        for (i, view) in picture.trains.iter_mut().enumerate() {
+            let Some(t) = sim.train(i) else { continue };
+            let front = t.body.front(layout);
+            let body = t
+                .body
+                .spans(layout)
+                .map(|s| (0..=4).map(|k| layout.point_at(s.seg, s.lo + (s.hi - s.lo) * k as f64 / 4.0)).collect())
+                .collect();
+            *view = TrainView {
+                front: layout.point_at(front.seg, front.offset),
+                body,
+                status: t.status.name().into(),
+                speed: t.effective_speed(),
+                set_speed: t.set_speed,
+                position: format!("{} at {:.0} mm", layout.segments[front.seg].id, front.offset),
+                last_sensor: view.last_sensor.take(),
+            };
+        }
+    }
+}

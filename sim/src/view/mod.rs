@@ -1,0 +1,131 @@
+//! What a view of the twin (the desktop window) shows, as plain data: a [`Picture`] filled by a twin (a
+//! standalone [`local::Local`] one, or a gateway's v2 frames read by [`frames::apply`]), and the [`Action`]s
+//! a view can ask of a twin. No rendering here, so all of it is tested in plain `cargo test`.
+
+pub mod frames;
+pub mod local;
+
+use std::collections::VecDeque;
+
+use crate::layout::OnOff;
+use crate::layout::drawing::Drawing;
+
+/// Lines kept in the event log.
+pub const LOG_LINES: usize = 300;
+
+/// How long a sensor flashes after a train passed it, seconds.
+pub const FLASH_S: f32 = 0.6;
+
+/// One train as the window shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainView {
+    /// Where its front is, in layout units.
+    pub front: [f64; 2],
+    /// Its body as polylines in layout units (empty when only the front is known).
+    pub body: Vec<Vec<[f64; 2]>>,
+    /// `running`, `crashed`, `derailed` or `removed`.
+    pub status: String,
+    /// Speed it runs at, mm/s.
+    pub speed: u32,
+    /// Speed it was set to, mm/s (negative: reversed).
+    pub set_speed: i32,
+    /// Where it is, in words (segment and offset).
+    pub position: String,
+    /// The last hall sensor it passed.
+    pub last_sensor: Option<String>,
+}
+
+/// Everything the window draws.
+#[derive(Debug, Clone)]
+pub struct Picture {
+    /// The layout's geometry.
+    pub drawing: Drawing,
+    /// Each device's state (`None`: between positions or not yet known).
+    pub devices: Vec<Option<OnOff>>,
+    /// Each train.
+    pub trains: Vec<TrainView>,
+    /// `sim` or `live`.
+    pub mode: String,
+    /// Each board's name and whether it answers.
+    pub boards: Vec<(String, bool)>,
+    /// The event log, oldest first.
+    pub log: VecDeque<String>,
+    /// Seconds each sensor still flashes.
+    pub flashes: Vec<f32>,
+    /// Simulation time, ms.
+    pub time_ms: u64,
+    /// Whether the twin is reachable (always for a standalone one).
+    pub connected: bool,
+}
+
+impl Picture {
+    /// A picture of `drawing` with nothing known yet.
+    pub fn new(drawing: Drawing) -> Picture {
+        Picture {
+            devices: vec![None; drawing.devices.len()],
+            trains: vec![TrainView::default(); drawing.trains.len()],
+            flashes: vec![0.0; drawing.sensors.len()],
+            drawing,
+            mode: "sim".into(),
+            boards: Vec::new(),
+            log: VecDeque::new(),
+            time_ms: 0,
+            connected: false,
+        }
+    }
+
+    /// Adds a line to the event log.
+    pub fn log(&mut self, line: impl Into<String>) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(line.into());
+    }
+
+    /// A sensor was passed: it flashes, and the train remembers it.
+    pub fn sensor_passed(&mut self, sensor: usize, train: Option<usize>) {
+        self.flashes[sensor] = FLASH_S;
+        if let Some(t) = train {
+            self.trains[t].last_sensor = Some(self.drawing.sensors[sensor].name.clone());
+        }
+    }
+
+    /// Lets flashes fade by `dt` seconds.
+    pub fn fade(&mut self, dt: f32) {
+        for f in &mut self.flashes {
+            *f = (*f - dt).max(0.0);
+        }
+    }
+}
+
+/// What the window asks of a twin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Action {
+    /// Set a device.
+    Device {
+        /// Index into the layout's devices.
+        device: usize,
+        /// The state wanted.
+        state: OnOff,
+    },
+    /// Set a train's speed (negative: reversed).
+    Speed {
+        /// Index into the layout's trains.
+        train: usize,
+        /// mm/s.
+        speed: i32,
+    },
+    /// Every stop rail raised, every train stopped.
+    EmergencyStop,
+    /// Switch to the real boards (`true`) or back to the simulation.
+    Live(bool),
+}
+
+/// How fast a standalone twin runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// Stopped (single steps still possible).
+    Paused,
+    /// This many times real time.
+    Times(f64),
+}

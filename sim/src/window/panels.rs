@@ -1,0 +1,248 @@
+//! The window's egui panels: devices by station, trains, controls (pace, mode with the live toggle behind a
+//! confirmation, emergency stop), the event log, and the map's labels.
+
+use std::sync::Arc;
+
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, egui};
+
+use super::map::{MapView, train_colour};
+use super::{LOG_HEIGHT, PANEL_WIDTH, Shown, Twin};
+use crate::interlocking::on_off_words;
+use crate::layout::OnOff;
+use crate::view::{Action, Pace};
+
+/// Fonts tried, in order, for Japanese station names (Debian's `fonts-ipafont-gothic` first).
+pub const JAPANESE_FONTS: &[&str] = &[
+    "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf",
+    "/usr/share/fonts/truetype/fonts-japanese-gothic.ttf",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+];
+
+/// What the panels remember between frames.
+#[derive(Resource, Default)]
+pub struct UiState {
+    fonts_set: bool,
+    japanese: bool,
+    /// A mode switch waiting for confirmation: `Some(true)` to go live.
+    confirm_live: Option<bool>,
+}
+
+/// Draws the panels and the map labels; carries out what the user asks.
+pub fn ui(
+    mut contexts: EguiContexts,
+    mut shown: ResMut<Shown>,
+    mut twin: ResMut<Twin>,
+    mut state: ResMut<UiState>,
+    view: Res<MapView>,
+) -> Result {
+    let ctx = contexts.ctx_mut()?;
+    if !state.fonts_set {
+        state.japanese = set_fonts(ctx);
+        state.fonts_set = true;
+    }
+    let mut actions = Vec::new();
+    let mut step = false;
+    let picture = &shown.0;
+    let mut screen = egui::Ui::new(
+        ctx.clone(),
+        "screen".into(),
+        egui::UiBuilder::new().layer_id(egui::LayerId::background()).max_rect(ctx.viewport_rect()),
+    );
+    egui::Panel::left("controls").exact_size(PANEL_WIDTH).resizable(false).show(&mut screen, |ui| {
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.heading("plarail-twin");
+            ui.label(twin.describe());
+            ui.horizontal(|ui| {
+                let live = picture.mode == "live";
+                let badge = egui::RichText::new(if live { " LIVE " } else { " SIM " }).strong().size(18.0);
+                let colour =
+                    if live { egui::Color32::from_rgb(230, 110, 0) } else { egui::Color32::from_rgb(47, 128, 237) };
+                ui.label(badge.background_color(colour).color(egui::Color32::WHITE));
+                if !picture.connected {
+                    ui.colored_label(egui::Color32::RED, "not connected");
+                }
+                ui.label(format!("t = {:.1} s", picture.time_ms as f64 / 1000.0));
+            });
+            ui.horizontal(|ui| {
+                let stop =
+                    egui::Button::new(egui::RichText::new("EMERGENCY STOP").strong().color(egui::Color32::WHITE))
+                        .fill(egui::Color32::from_rgb(176, 0, 32));
+                if ui.add(stop).clicked() {
+                    actions.push(Action::EmergencyStop);
+                }
+                let to_live = picture.mode != "live";
+                if ui.button(if to_live { "Go LIVE…" } else { "Back to SIM…" }).clicked() {
+                    state.confirm_live = Some(to_live);
+                }
+            });
+            if let Twin::Local(local) = &mut *twin {
+                ui.horizontal(|ui| {
+                    ui.label("speed");
+                    for (label, pace) in [
+                        ("pause", Pace::Paused),
+                        ("1x", Pace::Times(1.0)),
+                        ("10x", Pace::Times(10.0)),
+                        ("100x", Pace::Times(100.0)),
+                    ] {
+                        if ui.selectable_label(local.pace() == pace, label).clicked() {
+                            local.set_pace(pace);
+                        }
+                    }
+                    if ui.button("step").clicked() {
+                        local.set_pace(Pace::Paused);
+                        step = true;
+                    }
+                });
+            }
+            egui::CollapsingHeader::new("Devices").default_open(true).show(ui, |ui| {
+                for (s, station) in picture.drawing.stations.iter().enumerate() {
+                    let devices: Vec<usize> = (0..picture.drawing.devices.len())
+                        .filter(|&d| picture.drawing.devices[d].station == s)
+                        .collect();
+                    if devices.is_empty() {
+                        continue;
+                    }
+                    let title = if state.japanese {
+                        format!("{} {}", station.name_ja, station.name_en)
+                    } else {
+                        station.name_en.clone()
+                    };
+                    ui.label(egui::RichText::new(title).strong());
+                    for d in devices {
+                        let mark = &picture.drawing.devices[d];
+                        let now = picture.devices[d];
+                        ui.horizontal(|ui| {
+                            ui.monospace(format!("{:<16}", mark.name));
+                            ui.label(now.map_or("moving", |s| on_off_words(mark.kind, s)));
+                            let next = if now == Some(OnOff::On) { OnOff::Off } else { OnOff::On };
+                            if ui.small_button(on_off_words(mark.kind, next).replace("set ", "")).clicked() {
+                                actions.push(Action::Device { device: d, state: next });
+                            }
+                        });
+                    }
+                }
+            });
+            egui::CollapsingHeader::new("Trains").default_open(true).show(ui, |ui| {
+                let n = picture.trains.len();
+                for (i, t) in picture.trains.iter().enumerate() {
+                    let label = &picture.drawing.trains[i];
+                    let c = train_colour(i, n).to_srgba();
+                    let colour =
+                        egui::Color32::from_rgb((c.red * 255.0) as u8, (c.green * 255.0) as u8, (c.blue * 255.0) as u8);
+                    ui.horizontal(|ui| {
+                        ui.colored_label(colour, "●");
+                        ui.label(egui::RichText::new(&label.name).strong());
+                        ui.label(format!("{} · {} mm/s", t.status, t.speed));
+                    });
+                    ui.horizontal(|ui| {
+                        let mut speed = t.set_speed.unsigned_abs() as i32;
+                        let slider = egui::Slider::new(&mut speed, 0..=label.max_speed as i32).suffix(" mm/s");
+                        let moved = ui.add(slider);
+                        if moved.drag_stopped() || (moved.changed() && !moved.dragged()) {
+                            actions
+                                .push(Action::Speed { train: i, speed: if t.set_speed < 0 { -speed } else { speed } });
+                        }
+                        let direction = if t.set_speed < 0 { "◀ reversed" } else { "▶ forward" };
+                        if ui.small_button(direction).clicked() {
+                            actions.push(Action::Speed { train: i, speed: -t.set_speed });
+                        }
+                    });
+                    ui.small(format!(
+                        "{}; last sensor: {}",
+                        t.position,
+                        t.last_sensor.as_deref().unwrap_or("none yet")
+                    ));
+                }
+            });
+            egui::CollapsingHeader::new("Boards").default_open(false).show(ui, |ui| {
+                if picture.boards.is_empty() {
+                    ui.label("none (standalone simulation)");
+                }
+                for (name, alive) in &picture.boards {
+                    ui.label(format!("{name}: {}", if *alive { "answers" } else { "DOWN" }));
+                }
+            });
+        });
+    });
+    egui::Panel::bottom("log").exact_size(LOG_HEIGHT).resizable(false).show(&mut screen, |ui| {
+        ui.label(egui::RichText::new("Event log").strong());
+        egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
+            for line in &picture.log {
+                ui.small(line);
+            }
+        });
+    });
+    if let Some(live) = state.confirm_live {
+        egui::Window::new("Confirm")
+            .collapsible(false)
+            .resizable(false)
+            .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+            .show(ctx, |ui| {
+                ui.label(if live {
+                    "Switch to the real boards (LIVE)? Commands will drive the real track."
+                } else {
+                    "Switch back to the simulation (SIM)?"
+                });
+                ui.horizontal(|ui| {
+                    if ui.button("Confirm").clicked() {
+                        actions.push(Action::Live(live));
+                        state.confirm_live = None;
+                    }
+                    if ui.button("Cancel").clicked() {
+                        state.confirm_live = None;
+                    }
+                });
+            });
+    }
+    labels(ctx, &shown.0, &view, state.japanese);
+    for action in actions {
+        twin.act(action, &mut shown.0);
+    }
+    if step && let Twin::Local(local) = &mut *twin {
+        local.step_once(&mut shown.0);
+    }
+    Ok(())
+}
+
+/// Station and train names over the map.
+fn labels(ctx: &egui::Context, picture: &crate::view::Picture, view: &MapView, japanese: bool) {
+    let painter = ctx.layer_painter(egui::LayerId::background());
+    let font = egui::FontId::proportional(13.0);
+    for s in &picture.drawing.stations {
+        let at = view.to_screen(s.at) - Vec2::new(0.0, 12.0);
+        let text = if japanese { format!("{} {}", s.name_ja, s.name_en) } else { s.name_en.clone() };
+        painter.text(
+            egui::pos2(at.x, at.y),
+            egui::Align2::CENTER_BOTTOM,
+            text,
+            font.clone(),
+            egui::Color32::from_rgb(200, 215, 240),
+        );
+    }
+    for (i, t) in picture.trains.iter().enumerate() {
+        if t.status == "removed" {
+            continue;
+        }
+        let at = view.to_screen(t.front) + Vec2::new(0.0, 10.0);
+        painter.text(
+            egui::pos2(at.x, at.y),
+            egui::Align2::CENTER_TOP,
+            &picture.drawing.trains[i].name,
+            egui::FontId::proportional(11.0),
+            egui::Color32::WHITE,
+        );
+    }
+}
+
+/// Adds the first Japanese font found to egui's fonts; whether one was found.
+fn set_fonts(ctx: &egui::Context) -> bool {
+    let Some(bytes) = JAPANESE_FONTS.iter().find_map(|p| std::fs::read(p).ok()) else { return false };
+    let mut fonts = egui::FontDefinitions::default();
+    fonts.font_data.insert("japanese".into(), Arc::new(egui::FontData::from_owned(bytes)));
+    for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+        fonts.families.entry(family).or_default().push("japanese".into());
+    }
+    ctx.set_fonts(fonts);
+    true
+}
