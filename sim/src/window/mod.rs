@@ -54,7 +54,7 @@ pub struct Shown(pub Picture);
 #[derive(Resource)]
 pub enum Twin {
     /// A standalone simulation.
-    Local(local::Local),
+    Local(Box<local::Local>),
     /// A gateway over the v2 protocol.
     Remote {
         /// The gateway's address as given.
@@ -168,7 +168,7 @@ pub fn run(options: Options) -> Result<(), String> {
         None => {
             let mut local = local::Local::new(options.layout.clone())?;
             local.update(0.0, &mut picture);
-            Twin::Local(local)
+            Twin::Local(Box::new(local))
         }
     };
     let (w, h) = WINDOW_SIZE;
@@ -269,13 +269,12 @@ fn map_input(
         *moved += delta.length();
         *last = cursor;
     }
-    if buttons.just_released(MouseButton::Left) {
-        if let Some((_, moved)) = drag.take()
-            && moved < 4.0
-            && let Some(device) = map::device_at(&shown.0, &view, cursor)
-        {
-            toggle(&mut twin, &mut shown.0, device);
-        }
+    if buttons.just_released(MouseButton::Left)
+        && let Some((_, moved)) = drag.take()
+        && moved < 4.0
+        && let Some(device) = map::device_at(&shown.0, &view, cursor)
+    {
+        toggle(&mut twin, &mut shown.0, device);
     }
 }
 
