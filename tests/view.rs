@@ -73,17 +73,13 @@ async fn an_attached_view_reads_the_gateway_s_frames_and_its_commands_are_unders
     let layout = layout_2021();
     let mut picture = Picture::new(layout.drawing());
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.unwrap();
-    let mut next = async || -> String {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
-        msg.into_text().unwrap().to_string()
-    };
-    let snapshot = next().await;
+    let snapshot = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    let snapshot = snapshot.into_text().unwrap().to_string();
     assert_eq!(frames::apply(&mut picture, &snapshot), Ok(None));
     assert_eq!(picture.mode, "sim");
     assert!(picture.devices.iter().all(|d| d.is_some()));
     assert_eq!(picture.boards.len(), 4);
     assert!(picture.trains[0].front[0] > 0.0, "trains placed from the snapshot");
-    drop(next);
 
     let chofu_s2 = layout.device_id("chofu_s2").unwrap();
     let command = frames::command(&picture, Action::Device { device: chofu_s2, state: OnOff::On }, 7, "");
