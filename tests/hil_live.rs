@@ -130,6 +130,7 @@ fn sensor_spacing(layout: &Layout, devices: &[DevicePosition], start: Placement)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mirror_follows_the_real_track_from_sensor_reports_and_reports_a_missing_train() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     let layout = layout_2021_with(&["TAKAO"]);
     let pace = 10.0;
     let real = Rig::start(layout.clone(), &HashMap::new(), pace).await.unwrap();

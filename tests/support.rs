@@ -180,3 +180,7 @@ start = {{ segment = "{segment}", offset_mm = {offset_mm}, toward = "{toward}" }
 "#
     )
 }
+
+/// Held by the tests that use a lot of CPU (a browser, a software-rendered window) and by the timing-sensitive
+/// mirror test, so that they never run at the same time.
+pub static CPU_HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -96,6 +96,7 @@ fn check(before: &Image, after: &Image) {
 #[test]
 #[ignore = "needs xvfb, xauth and mesa-vulkan-drivers: run by .ci/run"]
 fn the_standalone_window_draws_the_layout_and_a_toggled_stop_rail_changes_colour() {
+    let _alone = crate::support::CPU_HEAVY.blocking_lock();
     let (before, after) = window("window-standalone", &[]);
     check(&before, &after);
 }
@@ -103,6 +104,7 @@ fn the_standalone_window_draws_the_layout_and_a_toggled_stop_rail_changes_colour
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs xvfb, xauth and mesa-vulkan-drivers: run by .ci/run"]
 async fn the_window_attached_to_a_gateway_operates_its_track() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     let (track, addr) = gateway_with(gateway::server::Options::default()).await;
     let url = format!("http://{addr}");
     let (before, after) =
