@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::model::{DevicePlace, End, Layout, NodeRole, Port};
+use super::model::{DevicePlace, End, Layout, NodeRole, Port, along};
 use super::spec::DeviceKind;
 
 /// How far along a branch (schematic units) a switch's set-branch stub reaches.
@@ -160,16 +160,7 @@ impl Layout {
         if port.end == End::To {
             line.reverse();
         }
-        let mut left = STUB;
-        for w in line.windows(2) {
-            let d = ((w[1][0] - w[0][0]).powi(2) + (w[1][1] - w[0][1]).powi(2)).sqrt();
-            if d >= left && d > 0.0 {
-                let t = left / d;
-                return [w[0][0] + (w[1][0] - w[0][0]) * t, w[0][1] + (w[1][1] - w[0][1]) * t];
-            }
-            left -= d;
-        }
-        line[line.len() - 1]
+        along(&line, STUB)
     }
 }
 

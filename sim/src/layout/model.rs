@@ -356,16 +356,7 @@ impl Layout {
         if drawn <= 0.0 {
             return line[0];
         }
-        let mut want = (offset / s.length).clamp(0.0, 1.0) * drawn;
-        for w in line.windows(2) {
-            let d = dist(w[0], w[1]);
-            if want <= d && d > 0.0 {
-                let t = want / d;
-                return [w[0][0] + (w[1][0] - w[0][0]) * t, w[0][1] + (w[1][1] - w[0][1]) * t];
-            }
-            want -= d;
-        }
-        line[line.len() - 1]
+        along(&line, (offset / s.length).clamp(0.0, 1.0) * drawn)
     }
 
     /// The segment's drawing polyline from its `from` node to its `to` node.
@@ -379,6 +370,21 @@ impl Layout {
         line.push([b.x, b.y]);
         line
     }
+}
+
+/// The point `distance` schematic units along a polyline from its first point (its last point when the line is
+/// shorter).
+pub(super) fn along(line: &[[f64; 2]], distance: f64) -> [f64; 2] {
+    let mut left = distance;
+    for w in line.windows(2) {
+        let d = dist(w[0], w[1]);
+        if left <= d && d > 0.0 {
+            let t = left / d;
+            return [w[0][0] + (w[1][0] - w[0][0]) * t, w[0][1] + (w[1][1] - w[0][1]) * t];
+        }
+        left -= d;
+    }
+    line[line.len() - 1]
 }
 
 fn dist(a: [f64; 2], b: [f64; 2]) -> f64 {
