@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{Action, Pace, Picture, TrainView};
 use crate::interlocking::guarded::{Guarded, Refusal};
-use crate::interlocking::{Interlocking, Request, on_off_words};
+use crate::interlocking::{Interlocking, Request};
 use crate::layout::{DeviceKind, Layout, OnOff};
 use crate::twin::{EventKind, SimEvent, Simulation};
 
@@ -74,19 +74,16 @@ impl Local {
         let layout = self.track.sim().layout().clone();
         match action {
             Action::Device { device, state } => {
-                let d = &layout.devices[device];
-                let what = format!("{} {}", d.name, on_off_words(d.kind, state));
-                self.request(Request::Device { device, state }, &what, picture);
+                self.request(Request::Device { device, state }, &action.describe(&picture.drawing), picture);
             }
             Action::Speed { train, speed } => {
-                let what = format!("{} speed {speed} mm/s", layout.trains[train].name);
-                self.request(Request::Speed { train, speed }, &what, picture);
+                self.request(Request::Speed { train, speed }, &action.describe(&picture.drawing), picture);
             }
             Action::EmergencyStop => {
                 picture.log("emergency stop: every stop rail up, every train stopped");
                 for (device, d) in layout.devices.iter().enumerate() {
                     if d.kind == DeviceKind::StopRail {
-                        let what = format!("{} {}", d.name, on_off_words(d.kind, OnOff::On));
+                        let what = Action::Device { device, state: OnOff::On }.describe(&picture.drawing);
                         self.request(Request::Device { device, state: OnOff::On }, &what, picture);
                     }
                 }

@@ -121,6 +121,22 @@ pub enum Action {
     Live(bool),
 }
 
+impl Action {
+    /// The action in words, for logs: `chofu_s2 raised`, `TAKAO speed 200 mm/s`.
+    pub fn describe(&self, drawing: &Drawing) -> String {
+        match *self {
+            Action::Device { device, state } => {
+                let d = &drawing.devices[device];
+                format!("{} {}", d.name, crate::interlocking::on_off_words(d.kind, state))
+            }
+            Action::Speed { train, speed } => format!("{} speed {speed} mm/s", drawing.trains[train].name),
+            Action::EmergencyStop => "emergency stop".into(),
+            Action::Live(true) => "go LIVE".into(),
+            Action::Live(false) => "back to SIM".into(),
+        }
+    }
+}
+
 /// How fast a standalone twin runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pace {

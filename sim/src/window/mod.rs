@@ -86,7 +86,7 @@ impl Twin {
             Twin::Remote { connection, token, next_id, pending, .. } => {
                 let id = *next_id;
                 *next_id += 1;
-                pending.insert(id, describe(picture, action));
+                pending.insert(id, action.describe(&picture.drawing));
                 if connection.outbox.send(frames::command(picture, action, id, token)).is_err() {
                     picture.log("not sent: the connection thread ended");
                 }
@@ -126,20 +126,6 @@ impl Twin {
                 }
             }
         }
-    }
-}
-
-/// An action in words, for the log.
-fn describe(picture: &Picture, action: Action) -> String {
-    match action {
-        Action::Device { device, state } => {
-            let d = &picture.drawing.devices[device];
-            format!("{} {}", d.name, crate::interlocking::on_off_words(d.kind, state))
-        }
-        Action::Speed { train, speed } => format!("{} speed {speed} mm/s", picture.drawing.trains[train].name),
-        Action::EmergencyStop => "emergency stop".into(),
-        Action::Live(true) => "go LIVE".into(),
-        Action::Live(false) => "back to SIM".into(),
     }
 }
 
