@@ -8,21 +8,34 @@
 //! sensor reports, and the interlocking's occupancy comes from it. The track polls every board's health, and
 //! when a board comes back (or at start-up, or after a switch of mode) it re-sends the desired state of the
 //! board's devices one at a time, 500 ms apart, refusing new commands for them until it is done.
+//!
+//! The bookkeeping (mode, desired states, health, restore queues) is plain data in [`core::TrackCore`]; this
+//! module is its thin tokio driver: one task per servo board (health polls and restore steps), one that
+//! supervises train speeds and publishes their positions, one that follows sensor reports, and a thread that
+//! pumps the simulation's output.
+//!
+//! Locks: the core, the mirror and the table of pending simulation commands each sit behind their own mutex,
+//! held only for a plain-data call and never two at once, so there is no lock order to keep. Commands and
+//! switches of mode take turns on the `turn` (an async mutex held across their IO), so that a command never
+//! sees a switch half done.
+
+pub mod core;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use sim::interlocking::{Interlocking, Rejection, Request};
-use sim::layout::{BoardId, BoardKind, Layout, OnOff};
+use sim::layout::{BoardId, Layout, OnOff};
 use sim::twin::thread::{Output, Request as SimRequest, SimHandle};
 use sim::twin::{SimCommand, SimError, SimEvent, TrackState};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{Notify, broadcast, oneshot};
 
+use self::core::{Next, RestoreStep, TrackCore};
 use crate::client::{BoardClient, ClientConfig, Failure, servo_command};
 use crate::ingest::SensorReading;
 use crate::mirror::{Divergence, Mirror};
@@ -87,8 +100,9 @@ pub struct BoardHealth {
     pub restoring: bool,
 }
 
-/// Which track the commands drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which track the commands drive; `sim` or `live` in the protocols (serde).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The simulated track behind virtual boards.
     Sim,
@@ -124,6 +138,13 @@ pub struct TrainPosition {
     pub speed: u32,
     /// Running, crashed, derailed or removed.
     pub status: sim::twin::TrainStatus,
+}
+
+impl TrainPosition {
+    /// Where a simulated train is.
+    pub fn of(layout: &Layout, t: &sim::twin::TrainState) -> TrainPosition {
+        TrainPosition { train: t.id, front: t.body.front(layout), speed: t.effective_speed(), status: t.status }
+    }
 }
 
 /// Everything about the track at one instant.
@@ -187,17 +208,17 @@ struct Inner {
     config: TrackConfig,
     sim: Sender<SimRequest>,
     client: BoardClient,
-    sim_addresses: Vec<String>,
-    live_addresses: Vec<String>,
-    mode: Mutex<Mode>,
+    core: Mutex<TrackCore>,
     mirror: Mutex<Mirror>,
-    desired: Mutex<Vec<OnOff>>,
-    health: Mutex<HashMap<BoardId, BoardHealth>>,
     events: broadcast::Sender<TrackEvent>,
     readings: UnboundedSender<SensorReading>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Result<(), SimError>>>>,
     next_id: AtomicU64,
-    commands: tokio::sync::Mutex<()>,
+    turn: tokio::sync::Mutex<()>,
+    /// Wakes a board's task when its restore is queued (by board id).
+    wake: HashMap<BoardId, Notify>,
+    /// Told whenever a restore step is done.
+    restored: Notify,
 }
 
 /// A running track (see the module documentation). Cheap to clone.
@@ -228,48 +249,43 @@ impl Track {
                     .clone()
             })
             .collect();
-        let addresses = if setup.mode == Mode::Sim { &sim_addresses } else { &live_addresses };
-        let health = layout
-            .boards
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.kind == BoardKind::Servo)
-            .map(|(i, b)| {
-                (i, BoardHealth { name: b.name.clone(), address: addresses[i].clone(), alive: true, restoring: true })
-            })
-            .collect();
+        let desired = setup
+            .desired
+            .filter(|d| d.len() == layout.devices.len())
+            .unwrap_or_else(|| layout.devices.iter().map(|d| d.initial).collect());
+        let core = TrackCore::new(
+            &layout,
+            setup.mode,
+            desired,
+            [sim_addresses, live_addresses],
+            config.init_spacing,
+            Instant::now(),
+        );
+        let servo_boards: Vec<BoardId> = core.health().into_iter().map(|(id, _)| id).collect();
         let (events, _) = broadcast::channel(4096);
         let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             interlocking: Interlocking::new(layout.clone(), config.interlocking),
-            desired: Mutex::new(
-                setup
-                    .desired
-                    .filter(|d| d.len() == layout.devices.len())
-                    .unwrap_or_else(|| layout.devices.iter().map(|d| d.initial).collect()),
-            ),
-            health: Mutex::new(health),
+            core: Mutex::new(core),
             mirror: Mutex::new(Mirror::new(&layout, config.overdue_ms)),
             layout,
             config,
             sim: handle.requests.clone(),
             client: BoardClient::new(config.client),
-            sim_addresses,
-            live_addresses,
-            mode: Mutex::new(setup.mode),
             events,
             readings: readings_tx,
             pending: Mutex::default(),
             next_id: AtomicU64::new(1),
-            commands: tokio::sync::Mutex::new(()),
+            turn: tokio::sync::Mutex::new(()),
+            wake: servo_boards.iter().map(|&b| (b, Notify::new())).collect(),
+            restored: Notify::new(),
         });
         pump(inner.clone(), handle.outputs.clone());
         let track = Track { inner, boards, sim: Arc::new(Mutex::new(Some(handle))) };
-        for board in track.inner.health.lock().expect("health").keys().copied().collect::<Vec<_>>() {
-            tokio::spawn(restore(track.inner.clone(), board));
+        for board in servo_boards {
+            tokio::spawn(run_board(Arc::downgrade(&track.inner), board));
         }
-        tokio::spawn(watch_health(Arc::downgrade(&track.inner)));
-        tokio::spawn(supervise(Arc::downgrade(&track.inner)));
+        tokio::spawn(watch_trains(Arc::downgrade(&track.inner)));
         tokio::spawn(follow(Arc::downgrade(&track.inner), readings_rx));
         Ok(track)
     }
@@ -281,7 +297,7 @@ impl Track {
 
     /// The mode.
     pub fn mode(&self) -> Mode {
-        *self.inner.mode.lock().expect("mode")
+        self.inner.core().mode()
     }
 
     /// Switches between the simulated and the real track. Commands that arrive meanwhile wait and then go
@@ -290,13 +306,12 @@ impl Track {
     /// state of every device is pushed to the target boards, and commands are routed to them.
     pub async fn switch_mode(&self, to: Mode, force: bool) -> Result<SwitchReport, SwitchError> {
         let inner = &self.inner;
-        let _turn = inner.commands.lock().await;
-        let targets = if to == Mode::Sim { &inner.sim_addresses } else { &inner.live_addresses };
-        let boards: Vec<BoardId> = inner.health.lock().expect("health").keys().copied().collect();
+        let _turn = inner.turn.lock().await;
+        let targets = inner.core().addresses_in(to);
         let mut checked = Vec::new();
-        for &b in &boards {
-            let alive = inner.client.health(&targets[b]).await;
-            checked.push((inner.layout.boards[b].name.clone(), targets[b].clone(), alive));
+        for (b, address) in targets {
+            let alive = inner.client.health(&address).await;
+            checked.push((inner.layout.boards[b].name.clone(), address, alive));
         }
         checked.sort();
         if self.mode() == to {
@@ -306,14 +321,20 @@ impl Track {
         if !down.is_empty() && !force {
             return Err(SwitchError::Unhealthy(down));
         }
-        *inner.mode.lock().expect("mode") = to;
-        for &b in &boards {
-            let address = targets[b].clone();
-            set_health(inner, b, |h| h.address = address);
+        let changed = inner.core().switch(to, Instant::now());
+        for h in changed {
+            let _ = inner.events.send(TrackEvent::Board(h));
         }
-        let restores: Vec<_> = boards.iter().map(|&b| tokio::spawn(restore(self.inner.clone(), b))).collect();
-        for r in restores {
-            let _ = r.await;
+        for wake in inner.wake.values() {
+            wake.notify_one();
+        }
+        // Every board's restore runs to its end (done, or given up on a board that does not answer).
+        loop {
+            let step = inner.restored.notified();
+            if !inner.core().restoring() {
+                break;
+            }
+            step.await;
         }
         let _ = inner.events.send(TrackEvent::Mode(to));
         Ok(SwitchReport { mode: to, checked })
@@ -336,14 +357,17 @@ impl Track {
 
     /// Health of every servo board, by board id.
     pub fn boards(&self) -> Vec<(BoardId, BoardHealth)> {
-        let mut all: Vec<_> = self.inner.health.lock().expect("health").clone().into_iter().collect();
-        all.sort_by_key(|(id, _)| *id);
-        all
+        self.inner.core().health()
+    }
+
+    /// A device's desired state: the last one commanded (or started from).
+    pub fn desired(&self, device: usize) -> OnOff {
+        self.inner.core().desired(device)
     }
 
     /// Whether every board is alive and restored.
     pub fn ready(&self) -> bool {
-        self.inner.health.lock().expect("health").values().all(|h| h.alive && !h.restoring)
+        self.inner.core().ready()
     }
 
     /// The mode, the devices and trains, and the boards' health.
@@ -364,25 +388,19 @@ impl Track {
     /// Checks a command with the interlocking and carries it out.
     pub async fn apply(&self, req: Request) -> Outcome {
         let inner = &self.inner;
-        let _turn = inner.commands.lock().await;
+        let _turn = inner.turn.lock().await;
         let state = state(inner).await;
         if let Err(r) = inner.interlocking.check(&req, &state) {
             return Outcome::Rejected(r);
         }
         match req {
             Request::Device { device, state } => {
-                let board = inner.layout.devices[device].board;
-                let health = inner.health.lock().expect("health").get(&board).cloned();
-                match health {
-                    Some(h) if !h.alive => return Outcome::Failed(format!("board {} is not answering", h.name)),
-                    Some(h) if h.restoring => {
-                        return Outcome::Failed(format!("board {} is being restored; try again shortly", h.name));
-                    }
-                    _ => {}
+                if let Err(reason) = inner.core().admit(inner.layout.devices[device].board) {
+                    return Outcome::Failed(reason);
                 }
                 match drive(inner, device, state).await {
                     Ok(()) => {
-                        inner.desired.lock().expect("desired")[device] = state;
+                        inner.core().commanded(device, state);
                         Outcome::Applied
                     }
                     Err(f) => Outcome::Failed(f.to_string()),
@@ -403,44 +421,40 @@ impl Track {
     }
 }
 
-/// Sends a device's state to its board; a board that does not answer is marked down.
+impl Inner {
+    /// The core, for one plain-data call.
+    fn core(&self) -> std::sync::MutexGuard<'_, TrackCore> {
+        self.core.lock().expect("track core")
+    }
+
+    /// Tells subscribers of a board's new health, if it changed. No subscriber is not an error.
+    fn announce(&self, changed: Option<BoardHealth>) {
+        if let Some(h) = changed {
+            let _ = self.events.send(TrackEvent::Board(h));
+        }
+    }
+}
+
+/// Sends a device's state to its board; a board that does not answer is marked down. In live mode the mirror
+/// follows an acknowledged command (in sim mode the virtual board moved the device).
 async fn drive(inner: &Inner, device: usize, state: OnOff) -> Result<(), Failure> {
     let d = &inner.layout.devices[device];
-    let live = *inner.mode.lock().expect("mode") == Mode::Live;
-    let result = inner.client.send(&address(inner, d.board), &servo_command(d, state)).await;
+    let (address, live) = {
+        let core = inner.core();
+        (core.address(d.board).to_string(), core.mode() == Mode::Live)
+    };
+    let result = inner.client.send(&address, &servo_command(d, state)).await;
     match result {
-        // The mirror follows acknowledged commands (in sim mode the virtual board moved the device).
         Ok(_) if live => {
             let _ = sim_command(inner, SimCommand::SetDevice { device, state }).await;
         }
         Err(Failure::Unreachable(_) | Failure::Timeout(_) | Failure::BadAnswer { .. }) => {
-            set_health(inner, d.board, |h| h.alive = false);
+            let changed = inner.core().unreachable(d.board);
+            inner.announce(changed);
         }
         _ => {}
     }
     result.map(|_| ())
-}
-
-/// The address of a board on the track the mode selects.
-fn address(inner: &Inner, board: BoardId) -> String {
-    match *inner.mode.lock().expect("mode") {
-        Mode::Sim => inner.sim_addresses[board].clone(),
-        Mode::Live => inner.live_addresses[board].clone(),
-    }
-}
-
-fn set_health(inner: &Inner, board: BoardId, change: impl FnOnce(&mut BoardHealth)) {
-    let changed = {
-        let mut all = inner.health.lock().expect("health");
-        let Some(h) = all.get_mut(&board) else { return };
-        let before = h.clone();
-        change(h);
-        (*h != before).then(|| h.clone())
-    };
-    if let Some(h) = changed {
-        // No subscriber is not an error.
-        let _ = inner.events.send(TrackEvent::Board(h));
-    }
 }
 
 async fn state(inner: &Inner) -> TrackState {
@@ -477,7 +491,7 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
                         }
                     }
                     Output::Event(e) => {
-                        if *inner.mode.lock().expect("mode") == Mode::Live {
+                        if inner.core().mode() == Mode::Live {
                             inner.mirror.lock().expect("mirror").on_mirror_event(&inner.layout, &e);
                         }
                         for cmd in inner.interlocking.protect_after(std::slice::from_ref(&e)) {
@@ -485,7 +499,7 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
                                 let inner = inner.clone();
                                 runtime.spawn(async move {
                                     if drive(&inner, device, state).await.is_ok() {
-                                        inner.desired.lock().expect("desired")[device] = state;
+                                        inner.core().commanded(device, state);
                                     }
                                 });
                             }
@@ -498,51 +512,54 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
         .expect("spawn pump thread");
 }
 
-/// Re-sends the desired state of every device of a board, `init_spacing` apart; the board accepts new
-/// commands again when all went through.
-async fn restore(inner: Arc<Inner>, board: BoardId) {
-    set_health(&inner, board, |h| h.restoring = true);
-    // Set the board's clock first: a board whose clock is lost again has rebooted.
-    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if inner.client.send(&address(&inner, board), &BoardCommand::SetClock { unix }).await.is_err() {
-        set_health(&inner, board, |h| h.alive = false);
-        return;
-    }
-    let devices: Vec<usize> =
-        (0..inner.layout.devices.len()).filter(|&d| inner.layout.devices[d].board == board).collect();
-    for (i, device) in devices.into_iter().enumerate() {
-        if i > 0 {
-            tokio::time::sleep(inner.config.init_spacing).await;
-        }
-        let state = inner.desired.lock().expect("desired")[device];
-        if drive(&inner, device, state).await.is_err() {
-            // Still down: the health watch restores it again when it answers.
-            return;
-        }
-    }
-    set_health(&inner, board, |h| {
-        h.alive = true;
-        h.restoring = false;
-    });
-}
-
-/// Polls every board's health; a board that comes back is restored.
-async fn watch_health(inner: std::sync::Weak<Inner>) {
+/// One servo board's task: polls its health every `health_every` and carries out its restore steps as the
+/// core asks for them, until the track is dropped.
+async fn run_board(inner: std::sync::Weak<Inner>, board: BoardId) {
+    let mut next_poll = Instant::now();
     loop {
         let Some(strong) = inner.upgrade() else { return };
-        let every = strong.config.health_every;
-        let boards: Vec<(BoardId, BoardHealth)> = strong.health.lock().expect("health").clone().into_iter().collect();
-        for (board, before) in boards {
-            let alive = strong.client.health(&address(&strong, board)).await;
-            set_health(&strong, board, |h| h.alive = alive);
-            // A board that failed and answers again gets its devices back (an aborted restore also left it down),
-            // and so does one that lost its clock: it rebooted, and its servos are at their power-on angle.
-            if (alive && !before.alive) || (alive && !before.restoring && rebooted(&strong, board).await) {
-                tokio::spawn(restore(strong.clone(), board));
+        let now = Instant::now();
+        let next = strong.core().next(board, now);
+        let wake_at = match next {
+            Next::Step(step, number) => {
+                let ok = restore_step(&strong, board, step).await;
+                let changed = strong.core().step_done(board, number, ok, Instant::now());
+                strong.announce(changed);
+                strong.restored.notify_waiters();
+                continue;
             }
+            Next::At(at) => at.min(next_poll),
+            Next::Idle => next_poll,
+        };
+        if now >= next_poll {
+            let address = strong.core().address(board).to_string();
+            let alive = strong.client.health(&address).await;
+            let rebooted = alive && rebooted(&strong, board, &address).await;
+            let changed = strong.core().polled(board, alive, rebooted, Instant::now());
+            strong.announce(changed);
+            next_poll = Instant::now() + strong.config.health_every;
+            continue;
         }
-        drop(strong);
-        tokio::time::sleep(every).await;
+        let wake = async { strong.wake[&board].notified().await };
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake_at.into()) => {}
+            _ = wake => {}
+        }
+    }
+}
+
+/// Carries out one restore step; whether the board took it.
+async fn restore_step(inner: &Inner, board: BoardId, step: RestoreStep) -> bool {
+    match step {
+        RestoreStep::SetClock => {
+            let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let address = inner.core().address(board).to_string();
+            inner.client.send(&address, &BoardCommand::SetClock { unix }).await.is_ok()
+        }
+        RestoreStep::Device(device) => {
+            let state = inner.core().desired(device);
+            drive(inner, device, state).await.is_ok()
+        }
     }
 }
 
@@ -550,39 +567,40 @@ async fn watch_health(inner: std::sync::Weak<Inner>) {
 const CLOCK_SET_AFTER: u64 = 1_000_000_000;
 
 /// Whether a board has lost the clock the track set: its servos' `last_update` reads as seconds since boot.
-async fn rebooted(inner: &Inner, board: BoardId) -> bool {
+async fn rebooted(inner: &Inner, board: BoardId, address: &str) -> bool {
     let Some(device) = inner.layout.devices.iter().find(|d| d.board == board) else { return false };
     let probe = BoardCommand::Servo { pin: device.pin, op: ServoOp::Get };
-    matches!(inner.client.send(&address(inner, board), &probe).await, Ok(last_update) if last_update < CLOCK_SET_AFTER)
+    matches!(inner.client.send(address, &probe).await, Ok(last_update) if last_update < CLOCK_SET_AFTER)
 }
 
-/// Runs the interlocking's speed supervision on the simulated track.
-/// Also sends the trains' positions when any moved.
-async fn supervise(inner: std::sync::Weak<Inner>) {
+/// Every `supervise_every`: the interlocking's speed supervision on the simulated track, and the trains'
+/// positions published when any moved.
+async fn watch_trains(inner: std::sync::Weak<Inner>) {
     let mut last: Vec<TrainPosition> = Vec::new();
     loop {
         let Some(strong) = inner.upgrade() else { return };
         let every = strong.config.supervise_every;
         let Some(state) = try_state(&strong).await else { return };
-        for cmd in strong.interlocking.supervise(&state) {
-            let _ = sim_command(&strong, cmd).await;
-        }
-        let positions: Vec<TrainPosition> = state
-            .trains
-            .iter()
-            .map(|t| TrainPosition {
-                train: t.id,
-                front: t.body.front(&strong.layout),
-                speed: t.effective_speed(),
-                status: t.status,
-            })
-            .collect();
-        if positions != last {
-            let _ = strong.events.send(TrackEvent::Trains(positions.clone()));
-            last = positions;
-        }
+        supervise(&strong, &state).await;
+        publish_positions(&strong, &state, &mut last);
         drop(strong);
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Slows or stops trains closing on others, as the interlocking's speed supervision says.
+async fn supervise(inner: &Inner, state: &TrackState) {
+    for cmd in inner.interlocking.supervise(state) {
+        let _ = sim_command(inner, cmd).await;
+    }
+}
+
+/// Sends the trains' positions if any differs from the `last` sent.
+fn publish_positions(inner: &Inner, state: &TrackState, last: &mut Vec<TrainPosition>) {
+    let positions: Vec<TrainPosition> = state.trains.iter().map(|t| TrainPosition::of(&inner.layout, t)).collect();
+    if positions != *last {
+        let _ = inner.events.send(TrackEvent::Trains(positions.clone()));
+        *last = positions;
     }
 }
 
@@ -599,7 +617,7 @@ async fn follow(inner: std::sync::Weak<Inner>, mut readings: UnboundedReceiver<S
         if let Some(r) = reading {
             let _ = inner.events.send(TrackEvent::SensorReport(r));
         }
-        if *inner.mode.lock().expect("mode") != Mode::Live {
+        if inner.core().mode() != Mode::Live {
             continue;
         }
         let Some(state) = try_state(&inner).await else { return };

@@ -1,0 +1,225 @@
+//! The track's bookkeeping as plain data, with no IO and no clock of its own (`now` is passed in): the mode,
+//! the desired state of every device, every servo board's health, and each board's restore queue (the steps
+//! that bring a board's devices back to their desired states after start-up, a failure, a reboot or a switch
+//! of mode). The driver ([`super`]) does the HTTP and the waiting and tells the core what came of it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use sim::layout::{BoardId, BoardKind, Layout, OnOff};
+
+use super::{BoardHealth, Mode};
+
+/// One step of a board's restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreStep {
+    /// Set the board's clock (a board whose clock is lost again has rebooted).
+    SetClock,
+    /// Drive a device to its desired state.
+    Device(usize),
+}
+
+/// What the driver should do next for a board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Carry out this restore step now (of the restore with this number, to hand back with its result).
+    Step(RestoreStep, u64),
+    /// The next restore step is due then.
+    At(Instant),
+    /// Nothing to restore.
+    Idle,
+}
+
+/// A servo board as the core keeps it.
+#[derive(Debug, Clone)]
+struct Board {
+    health: BoardHealth,
+    devices: Vec<usize>,
+    restore: VecDeque<RestoreStep>,
+    due: Instant,
+    /// Counts the board's restores, so that the result of a step of an abandoned restore is not taken for one
+    /// of the restore that replaced it.
+    number: u64,
+}
+
+/// The track's bookkeeping (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct TrackCore {
+    mode: Mode,
+    desired: Vec<OnOff>,
+    boards: BTreeMap<BoardId, Board>,
+    addresses: [Vec<String>; 2],
+    spacing: Duration,
+}
+
+impl TrackCore {
+    /// The core of a track that starts in `mode` with the `desired` device states; every servo board's
+    /// restore is due at `now`. `sim` and `live` are the boards' addresses in each mode, by board id;
+    /// `spacing` is the time between two devices of a restore.
+    pub fn new(
+        layout: &Layout,
+        mode: Mode,
+        desired: Vec<OnOff>,
+        [sim, live]: [Vec<String>; 2],
+        spacing: Duration,
+        now: Instant,
+    ) -> TrackCore {
+        let addresses = [sim, live];
+        let boards = layout
+            .boards
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.kind == BoardKind::Servo)
+            .map(|(id, b)| {
+                let health = BoardHealth {
+                    name: b.name.clone(),
+                    address: addresses[mode as usize][id].clone(),
+                    alive: true,
+                    restoring: true,
+                };
+                let devices = (0..layout.devices.len()).filter(|&d| layout.devices[d].board == id).collect();
+                (id, Board { health, devices, restore: VecDeque::new(), due: now, number: 0 })
+            })
+            .collect();
+        let mut core = TrackCore { mode, desired, boards, addresses, spacing };
+        for id in core.boards.keys().copied().collect::<Vec<_>>() {
+            core.start_restore(id, now);
+        }
+        core
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// A device's desired state.
+    pub fn desired(&self, device: usize) -> OnOff {
+        self.desired[device]
+    }
+
+    /// The address of a board in the current mode.
+    pub fn address(&self, board: BoardId) -> &str {
+        &self.addresses[self.mode as usize][board]
+    }
+
+    /// The addresses of the servo boards in `mode`, by board id.
+    pub fn addresses_in(&self, mode: Mode) -> Vec<(BoardId, String)> {
+        self.boards.keys().map(|&b| (b, self.addresses[mode as usize][b].clone())).collect()
+    }
+
+    /// Every servo board's health, by board id.
+    pub fn health(&self) -> Vec<(BoardId, BoardHealth)> {
+        self.boards.iter().map(|(&id, b)| (id, b.health.clone())).collect()
+    }
+
+    /// Whether every board is alive and restored.
+    pub fn ready(&self) -> bool {
+        self.boards.values().all(|b| b.health.alive && !b.health.restoring)
+    }
+
+    /// Whether any board's restore still has steps to go.
+    pub fn restoring(&self) -> bool {
+        self.boards.values().any(|b| !b.restore.is_empty())
+    }
+
+    /// Whether a command for `board`'s device may go to the board now; else why not.
+    pub fn admit(&self, board: BoardId) -> Result<(), String> {
+        match self.boards.get(&board).map(|b| &b.health) {
+            Some(h) if !h.alive => Err(format!("board {} is not answering", h.name)),
+            Some(h) if h.restoring => Err(format!("board {} is being restored; try again shortly", h.name)),
+            _ => Ok(()),
+        }
+    }
+
+    /// A device was driven to `state` by command: its new desired state.
+    pub fn commanded(&mut self, device: usize, state: OnOff) {
+        self.desired[device] = state;
+    }
+
+    /// A request to `board` got no answer (or a bad one): it is down. Returns its health if that changed.
+    pub fn unreachable(&mut self, board: BoardId) -> Option<BoardHealth> {
+        self.change(board, |b| b.health.alive = false)
+    }
+
+    /// What to do next for `board`'s restore.
+    pub fn next(&self, board: BoardId, now: Instant) -> Next {
+        match self.boards.get(&board) {
+            Some(b) if !b.restore.is_empty() && b.due <= now => Next::Step(b.restore[0], b.number),
+            Some(b) if !b.restore.is_empty() => Next::At(b.due),
+            _ => Next::Idle,
+        }
+    }
+
+    /// The first step of `board`'s restore `number` was carried out (`ok`) or failed. A failed step ends the
+    /// restore: the board is down, and is restored again from the start when it answers. The result of a step
+    /// of an older restore changes nothing. Returns the board's health if that changed.
+    pub fn step_done(&mut self, board: BoardId, number: u64, ok: bool, now: Instant) -> Option<BoardHealth> {
+        let spacing = self.spacing;
+        self.change(board, |b| {
+            if b.number != number || b.restore.is_empty() {
+                return;
+            }
+            if !ok {
+                b.restore.clear();
+                b.health.alive = false;
+                return;
+            }
+            // Devices one at a time, `spacing` apart (servo current); the first right after the clock.
+            if let Some(RestoreStep::Device(_)) = b.restore.pop_front() {
+                b.due = now + spacing;
+            }
+            if b.restore.is_empty() {
+                b.health.alive = true;
+                b.health.restoring = false;
+            }
+        })
+    }
+
+    /// A health poll of `board`: whether it answered, and whether it has lost its clock (rebooted). A board
+    /// that answers again, or rebooted, is restored. Returns its health if that changed.
+    pub fn polled(&mut self, board: BoardId, alive: bool, rebooted: bool, now: Instant) -> Option<BoardHealth> {
+        let before = self.boards.get(&board)?.health.clone();
+        let came_back = alive && !before.alive && self.boards[&board].restore.is_empty();
+        let mut changed = self.change(board, |b| b.health.alive = alive);
+        if came_back || (alive && !before.restoring && rebooted) {
+            changed = self.start_restore(board, now).or(changed);
+        }
+        changed
+    }
+
+    /// Switches the mode: every board is then driven at its address in `to` and restored from the start.
+    /// Returns the boards whose health changed.
+    pub fn switch(&mut self, to: Mode, now: Instant) -> Vec<BoardHealth> {
+        self.mode = to;
+        let boards: Vec<BoardId> = self.boards.keys().copied().collect();
+        boards
+            .into_iter()
+            .filter_map(|id| {
+                let address = self.addresses[to as usize][id].clone();
+                let moved = self.change(id, |b| b.health.address = address);
+                self.start_restore(id, now).or(moved)
+            })
+            .collect()
+    }
+
+    /// Queues `board`'s whole restore, due at `now`.
+    fn start_restore(&mut self, board: BoardId, now: Instant) -> Option<BoardHealth> {
+        self.change(board, |b| {
+            b.restore = std::iter::once(RestoreStep::SetClock)
+                .chain(b.devices.iter().map(|&d| RestoreStep::Device(d)))
+                .collect();
+            b.due = now;
+            b.number += 1;
+            b.health.restoring = true;
+        })
+    }
+
+    /// Applies `f` to a board; its health if that changed.
+    fn change(&mut self, board: BoardId, f: impl FnOnce(&mut Board)) -> Option<BoardHealth> {
+        let b = self.boards.get_mut(&board)?;
+        let before = b.health.clone();
+        f(b);
+        (b.health != before).then(|| b.health.clone())
+    }
+}
