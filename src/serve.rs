@@ -133,12 +133,22 @@ impl ServeArgs {
     }
 }
 
-fn parse_board(s: &str) -> Result<(String, String), String> {
+/// `NAME=HOST:PORT`: a board by name or layout address, and an address.
+pub(crate) fn parse_board(s: &str) -> Result<(String, String), String> {
     let (name, addr) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=HOST:PORT"))?;
     if !addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) {
         return Err(format!("`{addr}` is not HOST:PORT"));
     }
     Ok((name.to_string(), addr.to_string()))
+}
+
+/// Refuses a `--board` name that is neither a board's name nor its address in the layout.
+pub(crate) fn known_board(layout: &sim::layout::Layout, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        layout.boards.iter().any(|b| b.name == name || b.address == name),
+        "--board {name}: the layout has no board by that name or address"
+    );
+    Ok(())
 }
 
 /// Serves the twin with `settings` until Ctrl-C or SIGTERM.
@@ -147,10 +157,7 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let layout = std::sync::Arc::new(super::load_layout(args.layout)?);
     for (name, _) in &args.boards {
-        anyhow::ensure!(
-            layout.boards.iter().any(|b| &b.name == name || &b.address == name),
-            "--board {name}: the layout has no board by that name or address"
-        );
+        known_board(&layout, name)?;
     }
     anyhow::ensure!(
         args.rate_per_connection > 0.0 && args.rate_per_address > 0.0,
@@ -184,16 +191,17 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
             per_address: args.rate_per_address,
             origins: args.origins,
         };
-        let options = gateway::server::Options { operator_token: args.operator_token, limits, journal };
+        let options = gateway::core::Options { operator_token: args.operator_token, limits, journal };
+        let core = gateway::core::Core::start(track.clone(), options).await?;
         let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.grpc_listen))?;
         tracing::info!("gRPC on {}", grpc.local_addr()?);
         let (stop_grpc, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
-        let grpc = tokio::spawn(gateway::grpc::Grpc::new(track.clone()).serve(grpc, async {
+        let grpc = tokio::spawn(gateway::grpc::Grpc::new(core.clone()).serve(grpc, async {
             let _ = grpc_stopped.await;
         }));
-        let app = gateway::server::router(track.clone(), options).await;
+        let app = gateway::server::router(core);
         gateway::server::serve(listener, app, shutdown_signal()).await?;
         let _ = stop_grpc.send(());
         grpc.await??;

@@ -12,10 +12,10 @@ use crate::support::layout_2021;
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn gateway() -> (Track, std::net::SocketAddr) {
-    gateway_with(gateway::server::Options::default()).await
+    gateway_with(gateway::core::Options::default()).await
 }
 
-pub async fn gateway_with(options: gateway::server::Options) -> (Track, std::net::SocketAddr) {
+pub async fn gateway_with(options: gateway::core::Options) -> (Track, std::net::SocketAddr) {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let addr = serve(track.clone(), options).await;
@@ -23,8 +23,9 @@ pub async fn gateway_with(options: gateway::server::Options) -> (Track, std::net
 }
 
 /// Serves a gateway over `track` on a free loopback port.
-pub async fn serve(track: Track, options: gateway::server::Options) -> std::net::SocketAddr {
-    let app = gateway::server::router(track, options).await;
+pub async fn serve(track: Track, options: gateway::core::Options) -> std::net::SocketAddr {
+    let core = gateway::core::Core::start(track, options).await.unwrap();
+    let app = gateway::server::router(core);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
@@ -123,48 +124,75 @@ async fn the_state_api_and_sensor_ingest_are_served() {
     track.stop();
 }
 
+/// The value of the sample `name` (with its labels, as Prometheus prints them) in `text`.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_clients_commands_and_board_health() {
+async fn metrics_count_this_gateway_s_clients_commands_and_board_health() {
     let (track, addr) = gateway().await;
+    let metrics = async || reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    // A new gateway has counted no command yet, whatever other gateways of the process did.
+    assert_eq!(sample(&metrics().await, r#"plarail_commands_total{result="applied",target="chofu_b3"}"#), None);
     let mut ws = connect(addr).await;
     ws.send(Message::Text(frame("chofu_b3", "OFF").to_string().into())).await.unwrap();
     expect(&mut ws, |v| *v == frame("chofu_b3", "OFF")).await;
     ws.send(Message::Text(frame("meidaimae_s1", "OFF").to_string().into())).await.unwrap();
     expect(&mut ws, |v| v.get("error").is_some()).await;
-    let text = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
-    for needle in [
-        r#"plarail_commands_total{result="applied",target="chofu_b3"}"#,
-        r#"plarail_commands_total{result="rejected",target="meidaimae_s1"}"#,
-        "plarail_command_seconds_bucket",
-        r#"plarail_clients{protocol="2021"}"#,
-        r#"plarail_mode{mode="sim"} 1"#,
-        r#"plarail_board_up{board="servo-107"} 1"#,
+    let text = metrics().await;
+    for (name, value) in [
+        (r#"plarail_commands_total{result="applied",target="chofu_b3"}"#, 1.0),
+        (r#"plarail_commands_total{result="rejected",target="meidaimae_s1"}"#, 1.0),
+        (r#"plarail_command_seconds_count{result="applied"}"#, 1.0),
+        (r#"plarail_clients{protocol="2021"}"#, 1.0),
+        (r#"plarail_mode{mode="sim"}"#, 1.0),
+        (r#"plarail_board_up{board="servo-107"}"#, 1.0),
     ] {
-        assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
+        assert_eq!(sample(&text, name), Some(value), "{name} in /metrics:\n{text}");
     }
+    drop(ws);
+    until("the client counted out", Duration::from_secs(5), async || {
+        sample(&metrics().await, r#"plarail_clients{protocol="2021"}"#) == Some(0.0)
+    })
+    .await;
     track.stop();
 }
 
-#[test]
-fn the_grafana_dashboard_charts_only_metrics_the_gateway_exports() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_charts_only_metrics_a_gateway_exports() {
     let text = std::fs::read_to_string(crate::support::repo("gateway/grafana/plarail-twin.json")).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    let exported = std::fs::read_to_string(crate::support::repo("gateway/src/metrics.rs")).unwrap();
     let panels = dashboard["panels"].as_array().unwrap();
     assert!(panels.len() >= 8);
+    // What a gateway that has seen a command of each result, a client and a gRPC request exports.
+    let (track, addr) = gateway().await;
+    let mut ws = connect(addr).await;
+    ws.send(Message::Text(frame("chofu_b3", "OFF").to_string().into())).await.unwrap();
+    expect(&mut ws, |v| *v == frame("chofu_b3", "OFF")).await;
+    let metrics = async || reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    // The real-time factor is sampled every second.
+    until("the first sample", Duration::from_secs(10), async || {
+        metrics().await.contains("plarail_sim_real_time_factor")
+    })
+    .await;
+    let exported = metrics().await;
+    let names: std::collections::BTreeSet<&str> =
+        exported.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
     for target in panels.iter().flat_map(|p| p["targets"].as_array().unwrap()) {
         let expr = target["expr"].as_str().unwrap();
         let metric =
             expr.split(|c: char| !(c.is_alphanumeric() || c == '_')).find(|w| w.starts_with("plarail_")).unwrap();
         let base = metric.trim_end_matches("_bucket");
-        assert!(exported.contains(&format!("\"{base}\"")), "{expr} charts {base}, which the gateway does not export");
+        assert!(names.contains(base), "{expr} charts {base}, which the gateway does not export:\n{exported}");
     }
+    track.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visitors_over_the_rate_limit_get_an_error_and_others_carry_on() {
     let limits = gateway::limits::Limits { per_connection: 2.0, per_address: 100.0, origins: Vec::new() };
-    let (track, addr) = gateway_with(gateway::server::Options { limits, ..Default::default() }).await;
+    let (track, addr) = gateway_with(gateway::core::Options { limits, ..Default::default() }).await;
     let mut flood = connect(addr).await;
     for _ in 0..6 {
         flood.send(Message::Text(frame("kudanshita_s5", "ON").to_string().into())).await.unwrap();
@@ -181,7 +209,7 @@ async fn visitors_over_the_rate_limit_get_an_error_and_others_carry_on() {
 async fn only_allowed_origins_open_a_websocket() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let limits = gateway::limits::Limits { origins: vec!["http://plarail.example".into()], ..Default::default() };
-    let (track, addr) = gateway_with(gateway::server::Options { limits, ..Default::default() }).await;
+    let (track, addr) = gateway_with(gateway::core::Options { limits, ..Default::default() }).await;
     let request = |origin: &str| {
         let mut r = format!("ws://{addr}/ws").into_client_request().unwrap();
         r.headers_mut().insert("origin", origin.parse().unwrap());

@@ -13,7 +13,8 @@ async fn grpc() -> (Track, String) {
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(gateway::grpc::Grpc::new(track.clone()).serve(listener, std::future::pending()));
+    let core = gateway::core::Core::start(track.clone(), Default::default()).await.unwrap();
+    tokio::spawn(gateway::grpc::Grpc::new(core).serve(listener, std::future::pending()));
     (track, url)
 }
 

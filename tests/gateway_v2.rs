@@ -11,10 +11,10 @@ use crate::hil_track::{config, until};
 use crate::support::layout_2021;
 
 async fn connect() -> (Track, Ws) {
-    connect_with(gateway::server::Options::default()).await
+    connect_with(gateway::core::Options::default()).await
 }
 
-async fn connect_with(options: gateway::server::Options) -> (Track, Ws) {
+async fn connect_with(options: gateway::core::Options) -> (Track, Ws) {
     let (track, addr) = gateway_with(options).await;
     (track, v2(addr).await)
 }
@@ -67,7 +67,7 @@ async fn commands_are_acked_or_refused_with_reasons_and_changes_stream_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_actions_need_the_token() {
-    let options = gateway::server::Options { operator_token: Some("s3cret".into()), ..Default::default() };
+    let options = gateway::core::Options { operator_token: Some("s3cret".into()), ..Default::default() };
     let (track, mut ws) = connect_with(options).await;
     expect(&mut ws, |v| v["type"] == "snapshot").await;
     send(&mut ws, serde_json::json!({"id": 1, "cmd": "operator", "token": "guess", "action": "emergency_stop"})).await;
@@ -115,7 +115,7 @@ async fn the_festival_live_toggle_from_the_operator_shows_what_it_checked() {
     let live_boards = real.layout.boards.iter().zip(real.addresses()).map(|(b, a)| (b.name.clone(), a)).collect();
     let track = Track::start(layout_2021(), Setup { live_boards, config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let options = gateway::server::Options { operator_token: Some("tok".into()), ..Default::default() };
+    let options = gateway::core::Options { operator_token: Some("tok".into()), ..Default::default() };
     let mut ws = v2(serve(track.clone(), options).await).await;
     expect(&mut ws, |v| v["type"] == "snapshot").await;
     send(&mut ws, serde_json::json!({"id": 1, "cmd": "operator", "token": "tok", "action": "live"})).await;
@@ -131,7 +131,7 @@ async fn the_festival_live_toggle_from_the_operator_shows_what_it_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_and_the_layout_picture_are_served_from_the_gateway() {
-    let (track, addr) = gateway_with(gateway::server::Options::default()).await;
+    let (track, addr) = gateway_with(gateway::core::Options::default()).await;
     let get = async |path: &str| {
         let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
         let kind = r.headers()["content-type"].to_str().unwrap().to_string();

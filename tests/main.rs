@@ -20,3 +20,4 @@ mod support;
 mod view;
 #[cfg(feature = "window")]
 mod window;
+mod wire;

@@ -169,7 +169,7 @@ fn device_state(name: &str) -> String {
 #[ignore = "needs chromium: run by .ci/run"]
 async fn the_page_operates_the_track_and_every_browser_sees_it() {
     let _alone = crate::support::CPU_HEAVY.lock().await;
-    let (track, addr) = gateway_with(gateway::server::Options::default()).await;
+    let (track, addr) = gateway_with(gateway::core::Options::default()).await;
     let url = format!("http://{addr}/");
     let mut desk = Browser::open(&url, 1280, 1000).await;
     let mut phone = Browser::open(&url, 360, 780).await;

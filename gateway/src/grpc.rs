@@ -8,13 +8,15 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use hil::track::{Mode, Outcome, Track};
+use hil::track::{Outcome, Snapshot};
 use sim::interlocking::Request as TrackRequest;
 use sim::layout::OnOff;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::protocol_2021::SPEED_LEVELS;
+use crate::core::Core;
+use crate::protocol_2021::speed_mm_s;
+use crate::wire::word;
 
 /// Code generated from `proto/plarail2021.proto` (no package, as in 2021).
 #[allow(missing_docs, clippy::all)]
@@ -28,16 +30,21 @@ pub mod v2 {
     tonic::include_proto!("plarail.v2");
 }
 
-/// The gRPC services over one track.
+/// The gRPC services over one gateway's core (commands are carried out, recorded and journaled as on every
+/// other door).
 #[derive(Clone)]
 pub struct Grpc {
-    track: Track,
+    core: Core,
 }
 
 impl Grpc {
-    /// Services for `track`.
-    pub fn new(track: Track) -> Grpc {
-        Grpc { track }
+    /// Services for `core`.
+    pub fn new(core: Core) -> Grpc {
+        Grpc { core }
+    }
+
+    fn record(&self, method: &'static str, code: &str) {
+        self.core.metrics.grpc(method, code);
     }
 
     /// Serves every service on `listener` until `shutdown`.
@@ -55,10 +62,6 @@ impl Grpc {
     }
 }
 
-fn record(method: &'static str, code: &str) {
-    metrics::counter!("plarail_grpc_requests_total", "method" => method, "code" => code.to_string()).increment(1);
-}
-
 #[tonic::async_trait]
 impl v2021::control_server::Control for Grpc {
     async fn command2_internal(
@@ -67,23 +70,23 @@ impl v2021::control_server::Control for Grpc {
     ) -> Result<Response<v2021::ResponseSync>, Status> {
         let r = request.into_inner();
         let id = r.station.map_or(0, |s| s.station_id);
-        let layout = self.track.layout();
+        let layout = self.core.track.layout();
         let Some(device) = layout.devices.iter().position(|d| d.grpc_id.is_some_and(|g| g as i32 == id)) else {
             let name = v2021::StationId::try_from(id).map_or("an unknown id", |s| s.as_str_name());
-            record("Control.Command2Internal", "NOT_FOUND");
+            self.record("Control.Command2Internal", "NOT_FOUND");
             return Err(Status::not_found(format!("station id {id} ({name}) has no servo on this layout")));
         };
         let state = match v2021::State::try_from(r.state) {
             Ok(v2021::State::On) => OnOff::On,
             Ok(v2021::State::Off) => OnOff::Off,
             _ => {
-                record("Control.Command2Internal", "INVALID_ARGUMENT");
+                self.record("Control.Command2Internal", "INVALID_ARGUMENT");
                 return Err(Status::invalid_argument("state must be ON or OFF"));
             }
         };
-        let outcome = self.track.apply(TrackRequest::Device { device, state }).await;
+        let outcome = self.core.apply(TrackRequest::Device { device, state }).await;
         let response = if outcome == Outcome::Applied { v2021::Response::Success } else { v2021::Response::Failed };
-        record("Control.Command2Internal", response.as_str_name());
+        self.record("Control.Command2Internal", response.as_str_name());
         Ok(Response::new(v2021::ResponseSync { response: response as i32 }))
     }
 }
@@ -92,19 +95,18 @@ impl v2021::control_server::Control for Grpc {
 impl v2021::speed_server::Speed for Grpc {
     async fn control_speed(&self, request: Request<v2021::SendSpeed>) -> Result<Response<v2021::StatusCode>, Status> {
         let r = request.into_inner();
-        let layout = self.track.layout();
+        let layout = self.core.track.layout();
         let train = v2021::Train::try_from(r.train).ok().and_then(|t| layout.train_id(t.as_str_name()));
         let code = match train {
-            Some(train) if (0..=SPEED_LEVELS).contains(&(r.speed as i64)) => {
-                let speed = (layout.trains[train].max_speed as i64 * r.speed as i64 / SPEED_LEVELS) as i32;
-                match self.track.apply(TrackRequest::Speed { train, speed }).await {
+            Some(train) if let Ok(speed) = speed_mm_s(layout, train, r.speed as i64) => {
+                match self.core.apply(TrackRequest::Speed { train, speed }).await {
                     Outcome::Applied => v2021::Code::Success,
                     _ => v2021::Code::Failed,
                 }
             }
             _ => v2021::Code::Failed,
         };
-        record("Speed.ControlSpeed", code.as_str_name());
+        self.record("Speed.ControlSpeed", code.as_str_name());
         Ok(Response::new(v2021::StatusCode { code: code as i32 }))
     }
 }
@@ -116,14 +118,14 @@ impl v2::twin_server::Twin for Grpc {
     type WatchStateStream = StateStream;
 
     async fn watch_state(&self, _: Request<v2::WatchRequest>) -> Result<Response<StateStream>, Status> {
-        record("Twin.WatchState", "OK");
+        self.record("Twin.WatchState", "OK");
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let track = self.track.clone();
+        let track = self.core.track.clone();
         tokio::spawn(async move {
             let mut last: Option<v2::TrackState> = None;
             loop {
                 let Some(state) = track.try_state().await else { return };
-                let now = message(&track, track.mode(), &state);
+                let now = message(&track.layout().clone(), Snapshot { mode: track.mode(), state, boards: Vec::new() });
                 // Only what changed, and a slow reader waits for the latest state rather than a queue.
                 if last
                     .as_ref()
@@ -134,44 +136,37 @@ impl v2::twin_server::Twin for Grpc {
                     }
                     last = Some(now);
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Ends with the stream, even while nothing changes.
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }
 
-fn message(track: &Track, mode: Mode, state: &sim::twin::TrackState) -> v2::TrackState {
-    let layout = track.layout();
+/// The feed's message: the v2 state's words and numbers (a device between positions has the empty state).
+fn message(layout: &sim::layout::Layout, snap: Snapshot) -> v2::TrackState {
+    let state = crate::wire::v2::State::of(layout, &snap);
     v2::TrackState {
-        mode: if mode == Mode::Sim { "sim" } else { "live" }.into(),
+        mode: word(&state.mode),
         time_ms: state.time_ms,
-        devices: layout
+        devices: state
             .devices
-            .iter()
-            .zip(&state.devices)
-            .map(|(d, p)| v2::DeviceState {
-                name: d.name.clone(),
-                state: match p.state() {
-                    Some(OnOff::On) => "ON",
-                    Some(OnOff::Off) => "OFF",
-                    None => "",
-                }
-                .into(),
-            })
+            .into_iter()
+            .map(|d| v2::DeviceState { name: d.name, state: d.state.as_ref().map(word).unwrap_or_default() })
             .collect(),
         trains: state
             .trains
-            .iter()
-            .map(|t| {
-                let front = t.body.front(layout);
-                v2::TrainState {
-                    name: layout.trains[t.id].name.clone(),
-                    segment: layout.segments[front.seg].id.clone(),
-                    offset_mm: front.offset,
-                    speed_mm_s: t.effective_speed(),
-                    status: format!("{:?}", t.status).to_lowercase(),
-                }
+            .into_iter()
+            .map(|t| v2::TrainState {
+                name: t.name,
+                segment: t.segment,
+                offset_mm: t.offset_mm,
+                speed_mm_s: t.speed_mm_s,
+                status: word(&t.status),
             })
             .collect(),
     }

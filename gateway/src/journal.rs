@@ -1,19 +1,27 @@
 //! The journal: desired device states and every command with its result, in an embedded store (redb) under
-//! the data directory. Every write is a committed transaction, so after a crash (even `kill -9` in the
-//! middle of a write) the store opens with every completed write and none half-done.
+//! the data directory.
+//!
+//! Writes go through one writer thread that gathers whatever is waiting into one transaction (group commit):
+//! one disk sync serves many commands, and nothing that publishes track changes waits for the disk. A command
+//! is acknowledged only once [`Writer::commit`] returns, so an acknowledged state survives `kill -9`; every
+//! transaction is committed whole or not at all.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
 use sim::layout::{Layout, OnOff};
+use tokio::sync::oneshot;
 
 const DEVICES: TableDefinition<&str, &str> = TableDefinition::new("devices");
 const HISTORY: TableDefinition<u64, &str> = TableDefinition::new("history");
 
+/// Most writes gathered into one transaction.
+const BATCH: usize = 512;
+
 /// Why the journal failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("journal: {0}")]
 pub struct JournalError(String);
 
@@ -23,8 +31,30 @@ fn err(e: impl std::fmt::Display) -> JournalError {
 
 /// An open journal.
 pub struct Journal {
-    db: Database,
-    next: AtomicU64,
+    db: Arc<Database>,
+}
+
+/// One thing to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A device's desired state, as it is when the entry is written (so a late entry never stores an older
+    /// state over a newer one).
+    Device(usize),
+    /// A history entry (the writer adds its sequence number's key).
+    History(Value),
+}
+
+/// What the writer thread takes: entries, and whom to tell when they are on disk.
+struct Write {
+    entries: Vec<Entry>,
+    done: Option<oneshot::Sender<Result<(), JournalError>>>,
+}
+
+/// The writing end of a journal (see the module documentation). Cheap to clone; the thread ends with the last
+/// clone.
+#[derive(Clone)]
+pub struct Writer {
+    writes: crossbeam_channel::Sender<Write>,
 }
 
 impl Journal {
@@ -33,13 +63,10 @@ impl Journal {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
         let db = Database::create(dir.join("journal.redb")).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
-        let last = {
-            txn.open_table(DEVICES).map_err(err)?;
-            let history = txn.open_table(HISTORY).map_err(err)?;
-            history.last().map_err(err)?.map(|(k, _)| k.value())
-        };
+        txn.open_table(DEVICES).map_err(err)?;
+        txn.open_table(HISTORY).map_err(err)?;
         txn.commit().map_err(err)?;
-        Ok(Journal { db, next: AtomicU64::new(last.map_or(0, |k| k + 1)) })
+        Ok(Journal { db: Arc::new(db) })
     }
 
     /// The stored desired state of every device of `layout` (`None` for a device never stored).
@@ -49,36 +76,11 @@ impl Journal {
         layout
             .devices
             .iter()
-            .map(|d| {
-                Ok(table.get(d.name.as_str()).map_err(err)?.and_then(|v| match v.value() {
-                    "ON" => Some(OnOff::On),
-                    "OFF" => Some(OnOff::Off),
-                    _ => None,
-                }))
-            })
+            .map(|d| Ok(table.get(d.name.as_str()).map_err(err)?.and_then(|v| word_state(v.value()))))
             .collect()
     }
 
-    /// Stores a device's desired state.
-    pub fn set_device(&self, name: &str, state: OnOff) -> Result<(), JournalError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(DEVICES)
-            .map_err(err)?
-            .insert(name, if state == OnOff::On { "ON" } else { "OFF" })
-            .map_err(err)?;
-        txn.commit().map_err(err)
-    }
-
-    /// Appends an entry to the command history; returns its sequence number.
-    pub fn record(&self, entry: &Value) -> Result<u64, JournalError> {
-        let seq = self.next.fetch_add(1, Ordering::SeqCst);
-        let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(HISTORY).map_err(err)?.insert(seq, entry.to_string().as_str()).map_err(err)?;
-        txn.commit().map_err(err)?;
-        Ok(seq)
-    }
-
-    /// The latest `limit` history entries, newest first.
+    /// The latest `limit` history entries, newest first, each with its sequence number `seq`.
     pub fn history(&self, limit: usize) -> Result<Vec<Value>, JournalError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(HISTORY).map_err(err)?;
@@ -91,4 +93,94 @@ impl Journal {
         }
         Ok(out)
     }
+
+    /// Starts the writer thread. `names` are the devices' names; `desired` reads a device's desired state at
+    /// the moment its entry is written.
+    pub fn writer(
+        &self,
+        names: Vec<String>,
+        desired: impl Fn(usize) -> OnOff + Send + 'static,
+    ) -> Result<Writer, JournalError> {
+        let next = {
+            let txn = self.db.begin_read().map_err(err)?;
+            let history = txn.open_table(HISTORY).map_err(err)?;
+            history.last().map_err(err)?.map_or(0, |(k, _)| k.value() + 1)
+        };
+        let (writes, inbox) = crossbeam_channel::unbounded::<Write>();
+        let db = self.db.clone();
+        std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || write_loop(&db, &names, desired, next, inbox))
+            .map_err(err)?;
+        Ok(Writer { writes })
+    }
+}
+
+impl Writer {
+    /// Writes `entries` and returns once they are on disk.
+    pub async fn commit(&self, entries: Vec<Entry>) -> Result<(), JournalError> {
+        let (done, on_disk) = oneshot::channel();
+        self.writes.send(Write { entries, done: Some(done) }).map_err(|_| err("the writer has stopped"))?;
+        on_disk.await.map_err(|_| err("the writer has stopped"))?
+    }
+
+    /// Writes `entries` with the next transaction, without waiting for it.
+    pub fn submit(&self, entries: Vec<Entry>) {
+        // The writer stops only with the last handle, so this cannot fail while `self` lives.
+        let _ = self.writes.send(Write { entries, done: None });
+    }
+}
+
+/// Takes what is waiting (up to [`BATCH`] writes), commits it in one transaction, tells the waiters; until every
+/// [`Writer`] is gone.
+fn write_loop(
+    db: &Database,
+    names: &[String],
+    desired: impl Fn(usize) -> OnOff,
+    mut next: u64,
+    inbox: crossbeam_channel::Receiver<Write>,
+) {
+    while let Ok(first) = inbox.recv() {
+        let batch: Vec<Write> = std::iter::once(first).chain(inbox.try_iter().take(BATCH - 1)).collect();
+        let result = write_batch(db, names, &desired, &mut next, &batch);
+        if let Err(e) = &result {
+            tracing::error!("{e}");
+        }
+        for w in batch {
+            if let Some(done) = w.done {
+                let _ = done.send(result.clone());
+            }
+        }
+    }
+}
+
+fn write_batch(
+    db: &Database,
+    names: &[String],
+    desired: &impl Fn(usize) -> OnOff,
+    next: &mut u64,
+    batch: &[Write],
+) -> Result<(), JournalError> {
+    let txn = db.begin_write().map_err(err)?;
+    {
+        let mut devices = txn.open_table(DEVICES).map_err(err)?;
+        let mut history = txn.open_table(HISTORY).map_err(err)?;
+        for entry in batch.iter().flat_map(|w| &w.entries) {
+            match entry {
+                Entry::Device(d) => {
+                    devices.insert(names[*d].as_str(), crate::wire::word(&desired(*d)).as_str()).map_err(err)?;
+                }
+                Entry::History(value) => {
+                    history.insert(*next, value.to_string().as_str()).map_err(err)?;
+                    *next += 1;
+                }
+            }
+        }
+    }
+    txn.commit().map_err(err)
+}
+
+/// A stored word read back (`None` for anything else).
+fn word_state(word: &str) -> Option<OnOff> {
+    serde_json::from_value(Value::String(word.to_string())).ok()
 }

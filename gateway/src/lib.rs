@@ -1,11 +1,12 @@
 //! Gateway: what visitors, operators and scripts talk to, over one [`hil::track::Track`].
 //!
-//! So far: the 2021 WebSocket protocol on `/ws` ([`protocol_2021`]), the v2 protocol on `/ws/v2`
-//! ([`protocol_v2`]), the state snapshot on `/api/state`, Prometheus [`metrics`] on `/metrics`, and the 2021
-//! sensor ingest on `/registerPosition` ([`server`]). Operator actions ([`operator`]) and visitor
-//! [`limits`] guard it; the [`journal`] keeps desired states and the command history across restarts. The
-//! control page, gRPC and the load tool are to come (issue 4).
+//! The [`core`] is what every door shares: the track, the [`feeds`] of changes encoded once, the [`journal`],
+//! the [`metrics`], the visitor [`limits`] and [`operator`] actions. The doors: the HTTP [`server`] (page,
+//! state, history, metrics, sensor ingest) with the WebSocket [`session`] driver for the 2021 protocol
+//! ([`protocol_2021`]) and v2 ([`protocol_v2`]), whose frames are defined once in [`wire`]; and [`grpc`].
 
+pub mod core;
+pub mod feeds;
 pub mod grpc;
 pub mod journal;
 pub mod limits;
@@ -14,3 +15,5 @@ pub mod operator;
 pub mod protocol_2021;
 pub mod protocol_v2;
 pub mod server;
+pub mod session;
+pub mod wire;

@@ -1,40 +1,13 @@
 //! Operator actions, behind the operator token: the festival live-mode toggle, emergency stop, and reset to
 //! the initial state. Visitors need no login; operators send the token with each action.
 
-use hil::track::{Mode, Outcome, SwitchError, Track};
+use hil::track::{Mode, Outcome, SwitchError};
 use sim::interlocking::Request;
 use sim::layout::{DeviceKind, OnOff};
 use subtle::ConstantTimeEq;
 
-/// An operator action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Switch to the real boards (refused while any does not answer, unless `force`).
-    Live {
-        /// Switch even with boards not answering.
-        force: bool,
-    },
-    /// Switch back to the simulation.
-    Sim,
-    /// Raise every stop rail and set every train's speed to 0.
-    EmergencyStop,
-    /// Drive every device and train back to the layout's initial state, as far as the interlocking allows.
-    Reset,
-}
-
-impl Action {
-    /// Reads an action name: `live`, `live_force`, `sim`, `emergency_stop`, `reset`.
-    pub fn parse(name: &str) -> Option<Action> {
-        Some(match name {
-            "live" => Action::Live { force: false },
-            "live_force" => Action::Live { force: true },
-            "sim" => Action::Sim,
-            "emergency_stop" => Action::EmergencyStop,
-            "reset" => Action::Reset,
-            _ => return None,
-        })
-    }
-}
+use crate::core::Core;
+use crate::wire::v2::OperatorAction as Action;
 
 /// Whether `given` is the operator token, compared in constant time. With no token configured, nothing is.
 pub fn authorised(configured: Option<&str>, given: &str) -> bool {
@@ -42,11 +15,12 @@ pub fn authorised(configured: Option<&str>, given: &str) -> bool {
 }
 
 /// Carries out an action; returns what it did in words, or why it could not.
-pub async fn perform(track: &Track, action: Action) -> Result<String, String> {
+pub async fn perform(core: &Core, action: Action) -> Result<String, String> {
+    let track = &core.track;
     match action {
-        Action::Live { .. } | Action::Sim => {
+        Action::Live | Action::LiveForce | Action::Sim => {
             let to = if action == Action::Sim { Mode::Sim } else { Mode::Live };
-            match track.switch_mode(to, matches!(action, Action::Live { force: true })).await {
+            match track.switch_mode(to, action == Action::LiveForce).await {
                 Ok(report) => {
                     let checked: Vec<String> = report
                         .checked
@@ -69,7 +43,7 @@ pub async fn perform(track: &Track, action: Action) -> Result<String, String> {
                 .map(|device| Request::Device { device, state: OnOff::On })
                 .collect();
             requests.extend((0..layout.trains.len()).map(|train| Request::Speed { train, speed: 0 }));
-            summarise("emergency stop", track, requests).await
+            summarise("emergency stop", core, requests).await
         }
         Action::Reset => {
             let layout = track.layout().clone();
@@ -101,14 +75,14 @@ pub async fn perform(track: &Track, action: Action) -> Result<String, String> {
                     .enumerate()
                     .map(|(train, t)| Request::Speed { train, speed: t.speed as i32 }),
             );
-            summarise("reset", track, requests).await
+            summarise("reset", core, requests).await
         }
     }
 }
 
 /// Applies every request; `Ok` when all were applied, else the list of what was not.
-async fn summarise(what: &str, track: &Track, requests: Vec<Request>) -> Result<String, String> {
-    let layout = track.layout().clone();
+async fn summarise(what: &str, core: &Core, requests: Vec<Request>) -> Result<String, String> {
+    let layout = core.track.layout().clone();
     let mut problems = Vec::new();
     let total = requests.len();
     for r in requests {
@@ -116,7 +90,7 @@ async fn summarise(what: &str, track: &Track, requests: Vec<Request>) -> Result<
             Request::Device { device, .. } => layout.devices[device].name.clone(),
             Request::Speed { train, .. } => layout.trains[train].name.clone(),
         };
-        match track.apply(r).await {
+        match core.apply(r).await {
             Outcome::Applied => {}
             Outcome::Rejected(x) => problems.push(format!("{target}: {}", x.message)),
             Outcome::Failed(reason) => problems.push(format!("{target}: {reason}")),

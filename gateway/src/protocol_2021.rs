@@ -1,68 +1,59 @@
-//! The 2021 browser protocol on `/ws`, as plain functions over text frames.
-//!
-//! Both directions carry JSON text frames `{"station_name": "chofu_b1", "state": "ON"}`. A client sends one to
-//! operate a device; the server sends one for every change, and every device's state every 2 seconds. Speed
-//! control is `{"train_name": "TAKAO", "speed": 8}`, with the speed as a level from 0 (stopped) to
-//! [`SPEED_LEVELS`] (the train's top speed). Anything else gets an error frame `{"error": "..."}` and is
-//! otherwise ignored.
+//! The 2021 protocol's logic on `/ws`, as plain functions over its typed frames ([`crate::wire::v2021`]): what
+//! a client frame asks, and what the client is told about it. A device command that is carried out is
+//! answered by the device's frame on the feed, as in 2021; anything refused gets an error frame.
 
-use serde::Deserialize;
-use serde_json::Value;
+use hil::track::Outcome;
 use sim::interlocking::Request;
-use sim::layout::{Layout, OnOff};
+use sim::layout::Layout;
+
+use crate::session::Step;
+use crate::wire::v2021::{ClientFrame, ServerFrame};
 
 /// The highest speed level of the 2021 speed frames: level n runs a train at n/10 of its top speed.
 pub const SPEED_LEVELS: i64 = 10;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeviceFrame {
-    station_name: String,
-    state: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpeedFrame {
-    train_name: String,
-    speed: i64,
-}
-
-/// Reads a client frame into a track request, or says in words why it cannot be one.
-pub fn parse(layout: &Layout, text: &str) -> Result<Request, String> {
-    let value: Value = serde_json::from_str(text).map_err(|_| "not a JSON frame".to_string())?;
-    if value.get("station_name").is_some() {
-        let f: DeviceFrame = serde_json::from_value(value).map_err(|e| format!("bad device frame: {e}"))?;
-        let device = layout.device_id(&f.station_name).ok_or_else(|| format!("unknown device {}", f.station_name))?;
-        let state = match f.state.as_str() {
-            "ON" => OnOff::On,
-            "OFF" => OnOff::Off,
-            other => return Err(format!("unknown state {other} (ON or OFF)")),
-        };
-        return Ok(Request::Device { device, state });
+/// What a client frame asks.
+pub fn read(layout: &Layout, text: &str) -> Step {
+    match request(layout, text) {
+        Ok(request) => Step::Track { id: None, request },
+        Err(reason) => Step::Reply(error(&reason)),
     }
-    if value.get("train_name").is_some() {
-        let f: SpeedFrame = serde_json::from_value(value).map_err(|e| format!("bad speed frame: {e}"))?;
-        let train = layout.train_id(&f.train_name).ok_or_else(|| format!("unknown train {}", f.train_name))?;
-        if !(0..=SPEED_LEVELS).contains(&f.speed) {
-            return Err(format!("speed {} is out of range 0..{SPEED_LEVELS}", f.speed));
+}
+
+/// The track request a client frame asks for, or why it cannot be one.
+pub fn request(layout: &Layout, text: &str) -> Result<Request, String> {
+    match ClientFrame::decode(text)? {
+        ClientFrame::Device(f) => {
+            let device =
+                layout.device_id(&f.station_name).ok_or_else(|| format!("unknown device {}", f.station_name))?;
+            Ok(Request::Device { device, state: f.state })
         }
-        let speed = (layout.trains[train].max_speed as i64 * f.speed / SPEED_LEVELS) as i32;
-        return Ok(Request::Speed { train, speed });
+        ClientFrame::Speed(f) => {
+            let train = layout.train_id(&f.train_name).ok_or_else(|| format!("unknown train {}", f.train_name))?;
+            let speed = speed_mm_s(layout, train, f.speed)?;
+            Ok(Request::Speed { train, speed })
+        }
     }
-    Err("a frame needs station_name and state, or train_name and speed".to_string())
 }
 
-/// The frame announcing a device's state.
-pub fn device_frame(name: &str, state: OnOff) -> String {
-    let state = match state {
-        OnOff::On => "ON",
-        OnOff::Off => "OFF",
-    };
-    serde_json::json!({ "station_name": name, "state": state }).to_string()
+/// A 2021 speed level as a speed in mm/s for `train`.
+pub fn speed_mm_s(layout: &Layout, train: usize, level: i64) -> Result<i32, String> {
+    if !(0..=SPEED_LEVELS).contains(&level) {
+        return Err(format!("speed {level} is out of range 0..{SPEED_LEVELS}"));
+    }
+    Ok((layout.trains[train].max_speed as i64 * level / SPEED_LEVELS) as i32)
+}
+
+/// What the client is told of a command's outcome (nothing when it was carried out: the feed shows it).
+pub fn answer(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Applied => None,
+        Outcome::Rejected(r) => Some(error(&r.message)),
+        Outcome::Failed(reason) => Some(error(reason)),
+    }
 }
 
 /// An error frame.
-pub fn error_frame(message: &str) -> String {
-    serde_json::json!({ "error": message }).to_string()
+pub fn error(reason: &str) -> String {
+    ServerFrame::error(reason).encode()
 }

@@ -163,10 +163,13 @@ pub struct SimEvent {
     pub kind: EventKind,
 }
 
-/// Whether a train can move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether a train can move. Its words in the protocols and views (serde): `running`, `crashed`, `derailed`,
+/// `removed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TrainStatus {
     /// On the rails.
+    #[default]
     Running,
     /// Stopped by a collision.
     Crashed,
@@ -174,18 +177,6 @@ pub enum TrainStatus {
     Derailed,
     /// Taken off the track.
     Removed,
-}
-
-impl TrainStatus {
-    /// Its name in the protocols and views: `running`, `crashed`, `derailed`, `removed`.
-    pub fn name(self) -> &'static str {
-        match self {
-            TrainStatus::Running => "running",
-            TrainStatus::Crashed => "crashed",
-            TrainStatus::Derailed => "derailed",
-            TrainStatus::Removed => "removed",
-        }
-    }
 }
 
 /// A train's state: plain data shared with the interlocking and the views.

@@ -1,0 +1,315 @@
+//! The v2 protocol on `/ws/v2`: JSON text frames, spoken by the twin's phone page, the desktop window attached
+//! to a gateway, and the load tool.
+//!
+//! A client sends [`ClientFrame`]s: a command with an `id` that the answer repeats:
+//! - `{"id": 1, "cmd": "device", "name": "chofu_b1", "state": "ON"}`
+//! - `{"id": 2, "cmd": "speed", "train": "TAKAO", "speed_mm_s": 200}`
+//! - `{"id": 3, "cmd": "snapshot"}`
+//! - `{"id": 4, "cmd": "operator", "token": "...", "action": "live" | "live_force" | "sim" | "emergency_stop" |
+//!   "reset"}`
+//!
+//! The server sends [`ServerFrame`]s, each with a `type`: a `snapshot` first (and again after a client fell
+//! behind), then answers to commands (`ack`, `rejected`, `failed`, `denied`, `error`) and what happens on the
+//! track (`device`, `trains`, `board`, `mode`, `event`).
+
+use hil::track::{BoardHealth, Mode, Snapshot, TrainPosition};
+use serde::{Deserialize, Serialize};
+use sim::layout::{DeviceKind, Layout, OnOff};
+use sim::twin::TrainStatus;
+
+/// A command with the id its answer repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientFrame {
+    /// The command's id.
+    pub id: u64,
+    /// The command.
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Operate a device.
+    Device {
+        /// The device's name.
+        name: String,
+        /// The state asked for.
+        state: OnOff,
+    },
+    /// Set a train's speed.
+    Speed {
+        /// The train's name.
+        train: String,
+        /// Speed in mm/s; negative runs the train backwards.
+        speed_mm_s: i32,
+    },
+    /// Send a snapshot.
+    Snapshot {},
+    /// An operator action, with the operator token.
+    Operator {
+        /// The token.
+        token: String,
+        /// The action.
+        action: OperatorAction,
+    },
+}
+
+/// An operator action (see `crate::operator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorAction {
+    /// Switch to the real boards, refused while any does not answer.
+    Live,
+    /// Switch to the real boards even with boards not answering.
+    LiveForce,
+    /// Switch back to the simulation.
+    Sim,
+    /// Raise every stop rail and stop every train.
+    EmergencyStop,
+    /// Drive every device and train back to the layout's initial state.
+    Reset,
+}
+
+impl ClientFrame {
+    /// Reads a client frame: its id (when one could be read) and the command, or why it is not one.
+    pub fn decode(text: &str) -> (Option<u64>, Result<Command, String>) {
+        let mut value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) => return (None, Err("not a JSON frame".into())),
+        };
+        let id = value.as_object_mut().and_then(|o| o.remove("id")).and_then(|v| v.as_u64());
+        if value.get("cmd").and_then(|c| c.as_str()) == Some("device")
+            && let Some(reason) = super::unknown_state(&value)
+        {
+            return (id, Err(reason));
+        }
+        (id, serde_json::from_value(value).map_err(|e| format!("not a command: {e}")))
+    }
+
+    /// The frame as JSON text.
+    pub fn encode(&self) -> String {
+        super::encode(self)
+    }
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The command was carried out (an operator action says what it did in `detail`).
+    Ack {
+        /// The command's id.
+        id: u64,
+        /// What an operator action did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// The interlocking refused the command.
+    Rejected {
+        /// The command's id.
+        id: u64,
+        /// The rule that refused it.
+        rule: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The command was allowed but not carried out.
+    Failed {
+        /// The command's id.
+        id: u64,
+        /// Why, in words.
+        reason: String,
+    },
+    /// An operator action without the right token.
+    Denied {
+        /// The command's id.
+        id: u64,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The frame is not a command (or the client is over its limits).
+    Error {
+        /// The command's id, when one could be read.
+        id: Option<u64>,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The whole track.
+    Snapshot(State),
+    /// A device's new state.
+    Device(Device),
+    /// Where every train is now.
+    Trains {
+        /// Every train.
+        trains: Vec<Train>,
+    },
+    /// A board's health changed.
+    Board(Board),
+    /// The mode changed.
+    Mode {
+        /// The mode now.
+        mode: Mode,
+    },
+    /// Something happened, in words.
+    Event(Event),
+}
+
+/// The whole track: the v2 `snapshot` frame, and `GET /api/state`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Which track the commands drive.
+    pub mode: Mode,
+    /// Simulation time, ms.
+    pub time_ms: u64,
+    /// Every device.
+    pub devices: Vec<Device>,
+    /// Every train.
+    pub trains: Vec<Train>,
+    /// Every servo board.
+    pub boards: Vec<Board>,
+}
+
+/// A device and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Its name.
+    pub name: String,
+    /// Its kind (in snapshots only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DeviceKind>,
+    /// Its state; `null` while it is between positions.
+    pub state: Option<OnOff>,
+}
+
+/// A train for views.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Train {
+    /// Its name.
+    pub name: String,
+    /// The segment its front is on.
+    pub segment: String,
+    /// Its front's offset on that segment, mm.
+    pub offset_mm: f64,
+    /// Its front on the schematic, x.
+    pub x: f64,
+    /// Its front on the schematic, y.
+    pub y: f64,
+    /// The speed it runs at, mm/s.
+    pub speed_mm_s: u32,
+    /// Running, crashed, derailed or removed.
+    pub status: TrainStatus,
+    /// The speed it was set to, mm/s (in snapshots only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_speed_mm_s: Option<i32>,
+}
+
+/// A servo board's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Board {
+    /// Its name.
+    pub name: String,
+    /// The address the track drives it at.
+    pub address: String,
+    /// Whether it answers.
+    pub alive: bool,
+    /// Whether its devices' states are being re-sent.
+    pub restoring: bool,
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// What kind of thing.
+    pub kind: EventKind,
+    /// What happened, in words.
+    pub text: String,
+    /// The sensor a train passed (sensor events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
+    /// The train that passed it (sensor events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<String>,
+}
+
+/// The kinds of [`Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A train passed a hall sensor.
+    Sensor,
+    /// Trains collided.
+    Collision,
+    /// A train derailed.
+    Derailment,
+    /// In live mode, the real track contradicted the mirror.
+    Divergence,
+}
+
+impl ServerFrame {
+    /// Reads a server frame.
+    pub fn decode(text: &str) -> Result<ServerFrame, String> {
+        serde_json::from_str(text).map_err(|e| format!("not a v2 server frame: {e}"))
+    }
+
+    /// The frame as JSON text.
+    pub fn encode(&self) -> String {
+        super::encode(self)
+    }
+
+    /// The event of a kind with words only.
+    pub fn event(kind: EventKind, text: String) -> ServerFrame {
+        ServerFrame::Event(Event { kind, text, sensor: None, train: None })
+    }
+}
+
+impl State {
+    /// The track's snapshot as views see it.
+    pub fn of(layout: &Layout, snap: &Snapshot) -> State {
+        State {
+            mode: snap.mode,
+            time_ms: snap.state.time_ms,
+            devices: layout
+                .devices
+                .iter()
+                .zip(&snap.state.devices)
+                .map(|(d, p)| Device { name: d.name.clone(), kind: Some(d.kind), state: p.state() })
+                .collect(),
+            trains: snap
+                .state
+                .trains
+                .iter()
+                .map(|t| Train {
+                    set_speed_mm_s: Some(t.set_speed),
+                    ..Train::of(layout, &TrainPosition::of(layout, t))
+                })
+                .collect(),
+            boards: snap.boards.iter().map(|(_, h)| Board::of(h)).collect(),
+        }
+    }
+}
+
+impl Train {
+    /// A train's position as views see it.
+    pub fn of(layout: &Layout, p: &TrainPosition) -> Train {
+        let [x, y] = layout.point_at(p.front.seg, p.front.offset);
+        Train {
+            name: layout.trains[p.train].name.clone(),
+            segment: layout.segments[p.front.seg].id.clone(),
+            offset_mm: p.front.offset,
+            x,
+            y,
+            speed_mm_s: p.speed,
+            status: p.status,
+            set_speed_mm_s: None,
+        }
+    }
+}
+
+impl Board {
+    /// A board's health as views see it.
+    pub fn of(h: &BoardHealth) -> Board {
+        Board { name: h.name.clone(), address: h.address.clone(), alive: h.alive, restoring: h.restoring }
+    }
+}

@@ -1,0 +1,103 @@
+//! The 2021 browser protocol on `/ws`: JSON text frames, wire-compatible with the 2021 page.
+//!
+//! - Both ways, a device: `{"station_name": "chofu_b1", "state": "ON"}`. A client sends one to operate a device;
+//!   the server sends one for every change, and every device's state every 2 seconds.
+//! - Client to server, a speed: `{"train_name": "TAKAO", "speed": 8}`.
+//! - Server to client, anything refused or not understood: `{"error": "..."}`.
+//!
+//! The phone page of the twin speaks v2 ([`super::v2`]); the 2021 page speaks this.
+
+use serde::{Deserialize, Serialize};
+use sim::layout::OnOff;
+
+/// A device's state, either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFrame {
+    /// The device's name in the layout (`chofu_b1`).
+    pub station_name: String,
+    /// Its state.
+    pub state: OnOff,
+}
+
+/// A train's speed, from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedFrame {
+    /// The train's name in the layout (`TAKAO`).
+    pub train_name: String,
+    /// The speed level.
+    pub speed: i64,
+}
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// Operate a device.
+    Device(DeviceFrame),
+    /// Set a train's speed.
+    Speed(SpeedFrame),
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServerFrame {
+    /// A device's state.
+    Device(DeviceFrame),
+    /// Something refused or not understood, in words.
+    Error {
+        /// Why.
+        error: String,
+    },
+}
+
+impl ClientFrame {
+    /// Reads a client frame, or says in words why it is not one. The keys decide the kind, so that the error
+    /// names what is wrong with the frame the client meant to send.
+    pub fn decode(text: &str) -> Result<ClientFrame, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| "not a JSON frame".to_string())?;
+        if value.get("station_name").is_some() {
+            if let Some(reason) = super::unknown_state(&value) {
+                return Err(reason);
+            }
+            return serde_json::from_value(value)
+                .map(ClientFrame::Device)
+                .map_err(|e| format!("bad device frame: {e}"));
+        }
+        if value.get("train_name").is_some() {
+            return serde_json::from_value(value).map(ClientFrame::Speed).map_err(|e| format!("bad speed frame: {e}"));
+        }
+        Err("a frame needs station_name and state, or train_name and speed".to_string())
+    }
+
+    /// The frame as JSON text.
+    pub fn encode(&self) -> String {
+        match self {
+            ClientFrame::Device(d) => super::encode(d),
+            ClientFrame::Speed(s) => super::encode(s),
+        }
+    }
+}
+
+impl ServerFrame {
+    /// A device's state.
+    pub fn device(name: &str, state: OnOff) -> ServerFrame {
+        ServerFrame::Device(DeviceFrame { station_name: name.to_string(), state })
+    }
+
+    /// An error.
+    pub fn error(reason: impl Into<String>) -> ServerFrame {
+        ServerFrame::Error { error: reason.into() }
+    }
+
+    /// Reads a server frame.
+    pub fn decode(text: &str) -> Result<ServerFrame, String> {
+        serde_json::from_str(text).map_err(|e| format!("not a 2021 server frame: {e}"))
+    }
+
+    /// The frame as JSON text.
+    pub fn encode(&self) -> String {
+        super::encode(self)
+    }
+}

@@ -1,0 +1,166 @@
+//! The wire frames and each protocol's logic as plain functions, without sockets: what a client frame asks,
+//! what a client is told, and that every frame reads back as written.
+
+use gateway::core::Operated;
+use gateway::session::Step;
+use gateway::wire::{v2, v2021};
+use gateway::{protocol_2021, protocol_v2};
+use hil::track::{Mode, Outcome};
+use serde_json::{Value, json};
+use sim::interlocking::{RejectKind, Rejection, Request};
+use sim::layout::{DeviceKind, OnOff};
+use sim::twin::TrainStatus;
+
+use crate::support::layout_2021;
+
+fn value(text: &str) -> Value {
+    serde_json::from_str(text).expect("JSON")
+}
+
+#[test]
+fn the_2021_frames_are_the_2021_page_s_bytes() {
+    let frame = v2021::ServerFrame::device("chofu_b1", OnOff::On).encode();
+    assert_eq!(frame, r#"{"station_name":"chofu_b1","state":"ON"}"#);
+    assert_eq!(v2021::ServerFrame::error("no").encode(), r#"{"error":"no"}"#);
+    assert_eq!(v2021::ServerFrame::decode(&frame), Ok(v2021::ServerFrame::device("chofu_b1", OnOff::On)));
+    let speed = v2021::ClientFrame::Speed(v2021::SpeedFrame { train_name: "TAKAO".into(), speed: 5 });
+    assert_eq!(value(&speed.encode()), json!({ "train_name": "TAKAO", "speed": 5 }));
+    assert_eq!(v2021::ClientFrame::decode(&speed.encode()), Ok(speed));
+}
+
+#[test]
+fn a_2021_client_frame_becomes_a_track_request_or_an_error_frame() {
+    let layout = layout_2021();
+    let chofu_b1 = layout.device_id("chofu_b1").unwrap();
+    assert_eq!(
+        protocol_2021::read(&layout, r#"{"station_name": "chofu_b1", "state": "OFF"}"#),
+        Step::Track { id: None, request: Request::Device { device: chofu_b1, state: OnOff::Off } }
+    );
+    let takao = layout.train_id("TAKAO").unwrap();
+    let top = layout.trains[takao].max_speed as i32;
+    assert_eq!(
+        protocol_2021::read(&layout, r#"{"train_name": "TAKAO", "speed": 5}"#),
+        Step::Track { id: None, request: Request::Speed { train: takao, speed: top / 2 } }
+    );
+    for (bad, says) in [
+        (r#"{"station_name": "chofu_b1", "state": "UP"}"#, "unknown state UP (ON or OFF)"),
+        (r#"{"station_name": "nowhere", "state": "ON"}"#, "unknown device nowhere"),
+        (r#"{"station_name": "chofu_b1", "state": "ON", "x": 1}"#, "bad device frame"),
+        (r#"{"train_name": "TAKAO", "speed": 11}"#, "speed 11 is out of range 0..10"),
+        (r#"{"train_name": "TAKAO", "speed": 1.5}"#, "bad speed frame"),
+        ("[1]", "a frame needs station_name and state, or train_name and speed"),
+        ("{", "not a JSON frame"),
+    ] {
+        let Step::Reply(frame) = protocol_2021::read(&layout, bad) else { panic!("{bad} is no command") };
+        let error = value(&frame)["error"].as_str().map(str::to_string).unwrap_or_default();
+        assert!(error.contains(says), "{bad}: {frame}");
+    }
+}
+
+#[test]
+fn a_2021_client_hears_of_a_command_only_when_it_was_not_carried_out() {
+    assert_eq!(protocol_2021::answer(&Outcome::Applied), None);
+    let refusal = Rejection { kind: RejectKind::Unknown, message: "no such thing".into() };
+    assert_eq!(protocol_2021::answer(&Outcome::Rejected(refusal)), Some(r#"{"error":"no such thing"}"#.into()));
+    assert_eq!(protocol_2021::answer(&Outcome::Failed("board down".into())), Some(r#"{"error":"board down"}"#.into()));
+}
+
+#[test]
+fn a_v2_client_frame_becomes_a_step_with_its_id() {
+    let layout = layout_2021();
+    let chofu_b1 = layout.device_id("chofu_b1").unwrap();
+    assert_eq!(
+        protocol_v2::read(&layout, r#"{"id": 4, "cmd": "device", "name": "chofu_b1", "state": "ON"}"#),
+        Step::Track { id: Some(4), request: Request::Device { device: chofu_b1, state: OnOff::On } }
+    );
+    assert_eq!(
+        protocol_v2::read(&layout, r#"{"id": 5, "cmd": "speed", "train": "TAKAO", "speed_mm_s": -120}"#),
+        Step::Track { id: Some(5), request: Request::Speed { train: 0, speed: -120 } }
+    );
+    assert_eq!(protocol_v2::read(&layout, r#"{"id": 6, "cmd": "snapshot"}"#), Step::Snapshot);
+    assert_eq!(
+        protocol_v2::read(&layout, r#"{"id": 7, "cmd": "operator", "token": "t", "action": "live_force"}"#),
+        Step::Operator { id: 7, token: "t".into(), action: v2::OperatorAction::LiveForce }
+    );
+    for (bad, id, says) in [
+        (r#"{"cmd": "snapshot"}"#, None, "a command needs an id"),
+        (r#"{"id": 1, "cmd": "device", "name": "nowhere", "state": "ON"}"#, Some(1), "unknown device nowhere"),
+        (r#"{"id": 2, "cmd": "speed", "train": "THOMAS", "speed_mm_s": 1}"#, Some(2), "unknown train THOMAS"),
+        (r#"{"id": 3, "cmd": "device", "name": "chofu_b1", "state": "UP"}"#, Some(3), "unknown state UP"),
+        (r#"{"id": 4, "cmd": "operator", "token": "t", "action": "dance"}"#, Some(4), "not a command"),
+        (r#"{"id": 5, "cmd": "fly"}"#, Some(5), "not a command"),
+        ("nope", None, "not a JSON frame"),
+    ] {
+        let Step::Reply(frame) = protocol_v2::read(&layout, bad) else { panic!("{bad} is no command") };
+        match v2::ServerFrame::decode(&frame) {
+            Ok(v2::ServerFrame::Error { id: got, reason }) => {
+                assert_eq!(got, id, "{bad}");
+                assert!(reason.contains(says), "{bad}: {reason}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_v2_client_is_answered_with_its_command_s_id() {
+    let answer = |outcome| v2::ServerFrame::decode(&protocol_v2::answer(9, &outcome)).unwrap();
+    assert_eq!(answer(Outcome::Applied), v2::ServerFrame::Ack { id: 9, detail: None });
+    let refusal = Rejection { kind: RejectKind::Unknown, message: "no".into() };
+    assert!(matches!(answer(Outcome::Rejected(refusal)), v2::ServerFrame::Rejected { id: 9, .. }));
+    assert!(matches!(answer(Outcome::Failed("x".into())), v2::ServerFrame::Failed { id: 9, .. }));
+    let operated = |o| v2::ServerFrame::decode(&protocol_v2::operated(3, o)).unwrap();
+    assert!(matches!(operated(Operated::Denied), v2::ServerFrame::Denied { id: 3, .. }));
+    assert_eq!(operated(Operated::Done("ok".into())), v2::ServerFrame::Ack { id: 3, detail: Some("ok".into()) });
+}
+
+#[test]
+fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
+    let train = v2::Train {
+        name: "TAKAO".into(),
+        segment: "main".into(),
+        offset_mm: 12.5,
+        x: 1.0,
+        y: 2.0,
+        speed_mm_s: 300,
+        status: TrainStatus::Derailed,
+        set_speed_mm_s: Some(-300),
+    };
+    let board = v2::Board { name: "servo-107".into(), address: "127.0.0.1:1".into(), alive: true, restoring: false };
+    let frames = [
+        v2::ServerFrame::Ack { id: 1, detail: None },
+        v2::ServerFrame::Rejected { id: 2, rule: "station".into(), reason: "r".into() },
+        v2::ServerFrame::Failed { id: 3, reason: "f".into() },
+        v2::ServerFrame::Denied { id: 4, reason: "d".into() },
+        v2::ServerFrame::Error { id: None, reason: "e".into() },
+        v2::ServerFrame::Snapshot(v2::State {
+            mode: Mode::Live,
+            time_ms: 5,
+            devices: vec![v2::Device { name: "chofu_b1".into(), kind: Some(DeviceKind::Switch), state: None }],
+            trains: vec![train.clone()],
+            boards: vec![board.clone()],
+        }),
+        v2::ServerFrame::Device(v2::Device { name: "chofu_b1".into(), kind: None, state: Some(OnOff::Off) }),
+        v2::ServerFrame::Trains { trains: vec![train] },
+        v2::ServerFrame::Board(board),
+        v2::ServerFrame::Mode { mode: Mode::Sim },
+        v2::ServerFrame::Event(v2::Event {
+            kind: v2::EventKind::Sensor,
+            text: "t".into(),
+            sensor: Some("shinjuku".into()),
+            train: Some("TAKAO".into()),
+        }),
+    ];
+    for frame in frames {
+        assert_eq!(v2::ServerFrame::decode(&frame.encode()), Ok(frame.clone()));
+    }
+    // The words, as the page reads them.
+    let snapshot = value(&v2::ServerFrame::Mode { mode: Mode::Live }.encode());
+    assert_eq!(snapshot, json!({ "type": "mode", "mode": "live" }));
+    let device = v2::ServerFrame::Device(v2::Device { name: "a".into(), kind: None, state: Some(OnOff::On) });
+    assert_eq!(value(&device.encode()), json!({ "type": "device", "name": "a", "state": "ON" }));
+    assert_eq!(gateway::wire::word(&TrainStatus::Derailed), "derailed");
+    let command = v2::ClientFrame { id: 8, command: v2::Command::Snapshot {} };
+    assert_eq!(value(&command.encode()), json!({ "id": 8, "cmd": "snapshot" }));
+    assert_eq!(v2::ClientFrame::decode(&command.encode()), (Some(8), Ok(v2::Command::Snapshot {})));
+}
