@@ -40,7 +40,7 @@ enum Command {
         layout: Option<PathBuf>,
         /// Where a board listens, as NAME=HOST:PORT by board name or layout address (repeatable), e.g.
         /// `--board 192.168.100.107:80=127.0.0.1:19107`. Other boards take a free loopback port.
-        #[arg(long = "board", value_parser = parse_board)]
+        #[arg(long = "board", value_parser = parse_listen)]
         boards: Vec<(String, std::net::SocketAddr)>,
         /// URL the virtual sensor boards post their reports to, e.g. http://127.0.0.1:8080/registerPosition.
         #[arg(long)]
@@ -260,10 +260,11 @@ fn run_live(scenario: Option<PathBuf>, speed: f64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_board(s: &str) -> Result<(String, std::net::SocketAddr), String> {
-    let (name, addr) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=HOST:PORT"))?;
-    let addr = addr.parse().map_err(|e| format!("`{addr}` is not HOST:PORT: {e}"))?;
-    Ok((name.to_string(), addr))
+/// `NAME=IP:PORT`: where a virtual board listens.
+fn parse_listen(s: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (name, addr) = serve::parse_board(s)?;
+    let addr = addr.parse().map_err(|e| format!("`{addr}` is not IP:PORT: {e}"))?;
+    Ok((name, addr))
 }
 
 fn load_layout(path: Option<PathBuf>) -> anyhow::Result<Layout> {
@@ -282,10 +283,7 @@ fn serve_boards(
     anyhow::ensure!(speed.is_finite() && speed > 0.0, "--speed must be a positive number, not {speed}");
     let layout = std::sync::Arc::new(load_layout(layout)?);
     for (name, _) in &boards {
-        anyhow::ensure!(
-            layout.boards.iter().any(|b| &b.name == name || &b.address == name),
-            "--board {name}: the layout has no board by that name or address"
-        );
+        serve::known_board(&layout, name)?;
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -311,7 +309,7 @@ fn serve_boards(
 #[cfg(feature = "window")]
 fn window(args: WindowArgs) -> anyhow::Result<ExitCode> {
     let layout = std::sync::Arc::new(load_layout(args.layout)?);
-    sim::window::run(sim::window::Options {
+    ::window::render::run(::window::render::Options {
         layout,
         connect: args.connect,
         token: args.operator_token,

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use sim::layout::OnOff;
-use sim::view::local::Local;
-use sim::view::{Action, Pace, Picture, frames};
 use tokio_tungstenite::tungstenite::Message;
+use window::view::local::Local;
+use window::view::{Action, Pace, Picture, frames};
 
 use crate::gateway_2021::gateway_with;
 use crate::support::layout_2021;
@@ -52,7 +52,7 @@ fn the_standalone_twin_runs_at_its_pace_and_shows_trains_moving() {
     local.update(1.0, &mut picture);
     assert_eq!(picture.time_ms, 0, "paused: no time passes");
     local.step_once(&mut picture);
-    assert_eq!(picture.time_ms, sim::view::local::STEP_MS);
+    assert_eq!(picture.time_ms, window::view::local::STEP_MS);
     local.set_pace(Pace::Times(10.0));
     local.update(1.0, &mut picture);
     assert_eq!(picture.time_ms, 10_010, "1 s of wall time at 10x is 10 s");
@@ -69,14 +69,14 @@ fn the_standalone_twin_runs_at_its_pace_and_shows_trains_moving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attached_view_reads_the_gateway_s_frames_and_its_commands_are_understood() {
-    let (track, addr) = gateway_with(gateway::server::Options::default()).await;
+    let (track, addr) = gateway_with(gateway::core::Options::default()).await;
     let layout = layout_2021();
     let mut picture = Picture::new(layout.drawing());
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.unwrap();
     let snapshot = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
     let snapshot = snapshot.into_text().unwrap().to_string();
     assert_eq!(frames::apply(&mut picture, &snapshot), Ok(None));
-    assert_eq!(picture.mode, "sim");
+    assert_eq!(picture.mode, hil::track::Mode::Sim);
     assert!(picture.devices.iter().all(|d| d.is_some()));
     assert_eq!(picture.boards.len(), 4);
     assert!(picture.trains[0].front[0] > 0.0, "trains placed from the snapshot");

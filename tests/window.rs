@@ -7,7 +7,7 @@ use std::process::Command;
 
 use bevy::math::Vec2;
 use sim::layout::OnOff;
-use sim::window::map::{LOWERED, MapView, RAISED, TRACK};
+use window::render::map::{LOWERED, MapView, RAISED, TRACK};
 
 use crate::gateway_2021::gateway_with;
 use crate::support::layout_2021;
@@ -105,7 +105,7 @@ fn the_standalone_window_draws_the_layout_and_a_toggled_stop_rail_changes_colour
 #[ignore = "needs xvfb, xauth and mesa-vulkan-drivers: run by .ci/run"]
 async fn the_window_attached_to_a_gateway_operates_its_track() {
     let _alone = crate::support::CPU_HEAVY.lock().await;
-    let (track, addr) = gateway_with(gateway::server::Options::default()).await;
+    let (track, addr) = gateway_with(gateway::core::Options::default()).await;
     let url = format!("http://{addr}");
     let (before, after) =
         tokio::task::spawn_blocking(move || window("window-attached", &["--connect", &url])).await.unwrap();

@@ -6,6 +6,3 @@ pub mod layout;
 pub mod scenario;
 pub mod track;
 pub mod twin;
-pub mod view;
-#[cfg(feature = "window")]
-pub mod window;

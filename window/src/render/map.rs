@@ -4,8 +4,9 @@
 use bevy::prelude::*;
 
 use super::{LOG_HEIGHT, PANEL_WIDTH};
-use crate::layout::{DeviceKind, OnOff};
 use crate::view::Picture;
+use sim::layout::{DeviceKind, OnOff};
+use sim::twin::TrainStatus;
 
 /// Background colour.
 pub const BACKGROUND: Color = Color::srgb(0.07, 0.09, 0.13);
@@ -119,7 +120,7 @@ pub fn draw(mut gizmos: Gizmos, picture: Res<super::Shown>, view: Res<MapView>, 
     }
     let n = picture.trains.len();
     for (i, t) in picture.trains.iter().enumerate() {
-        if t.status == "removed" {
+        if t.status == TrainStatus::Removed {
             continue;
         }
         let colour = train_colour(i, n);
@@ -130,7 +131,7 @@ pub fn draw(mut gizmos: Gizmos, picture: Res<super::Shown>, view: Res<MapView>, 
             }
         }
         disc(&mut gizmos, at(t.front), 6.0, colour);
-        if t.status != "running" {
+        if t.status != TrainStatus::Running {
             gizmos.circle_2d(at(t.front), 10.0, RAISED);
         }
     }

@@ -17,11 +17,11 @@ use bevy::window::WindowResolution;
 use bevy_egui::input::EguiWantsInput;
 use bevy_egui::{EguiPlugin, EguiPrimaryContextPass};
 
-use crate::layout::{Layout, OnOff};
 use crate::view::local;
 use crate::view::{Action, Picture, frames};
 use map::MapView;
 use remote::{Connection, Incoming};
+use sim::layout::{Layout, OnOff};
 
 /// Width of the controls panel, logical pixels.
 pub const PANEL_WIDTH: f32 = 340.0;

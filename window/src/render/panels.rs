@@ -8,9 +8,9 @@ use bevy_egui::{EguiContexts, egui};
 
 use super::map::{MapView, train_colour};
 use super::{LOG_HEIGHT, PANEL_WIDTH, Shown, Twin};
-use crate::interlocking::on_off_words;
-use crate::layout::OnOff;
 use crate::view::{Action, Pace};
+use sim::interlocking::on_off_words;
+use sim::layout::OnOff;
 
 /// Fonts tried, in order, for Japanese station names (Debian's `fonts-ipafont-gothic` first).
 pub const JAPANESE_FONTS: &[&str] = &[
@@ -54,7 +54,7 @@ pub fn ui(
             ui.heading("plarail-twin");
             ui.label(twin.describe());
             ui.horizontal(|ui| {
-                let live = picture.mode == "live";
+                let live = picture.mode == hil::track::Mode::Live;
                 let badge = egui::RichText::new(if live { " LIVE " } else { " SIM " }).strong().size(18.0);
                 let colour =
                     if live { egui::Color32::from_rgb(230, 110, 0) } else { egui::Color32::from_rgb(47, 128, 237) };
@@ -71,7 +71,7 @@ pub fn ui(
                 if ui.add(stop).clicked() {
                     actions.push(Action::EmergencyStop);
                 }
-                let to_live = picture.mode != "live";
+                let to_live = picture.mode != hil::track::Mode::Live;
                 if ui.button(if to_live { "Go LIVE…" } else { "Back to SIM…" }).clicked() {
                     state.confirm_live = Some(to_live);
                 }
@@ -133,7 +133,7 @@ pub fn ui(
                     ui.horizontal(|ui| {
                         ui.colored_label(colour, "●");
                         ui.label(egui::RichText::new(&label.name).strong());
-                        ui.label(format!("{} · {} mm/s", t.status, t.speed));
+                        ui.label(format!("{} · {} mm/s", gateway::wire::word(&t.status), t.speed));
                     });
                     ui.horizontal(|ui| {
                         let mut speed = t.set_speed.unsigned_abs() as i32;
@@ -221,7 +221,7 @@ fn labels(ctx: &egui::Context, picture: &crate::view::Picture, view: &MapView, j
         );
     }
     for (i, t) in picture.trains.iter().enumerate() {
-        if t.status == "removed" {
+        if t.status == sim::twin::TrainStatus::Removed {
             continue;
         }
         let at = view.to_screen(t.front) + Vec2::new(0.0, 10.0);

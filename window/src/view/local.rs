@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use super::{Action, Pace, Picture, TrainView};
-use crate::interlocking::guarded::{Guarded, Refusal};
-use crate::interlocking::{Interlocking, Request};
-use crate::layout::{DeviceKind, Layout, OnOff};
-use crate::twin::{EventKind, SimEvent, Simulation};
+use sim::interlocking::guarded::{Guarded, Refusal};
+use sim::interlocking::{Interlocking, Request};
+use sim::layout::{DeviceKind, Layout, OnOff};
+use sim::twin::{EventKind, SimEvent, Simulation};
 
 /// Simulation step, ms.
 pub const STEP_MS: u64 = 10;
@@ -138,7 +138,7 @@ impl Local {
             *view = TrainView {
                 front: layout.point_at(front.seg, front.offset),
                 body,
-                status: t.status.name().into(),
+                status: t.status,
                 speed: t.effective_speed(),
                 set_speed: t.set_speed,
                 position: format!("{} at {:.0} mm", layout.segments[front.seg].id, front.offset),

@@ -7,8 +7,10 @@ pub mod local;
 
 use std::collections::VecDeque;
 
-use crate::layout::OnOff;
-use crate::layout::drawing::Drawing;
+use hil::track::Mode;
+use sim::layout::OnOff;
+use sim::layout::drawing::Drawing;
+use sim::twin::TrainStatus;
 
 /// Lines kept in the event log.
 pub const LOG_LINES: usize = 300;
@@ -23,8 +25,8 @@ pub struct TrainView {
     pub front: [f64; 2],
     /// Its body as polylines in layout units (empty when only the front is known).
     pub body: Vec<Vec<[f64; 2]>>,
-    /// `running`, `crashed`, `derailed` or `removed`.
-    pub status: String,
+    /// Running, crashed, derailed or removed.
+    pub status: TrainStatus,
     /// Speed it runs at, mm/s.
     pub speed: u32,
     /// Speed it was set to, mm/s (negative: reversed).
@@ -45,7 +47,7 @@ pub struct Picture {
     /// Each train.
     pub trains: Vec<TrainView>,
     /// `sim` or `live`.
-    pub mode: String,
+    pub mode: Mode,
     /// Each board's name and whether it answers.
     pub boards: Vec<(String, bool)>,
     /// The event log, oldest first.
@@ -66,7 +68,7 @@ impl Picture {
             trains: vec![TrainView::default(); drawing.trains.len()],
             flashes: vec![0.0; drawing.sensors.len()],
             drawing,
-            mode: "sim".into(),
+            mode: Mode::Sim,
             boards: Vec::new(),
             log: VecDeque::new(),
             time_ms: 0,
@@ -127,7 +129,7 @@ impl Action {
         match *self {
             Action::Device { device, state } => {
                 let d = &drawing.devices[device];
-                format!("{} {}", d.name, crate::interlocking::on_off_words(d.kind, state))
+                format!("{} {}", d.name, sim::interlocking::on_off_words(d.kind, state))
             }
             Action::Speed { train, speed } => format!("{} speed {speed} mm/s", drawing.trains[train].name),
             Action::EmergencyStop => "emergency stop".into(),

@@ -1,0 +1,7 @@
+//! The desktop window of the twin. [`view`] is what a view shows and asks, as plain data (a standalone twin of
+//! its own, or a gateway's track read from its v2 frames), built and tested without the rendering stack;
+//! `render` (feature `render`) draws it with Bevy and bevy_egui.
+
+#[cfg(feature = "render")]
+pub mod render;
+pub mod view;
