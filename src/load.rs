@@ -1,7 +1,10 @@
-//! `plarail-twin load`: many WebSocket clients against a running gateway. Commanders send switch commands over
-//! the v2 protocol at a steady rate; every client watches the feed at the given URL (`/ws` for the 2021
-//! protocol, `/ws/v2` for v2). Reported: latency from a command to its broadcast being seen by every client,
-//! messages delivered per second, updates lost, and the server's memory per idle client (from `/metrics`).
+//! `plarail-twin load`: many WebSocket clients against a running gateway, the twin's or any server that speaks
+//! the 2021 protocol on `/ws`. Commanders send switch commands at a steady rate, over v2 where the server has
+//! `/ws/v2` (each command answered by id), else over the 2021 protocol (one commander connection per switch,
+//! so that an error frame names its command). Every client watches the feed at the given URL (`/ws` for the
+//! 2021 protocol, `/ws/v2` for v2). Reported: latency from a command to its broadcast being seen by every
+//! client, messages delivered per second, commands the server refused (and whether its rate limits were hit)
+//! apart from updates lost, and the server's memory per idle client (from `/metrics`, where it has one).
 //!
 //! Only switches are commanded: they change only by command, so every change a client sees is one of ours.
 //! One command per switch is in flight at a time; the next waits until every client has seen the last.
@@ -13,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
+use gateway::wire::{v2, v2021};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
+use sim::layout::{DeviceKind, OnOff};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Flags of `load`.
@@ -37,6 +41,23 @@ pub struct LoadArgs {
     /// Connections opened at once while connecting the clients.
     #[arg(long, default_value_t = 256)]
     connect_concurrency: usize,
+    /// The protocol commands are sent in: `v2` (needs `/ws/v2`), `2021` (over `/ws`), or `auto` (v2 where the
+    /// server has it).
+    #[arg(long, value_enum, default_value_t = CommandProtocol::Auto)]
+    commands: CommandProtocol,
+    /// The switches to command, comma-separated; default: the layout's switches (v2), or in the 2021 protocol
+    /// the devices named like 2021's switches (`chofu_b1`: a `_b` and a number).
+    #[arg(long, value_delimiter = ',')]
+    switches: Vec<String>,
+}
+
+/// The protocol of the commands.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CommandProtocol {
+    Auto,
+    V2,
+    #[value(name = "2021")]
+    V2021,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -77,8 +98,8 @@ struct Shared {
     messages: AtomicU64,
     latencies: Mutex<Histogram<u64>>,
     applied: AtomicU64,
-    rejected: AtomicU64,
-    failed: AtomicU64,
+    refused: AtomicU64,
+    limited: AtomicU64,
 }
 
 impl Shared {
@@ -92,24 +113,27 @@ impl Shared {
         self.complete(&mut slot);
     }
 
-    /// The commander's answer to command `id`.
-    fn answered(&self, id: u64, kind: &str) {
+    /// The v2 commander's answer to command `id`.
+    fn answered(&self, id: u64, refusal: Option<&str>) {
         let Some(idx) = self.ids.lock().expect("ids lock").remove(&id) else { return };
-        let mut slot = self.slots[idx].lock().expect("slot lock");
-        match kind {
-            "ack" => {
+        match refusal {
+            None => {
                 self.applied.fetch_add(1, Ordering::Relaxed);
+                let mut slot = self.slots[idx].lock().expect("slot lock");
                 if let Some(f) = slot.flight.as_mut() {
                     f.acked = true;
                 }
                 self.complete(&mut slot);
             }
-            _ => {
-                let counter = if kind == "rejected" { &self.rejected } else { &self.failed };
-                counter.fetch_add(1, Ordering::Relaxed);
-                slot.flight = None;
-            }
+            Some(reason) => self.refused(idx, reason),
         }
+    }
+
+    /// The server refused the command in flight for switch `idx` (or did not carry it out).
+    fn refused(&self, idx: usize, reason: &str) {
+        let counter = if reason.contains("too many commands") { &self.limited } else { &self.refused };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.slots[idx].lock().expect("slot lock").flight = None;
     }
 
     /// Records the latency and frees the switch once the command is acked and every client has seen it.
@@ -123,41 +147,25 @@ impl Shared {
     }
 }
 
-/// A frame of either protocol, read only as far as device changes go.
-#[derive(Deserialize)]
-struct Frame<'a> {
-    #[serde(rename = "type")]
-    kind: Option<&'a str>,
-    station_name: Option<&'a str>,
-    name: Option<&'a str>,
-    state: Option<&'a str>,
-    id: Option<u64>,
-    devices: Option<Vec<DeviceEntry>>,
-    boards: Option<Vec<BoardEntry>>,
-}
-
-#[derive(Deserialize)]
-struct BoardEntry {
-    restoring: bool,
-}
-
-#[derive(Deserialize)]
-struct DeviceEntry {
-    name: String,
-    kind: String,
-    state: Option<String>,
-}
-
-impl<'a> Frame<'a> {
-    /// The device and its new state, if this frame reports a device change.
-    fn device(&self) -> Option<(&'a str, bool)> {
-        let name = match self.kind {
-            None => self.station_name?,
-            Some("device") => self.name?,
-            Some(_) => return None,
-        };
-        Some((name, self.state? == "ON"))
+/// A device change in a frame of either protocol, if it is one.
+fn device_change(text: &str, protocol_v2: bool) -> Option<(String, OnOff)> {
+    if protocol_v2 {
+        match v2::ServerFrame::decode(text).ok()? {
+            v2::ServerFrame::Device(v2::Device { name, state: Some(state), .. }) => Some((name, state)),
+            _ => None,
+        }
+    } else {
+        match v2021::ServerFrame::decode(text).ok()? {
+            v2021::ServerFrame::Device(d) => Some((d.station_name, d.state)),
+            v2021::ServerFrame::Error { .. } => None,
+        }
     }
+}
+
+/// A switch to command and its state when the load starts.
+struct Switch {
+    name: String,
+    state: Option<OnOff>,
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -172,39 +180,43 @@ pub fn run(args: LoadArgs) -> anyhow::Result<bool> {
 async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let base = args.url.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_string();
     let v2_url = format!("ws://{base}/ws/v2");
+    let url_2021 = format!("ws://{base}/ws");
     let metrics_url = format!("http://{base}/metrics");
+    let watch_v2 = args.url.trim_end_matches('/').ends_with("/ws/v2");
 
-    // The switches and their states, from a v2 snapshot taken once no board is being restored (commands to a
-    // board being restored fail).
-    let started = Instant::now();
-    let switches = loop {
-        let (mut probe, _) = connect(&v2_url).await.with_context(|| format!("cannot open {v2_url}"))?;
-        let snapshot = next_text(&mut probe).await.context("no snapshot from the gateway")?;
-        let frame: Frame = serde_json::from_str(&snapshot).context("the first v2 frame is not a snapshot")?;
-        if frame.boards.as_deref().unwrap_or_default().iter().all(|b| !b.restoring)
-            || started.elapsed() > Duration::from_secs(120)
-        {
-            break frame.devices.context("no devices in the snapshot")?;
-        }
-        eprintln!("waiting for the gateway to finish restoring its boards");
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    let commands_v2 = match args.commands {
+        CommandProtocol::V2 => true,
+        CommandProtocol::V2021 => false,
+        CommandProtocol::Auto => connect(&v2_url).await.is_ok(),
     };
-    let switches: Vec<DeviceEntry> = switches.into_iter().filter(|d| d.kind == "switch").collect();
-    anyhow::ensure!(!switches.is_empty(), "the layout has no switches to command");
+    let switches = if commands_v2 { switches_v2(&v2_url).await? } else { switches_2021(&url_2021).await? };
+    let switches: Vec<Switch> = if args.switches.is_empty() {
+        switches
+    } else {
+        let known: HashMap<String, Option<OnOff>> = switches.into_iter().map(|s| (s.name, s.state)).collect();
+        args.switches
+            .iter()
+            .map(|name| match known.get(name) {
+                Some(&state) => Ok(Switch { name: name.clone(), state }),
+                None => anyhow::bail!("--switches {name}: the server reports no such device"),
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    anyhow::ensure!(!switches.is_empty(), "the server reports no switches to command (name some with --switches)");
     let shared = Arc::new(Shared {
         switches: switches.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect(),
         names: switches.iter().map(|d| d.name.clone()).collect(),
         slots: switches
             .iter()
-            .map(|d| Mutex::new(Slot { state: d.state.as_deref().map(|s| s == "ON"), flight: None }))
+            .map(|d| Mutex::new(Slot { state: d.state.map(|s| s == OnOff::On), flight: None }))
             .collect(),
         ids: Mutex::default(),
         clients: args.clients,
         messages: AtomicU64::new(0),
         latencies: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")),
         applied: AtomicU64::new(0),
-        rejected: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        limited: AtomicU64::new(0),
     });
 
     let before = resident_bytes(&metrics_url).await;
@@ -218,7 +230,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let mut watchers = tokio::task::JoinSet::new();
     while let Some(ws) = open.next().await {
         let (ws, _) = ws.with_context(|| format!("cannot open {}", args.url))?;
-        watchers.spawn(watch(ws, shared.clone()));
+        watchers.spawn(watch(ws, shared.clone(), watch_v2));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -227,10 +239,13 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let idle = resident_bytes(&metrics_url).await;
 
-    let commanders = (args.rate / 8.0).ceil() as usize;
+    // v2: a few commander connections, answers by id. 2021: one connection per switch, so that an error frame
+    // is the answer to that switch's command.
+    let commanders = if commands_v2 { (args.rate / 8.0).ceil() as usize } else { switches.len() };
     let mut outboxes = Vec::new();
-    for _ in 0..commanders {
-        let (ws, _) = connect(&v2_url).await.with_context(|| format!("cannot open {v2_url}"))?;
+    for k in 0..commanders {
+        let url = if commands_v2 { &v2_url } else { &url_2021 };
+        let (ws, _) = connect(url).await.with_context(|| format!("cannot open {url}"))?;
         let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
@@ -243,10 +258,19 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         let shared = shared.clone();
         tokio::spawn(async move {
             while let Some(Ok(Message::Text(text))) = stream.next().await {
-                if let Ok(f) = serde_json::from_str::<Frame>(text.as_str())
-                    && let (Some(id), Some(kind)) = (f.id, f.kind)
-                {
-                    shared.answered(id, kind);
+                if commands_v2 {
+                    match v2::ServerFrame::decode(text.as_str()) {
+                        Ok(v2::ServerFrame::Ack { id, .. }) => shared.answered(id, None),
+                        Ok(
+                            v2::ServerFrame::Rejected { id, reason, .. }
+                            | v2::ServerFrame::Failed { id, reason }
+                            | v2::ServerFrame::Denied { id, reason }
+                            | v2::ServerFrame::Error { id: Some(id), reason },
+                        ) => shared.answered(id, Some(&reason)),
+                        _ => {}
+                    }
+                } else if let Ok(v2021::ServerFrame::Error { error }) = v2021::ServerFrame::decode(text.as_str()) {
+                    shared.refused(k, &error);
                 }
             }
         });
@@ -279,13 +303,22 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
             let mut slot = shared.slots[idx].lock().expect("slot lock");
             let on = !slot.state.expect("known state");
             let now = Instant::now();
-            slot.flight = Some(Flight { id, on, sent: now, seen: 0, last_seen: now, acked: false });
+            // A 2021 command has no answer but the broadcast itself.
+            slot.flight = Some(Flight { id, on, sent: now, seen: 0, last_seen: now, acked: !commands_v2 });
             on
         };
-        shared.ids.lock().expect("ids lock").insert(id, idx);
-        let state = if on { "ON" } else { "OFF" };
-        let command = serde_json::json!({ "id": id, "cmd": "device", "name": shared.names[idx], "state": state });
-        outboxes[(id as usize) % commanders].send(command.to_string()).context("a commander connection closed")?;
+        let state = if on { OnOff::On } else { OnOff::Off };
+        let name = shared.names[idx].clone();
+        let (outbox, command) = if commands_v2 {
+            shared.ids.lock().expect("ids lock").insert(id, idx);
+            let command = v2::ClientFrame { id, command: v2::Command::Device { name, state } };
+            (&outboxes[(id as usize) % commanders], command.encode())
+        } else {
+            shared.applied.fetch_add(1, Ordering::Relaxed);
+            let command = v2021::ClientFrame::Device(v2021::DeviceFrame { station_name: name, state });
+            (&outboxes[idx], command.encode())
+        };
+        outbox.send(command).context("a commander connection closed")?;
         sent += 1;
         bar.set_position(started.elapsed().as_secs());
         bar.set_message(format!("{sent} sent, {} applied", shared.applied.load(Ordering::Relaxed)));
@@ -324,20 +357,25 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let h = shared.latencies.lock().expect("histogram lock");
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "clients: {} watching {} (all connected: {}), commands over {} commander connections",
+        "clients: {} watching {} (all connected: {}), commands in the {} protocol over {} commander connections",
         args.clients,
         args.url,
         closed == args.clients,
+        if commands_v2 { "v2" } else { "2021" },
         commanders
     );
+    let (refused, limited) = (shared.refused.load(Ordering::Relaxed), shared.limited.load(Ordering::Relaxed));
     println!(
-        "commands: {sent} sent in {:.1} s ({:.1}/s), {} applied, {} rejected, {} failed, {unanswered} unanswered, {busy} ticks with every switch busy",
+        "commands: {sent} sent in {:.1} s ({:.1}/s), {} carried out, {refused} refused by the server, {limited} refused by its rate limits, {unanswered} unanswered, {busy} ticks with every switch busy",
         elapsed.as_secs_f64(),
         sent as f64 / elapsed.as_secs_f64(),
-        shared.applied.load(Ordering::Relaxed),
-        shared.rejected.load(Ordering::Relaxed),
-        shared.failed.load(Ordering::Relaxed),
+        shared.applied.load(Ordering::Relaxed) - if commands_v2 { 0 } else { refused + limited },
     );
+    if limited > 0 {
+        println!(
+            "rate limits: the server's limits were hit ({limited} commands refused); raise its --rate-per-address and --rate-per-connection or lower --rate"
+        );
+    }
     if h.is_empty() {
         println!("latency: no applied command was seen by every client");
     } else {
@@ -364,17 +402,64 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     Ok(lost == 0)
 }
 
+/// The switches and their states, from a v2 snapshot taken once no board is being restored (commands to a
+/// board being restored fail).
+async fn switches_v2(url: &str) -> anyhow::Result<Vec<Switch>> {
+    let started = Instant::now();
+    loop {
+        let (mut probe, _) = connect(url).await.with_context(|| format!("cannot open {url}"))?;
+        let first = next_text(&mut probe).await.context("no snapshot from the gateway")?;
+        let Ok(v2::ServerFrame::Snapshot(state)) = v2::ServerFrame::decode(&first) else {
+            anyhow::bail!("the first v2 frame is not a snapshot: {first}");
+        };
+        if state.boards.iter().all(|b| !b.restoring) || started.elapsed() > Duration::from_secs(120) {
+            return Ok(state
+                .devices
+                .into_iter()
+                .filter(|d| d.kind == Some(DeviceKind::Switch))
+                .map(|d| Switch { name: d.name, state: d.state })
+                .collect());
+        }
+        eprintln!("waiting for the gateway to finish restoring its boards");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The devices named like 2021's switches (`chofu_b1`) and their states, learnt from a 2021 feed: the server
+/// sends every device's state every 2 seconds.
+async fn switches_2021(url: &str) -> anyhow::Result<Vec<Switch>> {
+    let (mut ws, _) = connect(url).await.with_context(|| format!("cannot open {url}"))?;
+    let mut states: std::collections::BTreeMap<String, OnOff> = Default::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Text(text) = msg
+            && let Some((name, state)) = device_change(text.as_str(), false)
+        {
+            states.insert(name, state);
+        }
+    }
+    anyhow::ensure!(!states.is_empty(), "{url} sent no device state within 3 s");
+    let switch_2021 = |name: &str| {
+        name.rsplit_once("_b").is_some_and(|(_, n)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    Ok(states
+        .into_iter()
+        .filter(|(name, _)| switch_2021(name))
+        .map(|(name, state)| Switch { name, state: Some(state) })
+        .collect())
+}
+
 /// One watching client: counts every frame, and reports switch changes.
-async fn watch(mut ws: Ws, shared: Arc<Shared>) {
+async fn watch(mut ws: Ws, shared: Arc<Shared>, protocol_v2: bool) {
     let mut known: Vec<Option<bool>> = vec![None; shared.slots.len()];
     while let Some(Ok(msg)) = ws.next().await {
         let Message::Text(text) = msg else { continue };
         shared.messages.fetch_add(1, Ordering::Relaxed);
-        let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else { continue };
-        if let Some((name, on)) = frame.device()
-            && let Some(&idx) = shared.switches.get(name)
-            && known[idx] != Some(on)
+        if let Some((name, state)) = device_change(text.as_str(), protocol_v2)
+            && let Some(&idx) = shared.switches.get(&name)
+            && known[idx] != Some(state == OnOff::On)
         {
+            let on = state == OnOff::On;
             known[idx] = Some(on);
             shared.seen(idx, on);
         }
