@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use sim::interlocking::Request;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -142,32 +141,37 @@ pub fn upgrade(
 async fn run(core: Core, protocol: Protocol, socket: WebSocket, ip: IpAddr) {
     let _connected = Connected::new(core.metrics.clone(), protocol.name());
     let mut allowance = Allowance::new(&core, ip);
-    let (mut out, mut inbox) = socket.split();
+    let mut socket = socket;
     // Subscribe before catching up, so that nothing between the two is missed.
     let mut feed = protocol.feed(&core);
-    if send_all(&mut out, protocol.catch_up(&core).await).await.is_err() {
+    if send_all(&mut socket, Box::pin(protocol.catch_up(&core)).await).await.is_err() {
         return;
     }
     let mut resend = tokio::time::interval_at(tokio::time::Instant::now() + RESEND_EVERY, RESEND_EVERY);
     loop {
+        // The feed first: a wake-up for a change then costs no look at the socket. The socket is only read
+        // here and only written below, so it needs no splitting (and no lock between two halves).
         let frames: Vec<Utf8Bytes> = tokio::select! {
-            message = inbox.next() => match message {
-                Some(Ok(Message::Text(text))) => respond(&core, protocol, &mut allowance, text.as_str()).await,
+            biased;
+            frame = feed.recv() => match frame {
+                Ok(first) => match drain(&mut feed, first) {
+                    Some(frames) => frames,
+                    None => Box::pin(protocol.catch_up(&core)).await,
+                },
+                Err(RecvError::Lagged(_)) => Box::pin(protocol.catch_up(&core)).await,
+                Err(RecvError::Closed) => return,
+            },
+            message = socket.recv() => match message {
+                // Boxed: carrying out a command takes a large future (the board's HTTP request among it), which
+                // an idle session should not hold.
+                Some(Ok(Message::Text(text))) => Box::pin(respond(&core, protocol, &mut allowance, text.as_str())).await,
                 Some(Ok(Message::Binary(_))) => vec![protocol.error(None, "text frames only").into()],
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => Vec::new(),
             },
-            frame = feed.recv() => match frame {
-                Ok(first) => match drain(&mut feed, first) {
-                    Some(frames) => frames,
-                    None => protocol.catch_up(&core).await,
-                },
-                Err(RecvError::Lagged(_)) => protocol.catch_up(&core).await,
-                Err(RecvError::Closed) => return,
-            },
             _ = resend.tick(), if protocol == Protocol::V2021 => every_device_2021(&core),
         };
-        if send_all(&mut out, frames).await.is_err() {
+        if send_all(&mut socket, frames).await.is_err() {
             return;
         }
     }
@@ -215,7 +219,7 @@ async fn respond(core: &Core, protocol: Protocol, allowance: &mut Allowance, tex
 }
 
 /// Sends `frames` with one write: they wait in the write buffer until the flush.
-async fn send_all(out: &mut SplitSink<WebSocket, Message>, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+async fn send_all(out: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
     if frames.is_empty() {
         return Ok(());
     }

@@ -10,12 +10,13 @@
 use serde::{Deserialize, Serialize};
 use sim::layout::OnOff;
 
-/// A device's state, either way.
+/// A device's state, either way. The name is a `String`, or a `&str` borrowed from the text to read many frames
+/// without allocating (the load tool's clients).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DeviceFrame {
+pub struct DeviceFrame<S = String> {
     /// The device's name in the layout (`chofu_b1`).
-    pub station_name: String,
+    pub station_name: S,
     /// Its state.
     pub state: OnOff,
 }
