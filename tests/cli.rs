@@ -262,9 +262,22 @@ async fn after_kill_9_the_twin_comes_back_with_its_device_states_and_history() {
 #[test]
 fn load_reports_latency_throughput_and_no_lost_updates() {
     let (mut child, port) = start_serve(&["--rate-per-address", "1000"]);
-    for protocol in ["ws", "ws/v2"] {
+    // Watching either feed, and commanding in v2 or (as against the 2021 Go stack) in the 2021 protocol.
+    for (protocol, commands) in [("ws", "auto"), ("ws/v2", "v2"), ("ws", "2021")] {
         let url = format!("ws://127.0.0.1:{port}/{protocol}");
-        let (ok, out) = twin(&["load", "--url", &url, "--clients", "20", "--rate", "20", "--duration", "2s"]);
+        let (ok, out) = twin(&[
+            "load",
+            "--url",
+            &url,
+            "--clients",
+            "20",
+            "--rate",
+            "20",
+            "--duration",
+            "2s",
+            "--commands",
+            commands,
+        ]);
         assert!(ok, "{out}");
         assert!(out.contains("updates lost: 0"), "{out}");
         let samples: u64 = out
@@ -275,9 +288,56 @@ fn load_reports_latency_throughput_and_no_lost_updates() {
             .unwrap_or_else(|| panic!("a latency line: {out}"));
         assert!(samples > 0 && out.contains("p99"), "{out}");
         assert!(out.contains("KiB per idle client"), "{out}");
+        let protocol_used = if commands == "2021" { "in the 2021 protocol" } else { "in the v2 protocol" };
+        assert!(out.contains(protocol_used), "{out}");
     }
+    // Over a server's limits: the refusals are counted apart from lost updates, and named.
+    let (mut limited, port) = start_serve(&["--rate-per-address", "5"]);
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let (ok, out) =
+        twin(&["load", "--url", &url, "--clients", "5", "--rate", "30", "--duration", "2s", "--commands", "2021"]);
+    assert!(ok && out.contains("updates lost: 0"), "{out}");
+    assert!(out.contains("rate limits: the server's limits were hit"), "{out}");
+    limited.kill().unwrap();
+    limited.wait().unwrap();
     let (ok, out) = twin(&["load", "--url", "http://127.0.0.1:1/ws", "--duration", "2s"]);
     assert!(!ok && out.contains("ws://"), "{out}");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_acknowledged_just_before_kill_9_is_there_after_the_restart() {
+    use futures_util::{SinkExt, StreamExt};
+    use gateway::wire::v2;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    // Each round: the command's ack, then SIGKILL at once, then the state it acknowledged after the restart.
+    for (round, state) in ["OFF", "ON", "OFF"].into_iter().enumerate() {
+        let (mut child, port) = start_serve(&["--data-dir", data_dir]);
+        wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/v2")).await.unwrap();
+        let id = 100 + round as u64;
+        let command = format!(r#"{{"id":{id},"cmd":"device","name":"kudanshita_s5","state":"{state}"}}"#);
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(command.into())).await.unwrap();
+        loop {
+            let msg =
+                tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+            match v2::ServerFrame::decode(msg.to_text().unwrap()).unwrap() {
+                v2::ServerFrame::Ack { id: acked, .. } if acked == id => break,
+                v2::ServerFrame::Failed { reason, .. } | v2::ServerFrame::Rejected { reason, .. } => panic!("{reason}"),
+                _ => {}
+            }
+        }
+        child.kill().unwrap(); // SIGKILL right after the ack: no shutdown, no flush
+        child.wait().unwrap();
+        let (mut again, port) = start_serve(&["--data-dir", data_dir]);
+        wait_for(port, "/api/state", |v| device_state(v, "kudanshita_s5") == format!("\"{state}\""));
+        let history = wait_for(port, "/api/history?limit=1", |_| true);
+        let last = &history["history"][0];
+        assert_eq!((last["target"].as_str(), last["value"].as_str()), (Some("kudanshita_s5"), Some(state)), "{last}");
+        again.kill().ok();
+        again.wait().ok();
+    }
 }

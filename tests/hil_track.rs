@@ -12,11 +12,12 @@ use sim::track::DevicePosition;
 
 use crate::support::layout_2021;
 
+/// A track for tests: frequent health polls and a short restore spacing, and the board client's own timeouts
+/// (a shorter one could take a slow board on a busy machine for a dead one).
 pub fn config() -> TrackConfig {
     TrackConfig {
         health_every: Duration::from_millis(200),
         init_spacing: Duration::from_millis(10),
-        client: ClientConfig { timeout: Duration::from_millis(300), retries: 1, backoff: Duration::from_millis(20) },
         ..TrackConfig::default()
     }
 }
@@ -61,7 +62,11 @@ async fn commands_pass_the_interlocking_and_the_boards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_board_down_fails_its_commands_and_is_unhealthy_within_two_seconds() {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
+    // A board that drops requests is found by its timeouts: 300 ms, one retry.
+    let client = ClientConfig { timeout: Duration::from_millis(300), retries: 1, backoff: Duration::from_millis(20) };
+    let track = Track::start(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() })
+        .await
+        .unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
     board.set_faults(Faults { drop_requests: true, ..Faults::default() });
