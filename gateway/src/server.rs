@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -28,8 +28,8 @@ pub fn router(core: Core) -> Router {
         .route("/page.css", get(|| async { asset(include_str!("page/page.css"), "text/css; charset=utf-8") }))
         .route("/api/layout", get(api_layout))
         .route("/metrics", get(|State(core): State<Core>| async move { core.metrics.render() }))
-        .route("/ws", get(ws_2021))
-        .route("/ws/v2", get(ws_v2))
+        .route("/ws", get(websocket))
+        .route("/ws/v2", get(websocket))
         .route("/api/state", get(api_state))
         .route("/api/history", get(api_history))
         .with_state(core)
@@ -53,22 +53,16 @@ pub async fn serve(
         .await
 }
 
-async fn ws_2021(
+/// `GET /ws` (the 2021 protocol) and `GET /ws/v2`: a WebSocket session.
+async fn websocket(
     State(core): State<Core>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(core, Protocol::V2021, peer, &headers, ws)
-}
-
-async fn ws_v2(
-    State(core): State<Core>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    upgrade(core, Protocol::V2, peer, &headers, ws)
+    let protocol = if uri.path() == "/ws/v2" { Protocol::V2 } else { Protocol::V2021 };
+    upgrade(core, protocol, peer, &headers, ws)
 }
 
 /// `GET /api/history?limit=N`: the latest commands with their results, newest first (needs a journal).
