@@ -54,8 +54,11 @@ pub struct LoadArgs {
 /// The protocol of the commands.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum CommandProtocol {
+    /// v2 where the server has `/ws/v2`, else 2021.
     Auto,
+    /// v2 on `/ws/v2`.
     V2,
+    /// The 2021 protocol on `/ws`.
     #[value(name = "2021")]
     V2021,
 }
