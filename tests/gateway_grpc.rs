@@ -9,11 +9,15 @@ use crate::hil_track::{config, until};
 use crate::support::layout_2021;
 
 async fn grpc() -> (Track, String) {
+    grpc_with(Default::default()).await
+}
+
+async fn grpc_with(options: gateway::core::Options) -> (Track, String) {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let core = gateway::core::Core::start(track.clone(), Default::default()).await.unwrap();
+    let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
     tokio::spawn(gateway::grpc::Grpc::new(core).serve(listener, std::future::pending()));
     (track, url)
 }
@@ -63,5 +67,28 @@ async fn a_2021_client_drives_devices_and_speeds() {
     .await
     .expect("the change streams in");
     assert_eq!(changed.devices.len(), 39);
+    track.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_commands_are_in_the_command_history_like_every_other_door_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = std::sync::Arc::new(gateway::journal::Journal::open(dir.path()).unwrap());
+    let (track, url) = grpc_with(gateway::core::Options { journal: Some(journal.clone()), ..Default::default() }).await;
+    let mut control = v2021::control_client::ControlClient::connect(url.clone()).await.unwrap();
+    let ok = control.command2_internal(command(v2021::StationId::ChofuB3, v2021::State::Off)).await.unwrap();
+    assert_eq!(ok.into_inner().response, v2021::Response::Success as i32);
+    let mut speed = v2021::speed_client::SpeedClient::connect(url).await.unwrap();
+    let set = speed.control_speed(v2021::SendSpeed { speed: 5, train: v2021::Train::Nikko as i32 }).await.unwrap();
+    assert_eq!(set.into_inner().code, v2021::Code::Success as i32);
+    // Answered SUCCESS means recorded: both are in the history, newest first.
+    let history = journal.history(10).unwrap();
+    let entries: Vec<(&str, &str)> =
+        history.iter().map(|e| (e["target"].as_str().unwrap(), e["result"].as_str().unwrap())).collect();
+    assert_eq!(entries, [("NIKKO", "applied"), ("chofu_b3", "applied")], "{history:?}");
+    assert_eq!(
+        journal.device_states(track.layout()).unwrap()[track.layout().device_id("chofu_b3").unwrap()],
+        Some(sim::layout::OnOff::Off)
+    );
     track.stop();
 }
