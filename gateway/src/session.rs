@@ -138,16 +138,17 @@ pub fn upgrade(
 }
 
 /// Drives one session until the client leaves or its connection fails.
-async fn run(core: Core, protocol: Protocol, socket: WebSocket, ip: IpAddr) {
+async fn run(core: Core, protocol: Protocol, mut socket: WebSocket, ip: IpAddr) {
     let _connected = Connected::new(core.metrics.clone(), protocol.name());
     let mut allowance = Allowance::new(&core, ip);
-    let mut socket = socket;
     // Subscribe before catching up, so that nothing between the two is missed.
     let mut feed = protocol.feed(&core);
     if send_all(&mut socket, Box::pin(protocol.catch_up(&core)).await).await.is_err() {
         return;
     }
     let mut resend = tokio::time::interval_at(tokio::time::Instant::now() + RESEND_EVERY, RESEND_EVERY);
+    // A late re-send is not made up for with a burst of them.
+    resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         // The feed first: a wake-up for a change then costs no look at the socket. The socket is only read
         // here and only written below, so it needs no splitting (and no lock between two halves).
