@@ -125,7 +125,7 @@ impl v2::twin_server::Twin for Grpc {
             let mut last: Option<v2::TrackState> = None;
             loop {
                 let Some(state) = track.try_state().await else { return };
-                let now = message(&track.layout().clone(), Snapshot { mode: track.mode(), state, boards: Vec::new() });
+                let now = message(track.layout(), Snapshot { mode: track.mode(), state, boards: Vec::new() });
                 // Only what changed, and a slow reader waits for the latest state rather than a queue.
                 if last
                     .as_ref()
