@@ -1,7 +1,8 @@
-//! Compiles the gRPC protos with protox (pure Rust: no `protoc` needed on the machine).
+//! Compiles the v2 gRPC proto with protox (pure Rust: no `protoc` needed on the machine); the 2021 one is
+//! compiled by `hil`, which drives the onboard speed controllers with it.
 
 fn main() {
-    let protos = ["proto/plarail2021.proto", "proto/twin_v2.proto"];
+    let protos = ["proto/twin_v2.proto"];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

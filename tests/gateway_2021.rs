@@ -51,6 +51,11 @@ pub async fn expect(ws: &mut Ws, want: impl Fn(&serde_json::Value) -> bool) -> s
     }
 }
 
+/// The next text frame (within 5 s).
+pub async fn next(ws: &mut Ws) -> serde_json::Value {
+    expect(ws, |_| true).await
+}
+
 pub fn frame(name: &str, state: &str) -> serde_json::Value {
     serde_json::json!({ "station_name": name, "state": state })
 }
@@ -71,12 +76,14 @@ async fn a_2021_client_operates_devices_and_every_client_sees_the_change() {
     expect(&mut b, |v| *v == frame("motoyawata_s1", "ON")).await;
     expect(&mut b, |v| *v == frame("motoyawata_s1", "ON")).await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    // The interlocking's refusal comes back as an error frame with its reason; nothing changes.
+    // The interlocking's refusal comes back as an error frame with its reason, and (as the 2021 page ignores
+    // error frames) the device's state as it is, right behind it; nothing changes.
     a.send(Message::Text(frame("meidaimae_s1", "OFF").to_string().into())).await.unwrap();
     let e = expect(&mut a, |v| v.get("error").is_some()).await;
     assert!(e["error"].as_str().unwrap().contains("OKUTAMA"), "{e}");
-    // Speed frames set a train's speed in levels of a tenth of its top speed.
-    a.send(Message::Text(r#"{"train_name": "NIKKO", "speed": 5}"#.into())).await.unwrap();
+    assert_eq!(next(&mut a).await, frame("meidaimae_s1", "ON"), "the refusing client is told the truth");
+    // Speed frames on /ws too, on the 2021 scale: percent of the train's top speed.
+    a.send(Message::Text(r#"{"train_name": "NIKKO", "speed": 50}"#.into())).await.unwrap();
     until("speed set", Duration::from_secs(5), async || track.state().await.trains[4].set_speed == 150).await;
     track.stop();
 }
@@ -88,7 +95,7 @@ async fn bad_frames_get_clear_errors_and_the_server_carries_on() {
     for (bad, says) in [
         (r#"{"station_name": "iwamotocho_b2", "state": "ON"}"#, "unknown device iwamotocho_b2"),
         (r#"{"station_name": "chofu_b1", "state": "UP"}"#, "unknown state UP"),
-        (r#"{"train_name": "TAKAO", "speed": 11}"#, "out of range"),
+        (r#"{"train_name": "TAKAO", "speed": 101}"#, "out of range"),
         (r#"{"train_name": "THOMAS", "speed": 1}"#, "unknown train THOMAS"),
         ("{not json", "not a JSON frame"),
         (r#"{"hello": 1}"#, "a frame needs"),
@@ -117,7 +124,7 @@ async fn the_state_api_and_sensor_ingest_are_served() {
     assert_eq!(state["devices"].as_array().unwrap().len(), 39);
     assert_eq!(state["trains"].as_array().unwrap().len(), 8);
     assert_eq!(state["trains"][0]["name"], "TAKAO");
-    assert_eq!(state["boards"].as_array().unwrap().len(), 4);
+    assert_eq!(state["boards"].as_array().unwrap().len(), 5, "four servo boards and TAKAO's controller");
     let ingest = |body: &'static str| http.post(format!("http://{addr}/registerPosition")).body(body).send();
     assert_eq!(ingest(r#"{"mac_address":"192.168.1.102","pin":1,"train_id":1}"#).await.unwrap().status().as_u16(), 200);
     assert_eq!(ingest(r#"{"mac_address":"10.0.0.1","pin":1,"train_id":1}"#).await.unwrap().status().as_u16(), 403);

@@ -43,10 +43,11 @@ async fn a_2021_client_drives_devices_and_speeds() {
     assert!(e.message().contains("kitano_b3"), "{}", e.message());
 
     let mut speed = v2021::speed_client::SpeedClient::connect(url.clone()).await.unwrap();
-    let set = speed.control_speed(v2021::SendSpeed { speed: 5, train: v2021::Train::Nikko as i32 }).await.unwrap();
+    // The 2021 scale: 0..100, percent of the train's top speed.
+    let set = speed.control_speed(v2021::SendSpeed { speed: 50, train: v2021::Train::Nikko as i32 }).await.unwrap();
     assert_eq!(set.into_inner().code, v2021::Code::Success as i32);
     assert_eq!(track.state().await.trains[4].set_speed, 150);
-    let bad = speed.control_speed(v2021::SendSpeed { speed: 99, train: v2021::Train::Nikko as i32 }).await.unwrap();
+    let bad = speed.control_speed(v2021::SendSpeed { speed: 101, train: v2021::Train::Nikko as i32 }).await.unwrap();
     assert_eq!(bad.into_inner().code, v2021::Code::Failed as i32);
 
     // The v2 feed: the whole state first, then changes.

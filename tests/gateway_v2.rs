@@ -45,10 +45,14 @@ async fn commands_are_acked_or_refused_with_reasons_and_changes_stream_in() {
     assert_eq!((r["type"].as_str(), r["rule"].as_str()), (Some("rejected"), Some("route occupied")));
     assert!(r["reason"].as_str().unwrap().contains("OKUTAMA"), "{r}");
 
-    send(&mut ws, serde_json::json!({"id": 3, "cmd": "speed", "train": "TAKAO", "speed_mm_s": 999})).await;
+    send(&mut ws, serde_json::json!({"id": 3, "cmd": "speed", "train": "TAKAO", "speed": 999})).await;
     let f = expect(&mut ws, |v| v["id"] == 3).await;
-    assert_eq!(f["type"], "failed");
+    assert_eq!((f["type"].as_str(), f["rule"].as_str()), (Some("rejected"), Some("out of range")));
     assert!(f["reason"].as_str().unwrap().contains("out of range"), "{f}");
+    send(&mut ws, serde_json::json!({"id": 31, "cmd": "speed", "train": "NIKKO", "speed": 40})).await;
+    assert_eq!(expect(&mut ws, |v| v["id"] == 31).await["type"], "ack");
+    let s = expect(&mut ws, |v| v["type"] == "speed").await;
+    assert_eq!((s["train"].as_str(), s["speed"].as_i64()), (Some("NIKKO"), Some(40)));
 
     send(&mut ws, serde_json::json!({"id": 4, "cmd": "jump"})).await;
     assert_eq!(expect(&mut ws, |v| v["id"] == 4).await["type"], "error");
@@ -87,12 +91,19 @@ async fn operator_actions_need_the_token() {
             assert_eq!(*p, sim::track::DevicePosition::On, "{} raised", d.name);
         }
     }
-    assert!(state.trains.iter().all(|t| t.set_speed == 0));
+    let layout = track.layout().clone();
+    assert!((0..layout.trains.len()).all(|t| track.speed(t) == 0));
+    // TAKAO's speed goes through its controller: 0 there too.
+    until("TAKAO stopped", Duration::from_secs(5), async || track.state().await.trains[0].set_speed == 0).await;
+    assert!(state.trains.iter().skip(1).all(|t| t.set_speed == 0));
     // Reset: back to the initial speeds (and devices, as far as the interlocking allows).
     send(&mut ws, serde_json::json!({"id": 5, "cmd": "operator", "token": "s3cret", "action": "reset"})).await;
     let reset = expect(&mut ws, |v| v["id"] == 5).await;
     assert!(reset["type"] == "ack" || reset["type"] == "failed", "{reset}");
-    assert!(track.state().await.trains.iter().all(|t| t.set_speed == 200));
+    let initial = |t: usize| sim::interlocking::on_scale(&layout, t, layout.trains[t].speed);
+    assert!((0..layout.trains.len()).all(|t| track.speed(t) == initial(t)));
+    let state = track.state().await;
+    assert!(state.trains.iter().skip(1).all(|t| t.set_speed == sim::interlocking::mm_s(&layout, t.id, initial(t.id))));
     track.stop();
 }
 
@@ -122,7 +133,7 @@ async fn the_festival_live_toggle_from_the_operator_shows_what_it_checked() {
     let done = expect(&mut ws, |v| v["id"] == 1).await;
     assert_eq!(done["type"], "ack", "{done}");
     let detail = done["detail"].as_str().unwrap();
-    assert!(detail.starts_with("mode Live") && detail.matches("answers").count() == 4, "{detail}");
+    assert!(detail.starts_with("mode Live") && detail.matches("answers").count() == 5, "{detail}");
     assert_eq!(expect(&mut ws, |v| v["type"] == "mode").await["mode"], "live");
     assert_eq!(track.mode(), hil::track::Mode::Live);
     track.stop();

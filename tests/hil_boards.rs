@@ -8,7 +8,8 @@ use hil::client::{BoardClient, ClientConfig, Failure, servo_command};
 use hil::firmware::POWER_ON_ANGLE;
 use hil::ingest::{IngestError, report_for, resolve};
 use hil::protocol::{BoardCommand, SensorReport, ServoOp};
-use hil::virtual_boards::{Faults, ServoSink, VirtualBoard, start};
+use hil::rig::SimSink;
+use hil::virtual_boards::{Faults, VirtualBoard, start};
 use sim::layout::{Layout, OnOff};
 use sim::track::DevicePosition;
 use sim::twin::thread::{Pacing, Request, SimHandle, spawn};
@@ -27,7 +28,7 @@ impl Rig {
         let layout = layout_2021();
         let sim = spawn(Simulation::new(layout.clone(), 10).unwrap(), Pacing::WallClock { factor: 1.0 }, None);
         let requests = sim.requests.clone();
-        let sink: ServoSink = Arc::new(move |cmd| {
+        let sink: SimSink = Arc::new(move |cmd| {
             requests.send(Request::Command { id: 0, cmd }).expect("simulation running");
         });
         let boards = start(&layout, &HashMap::new(), sink).await.expect("boards start");
@@ -78,8 +79,9 @@ async fn a_command_through_a_virtual_board_moves_the_simulated_device() {
     // An angle that is neither ON nor OFF leaves the device between positions.
     client.send(&rig.addr(CHOFU), &BoardCommand::Servo { pin: b1.pin, op: ServoOp::Angle(150) }).await.unwrap();
     assert_eq!(rig.position("chofu_b1"), DevicePosition::Between(150));
-    // GET moves nothing.
-    client.send(&rig.addr(CHOFU), &BoardCommand::Servo { pin: b1.pin, op: ServoOp::Get }).await.unwrap();
+    // GET on a servo pin is refused, as the firmware does, and moves nothing.
+    let get = client.send(&rig.addr(CHOFU), &BoardCommand::Servo { pin: b1.pin, op: ServoOp::Get }).await;
+    assert_eq!(get, Err(Failure::RejectedOperation(rig.addr(CHOFU))));
     assert_eq!(rig.position("chofu_b1"), DevicePosition::Between(150));
     rig.sim.stop();
 }
@@ -112,7 +114,7 @@ async fn injected_faults_are_reported_as_failures() {
 
     board.set_faults(Faults { error_500: true, ..Faults::default() });
     assert!(matches!(client.send(&addr, &cmd).await, Err(Failure::BadAnswer { .. })));
-    assert!(!client.health(&addr).await, "a board answering 500 is not healthy");
+    assert!(client.probe(&addr, UNIX).await.is_err(), "a board answering 500 is not healthy");
     assert_eq!(rig.position("chofu_s1"), DevicePosition::On, "a failed command changed nothing");
 
     board.set_faults(Faults { drop_requests: true, ..Faults::default() });
@@ -127,22 +129,84 @@ async fn injected_faults_are_reported_as_failures() {
     // Nothing listens here: unreachable, and unhealthy.
     let nobody = "127.0.0.1:9";
     assert_eq!(client.send(nobody, &cmd).await, Err(Failure::Unreachable(nobody.into())));
-    assert!(!client.health(nobody).await);
+    assert_eq!(client.probe(nobody, UNIX).await, Err(Failure::Unreachable(nobody.into())));
+    rig.sim.stop();
+}
+
+/// A unix time to set boards' clocks to.
+const UNIX: u64 = 1_700_000_000;
+
+/// Every kind of request, and the answer the 2021 firmware gives it (`last_update` stands for the number).
+#[tokio::test]
+async fn a_virtual_board_answers_every_request_as_the_2021_firmware_does() {
+    let rig = Rig::new().await;
+    let addr = rig.addr(CHOFU);
+    let servo = rig.layout.devices[rig.layout.device_id("chofu_s1").unwrap()].pin;
+    let board = rig.layout.devices[rig.layout.device_id("chofu_s1").unwrap()].board;
+    let free = *sim::layout::SERVO_PINS
+        .iter()
+        .find(|&&p| !rig.layout.devices.iter().any(|d| d.board == board && d.pin == p))
+        .expect("a servo pin with nothing attached");
+    let ok = r#"{"status":"OK","last_update":N}"#;
+    let invalid_op = r#"{"error":"invalid operation"}"#;
+    let invalid_pin = r#"{"error":"invalid GPIO pin"}"#;
+    let table: Vec<(&str, &str, String, u16, &str)> = vec![
+        ("POST", "/", format!(r#"{{"pin":{servo},"state":"ANGLE","angle":45}}"#), 200, ok),
+        ("POST", "/", format!(r#"{{"pin":{servo},"state":"ON"}}"#), 200, ok),
+        ("POST", "/", format!(r#"{{"pin":{servo},"state":"OFF"}}"#), 200, ok),
+        ("POST", "/", format!(r#"{{"pin":{free},"state":"ANGLE","angle":10}}"#), 200, ok),
+        // GET is for hall-sensor pins only.
+        ("POST", "/", format!(r#"{{"pin":{servo},"state":"GET"}}"#), 400, invalid_op),
+        ("POST", "/", r#"{"pin":34,"state":"GET"}"#.into(), 200, r#"{"status":0,"last_update":N}"#),
+        ("POST", "/", r#"{"pin":34,"state":"ON"}"#.into(), 404, invalid_pin),
+        ("POST", "/", r#"{"pin":2,"state":"ANGLE","angle":10}"#.into(), 404, invalid_pin),
+        ("POST", "/", r#"{"pin":-5,"state":"ON"}"#.into(), 404, invalid_pin),
+        ("POST", "/", format!(r#"{{"pin":{servo},"state":"TOGGLE"}}"#), 400, invalid_op),
+        ("POST", "/", format!(r#"{{"pin":{servo},"state":"ANGLE"}}"#), 400, invalid_op),
+        ("POST", "/", format!(r#"{{"pin":{servo},"state":"ANGLE","angle":360}}"#), 400, invalid_op),
+        ("POST", "/", "not json".into(), 400, invalid_op),
+        ("POST", "/", format!(r#"{{"pin":-1,"state":"{UNIX}"}}"#), 200, ok),
+        ("POST", "/", r#"{"pin":-1,"state":"soon"}"#.into(), 400, invalid_op),
+        ("POST", "/health", String::new(), 404, r#"{"status":"OK"}"#),
+        ("GET", "/health", String::new(), 404, "Not found: /health"),
+        ("GET", "/", String::new(), 404, "Not found: /"),
+        ("GET", "/anything", String::new(), 404, "Not found: /anything"),
+        ("POST", "/registerPosition", "{}".into(), 404, "Not found: /registerPosition"),
+    ];
+    let http = reqwest::Client::new();
+    for (method, path, body, status, want) in table {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let answer =
+            http.request(method.clone(), format!("http://{addr}{path}")).body(body.clone()).send().await.unwrap();
+        let got = (answer.status().as_u16(), answer.text().await.unwrap());
+        // The clock's reading differs from run to run: compare the answer with its number taken out.
+        let shape = match got.1.split_once("\"last_update\":") {
+            Some((head, tail)) if tail.trim_start_matches(|c: char| c.is_ascii_digit()) == "}" => {
+                format!("{head}\"last_update\":N}}")
+            }
+            _ => got.1.clone(),
+        };
+        assert_eq!((got.0, shape.as_str()), (status, want), "{method} {path} {body}");
+    }
     rig.sim.stop();
 }
 
 #[tokio::test]
-async fn a_board_with_the_2021_health_quirk_is_alive() {
+async fn the_clock_probe_sees_a_reboot_and_moves_no_servo() {
     let rig = Rig::new().await;
     let client = fast_client();
     let addr = rig.addr(CHOFU);
-    rig.board(CHOFU).set_faults(Faults { firmware_health: true, ..Faults::default() });
-    let http = reqwest::Client::new();
-    let get = http.get(format!("http://{addr}/health")).send().await.unwrap();
-    assert_eq!(get.status().as_u16(), 404, "the firmware has no GET /health");
-    let post = http.post(format!("http://{addr}/health")).send().await.unwrap();
-    assert_eq!((post.status().as_u16(), post.text().await.unwrap()), (404, r#"{"status":"OK"}"#.to_string()));
-    assert!(client.health(&addr).await, "the client counts the quirk as alive");
+    let d = &rig.layout.devices[rig.layout.device_id("chofu_s1").unwrap()];
+    // Fresh from power-on no servo moved: last_update reads as seconds since boot.
+    assert!(client.probe(&addr, UNIX).await.unwrap() < 1_000_000_000);
+    client.send(&addr, &servo_command(d, OnOff::Off)).await.unwrap();
+    let after_drive = client.probe(&addr, UNIX + 1).await.unwrap();
+    assert!(after_drive >= UNIX, "a servo moved after the clock was set: {after_drive}");
+    let angle = rig.board(CHOFU).angle(d.pin);
+    assert_eq!(client.probe(&addr, UNIX + 2).await.unwrap(), after_drive, "probing moves nothing");
+    assert_eq!(rig.board(CHOFU).angle(d.pin), angle);
+    rig.board(CHOFU).reboot();
+    assert!(client.probe(&addr, UNIX + 3).await.unwrap() < 1_000_000_000, "after a reboot it reads as uptime");
     rig.sim.stop();
 }
 
@@ -176,7 +240,7 @@ async fn one_request_at_a_time_per_board() {
     let client = BoardClient::new(ClientConfig::default());
     let addr = rig.addr(CHOFU);
     rig.board(CHOFU).set_faults(Faults { latency_ms: 100, ..Faults::default() });
-    let cmd = BoardCommand::Servo { pin: 23, op: ServoOp::Get };
+    let cmd = BoardCommand::SetClock { unix: UNIX };
     let started = Instant::now();
     let (a, b, c) = tokio::join!(client.send(&addr, &cmd), client.send(&addr, &cmd), client.send(&addr, &cmd));
     assert!(a.is_ok() && b.is_ok() && c.is_ok());

@@ -60,7 +60,7 @@ async fn the_live_mode_toggle_checks_health_pushes_the_state_and_loses_no_comman
     };
     let report = track.switch_mode(Mode::Live, false).await.expect("all real boards answer");
     assert_eq!(report.mode, Mode::Live);
-    assert_eq!(report.checked.len(), 4);
+    assert_eq!(report.checked.len(), 5, "four servo boards and TAKAO's speed controller");
     assert!(report.checked.iter().all(|(_, _, alive)| *alive), "{report:?}");
     assert_eq!(commands.await.unwrap(), vec![Outcome::Applied; 6]);
     // The desired state was pushed to the real boards: chofu_b3 is OFF on the real track too.

@@ -1,7 +1,7 @@
 //! The ESP32 boards' protocol and the servo firmware's behaviour, case by case (no sockets).
 
 use hil::firmware::{POWER_ON_ANGLE, ServoBoard};
-use hil::protocol::{Answer, BoardCommand, SensorReport, ServoOp, health_alive};
+use hil::protocol::{Answer, BoardCommand, SensorReport, ServoOp};
 
 use crate::support::layout_2021;
 
@@ -82,17 +82,6 @@ fn only_a_2xx_ok_answer_is_success() {
 }
 
 #[test]
-fn health_counts_the_firmware_quirk_as_alive() {
-    assert!(health_alive(200, b""));
-    assert!(health_alive(204, b""));
-    // The real firmware registers /health for POST only and answers it 404 {"status":"OK"}.
-    assert!(health_alive(404, br#"{"status":"OK"}"#));
-    assert!(!health_alive(404, b"Not found: /health"));
-    assert!(!health_alive(500, br#"{"status":"OK"}"#));
-    assert!(!health_alive(404, br#"{"status":"DOWN"}"#));
-}
-
-#[test]
 fn sensor_reports_round_trip_and_refuse_malformed_bodies() {
     let r = SensorReport { mac_address: "192.168.1.103".into(), pin: 8, train_id: 3 };
     assert_eq!(SensorReport::decode(r.encode().as_bytes()), Ok(r));
@@ -119,8 +108,12 @@ fn the_firmware_drives_servos_answers_bad_pins_and_keeps_a_clock() {
     assert_eq!(on.answer, Answer::Ok { last_update: 5 });
     assert_eq!(fw.handle(&BoardCommand::Servo { pin: 23, op: ServoOp::Angle(120) }, 6_000).moved, Some((23, 120)));
     assert_eq!(fw.angle(23), Some(120));
+    // GET is for hall-sensor pins: on a servo pin it is an invalid operation, on a hall pin a reading.
     let get = fw.handle(&BoardCommand::Servo { pin: 23, op: ServoOp::Get }, 9_000);
-    assert_eq!(get, hil::firmware::Outcome { answer: Answer::Ok { last_update: 6 }, moved: None });
+    assert_eq!(get, hil::firmware::Outcome { answer: Answer::InvalidOperation, moved: None });
+    let hall = fw.handle(&BoardCommand::Servo { pin: 34, op: ServoOp::Get }, 9_000);
+    assert_eq!(hall, hil::firmware::Outcome { answer: Answer::Hall { status: 0, last_update: 6 }, moved: None });
+    assert_eq!(Answer::decode(200, Answer::Hall { status: 0, last_update: 6 }.body().as_bytes()), Ok(hall.answer));
     // Pin 2 is not a servo pin.
     assert_eq!(fw.handle(&BoardCommand::Servo { pin: 2, op: ServoOp::On }, 9_000).answer, Answer::InvalidPin);
     // Set the clock, move, read the unix time back.

@@ -14,7 +14,7 @@ fn device(layout: &Layout, name: &str, state: OnOff) -> Request {
 fn ask(il: &Interlocking, sim: &mut Simulation, req: Request) -> Option<(RejectKind, String)> {
     match il.check(&req, &sim.state()) {
         Ok(()) => {
-            sim.apply(req.command(), &mut Vec::new()).expect("apply");
+            sim.apply(req.command(sim.layout()), &mut Vec::new()).expect("apply");
             None
         }
         Err(r) => Some((r.kind, r.message)),
@@ -100,37 +100,72 @@ fn a_release_with_no_stop_rail_ahead_is_refused() {
     assert_eq!(kind, RejectKind::NoStopAhead, "{message}");
 }
 
+/// A stop rail lowered in front of a waiting train stays lowered until the train's last car has passed it (so a
+/// visitor sees it lowered), and is raised then.
 #[test]
-fn a_passed_stop_rail_is_raised_behind_the_train() {
+fn a_passed_stop_rail_is_raised_once_the_last_car_is_past() {
+    // T (300 mm) waits at test_s1 (500 mm into `in`) at 200 mm/s.
     let layout = siding_layout(false, &train("T", "in", 100.0, "SW", 200));
     let il = Interlocking::new(layout.clone(), true);
     let s1 = layout.device_id("test_s1").unwrap();
     let mut sim = Simulation::new(layout.clone(), 10).unwrap();
     let mut events = Vec::new();
+    while sim.train(0).unwrap().held_at != Some(s1) {
+        sim.step(&mut events);
+    }
     sim.apply(SimCommand::SetDevice { device: s1, state: OnOff::Off }, &mut events).unwrap();
-    let mut raised = false;
+    let lowered_at = sim.time_ms();
+    let mut raised_at = None;
     for _ in 0..500 {
         events.clear();
         sim.step(&mut events);
-        for cmd in il.protect_after(&events) {
+        let front_past =
+            events.iter().any(|e| matches!(e.kind, EventKind::StopRailPassed { device, .. } if device == s1));
+        let commands = il.protect_after(&events);
+        assert!(!front_past || commands.is_empty(), "not raised as the front passes");
+        for cmd in commands {
             assert_eq!(cmd, SimCommand::SetDevice { device: s1, state: OnOff::On });
             sim.apply(cmd, &mut events).unwrap();
-            raised = true;
+            raised_at = Some(sim.time_ms());
         }
-        if raised {
+        if raised_at.is_some() {
             break;
         }
+        assert_eq!(sim.devices()[s1].state(), Some(OnOff::Off), "lowered while the train is over it");
     }
-    assert!(raised, "the interlocking raised the stop rail once the train passed it");
+    let raised_at = raised_at.expect("raised once the train passed it");
+    // The last car is past when the train has run its length: 300 mm at 200 mm/s, 1.5 s.
+    let lowered_for = raised_at - lowered_at;
+    assert!((1_450..=1_560).contains(&lowered_for), "lowered for {lowered_for} ms");
     assert_eq!(sim.devices()[s1].state(), Some(OnOff::On));
     assert!(
         Interlocking::new(layout, false)
             .protect_after(&[sim::twin::SimEvent {
                 time_ms: 0,
-                kind: EventKind::StopRailPassed { device: s1, train: 0 }
+                kind: EventKind::StopRailCleared { device: s1, train: 0 }
             }])
             .is_empty()
     );
+}
+
+/// While a train still covers a lowered stop rail, another train whose route reaches the rail has it raised at
+/// once: the block behind the first train closes before the second can enter it.
+#[test]
+fn a_stop_rail_a_train_still_covers_is_raised_when_another_train_comes() {
+    // L is past test_s1 with its tail still over it (front at 700, 300 mm long); F comes along `in` behind it.
+    let trains = train("L", "in", 700.0, "SW", 0) + &train("F", "in", 100.0, "SW", 0);
+    let layout = siding_layout(false, &trains);
+    let il = Interlocking::new(layout.clone(), true);
+    let s1 = layout.device_id("test_s1").unwrap();
+    let mut sim = Simulation::new(layout.clone(), 10).unwrap();
+    sim.apply(SimCommand::SetDevice { device: s1, state: OnOff::Off }, &mut Vec::new()).unwrap();
+    let raise = SimCommand::SetDevice { device: s1, state: OnOff::On };
+    assert!(il.supervise(&sim.state()).contains(&raise), "{:?}", il.supervise(&sim.state()));
+    // With F gone, nothing needs it raised early.
+    let alone = siding_layout(false, &train("L", "in", 700.0, "SW", 0));
+    let mut sim = Simulation::new(alone.clone(), 10).unwrap();
+    sim.apply(SimCommand::SetDevice { device: s1, state: OnOff::Off }, &mut Vec::new()).unwrap();
+    assert!(!Interlocking::new(alone, true).supervise(&sim.state()).contains(&raise));
 }
 
 #[test]

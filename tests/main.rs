@@ -16,6 +16,7 @@ mod page;
 mod properties;
 mod scenarios;
 mod simulation;
+mod speed;
 mod support;
 mod view;
 #[cfg(feature = "window")]

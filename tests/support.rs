@@ -80,6 +80,11 @@ name = "sensors"
 address = "127.0.0.1"
 kind = "sensor"
 
+[[board]]
+name = "speed"
+address = "127.0.0.1:1111"
+kind = "speed"
+
 [[node]]
 id = "SW"
 x = 300
@@ -179,6 +184,11 @@ speed_mm_s = {speed}
 start = {{ segment = "{segment}", offset_mm = {offset_mm}, toward = "{toward}" }}
 "#
     )
+}
+
+/// TOML for one train with an onboard speed controller (the siding layout's `speed` board).
+pub fn controlled_train(name: &str, segment: &str, offset_mm: f64, toward: &str, speed: u32) -> String {
+    format!("{}controller = \"speed\"\n", train(name, segment, offset_mm, toward, speed))
 }
 
 /// Held by the tests that use a lot of CPU (a browser, a software-rendered window) and by the timing-sensitive

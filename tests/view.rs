@@ -78,7 +78,7 @@ async fn an_attached_view_reads_the_gateway_s_frames_and_its_commands_are_unders
     assert_eq!(frames::apply(&mut picture, &snapshot), Ok(None));
     assert_eq!(picture.mode, hil::track::Mode::Sim);
     assert!(picture.devices.iter().all(|d| d.is_some()));
-    assert_eq!(picture.boards.len(), 4);
+    assert_eq!(picture.boards.len(), 5);
     assert!(picture.trains[0].front[0] > 0.0, "trains placed from the snapshot");
 
     let chofu_s2 = layout.device_id("chofu_s2").unwrap();

@@ -37,17 +37,23 @@ fn a_2021_client_frame_becomes_a_track_request_or_an_error_frame() {
         Step::Track { id: None, request: Request::Device { device: chofu_b1, state: OnOff::Off } }
     );
     let takao = layout.train_id("TAKAO").unwrap();
-    let top = layout.trains[takao].max_speed as i32;
-    assert_eq!(
-        protocol_2021::read(&layout, r#"{"train_name": "TAKAO", "speed": 5}"#),
-        Step::Track { id: None, request: Request::Speed { train: takao, speed: top / 2 } }
-    );
+    // The 2021 page's slider: 0..100 in steps of 5, negative with the reverse handle (the interlocking decides).
+    for speed in [0, 5, 50, 100, -50] {
+        assert_eq!(
+            protocol_2021::read(&layout, &format!(r#"{{"train_name": "TAKAO", "speed": {speed}}}"#)),
+            Step::Track { id: None, request: Request::Speed { train: takao, speed } }
+        );
+    }
     for (bad, says) in [
         (r#"{"station_name": "chofu_b1", "state": "UP"}"#, "unknown state UP (ON or OFF)"),
         (r#"{"station_name": "nowhere", "state": "ON"}"#, "unknown device nowhere"),
         (r#"{"station_name": "chofu_b1", "state": "ON", "x": 1}"#, "bad device frame"),
-        (r#"{"train_name": "TAKAO", "speed": 11}"#, "speed 11 is out of range 0..10"),
+        (r#"{"train_name": "TAKAO", "speed": 101}"#, "speed 101 is out of range -100..100"),
+        (r#"{"train_name": "TAKAO", "speed": -105}"#, "speed -105 is out of range -100..100"),
+        (r#"{"train_name": "TAKAO", "speed": 99999999999}"#, "out of range"),
         (r#"{"train_name": "TAKAO", "speed": 1.5}"#, "bad speed frame"),
+        (r#"{"train_name": "TAKAO", "speed": "50"}"#, "bad speed frame"),
+        (r#"{"train_name": "THOMAS", "speed": 50}"#, "unknown train THOMAS"),
         ("[1]", "a frame needs station_name and state, or train_name and speed"),
         ("{", "not a JSON frame"),
     ] {
@@ -55,6 +61,27 @@ fn a_2021_client_frame_becomes_a_track_request_or_an_error_frame() {
         let error = value(&frame)["error"].as_str().map(str::to_string).unwrap_or_default();
         assert!(error.contains(says), "{bad}: {frame}");
     }
+}
+
+/// The 2021 speed protocol's frames, as in the facts: `{"train_name", "speed"}` both ways, and only speed frames
+/// on `/speed`.
+#[test]
+fn the_2021_speed_frames_read_and_write_as_the_2021_page_sends_them() {
+    let layout = layout_2021();
+    let takao = layout.train_id("TAKAO").unwrap();
+    assert_eq!(
+        protocol_2021::read_speed(&layout, r#"{"train_name":"TAKAO","speed":35}"#),
+        Step::Track { id: None, request: Request::Speed { train: takao, speed: 35 } }
+    );
+    assert_eq!(value(&protocol_2021::speed_frame(&layout, takao, 35)), json!({"train_name": "TAKAO", "speed": 35}));
+    assert_eq!(
+        gateway::wire::v2021::ServerFrame::decode(r#"{"train_name":"TAKAO","speed":35}"#),
+        Ok(gateway::wire::v2021::ServerFrame::speed("TAKAO", 35))
+    );
+    let Step::Reply(frame) = protocol_2021::read_speed(&layout, r#"{"station_name":"chofu_b1","state":"ON"}"#) else {
+        panic!("a device frame on /speed is no command")
+    };
+    assert!(value(&frame)["error"].as_str().unwrap().contains("/speed socket takes speed frames"));
 }
 
 #[test]
@@ -74,8 +101,8 @@ fn a_v2_client_frame_becomes_a_step_with_its_id() {
         Step::Track { id: Some(4), request: Request::Device { device: chofu_b1, state: OnOff::On } }
     );
     assert_eq!(
-        protocol_v2::read(&layout, r#"{"id": 5, "cmd": "speed", "train": "TAKAO", "speed_mm_s": -120}"#),
-        Step::Track { id: Some(5), request: Request::Speed { train: 0, speed: -120 } }
+        protocol_v2::read(&layout, r#"{"id": 5, "cmd": "speed", "train": "TAKAO", "speed": 45}"#),
+        Step::Track { id: Some(5), request: Request::Speed { train: 0, speed: 45 } }
     );
     assert_eq!(protocol_v2::read(&layout, r#"{"id": 6, "cmd": "snapshot"}"#), Step::Snapshot);
     assert_eq!(
@@ -85,7 +112,8 @@ fn a_v2_client_frame_becomes_a_step_with_its_id() {
     for (bad, id, says) in [
         (r#"{"cmd": "snapshot"}"#, None, "a command needs an id"),
         (r#"{"id": 1, "cmd": "device", "name": "nowhere", "state": "ON"}"#, Some(1), "unknown device nowhere"),
-        (r#"{"id": 2, "cmd": "speed", "train": "THOMAS", "speed_mm_s": 1}"#, Some(2), "unknown train THOMAS"),
+        (r#"{"id": 2, "cmd": "speed", "train": "THOMAS", "speed": 1}"#, Some(2), "unknown train THOMAS"),
+        (r#"{"id": 3, "cmd": "speed", "train": "TAKAO", "speed_mm_s": 1}"#, Some(3), "not a command"),
         (r#"{"id": 3, "cmd": "device", "name": "chofu_b1", "state": "UP"}"#, Some(3), "unknown state UP"),
         (r#"{"id": 4, "cmd": "operator", "token": "t", "action": "dance"}"#, Some(4), "not a command"),
         (r#"{"id": 5, "cmd": "fly"}"#, Some(5), "not a command"),
@@ -124,7 +152,7 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
         y: 2.0,
         speed_mm_s: 300,
         status: TrainStatus::Derailed,
-        set_speed_mm_s: Some(-300),
+        speed: Some(100),
     };
     let board = v2::Board { name: "servo-107".into(), address: "127.0.0.1:1".into(), alive: true, restoring: false };
     let frames = [
@@ -144,6 +172,7 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
         v2::ServerFrame::Trains { trains: vec![train] },
         v2::ServerFrame::Board(board),
         v2::ServerFrame::Mode { mode: Mode::Sim },
+        v2::ServerFrame::Speed { train: "TAKAO".into(), speed: 55 },
         v2::ServerFrame::Event(v2::Event {
             kind: v2::EventKind::Sensor,
             text: "t".into(),
@@ -160,6 +189,8 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
     let device = v2::ServerFrame::Device(v2::Device { name: "a".into(), kind: None, state: Some(OnOff::On) });
     assert_eq!(value(&device.encode()), json!({ "type": "device", "name": "a", "state": "ON" }));
     assert_eq!(gateway::wire::word(&TrainStatus::Derailed), "derailed");
+    let speed = v2::ServerFrame::Speed { train: "TAKAO".into(), speed: 55 };
+    assert_eq!(value(&speed.encode()), json!({ "type": "speed", "train": "TAKAO", "speed": 55 }));
     let command = v2::ClientFrame { id: 8, command: v2::Command::Snapshot {} };
     assert_eq!(value(&command.encode()), json!({ "id": 8, "cmd": "snapshot" }));
     assert_eq!(v2::ClientFrame::decode(&command.encode()), (Some(8), Ok(v2::Command::Snapshot {})));

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::journal::{Entry, Writer};
 use crate::metrics::Metrics;
+use crate::protocol_2021::speed_frame;
 use crate::wire::{v2, v2021};
 
 /// Frames a feed holds for clients that read slowly; one further behind catches up from the latest state.
@@ -25,13 +26,17 @@ const RING: usize = 1024;
 /// The gateway's feeds (see the module documentation).
 #[derive(Clone)]
 pub struct Feeds {
-    /// 2021 frames (device changes).
+    /// 2021 frames (device changes, and devices commanded to the state they had).
     pub v2021: broadcast::Sender<Utf8Bytes>,
+    /// 2021 speed frames (every speed commanded).
+    pub speed: broadcast::Sender<Utf8Bytes>,
     /// v2 frames (device changes, trains, boards, mode, events).
     pub v2: broadcast::Sender<Utf8Bytes>,
     /// Every device's 2021 frame as it is now (`None` while between positions): the 2021 protocol's periodic
     /// resend and a late or slow client's catch-up.
     pub devices_2021: watch::Receiver<Arc<[Option<Utf8Bytes>]>>,
+    /// Every train's 2021 speed frame as it is now: what a `/speed` client gets on connect.
+    pub speeds_2021: watch::Receiver<Arc<[Utf8Bytes]>>,
 }
 
 impl Feeds {
@@ -39,10 +44,16 @@ impl Feeds {
     pub async fn start(track: Track, journal: Option<Writer>, metrics: Arc<Metrics>) -> Feeds {
         let (v2021, _) = broadcast::channel(RING);
         let (v2, _) = broadcast::channel(RING);
+        let (speed, _) = broadcast::channel(RING);
         let states: Vec<Option<OnOff>> = track.state().await.devices.iter().map(|p| p.state()).collect();
         let (devices_tx, devices_2021) = watch::channel(frames_2021(track.layout(), &states));
-        let feeds = Feeds { v2021, v2, devices_2021 };
-        let follower = Follower { feeds: feeds.clone(), devices: devices_tx, states, journal, metrics };
+        let layout = track.layout();
+        let speeds: Arc<[Utf8Bytes]> =
+            (0..layout.trains.len()).map(|t| speed_frame(layout, t, track.speed(t)).into()).collect();
+        let (speeds_tx, speeds_2021) = watch::channel(speeds);
+        let feeds = Feeds { v2021, speed, v2, devices_2021, speeds_2021 };
+        let follower =
+            Follower { feeds: feeds.clone(), devices: devices_tx, speeds: speeds_tx, states, journal, metrics };
         tokio::spawn(follower.run(track));
         feeds
     }
@@ -61,6 +72,7 @@ fn frames_2021(layout: &Layout, states: &[Option<OnOff>]) -> Arc<[Option<Utf8Byt
 struct Follower {
     feeds: Feeds,
     devices: watch::Sender<Arc<[Option<Utf8Bytes>]>>,
+    speeds: watch::Sender<Arc<[Utf8Bytes]>>,
     states: Vec<Option<OnOff>>,
     journal: Option<Writer>,
     metrics: Arc<Metrics>,
@@ -108,6 +120,21 @@ impl Follower {
             TrackEvent::Mode(mode) => v2::ServerFrame::Mode { mode },
             TrackEvent::Trains(now) => {
                 v2::ServerFrame::Trains { trains: now.iter().map(|p| v2::Train::of(layout, p)).collect() }
+            }
+            TrackEvent::Speed { train, speed } => {
+                let frame: Utf8Bytes = speed_frame(layout, train, speed).into();
+                self.speeds.send_modify(|all| {
+                    let mut now = all.to_vec();
+                    now[train] = frame.clone();
+                    *all = now.into();
+                });
+                let _ = self.feeds.speed.send(frame);
+                v2::ServerFrame::Speed { train: layout.trains[train].name.clone(), speed }
+            }
+            TrackEvent::Confirmed { device, state } => {
+                let name = &layout.devices[device].name;
+                let _ = self.feeds.v2021.send(v2021::ServerFrame::device(name, state).encode().into());
+                v2::ServerFrame::Device(v2::Device { name: name.clone(), kind: None, state: Some(state) })
             }
             TrackEvent::SensorReport(_) => return,
         };

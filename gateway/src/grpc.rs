@@ -15,14 +15,10 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::core::Core;
-use crate::protocol_2021::speed_mm_s;
 use crate::wire::word;
 
-/// Code generated from `proto/plarail2021.proto` (no package, as in 2021).
-#[allow(missing_docs, clippy::all)]
-pub mod v2021 {
-    tonic::include_proto!("_");
-}
+/// Code generated from the 2021 proto (`hil/proto/plarail2021.proto`, no package, as in 2021).
+pub use hil::proto2021 as v2021;
 
 /// Code generated from `proto/twin_v2.proto`.
 #[allow(missing_docs, clippy::all)]
@@ -98,13 +94,11 @@ impl v2021::speed_server::Speed for Grpc {
         let layout = self.core.track.layout();
         let train = v2021::Train::try_from(r.train).ok().and_then(|t| layout.train_id(t.as_str_name()));
         let code = match train {
-            Some(train) if let Ok(speed) = speed_mm_s(layout, train, r.speed as i64) => {
-                match self.core.apply(TrackRequest::Speed { train, speed }).await {
-                    Outcome::Applied => v2021::Code::Success,
-                    _ => v2021::Code::Failed,
-                }
-            }
-            _ => v2021::Code::Failed,
+            Some(train) => match self.core.apply(TrackRequest::Speed { train, speed: r.speed }).await {
+                Outcome::Applied => v2021::Code::Success,
+                _ => v2021::Code::Failed,
+            },
+            None => v2021::Code::Failed,
         };
         self.record("Speed.ControlSpeed", code.as_str_name());
         Ok(Response::new(v2021::StatusCode { code: code as i32 }))
@@ -125,7 +119,8 @@ impl v2::twin_server::Twin for Grpc {
             let mut last: Option<v2::TrackState> = None;
             loop {
                 let Some(state) = track.try_state().await else { return };
-                let now = message(track.layout(), Snapshot { mode: track.mode(), state, boards: Vec::new() });
+                let speeds = (0..track.layout().trains.len()).map(|t| track.speed(t)).collect();
+                let now = message(track.layout(), Snapshot { mode: track.mode(), state, boards: Vec::new(), speeds });
                 // Only what changed, and a slow reader waits for the latest state rather than a queue.
                 if last
                     .as_ref()
@@ -167,6 +162,7 @@ fn message(layout: &sim::layout::Layout, snap: Snapshot) -> v2::TrackState {
                 offset_mm: t.offset_mm,
                 speed_mm_s: t.speed_mm_s,
                 status: word(&t.status),
+                speed: t.speed.unwrap_or_default(),
             })
             .collect(),
     }

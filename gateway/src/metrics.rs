@@ -97,7 +97,7 @@ impl Metrics {
                 EventKind::Derailment { .. } => counter!("plarail_derailments_total").increment(1),
                 _ => {}
             },
-            TrackEvent::Trains(_) => {}
+            TrackEvent::Trains(_) | TrackEvent::Speed { .. } | TrackEvent::Confirmed { .. } => {}
         });
     }
 

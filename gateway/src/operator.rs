@@ -2,7 +2,7 @@
 //! the initial state. Visitors need no login; operators send the token with each action.
 
 use hil::track::{Mode, Outcome, SwitchError};
-use sim::interlocking::Request;
+use sim::interlocking::{Request, on_scale};
 use sim::layout::{DeviceKind, OnOff};
 use subtle::ConstantTimeEq;
 
@@ -42,7 +42,7 @@ pub async fn perform(core: &Core, action: Action) -> Result<String, String> {
                 .filter(|&d| layout.devices[d].kind == DeviceKind::StopRail)
                 .map(|device| Request::Device { device, state: OnOff::On })
                 .collect();
-            requests.extend((0..layout.trains.len()).map(|train| Request::Speed { train, speed: 0 }));
+            requests.extend(settable(core).into_iter().map(|train| Request::Speed { train, speed: 0 }));
             summarise("emergency stop", core, requests).await
         }
         Action::Reset => {
@@ -68,16 +68,21 @@ pub async fn perform(core: &Core, action: Action) -> Result<String, String> {
                     .map(|device| Request::Device { device, state: OnOff::Off }),
             );
             requests.extend(
-                track
-                    .layout()
-                    .trains
-                    .iter()
-                    .enumerate()
-                    .map(|(train, t)| Request::Speed { train, speed: t.speed as i32 }),
+                settable(core)
+                    .into_iter()
+                    .map(|train| Request::Speed { train, speed: on_scale(&layout, train, layout.trains[train].speed) }),
             );
             summarise("reset", core, requests).await
         }
     }
+}
+
+/// The trains whose speed can be set: every one in sim mode; in live mode those with an onboard controller
+/// (the others run at their own speed, and only stop rails stop them).
+fn settable(core: &Core) -> Vec<usize> {
+    let layout = core.track.layout();
+    let live = core.track.mode() == Mode::Live;
+    (0..layout.trains.len()).filter(|&t| !live || layout.trains[t].controller.is_some()).collect()
 }
 
 /// Applies every request; `Ok` when all were applied, else the list of what was not.

@@ -1,22 +1,28 @@
-//! The 2021 protocol's logic on `/ws`, as plain functions over its typed frames ([`crate::wire::v2021`]): what
-//! a client frame asks, and what the client is told about it. A device command that is carried out is
-//! answered by the device's frame on the feed, as in 2021; anything refused gets an error frame.
+//! The 2021 protocols' logic on `/ws` and `/speed`, as plain functions over their typed frames
+//! ([`crate::wire::v2021`]): what a client frame asks, and what the client is told about it. A command that is
+//! carried out is answered by its frame on the feed, as in 2021; anything refused gets an error frame and,
+//! since the 2021 page ignores error frames, the device's or train's frame as it is now.
 
 use hil::track::Outcome;
-use sim::interlocking::Request;
+use sim::interlocking::{FULL_SPEED, Request};
 use sim::layout::Layout;
 
 use crate::session::Step;
 use crate::wire::v2021::{ClientFrame, ServerFrame};
-
-/// The highest speed level of the 2021 speed frames: level n runs a train at n/10 of its top speed.
-pub const SPEED_LEVELS: i64 = 10;
 
 /// What a client frame asks.
 pub fn read(layout: &Layout, text: &str) -> Step {
     match request(layout, text) {
         Ok(request) => Step::Track { id: None, request },
         Err(reason) => Step::Reply(error(&reason)),
+    }
+}
+
+/// What a frame on the `/speed` socket asks (speed frames only, as the 2021 speed server took).
+pub fn read_speed(layout: &Layout, text: &str) -> Step {
+    match ClientFrame::decode(text) {
+        Ok(ClientFrame::Device(_)) => Step::Reply(error("the /speed socket takes speed frames; devices go to /ws")),
+        _ => read(layout, text),
     }
 }
 
@@ -30,18 +36,18 @@ pub fn request(layout: &Layout, text: &str) -> Result<Request, String> {
         }
         ClientFrame::Speed(f) => {
             let train = layout.train_id(&f.train_name).ok_or_else(|| format!("unknown train {}", f.train_name))?;
-            let speed = speed_mm_s(layout, train, f.speed)?;
+            let speed = speed(f.speed)?;
             Ok(Request::Speed { train, speed })
         }
     }
 }
 
-/// A 2021 speed level as a speed in mm/s for `train`.
-pub fn speed_mm_s(layout: &Layout, train: usize, level: i64) -> Result<i32, String> {
-    if !(0..=SPEED_LEVELS).contains(&level) {
-        return Err(format!("speed {level} is out of range 0..{SPEED_LEVELS}"));
+/// A 2021 speed, checked against the scale.
+pub fn speed(speed: i64) -> Result<i32, String> {
+    match i32::try_from(speed) {
+        Ok(s) if s.abs() <= FULL_SPEED => Ok(s),
+        _ => Err(format!("speed {speed} is out of range -{FULL_SPEED}..{FULL_SPEED}")),
     }
-    Ok((layout.trains[train].max_speed as i64 * level / SPEED_LEVELS) as i32)
 }
 
 /// What the client is told of a command's outcome (nothing when it was carried out: the feed shows it).
@@ -56,4 +62,9 @@ pub fn answer(outcome: &Outcome) -> Option<String> {
 /// An error frame.
 pub fn error(reason: &str) -> String {
     ServerFrame::error(reason).encode()
+}
+
+/// A train's speed frame.
+pub fn speed_frame(layout: &Layout, train: usize, speed: i32) -> String {
+    ServerFrame::speed(&layout.trains[train].name, speed).encode()
 }

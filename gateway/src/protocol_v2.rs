@@ -25,8 +25,8 @@ pub fn read(layout: &Layout, text: &str) -> Step {
             Some(device) => track(Request::Device { device, state }),
             None => Step::Reply(error(Some(id), &format!("unknown device {name}"))),
         },
-        Command::Speed { train: name, speed_mm_s } => match layout.train_id(&name) {
-            Some(train) => track(Request::Speed { train, speed: speed_mm_s }),
+        Command::Speed { train: name, speed } => match layout.train_id(&name) {
+            Some(train) => track(Request::Speed { train, speed }),
             None => Step::Reply(error(Some(id), &format!("unknown train {name}"))),
         },
     }

@@ -1,5 +1,5 @@
-//! The HTTP side: the phone control page on `/`, the 2021 WebSocket protocol on `/ws`, the v2 protocol on
-//! `/ws/v2` (both driven by [`crate::session`]), the state snapshot on `/api/state`, the layout picture on
+//! The HTTP side: the phone control page on `/`, the 2021 WebSocket protocols on `/ws` and `/speed`, the v2
+//! protocol on `/ws/v2` (all driven by [`crate::session`]), the state snapshot on `/api/state`, the layout picture on
 //! `/api/layout`, the command history on `/api/history`, Prometheus metrics on `/metrics`, and the sensor
 //! ingest on `/registerPosition`, all over one [`Core`].
 
@@ -30,6 +30,7 @@ pub fn router(core: Core) -> Router {
         .route("/metrics", get(|State(core): State<Core>| async move { core.metrics.render() }))
         .route("/ws", get(websocket))
         .route("/ws/v2", get(websocket))
+        .route("/speed", get(websocket))
         .route("/api/state", get(api_state))
         .route("/api/history", get(api_history))
         .with_state(core)
@@ -53,7 +54,8 @@ pub async fn serve(
         .await
 }
 
-/// `GET /ws` (the 2021 protocol) and `GET /ws/v2`: a WebSocket session.
+/// `GET /ws` (the 2021 protocol), `GET /speed` (the 2021 speed protocol) and `GET /ws/v2`: a WebSocket
+/// session.
 async fn websocket(
     State(core): State<Core>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -61,7 +63,11 @@ async fn websocket(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let protocol = if uri.path() == "/ws/v2" { Protocol::V2 } else { Protocol::V2021 };
+    let protocol = match uri.path() {
+        "/ws/v2" => Protocol::V2,
+        "/speed" => Protocol::Speed2021,
+        _ => Protocol::V2021,
+    };
     upgrade(core, protocol, peer, &headers, ws)
 }
 

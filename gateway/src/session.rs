@@ -41,6 +41,8 @@ pub const RESEND_EVERY: Duration = Duration::from_secs(2);
 pub enum Protocol {
     /// The 2021 protocol on `/ws`.
     V2021,
+    /// The 2021 speed protocol on `/speed`.
+    Speed2021,
     /// The v2 protocol on `/ws/v2`.
     V2,
 }
@@ -75,6 +77,7 @@ impl Protocol {
     fn name(self) -> &'static str {
         match self {
             Protocol::V2021 => "2021",
+            Protocol::Speed2021 => "2021-speed",
             Protocol::V2 => "v2",
         }
     }
@@ -82,7 +85,7 @@ impl Protocol {
     /// Its error frame.
     fn error(self, id: Option<u64>, reason: &str) -> String {
         match self {
-            Protocol::V2021 => protocol_2021::error(reason),
+            Protocol::V2021 | Protocol::Speed2021 => protocol_2021::error(reason),
             Protocol::V2 => protocol_v2::error(id, reason),
         }
     }
@@ -91,6 +94,7 @@ impl Protocol {
     fn feed(self, core: &Core) -> broadcast::Receiver<Utf8Bytes> {
         match self {
             Protocol::V2021 => core.feeds.v2021.subscribe(),
+            Protocol::Speed2021 => core.feeds.speed.subscribe(),
             Protocol::V2 => core.feeds.v2.subscribe(),
         }
     }
@@ -99,6 +103,7 @@ impl Protocol {
     async fn catch_up(self, core: &Core) -> Vec<Utf8Bytes> {
         match self {
             Protocol::V2021 => every_device_2021(core),
+            Protocol::Speed2021 => core.feeds.speeds_2021.borrow().to_vec(),
             Protocol::V2 => vec![protocol_v2::snapshot(core.track.layout(), &core.track.snapshot().await).into()],
         }
     }
@@ -107,6 +112,7 @@ impl Protocol {
     fn read(self, core: &Core, text: &str) -> Step {
         match self {
             Protocol::V2021 => protocol_2021::read(core.track.layout(), text),
+            Protocol::Speed2021 => protocol_2021::read_speed(core.track.layout(), text),
             Protocol::V2 => protocol_v2::read(core.track.layout(), text),
         }
     }
@@ -115,6 +121,14 @@ impl Protocol {
 /// Every device's current 2021 frame.
 fn every_device_2021(core: &Core) -> Vec<Utf8Bytes> {
     core.feeds.devices_2021.borrow().iter().flatten().cloned().collect()
+}
+
+/// The 2021 frame of the device or train a request names, as it is now.
+fn current_2021(core: &Core, request: Request) -> Option<Utf8Bytes> {
+    match request {
+        Request::Device { device, .. } => core.feeds.devices_2021.borrow().get(device).cloned().flatten(),
+        Request::Speed { train, .. } => core.feeds.speeds_2021.borrow().get(train).cloned(),
+    }
 }
 
 /// Opens a WebSocket session if the origin is allowed, with the frame size limit and small buffers (an idle
@@ -210,7 +224,12 @@ async fn respond(core: &Core, protocol: Protocol, allowance: &mut Allowance, tex
             let outcome = core.apply(request).await;
             match (protocol, id) {
                 (Protocol::V2, Some(id)) => Some(protocol_v2::answer(id, &outcome)),
-                _ => protocol_2021::answer(&outcome),
+                _ => {
+                    // The 2021 page ignores the error frame: it is told the truth as well.
+                    let refused = protocol_2021::answer(&outcome).map(Utf8Bytes::from);
+                    let truth = refused.as_ref().and_then(|_| current_2021(core, request));
+                    return refused.into_iter().chain(truth).collect();
+                }
             }
         }
         Step::Operator { id, token, action } => Some(protocol_v2::operated(id, core.operate(&token, action).await)),

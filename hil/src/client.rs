@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sim::layout::{Device, OnOff};
 
-use crate::protocol::{Answer, BoardCommand, ServoOp, health_alive};
+use crate::protocol::{Answer, BoardCommand, ServoOp};
 
 /// Why a board command failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,11 +35,19 @@ pub enum Failure {
         /// What came back.
         detail: String,
     },
+    /// A speed controller answered, but not `SUCCESS`.
+    #[error("speed controller {board} answered {answer}")]
+    Refused {
+        /// Controller address.
+        board: String,
+        /// The answer's code.
+        answer: String,
+    },
 }
 
 impl Failure {
     /// Whether trying again may help.
-    fn transient(&self) -> bool {
+    pub(crate) fn transient(&self) -> bool {
         matches!(self, Failure::Unreachable(_) | Failure::Timeout(_) | Failure::BadAnswer { .. })
     }
 }
@@ -119,29 +127,20 @@ impl BoardClient {
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| classify(board, &e))?;
         match Answer::decode(status, &body) {
-            Ok(Answer::Ok { last_update }) => Ok(last_update),
+            Ok(Answer::Ok { last_update } | Answer::Hall { last_update, .. }) => Ok(last_update),
             Ok(Answer::InvalidPin) => Err(Failure::RejectedPin(board.to_string())),
             Ok(Answer::InvalidOperation) => Err(Failure::RejectedOperation(board.to_string())),
             Err(e) => Err(Failure::BadAnswer { board: board.to_string(), detail: e.to_string() }),
         }
     }
 
-    /// Whether the board is alive. Tries `GET /health` (what the 2021 server polled), then `POST /health`
-    /// (what the firmware registered, answered 404 `{"status":"OK"}`).
-    pub async fn health(&self, board: &str) -> bool {
-        for post in [false, true] {
-            let url = format!("http://{board}/health");
-            let request = if post { self.http.post(url) } else { self.http.get(url) };
-            if let Ok(response) = request.send().await {
-                let status = response.status().as_u16();
-                if let Ok(body) = response.bytes().await
-                    && health_alive(status, &body)
-                {
-                    return true;
-                }
-            }
-        }
-        false
+    /// Whether the board is alive, and its `last_update`: one attempt at setting its clock to `unix` (`pin: -1`),
+    /// which the firmware answers with 200 and which moves no servo. The 2021 server polled `GET /health`,
+    /// which the firmware does not serve (it registered `/health` for POST only, answered with 404).
+    pub async fn probe(&self, board: &str, unix: u64) -> Result<u64, Failure> {
+        let queue = self.queue(board);
+        let _turn = queue.lock().await;
+        self.attempt(board, &BoardCommand::SetClock { unix }).await
     }
 }
 

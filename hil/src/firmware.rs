@@ -11,6 +11,10 @@ use crate::protocol::{Answer, BoardCommand, ServoOp};
 /// The angle a servo is at after power-on (neither ON nor OFF for most devices, so unsafe until driven).
 pub const POWER_ON_ANGLE: u32 = 90;
 
+/// The pins the firmware reads hall sensors on (the ESP32's input-only pins, which cannot drive a servo). No
+/// hall sensor was wired to a 2021 servo board (the sensors reported through sensor boards), so they read 0.
+pub const HALL_PINS: [u32; 4] = [34, 35, 36, 39];
+
 /// ON and OFF angles of a pin with no device attached.
 const UNATTACHED: (u32, u32) = (90, 0);
 
@@ -79,20 +83,27 @@ impl ServoBoard {
                 self.clock_offset = Some(unix as i64 - uptime);
                 None
             }
+            // `GET` reads a hall sensor; any other operation on a hall pin finds no servo there.
+            BoardCommand::Servo { pin, op } if HALL_PINS.contains(&pin) => {
+                let answer = match op {
+                    ServoOp::Get => Answer::Hall { status: 0, last_update: self.last_update },
+                    _ => Answer::InvalidPin,
+                };
+                return Outcome { answer, moved: None };
+            }
             BoardCommand::Servo { pin, op } => {
                 let Some(servo) = self.servos.get_mut(&pin) else {
                     return Outcome { answer: Answer::InvalidPin, moved: None };
                 };
-                let target = match op {
-                    ServoOp::On => Some(servo.on),
-                    ServoOp::Off => Some(servo.off),
-                    ServoOp::Angle(a) => Some(a),
-                    ServoOp::Get => None,
+                let angle = match op {
+                    ServoOp::On => servo.on,
+                    ServoOp::Off => servo.off,
+                    ServoOp::Angle(a) => a,
+                    // `GET` is for hall-sensor pins only: on a servo pin it is an unknown operation.
+                    ServoOp::Get => return Outcome { answer: Answer::InvalidOperation, moved: None },
                 };
-                target.map(|angle| {
-                    servo.angle = angle;
-                    (pin, angle)
-                })
+                servo.angle = angle;
+                Some((pin, angle))
             }
         };
         if moved.is_some() {

@@ -7,6 +7,9 @@
 //! - [`ingest`]: the `/registerPosition` sensor endpoint and the report <-> sensor mapping;
 //! - [`rig`]: a simulated layout behind virtual servo and sensor boards;
 //! - [`mirror`]: the live-mode mirror's bookkeeping (snap to sensor reports, divergences);
+//! - [`onboard`]: what the 2021 onboard speed controller does with a speed (PWM duty, kick, motor);
+//! - [`speed`]: drives onboard speed controllers over the 2021 gRPC `Speed.ControlSpeed`;
+//! - [`virtual_controllers`]: the 2021 speed controller served on loopback on top of the simulation;
 //! - [`track`]: the one track interface, in sim or live mode, with board health, restoration of desired
 //!   states and the live-mode toggle.
 
@@ -14,7 +17,17 @@ pub mod client;
 pub mod firmware;
 pub mod ingest;
 pub mod mirror;
+pub mod onboard;
 pub mod protocol;
 pub mod rig;
+pub mod speed;
 pub mod track;
 pub mod virtual_boards;
+pub mod virtual_controllers;
+
+/// Code generated from `proto/plarail2021.proto`: the 2021 gRPC services (no package, as in 2021), which the
+/// gateway serves and the onboard speed controllers answer.
+#[allow(missing_docs, clippy::all)]
+pub mod proto2021 {
+    tonic::include_proto!("_");
+}

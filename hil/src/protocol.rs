@@ -101,6 +101,13 @@ pub enum Answer {
         /// Unix seconds (board clock).
         last_update: u64,
     },
+    /// 200: a hall sensor's reading (`GET` on a hall-sensor pin).
+    Hall {
+        /// 1 while a magnet is over the sensor.
+        status: u8,
+        /// Unix seconds (board clock) of the last servo update.
+        last_update: u64,
+    },
     /// 404: the pin is not a servo.
     InvalidPin,
     /// 400: unknown state or malformed command.
@@ -124,7 +131,7 @@ impl Answer {
     /// HTTP status code.
     pub fn status(&self) -> u16 {
         match self {
-            Answer::Ok { .. } => 200,
+            Answer::Ok { .. } | Answer::Hall { .. } => 200,
             Answer::InvalidPin => 404,
             Answer::InvalidOperation => 400,
         }
@@ -134,6 +141,7 @@ impl Answer {
     pub fn body(&self) -> String {
         match self {
             Answer::Ok { last_update } => format!(r#"{{"status":"OK","last_update":{last_update}}}"#),
+            Answer::Hall { status, last_update } => format!(r#"{{"status":{status},"last_update":{last_update}}}"#),
             Answer::InvalidPin => r#"{"error":"invalid GPIO pin"}"#.to_string(),
             Answer::InvalidOperation => r#"{"error":"invalid operation"}"#.to_string(),
         }
@@ -151,21 +159,15 @@ impl Answer {
             200..=299 if field("status").and_then(|s| s.as_str().map(|s| s == "OK")) == Some(true) => {
                 Ok(Answer::Ok { last_update: field("last_update").and_then(|v| v.as_u64()).unwrap_or(0) })
             }
+            200..=299 if let Some(status) = field("status").and_then(|s| s.as_u64()).filter(|&s| s <= 1) => {
+                let last_update = field("last_update").and_then(|v| v.as_u64()).unwrap_or(0);
+                Ok(Answer::Hall { status: status as u8, last_update })
+            }
             404 if field("error").is_some() => Ok(Answer::InvalidPin),
             400 if field("error").is_some() => Ok(Answer::InvalidOperation),
             _ => Err(unexpected()),
         }
     }
-}
-
-/// Whether a health answer means the board is alive: any 2xx, or the 2021 firmware's quirk of answering its
-/// POST-only `/health` with status 404 and body `{"status":"OK"}`.
-pub fn health_alive(status: u16, body: &[u8]) -> bool {
-    if (200..300).contains(&status) {
-        return true;
-    }
-    status == 404
-        && serde_json::from_slice::<Value>(body).ok().and_then(|j| j.get("status").cloned()) == Some(Value::from("OK"))
 }
 
 /// A hall-sensor board's report of a passing train (`POST /registerPosition`).

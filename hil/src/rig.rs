@@ -1,5 +1,5 @@
-//! A simulated layout behind virtual boards: the simulation thread, a virtual servo board per servo board,
-//! and virtual sensor boards that post the 2021 sensor reports for the simulation's sensor passes.
+//! A simulated layout behind virtual boards: the simulation thread, a virtual servo board per servo board, a
+//! virtual onboard speed controller per speed-controller board, and virtual sensor boards that post the 2021 sensor reports for the simulation's sensor passes.
 //!
 //! It is what `plarail-twin boards` serves, the sim-mode track's backend, and the "real" track of the
 //! live-mode tests.
@@ -15,7 +15,12 @@ use sim::twin::thread::{Output, Pacing, Request, SimHandle, spawn};
 use sim::twin::{SimEvent, Simulation, StartError};
 
 use crate::ingest::report_for;
-use crate::virtual_boards::{ServoSink, VirtualBoard, start};
+use crate::virtual_boards::{VirtualBoard, start};
+use crate::virtual_controllers::{self, VirtualController};
+
+/// Where virtual devices send what they do to the simulation: normally into the simulation thread's request
+/// channel.
+pub type SimSink = Arc<dyn Fn(sim::twin::SimCommand) + Send + Sync>;
 
 /// Why a rig cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -36,28 +41,34 @@ pub struct Rig {
     pub sim: SimHandle,
     /// The virtual servo boards.
     pub boards: Vec<VirtualBoard>,
+    /// The virtual onboard speed controllers.
+    pub controllers: Vec<VirtualController>,
 }
 
 impl Rig {
-    /// Starts the simulation paced at `pace` times real time and a virtual servo board for every servo board
-    /// (listening where `listen` says, by board name or layout address, else on a free loopback port).
+    /// Starts the simulation paced at `pace` times real time, a virtual servo board for every servo board and a
+    /// virtual speed controller for every speed-controller board (listening where `listen` says, by board name
+    /// or layout address, else on a free loopback port).
     pub async fn start(layout: Arc<Layout>, listen: &HashMap<String, SocketAddr>, pace: f64) -> Result<Rig, RigError> {
         let sim = spawn(Simulation::new(layout.clone(), 10)?, Pacing::WallClock { factor: pace }, None);
         let requests = sim.requests.clone();
-        let sink: ServoSink = Arc::new(move |cmd| {
+        let sink: SimSink = Arc::new(move |cmd| {
             // After the simulation stops nothing listens, and a servo move has nowhere to go.
             let _ = requests.send(Request::Command { id: 0, cmd });
         });
-        let boards = start(&layout, listen, sink).await?;
-        Ok(Rig { layout, sim, boards })
+        let boards = start(&layout, listen, sink.clone()).await?;
+        let controllers = virtual_controllers::start(&layout, listen, sink, pace).await?;
+        Ok(Rig { layout, sim, boards, controllers })
     }
 
     /// The address each board of the layout is served at (its layout address when it has no virtual board).
     pub fn addresses(&self) -> Vec<String> {
         let mut all: Vec<String> = self.layout.boards.iter().map(|b| b.address.clone()).collect();
-        for vb in &self.boards {
-            let id = self.layout.boards.iter().position(|b| b.name == vb.name).expect("board of the layout");
-            all[id] = vb.addr.to_string();
+        let served =
+            self.boards.iter().map(|b| (&b.name, b.addr)).chain(self.controllers.iter().map(|c| (&c.name, c.addr)));
+        for (name, addr) in served {
+            let id = self.layout.boards.iter().position(|b| &b.name == name).expect("board of the layout");
+            all[id] = addr.to_string();
         }
         all
     }
@@ -65,6 +76,11 @@ impl Rig {
     /// The virtual board of the layout's board `name`.
     pub fn board(&self, name: &str) -> Option<&VirtualBoard> {
         self.boards.iter().find(|b| b.name == name)
+    }
+
+    /// The virtual speed controller of the layout's board `name`.
+    pub fn controller(&self, name: &str) -> Option<&VirtualController> {
+        self.controllers.iter().find(|c| c.name == name)
     }
 }
 

@@ -1,20 +1,25 @@
 //! Virtual servo boards: the firmware's HTTP API served on loopback on top of a running simulation.
 //!
-//! Each board of the layout listens on its own port and speaks the firmware API exactly (`POST /`, and the
-//! health endpoint). A servo that moves drives the simulated device to the new angle; an angle equal to
-//! neither the device's ON nor its OFF angle leaves it between positions, which the simulation treats as
-//! unsafe. Faults can be set per board at run time, through [`VirtualBoard::set_faults`] or over HTTP on the
-//! board's `/_twin/faults` (JSON [`Faults`]); `/_twin/reboot` power-cycles it.
+//! Each board of the layout listens on its own port and answers every request as the 2021 firmware does:
+//! `POST /` with a command ([`crate::firmware`]); `POST /health` with status 404 and body `{"status":"OK"}` (the
+//! firmware's quirk); any other path or method with the ESP32 web server's default, 404 `Not found: <path>`
+//! (so `GET /health`, which the 2021 server polled, is a 404). A servo that moves drives the simulated device
+//! to the new angle; an angle equal to neither the device's ON nor its OFF angle leaves it between positions,
+//! which the simulation treats as unsafe.
+//!
+//! Two paths are the twin's own, not the firmware's: faults can be set per board at run time on
+//! `/_twin/faults` (JSON [`Faults`], or [`VirtualBoard::set_faults`]), and `/_twin/reboot` power-cycles it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -23,9 +28,7 @@ use sim::twin::SimCommand;
 
 use crate::firmware::{POWER_ON_ANGLE, ServoBoard};
 use crate::protocol::{Answer, BoardCommand};
-
-/// Where servo moves go: normally into the simulation thread's request channel.
-pub type ServoSink = Arc<dyn Fn(SimCommand) + Send + Sync>;
+use crate::rig::SimSink;
 
 /// Faults a virtual board shows, settable at run time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,9 +40,6 @@ pub struct Faults {
     pub drop_requests: bool,
     /// Answer every request with status 500.
     pub error_500: bool,
-    /// Behave like the real 2021 firmware on `/health`: no `GET /health`, and `POST /health` answered with
-    /// status 404 and body `{"status":"OK"}`.
-    pub firmware_health: bool,
 }
 
 struct Shared {
@@ -47,7 +47,9 @@ struct Shared {
     faults: Mutex<Faults>,
     started: Instant,
     devices: HashMap<u32, DeviceId>,
-    sink: ServoSink,
+    sink: SimSink,
+    /// Requests answered with an error status (400 or 404).
+    refused: AtomicU64,
 }
 
 impl Shared {
@@ -83,6 +85,12 @@ impl VirtualBoard {
         reboot(&self.shared);
     }
 
+    /// How many requests it refused (answered 400 or 404), as the firmware would have: a live track sends
+    /// none.
+    pub fn refused(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
+    }
+
     /// The angle of the servo on `pin`.
     pub fn angle(&self, pin: u32) -> Option<u32> {
         self.shared.firmware.lock().expect("firmware").angle(pin)
@@ -101,7 +109,7 @@ fn reboot(shared: &Shared) {
 pub async fn start(
     layout: &Layout,
     listen: &HashMap<String, SocketAddr>,
-    sink: ServoSink,
+    sink: SimSink,
 ) -> std::io::Result<Vec<VirtualBoard>> {
     let mut boards = Vec::new();
     for (id, b) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Servo) {
@@ -116,12 +124,14 @@ pub async fn start(
             started: Instant::now(),
             devices,
             sink: sink.clone(),
+            refused: AtomicU64::new(0),
         });
         let app = Router::new()
-            .route("/", post(command))
-            .route("/health", get(health_get).post(health_post))
+            .route("/", post(command).fallback(not_found))
+            .route("/health", post(health_post).fallback(not_found))
             .route("/_twin/faults", get(faults_get).put(faults_put))
             .route("/_twin/reboot", post(reboot_post))
+            .fallback(not_found)
             .with_state(shared.clone());
         tokio::spawn(async move {
             // The server ends only with the runtime; an accept error ends this board's server.
@@ -144,7 +154,11 @@ async fn faulted(shared: &Shared) -> Option<Response> {
     faults.error_500.then(|| (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response())
 }
 
-fn json(status: u16, body: String) -> Response {
+/// An answer of the firmware's, counted when it refuses.
+fn json(shared: &Shared, status: u16, body: String) -> Response {
+    if status != 200 {
+        shared.refused.fetch_add(1, Ordering::Relaxed);
+    }
     let status = StatusCode::from_u16(status).expect("firmware statuses are valid");
     (status, [("content-type", "application/json")], body).into_response()
 }
@@ -165,43 +179,45 @@ async fn command(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             outcome.answer
         }
     };
-    json(answer.status(), answer.body())
+    json(&shared, answer.status(), answer.body())
 }
 
-async fn health_get(State(shared): State<Arc<Shared>>) -> Response {
-    if let Some(r) = faulted(&shared).await {
-        return r;
-    }
-    if shared.faults.lock().expect("faults").firmware_health {
-        return (StatusCode::NOT_FOUND, "Not found: /health").into_response();
-    }
-    json(200, r#"{"status":"OK"}"#.into())
-}
-
+/// The firmware's `POST /health`: status 404 with body `{"status":"OK"}`.
 async fn health_post(State(shared): State<Arc<Shared>>) -> Response {
     if let Some(r) = faulted(&shared).await {
         return r;
     }
-    let status = if shared.faults.lock().expect("faults").firmware_health { 404 } else { 200 };
-    json(status, r#"{"status":"OK"}"#.into())
+    json(&shared, 404, r#"{"status":"OK"}"#.into())
+}
+
+/// What the ESP32 web server answers for a path (or method) the firmware did not register.
+async fn not_found(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    if let Some(r) = faulted(&shared).await {
+        return r;
+    }
+    shared.refused.fetch_add(1, Ordering::Relaxed);
+    (StatusCode::NOT_FOUND, [("content-type", "text/plain")], format!("Not found: {}", uri.path())).into_response()
 }
 
 async fn faults_get(State(shared): State<Arc<Shared>>) -> Response {
     let faults = *shared.faults.lock().expect("faults");
-    json(200, serde_json::to_string(&faults).expect("plain JSON"))
+    json(&shared, 200, serde_json::to_string(&faults).expect("plain JSON"))
 }
 
 async fn faults_put(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     match serde_json::from_slice::<Faults>(&body) {
         Ok(f) => {
             *shared.faults.lock().expect("faults") = f;
-            json(200, serde_json::to_string(&f).expect("plain JSON"))
+            json(&shared, 200, serde_json::to_string(&f).expect("plain JSON"))
         }
-        Err(e) => json(400, serde_json::json!({ "error": format!("not a fault setting: {e}") }).to_string()),
+        Err(e) => {
+            let body = serde_json::json!({ "error": format!("not a fault setting: {e}") }).to_string();
+            (StatusCode::BAD_REQUEST, [("content-type", "application/json")], body).into_response()
+        }
     }
 }
 
 async fn reboot_post(State(shared): State<Arc<Shared>>) -> Response {
     reboot(&shared);
-    json(200, Answer::Ok { last_update: 0 }.body())
+    json(&shared, 200, Answer::Ok { last_update: 0 }.body())
 }

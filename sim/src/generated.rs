@@ -95,6 +95,7 @@ pub fn ring(trains: usize) -> Result<Layout, LayoutError> {
                 length_mm: 450.0,
                 max_speed_mm_s: 300,
                 speed_mm_s: 200,
+                controller: None,
                 start: PlacementSpec { segment: id("link", i), offset_mm: 900.0, toward: id("sw", next) },
             });
         }

@@ -119,6 +119,11 @@ impl Span {
         Span { seg: id, lo: x.min(y), hi: x.max(y) }
     }
 
+    /// Whether the span covers the offset `at` on its segment.
+    pub fn contains(&self, at: f64) -> bool {
+        self.lo <= at && at <= self.hi
+    }
+
     /// Whether two spans overlap by more than nothing.
     pub fn overlaps(&self, other: &Span) -> bool {
         self.seg == other.seg && self.lo < other.hi && other.lo < self.hi

@@ -3,14 +3,15 @@
 //!
 //! A client sends [`ClientFrame`]s: a command with an `id` that the answer repeats:
 //! - `{"id": 1, "cmd": "device", "name": "chofu_b1", "state": "ON"}`
-//! - `{"id": 2, "cmd": "speed", "train": "TAKAO", "speed_mm_s": 200}`
+//! - `{"id": 2, "cmd": "speed", "train": "TAKAO", "speed": 50}` (the 2021 scale: 0..100, percent of the
+//!   train's top speed)
 //! - `{"id": 3, "cmd": "snapshot"}`
 //! - `{"id": 4, "cmd": "operator", "token": "...", "action": "live" | "live_force" | "sim" | "emergency_stop" |
 //!   "reset"}`
 //!
 //! The server sends [`ServerFrame`]s, each with a `type`: a `snapshot` first (and again after a client fell
 //! behind), then answers to commands (`ack`, `rejected`, `failed`, `denied`, `error`) and what happens on the
-//! track (`device`, `trains`, `board`, `mode`, `event`).
+//! track (`device`, `speed`, `trains`, `board`, `mode`, `event`).
 
 use hil::track::{BoardHealth, Mode, Snapshot, TrainPosition};
 use serde::{Deserialize, Serialize};
@@ -42,8 +43,9 @@ pub enum Command {
     Speed {
         /// The train's name.
         train: String,
-        /// Speed in mm/s; negative runs the train backwards.
-        speed_mm_s: i32,
+        /// Speed on the 2021 scale, 0..100 (percent of the train's top speed); negative asks for reverse,
+        /// which the interlocking refuses.
+        speed: i32,
     },
     /// Send a snapshot.
     Snapshot {},
@@ -140,6 +142,13 @@ pub enum ServerFrame {
     Snapshot(State),
     /// A device's new state.
     Device(Device),
+    /// A train's speed was commanded.
+    Speed {
+        /// The train's name.
+        train: String,
+        /// Its speed on the 2021 scale.
+        speed: i32,
+    },
     /// Where every train is now.
     Trains {
         /// Every train.
@@ -167,7 +176,7 @@ pub struct State {
     pub devices: Vec<Device>,
     /// Every train.
     pub trains: Vec<Train>,
-    /// Every servo board.
+    /// Every servo board and speed controller.
     pub boards: Vec<Board>,
 }
 
@@ -200,12 +209,12 @@ pub struct Train {
     pub speed_mm_s: u32,
     /// Running, crashed, derailed or removed.
     pub status: TrainStatus,
-    /// The speed it was set to, mm/s (in snapshots only).
+    /// The speed it was last commanded, on the 2021 scale (in snapshots only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub set_speed_mm_s: Option<i32>,
+    pub speed: Option<i32>,
 }
 
-/// A servo board's health.
+/// A servo board's or speed controller's health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Board {
     /// Its name.
@@ -281,7 +290,7 @@ impl State {
                 .trains
                 .iter()
                 .map(|t| Train {
-                    set_speed_mm_s: Some(t.set_speed),
+                    speed: snap.speeds.get(t.id).copied(),
                     ..Train::of(layout, &TrainPosition::of(layout, t))
                 })
                 .collect(),
@@ -302,7 +311,7 @@ impl Train {
             y,
             speed_mm_s: p.speed,
             status: p.status,
-            set_speed_mm_s: None,
+            speed: None,
         }
     }
 }

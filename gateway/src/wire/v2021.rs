@@ -1,9 +1,13 @@
-//! The 2021 browser protocol on `/ws`: JSON text frames, wire-compatible with the 2021 page.
+//! The 2021 browser protocols, `/ws` and `/speed`: JSON text frames, wire-compatible with the 2021 page.
 //!
-//! - Both ways, a device: `{"station_name": "chofu_b1", "state": "ON"}`. A client sends one to operate a device;
-//!   the server sends one for every change, and every device's state every 2 seconds.
-//! - Client to server, a speed: `{"train_name": "TAKAO", "speed": 8}`.
-//! - Server to client, anything refused or not understood: `{"error": "..."}`.
+//! - `/ws`, both ways, a device: `{"station_name": "chofu_b1", "state": "ON"}`. A client sends one to operate a
+//!   device; the server sends one for every command carried out (also when the device already had that
+//!   state), for every change, and every device's state every 2 seconds.
+//! - `/speed`, both ways, a speed: `{"train_name": "TAKAO", "speed": 50}`, 0..100 (the page's slider, steps of
+//!   5; negative with its reverse handle). The server sends every train's speed on connect and one for every
+//!   speed command carried out. `/ws` takes speed frames too.
+//! - Server to client, anything refused or not understood: `{"error": "..."}` (the 2021 page ignores it, so
+//!   a refused command is also answered with the device's or train's frame as it is now).
 //!
 //! The phone page of the twin speaks v2 ([`super::v2`]); the 2021 page speaks this.
 
@@ -21,13 +25,13 @@ pub struct DeviceFrame<S = String> {
     pub state: OnOff,
 }
 
-/// A train's speed, from a client.
+/// A train's speed, either way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpeedFrame {
     /// The train's name in the layout (`TAKAO`).
     pub train_name: String,
-    /// The speed level.
+    /// The speed, -100..100 (percent of the train's top speed; negative: reverse).
     pub speed: i64,
 }
 
@@ -46,6 +50,8 @@ pub enum ClientFrame {
 pub enum ServerFrame {
     /// A device's state.
     Device(DeviceFrame),
+    /// A train's speed.
+    Speed(SpeedFrame),
     /// Something refused or not understood, in words.
     Error {
         /// Why.
@@ -85,6 +91,11 @@ impl ServerFrame {
     /// A device's state.
     pub fn device(name: &str, state: OnOff) -> ServerFrame {
         ServerFrame::Device(DeviceFrame { station_name: name.to_string(), state })
+    }
+
+    /// A train's speed.
+    pub fn speed(name: &str, speed: i32) -> ServerFrame {
+        ServerFrame::Speed(SpeedFrame { train_name: name.to_string(), speed: speed.into() })
     }
 
     /// An error.

@@ -1,12 +1,14 @@
 //! The track's bookkeeping as plain data, with no IO and no clock of its own (`now` is passed in): the mode,
-//! the desired state of every device, every servo board's health, and each board's restore queue (the steps
-//! that bring a board's devices back to their desired states after start-up, a failure, a reboot or a switch
-//! of mode). The driver ([`super`]) does the HTTP and the waiting and tells the core what came of it.
+//! the desired state of every device, the speed wanted of every train and the cap speed supervision puts on
+//! it, every servo board's and speed controller's health, and each one's restore queue (the steps that bring
+//! its devices or trains back to their desired states after start-up, a failure, a reboot or a switch of
+//! mode). The driver ([`super`]) does the IO and the waiting and tells the core what came of it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use sim::layout::{BoardId, BoardKind, Layout, OnOff};
+use sim::interlocking::on_scale;
+use sim::layout::{BoardId, BoardKind, Layout, OnOff, TrainId};
 
 use super::{BoardHealth, Mode};
 
@@ -17,6 +19,8 @@ pub enum RestoreStep {
     SetClock,
     /// Drive a device to its desired state.
     Device(usize),
+    /// Send a train's speed to its onboard controller.
+    Speed(TrainId),
 }
 
 /// What the driver should do next for a board.
@@ -30,11 +34,12 @@ pub enum Next {
     Idle,
 }
 
-/// A servo board as the core keeps it.
+/// A servo board or speed controller as the core keeps it.
 #[derive(Debug, Clone)]
 struct Board {
     health: BoardHealth,
-    devices: Vec<usize>,
+    /// What a restore drives: the board's devices, or the controller's trains.
+    steps: Vec<RestoreStep>,
     restore: VecDeque<RestoreStep>,
     due: Instant,
     /// Counts the board's restores, so that the result of a step of an abandoned restore is not taken for one
@@ -42,19 +47,31 @@ struct Board {
     number: u64,
 }
 
+/// A train's speed as the core keeps it, on the 2021 scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TrainSpeed {
+    /// The speed last commanded (or started from).
+    wanted: i32,
+    /// The cap from speed supervision.
+    limit: Option<i32>,
+    /// The speed its controller last took.
+    sent: Option<i32>,
+}
+
 /// The track's bookkeeping (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct TrackCore {
     mode: Mode,
     desired: Vec<OnOff>,
+    speeds: Vec<TrainSpeed>,
     boards: BTreeMap<BoardId, Board>,
     addresses: [Vec<String>; 2],
     spacing: Duration,
 }
 
 impl TrackCore {
-    /// The core of a track that starts in `mode` with the `desired` device states; every servo board's
-    /// restore is due at `now`. `sim` and `live` are the boards' addresses in each mode, by board id;
+    /// The core of a track that starts in `mode` with the `desired` device states and the layout's starting
+    /// speeds; every servo board's and speed controller's restore is due at `now`. `sim` and `live` are the boards' addresses in each mode, by board id;
     /// `spacing` is the time between two devices of a restore.
     pub fn new(
         layout: &Layout,
@@ -69,7 +86,7 @@ impl TrackCore {
             .boards
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.kind == BoardKind::Servo)
+            .filter(|(_, b)| b.kind != BoardKind::Sensor)
             .map(|(id, b)| {
                 let health = BoardHealth {
                     name: b.name.clone(),
@@ -77,11 +94,26 @@ impl TrackCore {
                     alive: true,
                     restoring: true,
                 };
-                let devices = (0..layout.devices.len()).filter(|&d| layout.devices[d].board == id).collect();
-                (id, Board { health, devices, restore: VecDeque::new(), due: now, number: 0 })
+                let steps = match b.kind {
+                    BoardKind::Speed => (0..layout.trains.len())
+                        .filter(|&t| layout.trains[t].controller == Some(id))
+                        .map(RestoreStep::Speed)
+                        .collect(),
+                    _ => std::iter::once(RestoreStep::SetClock)
+                        .chain(
+                            (0..layout.devices.len())
+                                .filter(|&d| layout.devices[d].board == id)
+                                .map(RestoreStep::Device),
+                        )
+                        .collect(),
+                };
+                (id, Board { health, steps, restore: VecDeque::new(), due: now, number: 0 })
             })
             .collect();
-        let mut core = TrackCore { mode, desired, boards, addresses, spacing };
+        let speeds = (0..layout.trains.len())
+            .map(|t| TrainSpeed { wanted: on_scale(layout, t, layout.trains[t].speed), limit: None, sent: None })
+            .collect();
+        let mut core = TrackCore { mode, desired, speeds, boards, addresses, spacing };
         for id in core.boards.keys().copied().collect::<Vec<_>>() {
             core.start_restore(id, now);
         }
@@ -98,17 +130,49 @@ impl TrackCore {
         self.desired[device]
     }
 
+    /// The speed last commanded for a train (or started from), on the 2021 scale.
+    pub fn wanted_speed(&self, train: TrainId) -> i32 {
+        self.speeds[train].wanted
+    }
+
+    /// What a train's controller is to run it at if `wanted` is commanded: `wanted`, no more than the cap of
+    /// speed supervision.
+    pub fn controller_speed(&self, train: TrainId, wanted: i32) -> i32 {
+        self.speeds[train].limit.map_or(wanted, |l| wanted.min(l))
+    }
+
+    /// A train's speed was commanded (`wanted`, when a visitor or operator did), and its controller took
+    /// `sent` (`None` for a train without one).
+    pub fn speed_set(&mut self, train: TrainId, wanted: Option<i32>, sent: Option<i32>) {
+        let s = &mut self.speeds[train];
+        if let Some(w) = wanted {
+            s.wanted = w;
+        }
+        if sent.is_some() {
+            s.sent = sent;
+        }
+    }
+
+    /// Speed supervision capped a train at `limit` (on the 2021 scale), or lifted its cap. Returns the speed
+    /// to send its controller if that now differs from what it last took.
+    pub fn speed_limit(&mut self, train: TrainId, limit: Option<i32>) -> Option<i32> {
+        self.speeds[train].limit = limit;
+        let s = self.speeds[train];
+        let now = self.controller_speed(train, s.wanted);
+        (s.sent != Some(now)).then_some(now)
+    }
+
     /// The address of a board in the current mode.
     pub fn address(&self, board: BoardId) -> &str {
         &self.addresses[self.mode as usize][board]
     }
 
-    /// The addresses of the servo boards in `mode`, by board id.
+    /// The addresses of the servo boards and speed controllers in `mode`, by board id.
     pub fn addresses_in(&self, mode: Mode) -> Vec<(BoardId, String)> {
         self.boards.keys().map(|&b| (b, self.addresses[mode as usize][b].clone())).collect()
     }
 
-    /// Every servo board's health, by board id.
+    /// Every servo board's and speed controller's health, by board id.
     pub fn health(&self) -> Vec<(BoardId, BoardHealth)> {
         self.boards.iter().map(|(&id, b)| (id, b.health.clone())).collect()
     }
@@ -206,9 +270,7 @@ impl TrackCore {
     /// Queues `board`'s whole restore, due at `now`.
     fn start_restore(&mut self, board: BoardId, now: Instant) -> Option<BoardHealth> {
         self.change(board, |b| {
-            b.restore = std::iter::once(RestoreStep::SetClock)
-                .chain(b.devices.iter().map(|&d| RestoreStep::Device(d)))
-                .collect();
+            b.restore = b.steps.iter().copied().collect();
             b.due = now;
             b.number += 1;
             b.health.restoring = true;

@@ -9,6 +9,13 @@
 //! when a board comes back (or at start-up, or after a switch of mode) it re-sends the desired state of the
 //! board's devices one at a time, 500 ms apart, refusing new commands for them until it is done.
 //!
+//! A train with an onboard speed controller has its speed sent to the controller over the 2021 gRPC
+//! ([`crate::speed`]), in sim mode to a virtual controller that drives the simulated train
+//! ([`crate::virtual_controllers`]), in live mode to the real one (and the mirror follows an acknowledged
+//! speed); speed supervision reaches it the same way, so a real train closing on another is slowed and stopped.
+//! A train without a controller has its speed set in the simulation only, and in live mode runs at its own
+//! speed: only the stop rails stop it.
+//!
 //! The bookkeeping (mode, desired states, health, restore queues) is plain data in [`core::TrackCore`]; this
 //! module is its thin tokio driver: one task per servo board (health polls and restore steps), one that
 //! supervises train speeds and publishes their positions, one that follows sensor reports, and a thread that
@@ -28,8 +35,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use sim::interlocking::{Interlocking, Rejection, Request};
-use sim::layout::{BoardId, Layout, OnOff};
+use sim::interlocking::{Interlocking, Rejection, Request, on_scale};
+use sim::layout::{BoardId, BoardKind, Layout, OnOff};
+use sim::track::DevicePosition;
 use sim::twin::thread::{Output, Request as SimRequest, SimHandle};
 use sim::twin::{SimCommand, SimError, SimEvent, TrackState};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -39,9 +47,11 @@ use self::core::{Next, RestoreStep, TrackCore};
 use crate::client::{BoardClient, ClientConfig, Failure, servo_command};
 use crate::ingest::SensorReading;
 use crate::mirror::{Divergence, Mirror};
-use crate::protocol::{BoardCommand, ServoOp};
+use crate::protocol::BoardCommand;
 use crate::rig::{Rig, RigError};
+use crate::speed::SpeedClient;
 use crate::virtual_boards::VirtualBoard;
+use crate::virtual_controllers::VirtualController;
 
 /// Settings of a track.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,6 +127,21 @@ pub enum TrackEvent {
     Sim(SimEvent),
     /// A board's health changed.
     Board(BoardHealth),
+    /// A train's speed was commanded (on the 2021 scale), also when it already had that speed.
+    Speed {
+        /// The train.
+        train: usize,
+        /// Its speed now.
+        speed: i32,
+    },
+    /// A device command found the device already in the state it asked for (no device moved, so the
+    /// simulation reports no change; the 2021 protocol echoes it nonetheless).
+    Confirmed {
+        /// The device.
+        device: usize,
+        /// Its state.
+        state: OnOff,
+    },
     /// In live mode, a real sensor report contradicted the mirror.
     Divergence(Divergence),
     /// The mode changed.
@@ -154,8 +179,10 @@ pub struct Snapshot {
     pub mode: Mode,
     /// Devices and trains (the simulation's, or in live mode the mirror's).
     pub state: TrackState,
-    /// Health of every servo board, by board id.
+    /// Health of every servo board and speed controller, by board id.
     pub boards: Vec<(BoardId, BoardHealth)>,
+    /// Every train's speed as last commanded, on the 2021 scale.
+    pub speeds: Vec<i32>,
 }
 
 /// Where a track starts.
@@ -208,6 +235,7 @@ struct Inner {
     config: TrackConfig,
     sim: Sender<SimRequest>,
     client: BoardClient,
+    speed: SpeedClient,
     core: Mutex<TrackCore>,
     mirror: Mutex<Mirror>,
     events: broadcast::Sender<TrackEvent>,
@@ -226,6 +254,7 @@ struct Inner {
 pub struct Track {
     inner: Arc<Inner>,
     boards: Vec<VirtualBoard>,
+    controllers: Vec<VirtualController>,
     sim: Arc<Mutex<Option<SimHandle>>>,
 }
 
@@ -236,7 +265,7 @@ impl Track {
         let config = setup.config;
         let rig = Rig::start(layout.clone(), &setup.listen, config.pace).await?;
         let sim_addresses = rig.addresses();
-        let Rig { sim: handle, boards, .. } = rig;
+        let Rig { sim: handle, boards, controllers, .. } = rig;
         let live_addresses: Vec<String> = layout
             .boards
             .iter()
@@ -261,7 +290,7 @@ impl Track {
             config.init_spacing,
             Instant::now(),
         );
-        let servo_boards: Vec<BoardId> = core.health().into_iter().map(|(id, _)| id).collect();
+        let driven: Vec<BoardId> = core.health().into_iter().map(|(id, _)| id).collect();
         let (events, _) = broadcast::channel(4096);
         let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -272,17 +301,18 @@ impl Track {
             config,
             sim: handle.requests.clone(),
             client: BoardClient::new(config.client),
+            speed: SpeedClient::new(config.client),
             events,
             readings: readings_tx,
             pending: Mutex::default(),
             next_id: AtomicU64::new(1),
             turn: tokio::sync::Mutex::new(()),
-            wake: servo_boards.iter().map(|&b| (b, Notify::new())).collect(),
+            wake: driven.iter().map(|&b| (b, Notify::new())).collect(),
             restored: Notify::new(),
         });
         pump(inner.clone(), handle.outputs.clone());
-        let track = Track { inner, boards, sim: Arc::new(Mutex::new(Some(handle))) };
-        for board in servo_boards {
+        let track = Track { inner, boards, controllers, sim: Arc::new(Mutex::new(Some(handle))) };
+        for board in driven {
             tokio::spawn(run_board(Arc::downgrade(&track.inner), board));
         }
         tokio::spawn(watch_trains(Arc::downgrade(&track.inner)));
@@ -310,7 +340,7 @@ impl Track {
         let targets = inner.core().addresses_in(to);
         let mut checked = Vec::new();
         for (b, address) in targets {
-            let alive = inner.client.health(&address).await;
+            let alive = poll(inner, b, &address).await.is_some();
             checked.push((inner.layout.boards[b].name.clone(), address, alive));
         }
         checked.sort();
@@ -350,12 +380,17 @@ impl Track {
         &self.boards
     }
 
+    /// The virtual speed controllers (sim mode).
+    pub fn virtual_controllers(&self) -> &[VirtualController] {
+        &self.controllers
+    }
+
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<TrackEvent> {
         self.inner.events.subscribe()
     }
 
-    /// Health of every servo board, by board id.
+    /// Health of every servo board and speed controller, by board id.
     pub fn boards(&self) -> Vec<(BoardId, BoardHealth)> {
         self.inner.core().health()
     }
@@ -365,6 +400,11 @@ impl Track {
         self.inner.core().desired(device)
     }
 
+    /// A train's speed: the last one commanded (or started from), on the 2021 scale.
+    pub fn speed(&self, train: usize) -> i32 {
+        self.inner.core().wanted_speed(train)
+    }
+
     /// Whether every board is alive and restored.
     pub fn ready(&self) -> bool {
         self.inner.core().ready()
@@ -372,7 +412,9 @@ impl Track {
 
     /// The mode, the devices and trains, and the boards' health.
     pub async fn snapshot(&self) -> Snapshot {
-        Snapshot { mode: self.mode(), state: self.state().await, boards: self.boards() }
+        let state = self.state().await;
+        let speeds = (0..self.inner.layout.trains.len()).map(|t| self.speed(t)).collect();
+        Snapshot { mode: self.mode(), state, boards: self.boards(), speeds }
     }
 
     /// Like [`Track::state`], but `None` once the track is stopped.
@@ -389,8 +431,8 @@ impl Track {
     pub async fn apply(&self, req: Request) -> Outcome {
         let inner = &self.inner;
         let _turn = inner.turn.lock().await;
-        let state = state(inner).await;
-        if let Err(r) = inner.interlocking.check(&req, &state) {
+        let now = state(inner).await;
+        if let Err(r) = inner.interlocking.check(&req, &now) {
             return Outcome::Rejected(r);
         }
         match req {
@@ -401,15 +443,38 @@ impl Track {
                 match drive(inner, device, state).await {
                     Ok(()) => {
                         inner.core().commanded(device, state);
+                        if now.devices[device] == DevicePosition::from(state) {
+                            let _ = inner.events.send(TrackEvent::Confirmed { device, state });
+                        }
                         Outcome::Applied
                     }
                     Err(f) => Outcome::Failed(f.to_string()),
                 }
             }
-            Request::Speed { .. } => match sim_command(inner, req.command()).await {
-                Ok(()) => Outcome::Applied,
-                Err(e) => Outcome::Failed(e.to_string()),
-            },
+            Request::Speed { train, speed } => {
+                let result = match inner.layout.trains[train].controller {
+                    Some(board) => {
+                        if let Err(reason) = inner.core().admit(board) {
+                            return Outcome::Failed(reason);
+                        }
+                        let sent = inner.core().controller_speed(train, speed);
+                        control(inner, train, sent).await.map_err(|f| f.to_string())
+                    }
+                    None if self.mode() == Mode::Live => Err(format!(
+                        "{} has no onboard speed controller: on the real track it runs at its own speed",
+                        inner.layout.trains[train].name
+                    )),
+                    None => sim_command(inner, req.command(&inner.layout)).await.map_err(|e| e.to_string()),
+                };
+                match result {
+                    Ok(()) => {
+                        inner.core().speed_set(train, Some(speed), None);
+                        let _ = inner.events.send(TrackEvent::Speed { train, speed });
+                        Outcome::Applied
+                    }
+                    Err(reason) => Outcome::Failed(reason),
+                }
+            }
         }
     }
 
@@ -457,6 +522,33 @@ async fn drive(inner: &Inner, device: usize, state: OnOff) -> Result<(), Failure
     result.map(|_| ())
 }
 
+/// Sends a train's controller the speed `speed` (already capped by speed supervision); a controller that does
+/// not answer is marked down. In live mode the mirror follows an acknowledged speed (in sim mode the virtual
+/// controller set the simulated train's speed).
+async fn control(inner: &Inner, train: usize, speed: i32) -> Result<(), Failure> {
+    let t = &inner.layout.trains[train];
+    let board = t.controller.expect("only trains with a controller are controlled");
+    let (address, live) = {
+        let core = inner.core();
+        (core.address(board).to_string(), core.mode() == Mode::Live)
+    };
+    let result = inner.speed.set(&address, &t.name, speed).await;
+    match result {
+        Ok(()) => {
+            inner.core().speed_set(train, None, Some(speed));
+            if live {
+                let _ = sim_command(inner, Request::Speed { train, speed }.command(&inner.layout)).await;
+            }
+        }
+        Err(Failure::Unreachable(_) | Failure::Timeout(_) | Failure::BadAnswer { .. }) => {
+            let changed = inner.core().unreachable(board);
+            inner.announce(changed);
+        }
+        Err(_) => {}
+    }
+    result
+}
+
 async fn state(inner: &Inner) -> TrackState {
     try_state(inner).await.expect("the track's simulation runs until the track is stopped")
 }
@@ -496,12 +588,7 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
                         }
                         for cmd in inner.interlocking.protect_after(std::slice::from_ref(&e)) {
                             if let SimCommand::SetDevice { device, state } = cmd {
-                                let inner = inner.clone();
-                                runtime.spawn(async move {
-                                    if drive(&inner, device, state).await.is_ok() {
-                                        inner.core().commanded(device, state);
-                                    }
-                                });
+                                runtime.spawn(protect(inner.clone(), device, state));
                             }
                         }
                         let _ = inner.events.send(TrackEvent::Sim(e));
@@ -533,8 +620,8 @@ async fn run_board(inner: std::sync::Weak<Inner>, board: BoardId) {
         };
         if now >= next_poll {
             let address = strong.core().address(board).to_string();
-            let alive = strong.client.health(&address).await;
-            let rebooted = alive && rebooted(&strong, board, &address).await;
+            let polled = poll(&strong, board, &address).await;
+            let (alive, rebooted) = (polled.is_some(), polled == Some(true));
             let changed = strong.core().polled(board, alive, rebooted, Instant::now());
             strong.announce(changed);
             next_poll = Instant::now() + strong.config.health_every;
@@ -552,13 +639,19 @@ async fn run_board(inner: std::sync::Weak<Inner>, board: BoardId) {
 async fn restore_step(inner: &Inner, board: BoardId, step: RestoreStep) -> bool {
     match step {
         RestoreStep::SetClock => {
-            let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let address = inner.core().address(board).to_string();
-            inner.client.send(&address, &BoardCommand::SetClock { unix }).await.is_ok()
+            inner.client.send(&address, &BoardCommand::SetClock { unix: unix_now() }).await.is_ok()
         }
         RestoreStep::Device(device) => {
             let state = inner.core().desired(device);
             drive(inner, device, state).await.is_ok()
+        }
+        RestoreStep::Speed(train) => {
+            let speed = {
+                let core = inner.core();
+                core.controller_speed(train, core.wanted_speed(train))
+            };
+            control(inner, train, speed).await.is_ok()
         }
     }
 }
@@ -566,11 +659,23 @@ async fn restore_step(inner: &Inner, board: BoardId, step: RestoreStep) -> bool 
 /// Unix times before this mean a board's clock was never set since it booted.
 const CLOCK_SET_AFTER: u64 = 1_000_000_000;
 
-/// Whether a board has lost the clock the track set: its servos' `last_update` reads as seconds since boot.
-async fn rebooted(inner: &Inner, board: BoardId, address: &str) -> bool {
-    let Some(device) = inner.layout.devices.iter().find(|d| d.board == board) else { return false };
-    let probe = BoardCommand::Servo { pin: device.pin, op: ServoOp::Get };
-    matches!(inner.client.send(address, &probe).await, Ok(last_update) if last_update < CLOCK_SET_AFTER)
+/// The time now in unix seconds.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Polls a board at `address` with requests its firmware answers with 200 and that move nothing: `None` when
+/// it does not answer, else whether it rebooted since its devices were last driven. A servo board has its
+/// clock set (`pin: -1`); its answer's `last_update` reads as seconds since boot when no servo moved since it
+/// booted, which after a restore means it rebooted. A speed controller is asked for a connection only (any
+/// `ControlSpeed` would kick its motor).
+async fn poll(inner: &Inner, board: BoardId, address: &str) -> Option<bool> {
+    if inner.layout.boards[board].kind == BoardKind::Speed {
+        return inner.speed.reachable(address).await.then_some(false);
+    }
+    let last_update = inner.client.probe(address, unix_now()).await.ok()?;
+    let drives_devices = inner.layout.devices.iter().any(|d| d.board == board);
+    Some(drives_devices && last_update < CLOCK_SET_AFTER)
 }
 
 /// Every `supervise_every`: the interlocking's speed supervision on the simulated track, and the trains'
@@ -588,10 +693,38 @@ async fn watch_trains(inner: std::sync::Weak<Inner>) {
     }
 }
 
-/// Slows or stops trains closing on others, as the interlocking's speed supervision says.
-async fn supervise(inner: &Inner, state: &TrackState) {
+/// Slows or stops trains closing on others, as the interlocking's speed supervision says: on the simulated
+/// track (or the mirror), and through the train's controller if it has one; and raises the stop rails it says
+/// to raise, through their boards.
+async fn supervise(inner: &Arc<Inner>, state: &TrackState) {
     for cmd in inner.interlocking.supervise(state) {
-        let _ = sim_command(inner, cmd).await;
+        match cmd {
+            SimCommand::SetDevice { device, state } => {
+                tokio::spawn(protect(inner.clone(), device, state));
+            }
+            SimCommand::SetSpeedLimit { train, limit } => {
+                let _ = sim_command(inner, cmd).await;
+                if inner.layout.trains[train].controller.is_none() {
+                    continue;
+                }
+                let limit = limit.map(|l| on_scale(&inner.layout, train, l));
+                if let Some(speed) = inner.core().speed_limit(train, limit) {
+                    let inner = inner.clone();
+                    tokio::spawn(async move { control(&inner, train, speed).await });
+                }
+            }
+            other => {
+                let _ = sim_command(inner, other).await;
+            }
+        }
+    }
+}
+
+/// Automatic protection: drives a device (a stop rail raised behind a train) through its board, and makes it
+/// the device's desired state once done.
+async fn protect(inner: Arc<Inner>, device: usize, state: OnOff) {
+    if drive(&inner, device, state).await.is_ok() {
+        inner.core().commanded(device, state);
     }
 }
 

@@ -38,7 +38,7 @@ impl Guarded {
     /// Checks `request` against the track as it is now and, if allowed, applies it.
     pub fn request(&mut self, request: &Request, events: &mut Vec<SimEvent>) -> Result<(), Refusal> {
         self.interlocking.check(request, &self.sim.state()).map_err(Refusal::Rejected)?;
-        self.sim.apply(request.command(), events).map_err(Refusal::Failed)
+        self.sim.apply(request.command(self.sim.layout()), events).map_err(Refusal::Failed)
     }
 
     /// One step, then the interlocking's protection over `events` (everything since they were last cleared);
@@ -46,13 +46,14 @@ impl Guarded {
     pub fn step(&mut self, events: &mut Vec<SimEvent>) -> usize {
         self.sim.step(events);
         let protections = self.interlocking.protect_after(events);
-        let raised = protections.len();
+        let mut raised = protections.len();
         for cmd in protections {
             self.sim.apply(cmd, events).expect("protection commands name real devices");
         }
         if self.steps.is_multiple_of(SUPERVISE_EVERY) {
             for cmd in self.interlocking.supervise(&self.sim.state()) {
-                self.sim.apply(cmd, events).expect("supervision commands name real trains");
+                raised += usize::from(matches!(cmd, crate::twin::SimCommand::SetDevice { .. }));
+                self.sim.apply(cmd, events).expect("supervision commands name real trains and devices");
             }
         }
         self.steps += 1;

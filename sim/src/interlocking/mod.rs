@@ -5,8 +5,9 @@
 //! - route locking: every train *claims* its body plus its route ahead up to the next raised stop rail
 //!   (see [`route`]). Claims never overlap. A switch inside a claim cannot be thrown; a stop rail can only be
 //!   lowered when the trains it releases get a safe, bounded route that overlaps no other claim;
-//! - automatic protection: a stop rail is raised again as soon as a train has passed it (closing the block
-//!   behind the train), and speed supervision caps a train that closes on another one.
+//! - automatic protection: a stop rail is raised again once a train has passed it with its last car (closing
+//!   the block behind the train), or earlier, while the train still covers it, as soon as another train's route
+//!   ahead reaches it; and speed supervision caps a train that closes on another one.
 //!
 //! Raising a stop rail and slowing a train only shrink claims, so they are always accepted.
 
@@ -23,6 +24,10 @@ use route::{Claim, MARGIN_MM, RouteEnd, UnsafeAt, gap_to};
 /// Distance (mm) within which speed supervision keeps a train no faster than the train ahead.
 pub const HEADWAY_MM: f64 = 400.0;
 
+/// The top of the speed scale every door speaks (the 2021 scale): speed `n` runs a train at `n`% of its top
+/// speed.
+pub const FULL_SPEED: i32 = 100;
+
 /// A command as a visitor or operator asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
@@ -33,23 +38,33 @@ pub enum Request {
         /// Wanted state.
         state: OnOff,
     },
-    /// Set a train's speed in mm/s (negative: reverse).
+    /// Set a train's speed on the 2021 scale, `-FULL_SPEED..=FULL_SPEED` (negative: reverse).
     Speed {
         /// Train.
         train: TrainId,
-        /// Speed.
+        /// Speed, percent of the train's top speed.
         speed: i32,
     },
 }
 
 impl Request {
-    /// The simulation command that carries out this request.
-    pub fn command(self) -> SimCommand {
+    /// The simulation command that carries out this request on `layout`.
+    pub fn command(self, layout: &Layout) -> SimCommand {
         match self {
             Request::Device { device, state } => SimCommand::SetDevice { device, state },
-            Request::Speed { train, speed } => SimCommand::SetSpeed { train, speed },
+            Request::Speed { train, speed } => SimCommand::SetSpeed { train, speed: mm_s(layout, train, speed) },
         }
     }
+}
+
+/// A speed on the 2021 scale as mm/s of `train`.
+pub fn mm_s(layout: &Layout, train: TrainId, speed: i32) -> i32 {
+    (layout.trains[train].max_speed as i64 * speed as i64 / FULL_SPEED as i64) as i32
+}
+
+/// A speed in mm/s of `train` on the 2021 scale, rounded down.
+pub fn on_scale(layout: &Layout, train: TrainId, mm_s: u32) -> i32 {
+    (mm_s as i64 * FULL_SPEED as i64 / layout.trains[train].max_speed.max(1) as i64).min(FULL_SPEED as i64) as i32
 }
 
 /// Which rule refused a command.
@@ -69,6 +84,8 @@ pub enum RejectKind {
     Reverse,
     /// The command names a device or train the layout does not have.
     Unknown,
+    /// A speed off the scale.
+    OutOfRange,
 }
 
 impl RejectKind {
@@ -82,6 +99,7 @@ impl RejectKind {
             RejectKind::NoStopAhead => "no stop ahead",
             RejectKind::Reverse => "reverse running",
             RejectKind::Unknown => "unknown device or train",
+            RejectKind::OutOfRange => "out of range",
         }
     }
 }
@@ -123,6 +141,12 @@ impl Interlocking {
                 return Err(unknown("device", device));
             }
             Request::Speed { train, .. } if train >= self.layout.trains.len() => return Err(unknown("train", train)),
+            Request::Speed { speed, .. } if speed.abs() > FULL_SPEED => {
+                return Err(Rejection {
+                    kind: RejectKind::OutOfRange,
+                    message: format!("speed {speed} is out of range -{FULL_SPEED}..{FULL_SPEED}"),
+                });
+            }
             _ if !self.enabled => return Ok(()),
             _ => {}
         }
@@ -255,7 +279,8 @@ impl Interlocking {
         Ok(())
     }
 
-    /// Automatic protection after a step: raise every lowered stop rail a train has just passed.
+    /// Automatic protection after a step: raise every lowered stop rail a train has just passed with its last
+    /// car.
     pub fn protect_after(&self, events: &[SimEvent]) -> Vec<SimCommand> {
         if !self.enabled {
             return Vec::new();
@@ -263,14 +288,16 @@ impl Interlocking {
         events
             .iter()
             .filter_map(|e| match e.kind {
-                EventKind::StopRailPassed { device, .. } => Some(SimCommand::SetDevice { device, state: OnOff::On }),
+                EventKind::StopRailCleared { device, .. } => Some(SimCommand::SetDevice { device, state: OnOff::On }),
                 _ => None,
             })
             .collect()
     }
 
-    /// Speed supervision: a train closing on another is capped to the other's speed, and stopped at the margin.
-    /// Returns the limit changes to apply.
+    /// Speed supervision: a train closing on another is capped to the other's speed, and stopped at the margin;
+    /// and a lowered stop rail that a train still covers is raised at once when another train's route ahead
+    /// reaches it (it closes the block behind the first train before the second can enter it). Returns the
+    /// limit changes and the stop rails to raise.
     pub fn supervise(&self, state: &TrackState) -> Vec<SimCommand> {
         if !self.enabled {
             return Vec::new();
@@ -278,8 +305,14 @@ impl Interlocking {
         let bodies: Vec<Vec<crate::track::Span>> =
             state.trains.iter().map(|t| t.body.spans(&self.layout).collect()).collect();
         let mut changes = Vec::new();
-        for t in state.trains.iter().filter(|t| t.status == TrainStatus::Running && t.set_speed > 0) {
+        for t in state.trains.iter().filter(|t| t.status == TrainStatus::Running && t.set_speed >= 0) {
             let route = route::route_ahead(&self.layout, &state.devices, t.body.front(&self.layout));
+            for device in self.covered_on(&route, state, &bodies, t.id) {
+                let raise = SimCommand::SetDevice { device, state: OnOff::On };
+                if !changes.contains(&raise) {
+                    changes.push(raise);
+                }
+            }
             let nearest = state
                 .trains
                 .iter()
@@ -296,6 +329,35 @@ impl Interlocking {
             }
         }
         changes
+    }
+}
+
+impl Interlocking {
+    /// The lowered stop rails along `route` (of train `own`) that another train's body covers.
+    fn covered_on(
+        &self,
+        route: &route::Route,
+        state: &TrackState,
+        bodies: &[Vec<crate::track::Span>],
+        own: TrainId,
+    ) -> Vec<DeviceId> {
+        let mut covered = Vec::new();
+        for (span, _) in &route.spans {
+            for (device, offset) in self.layout.stop_rails_on(span.seg) {
+                if state.devices[device] != DevicePosition::Off || !span.contains(offset) {
+                    continue;
+                }
+                let under = bodies.iter().enumerate().any(|(o, b)| {
+                    o != own
+                        && state.trains[o].status != TrainStatus::Removed
+                        && b.iter().any(|s| s.seg == span.seg && s.contains(offset))
+                });
+                if under {
+                    covered.push(device);
+                }
+            }
+        }
+        covered
     }
 }
 

@@ -177,7 +177,7 @@ impl Layout {
         let trains = spec
             .trains
             .iter()
-            .map(|t| build_train(t, &segments, &seg_ix, &node_ix))
+            .map(|t| build_train(t, &segments, &seg_ix, &node_ix, spec, &board_ix))
             .collect::<Result<Vec<_>, LayoutError>>()?;
 
         Ok(Layout {
@@ -443,8 +443,20 @@ fn build_train(
     segments: &[Segment],
     seg_ix: &HashMap<String, usize>,
     node_ix: &HashMap<String, usize>,
+    spec: &LayoutSpec,
+    board_ix: &HashMap<String, usize>,
 ) -> Result<Train, LayoutError> {
     let entry = format!("train `{}`", t.name);
+    let controller = match &t.controller {
+        Some(name) => {
+            let board = lookup(board_ix, &entry, "board", name)?;
+            if spec.boards[board].kind != BoardKind::Speed {
+                return Err(invalid(&entry, format!("board `{name}` is not a speed controller (kind = \"speed\")")));
+            }
+            Some(board)
+        }
+        None => None,
+    };
     let seg = lookup(seg_ix, &entry, "segment", &t.start.segment)?;
     let toward = lookup(node_ix, &entry, "node", &t.start.toward)?;
     let s = &segments[seg];
@@ -467,6 +479,7 @@ fn build_train(
         length: t.length_mm,
         max_speed: t.max_speed_mm_s,
         speed: t.speed_mm_s,
+        controller,
         start: Placement { seg, offset: t.start.offset_mm, dir },
     })
 }

@@ -87,6 +87,8 @@ pub struct TrainLabel {
     pub max_speed: u32,
     /// Body length, mm.
     pub length: f64,
+    /// Whether it has an onboard speed controller (without one, its speed is set in the simulation only).
+    pub controller: bool,
 }
 
 impl Layout {
@@ -132,7 +134,12 @@ impl Layout {
             trains: self
                 .trains
                 .iter()
-                .map(|t| TrainLabel { name: t.name.clone(), max_speed: t.max_speed, length: t.length })
+                .map(|t| TrainLabel {
+                    name: t.name.clone(),
+                    max_speed: t.max_speed,
+                    length: t.length,
+                    controller: t.controller.is_some(),
+                })
                 .collect(),
         }
     }

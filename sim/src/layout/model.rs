@@ -169,14 +169,14 @@ pub struct Platform {
     pub seg: SegId,
 }
 
-/// An ESP32 board.
+/// A board: an ESP32 on the layout, or a train's onboard speed controller.
 #[derive(Debug, Clone)]
 pub struct Board {
     /// Name.
     pub name: String,
     /// Address.
     pub address: String,
-    /// Servo or sensor.
+    /// Servo, sensor or speed controller.
     pub kind: BoardKind,
 }
 
@@ -277,6 +277,8 @@ pub struct Train {
     pub max_speed: u32,
     /// Speed at start-up, mm/s.
     pub speed: u32,
+    /// Its onboard speed controller (a board of kind [`BoardKind::Speed`]), if it has one.
+    pub controller: Option<BoardId>,
     /// Where its front starts.
     pub start: Placement,
 }
@@ -414,6 +416,8 @@ pub struct Summary {
     pub servo_boards: usize,
     /// Sensor boards.
     pub sensor_boards: usize,
+    /// Onboard speed controllers.
+    pub speed_controllers: usize,
     /// Stations.
     pub stations: usize,
     /// Rule groups.
@@ -443,6 +447,7 @@ impl Layout {
             wired_sensors: self.sensors.iter().filter(|s| s.wiring.is_some()).count(),
             servo_boards: boards(BoardKind::Servo),
             sensor_boards: boards(BoardKind::Sensor),
+            speed_controllers: boards(BoardKind::Speed),
             stations: self.stations.len(),
             rule_groups: self.rules.len(),
             trains: self.trains.len(),
@@ -457,7 +462,11 @@ impl std::fmt::Display for Summary {
         writeln!(f, "stop rails:     {}", self.stop_rails)?;
         writeln!(f, "servo devices:  {}", self.servo_devices)?;
         writeln!(f, "sensors:        {} ({} wired to a sensor board)", self.sensors, self.wired_sensors)?;
-        writeln!(f, "boards:         {} servo, {} sensor", self.servo_boards, self.sensor_boards)?;
+        writeln!(
+            f,
+            "boards:         {} servo, {} sensor, {} speed controller(s)",
+            self.servo_boards, self.sensor_boards, self.speed_controllers
+        )?;
         writeln!(f, "stations:       {}", self.stations)?;
         writeln!(f, "rule groups:    {}", self.rule_groups)?;
         write!(f, "trains:         {}", self.trains)

@@ -81,23 +81,27 @@ pub struct PlatformSpec {
     pub segment: String,
 }
 
-/// What an ESP32 board does.
+/// What a board does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BoardKind {
-    /// Drives servos over its HTTP API.
+    /// An ESP32 that drives servos over its HTTP API.
     Servo,
-    /// Reports hall-sensor passes.
+    /// An ESP32 that reports hall-sensor passes.
     Sensor,
+    /// A train's onboard speed controller, serving the 2021 gRPC `Speed.ControlSpeed` (2021: a Raspberry Pi
+    /// on TAKAO driving the motor by PWM).
+    Speed,
 }
 
-/// An ESP32 board.
+/// A board: an ESP32 on the layout, or a train's onboard speed controller.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoardSpec {
     /// Name used by devices and sensors.
     pub name: String,
-    /// Network address (`host:port` for servo boards, the reporting address for sensor boards).
+    /// Network address (`host:port` for servo boards and speed controllers, the reporting address for sensor
+    /// boards).
     pub address: String,
     /// Servo or sensor board.
     pub kind: BoardKind,
@@ -285,6 +289,10 @@ pub struct TrainSpec {
     /// Speed at start-up in millimetres per second.
     #[serde(default)]
     pub speed_mm_s: u32,
+    /// The board (of kind `speed`) of its onboard speed controller; without one, its speed can be set only in
+    /// the simulation.
+    #[serde(default)]
+    pub controller: Option<String>,
     /// Where the front starts.
     pub start: PlacementSpec,
 }

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::spec::VisitorsSpec;
-use crate::interlocking::Request;
+use crate::interlocking::{FULL_SPEED, Request};
 use crate::layout::{DeviceKind, DevicePlace, Layout, NodeRole, OnOff, PointKind};
 use crate::track::{DevicePosition, next_segment};
 use crate::twin::TrackState;
@@ -117,13 +117,10 @@ pub fn resolve(action: Action, layout: &Layout, state: &TrackState) -> Option<Re
             (!switches.is_empty())
                 .then(|| Request::Device { device: switches[n % switches.len()], state: state_of(on) })
         }
-        Action::Speed { train, permille } => train_of(train).map(|t| Request::Speed {
-            train: t,
-            speed: (layout.trains[t].max_speed as u64 * permille as u64 / 1000) as i32,
-        }),
-        Action::FullSpeed { train } => {
-            train_of(train).map(|t| Request::Speed { train: t, speed: layout.trains[t].max_speed as i32 })
+        Action::Speed { train, permille } => {
+            train_of(train).map(|t| Request::Speed { train: t, speed: (permille as i32 * FULL_SPEED / 1000) })
         }
+        Action::FullSpeed { train } => train_of(train).map(|t| Request::Speed { train: t, speed: FULL_SPEED }),
         Action::Release { train } => {
             let t = &state.trains[train_of(train)?];
             let device = t.held_at.or_else(|| {

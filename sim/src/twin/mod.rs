@@ -138,6 +138,13 @@ pub enum EventKind {
         /// Train.
         train: TrainId,
     },
+    /// A train's last car passed a lowered stop rail: the train is wholly past it.
+    StopRailCleared {
+        /// Stop rail.
+        device: DeviceId,
+        /// Train.
+        train: TrainId,
+    },
     /// Two trains touched; both are stopped.
     Collision {
         /// How they met.
@@ -444,6 +451,9 @@ impl SimEvent {
                 format!("{} passed sensor {}", train(t), layout.sensors[sensor].name)
             }
             EventKind::StopRailPassed { device: d, train: t } => format!("{} passed stop rail {}", train(t), device(d)),
+            EventKind::StopRailCleared { device: d, train: t } => {
+                format!("{} cleared stop rail {} (last car past)", train(t), device(d))
+            }
             EventKind::Collision { kind, trains: [a, b] } => {
                 format!("COLLISION ({kind:?}): {} and {}", train(a), train(b))
             }

@@ -63,6 +63,7 @@ pub(super) fn move_trains(
             t.body = t.body.reversed(layout);
         }
         let moved = move_front(t, want, layout, &devices.0, &index, time_ms, &mut marks, &mut out.0);
+        tail_passes(t, moved, layout, &devices.0, &index, time_ms, &mut out.0);
         t.body.advance_tail(layout, moved);
         if reverse {
             t.body = t.body.reversed(layout);
@@ -176,6 +177,36 @@ fn collect_marks(
         if p > h && p <= reach {
             marks.push((p, Mark::Sensor(sensor)));
         }
+    }
+}
+
+/// Reports every lowered stop rail the tail passes while it moves `moved` mm along the body (before the body's
+/// rear segments are let go): the train has then passed it with its last car.
+fn tail_passes(
+    t: &TrainState,
+    moved: f64,
+    layout: &Layout,
+    devices: &[DevicePosition],
+    index: &SegIndex,
+    time_ms: u64,
+    out: &mut Vec<SimEvent>,
+) {
+    let mut from = t.body.tail;
+    let mut rem = moved;
+    for &(seg, dir) in &t.body.segs {
+        if rem <= EPS {
+            return;
+        }
+        let s = &layout.segments[seg];
+        let to = (from + rem).min(s.length);
+        for &(device, offset) in &index.stop_rails[seg] {
+            let p = offset_of(s, dir, offset);
+            if p > from && p <= to && devices[device] == DevicePosition::Off {
+                out.push(SimEvent { time_ms, kind: EventKind::StopRailCleared { device, train: t.id } });
+            }
+        }
+        rem -= to - from;
+        from = 0.0;
     }
 }
 

@@ -8,8 +8,8 @@ use bevy_egui::{EguiContexts, egui};
 
 use super::map::{MapView, train_colour};
 use super::{LOG_HEIGHT, PANEL_WIDTH, Shown, Twin};
-use crate::view::{Action, Pace};
-use sim::interlocking::on_off_words;
+use crate::view::{Action, Pace, controller_words};
+use sim::interlocking::{FULL_SPEED, on_off_words};
 use sim::layout::OnOff;
 
 /// Fonts tried, in order, for Japanese station names (Debian's `fonts-ipafont-gothic` first).
@@ -136,18 +136,18 @@ pub fn ui(
                         ui.label(format!("{} · {} mm/s", gateway::wire::word(&t.status), t.speed));
                     });
                     ui.horizontal(|ui| {
-                        let mut speed = t.set_speed.unsigned_abs() as i32;
-                        let slider = egui::Slider::new(&mut speed, 0..=label.max_speed as i32).suffix(" mm/s");
+                        // The 2021 page's speed: 0..100 in steps of 5 (no reverse: the blocks protect forward
+                        // running only).
+                        let mut speed = t.set_speed.max(0);
+                        let slider = egui::Slider::new(&mut speed, 0..=FULL_SPEED).step_by(5.0);
                         let moved = ui.add(slider);
                         if moved.drag_stopped() || (moved.changed() && !moved.dragged()) {
-                            actions
-                                .push(Action::Speed { train: i, speed: if t.set_speed < 0 { -speed } else { speed } });
+                            actions.push(Action::Speed { train: i, speed });
                         }
-                        let direction = if t.set_speed < 0 { "◀ reversed" } else { "▶ forward" };
-                        if ui.small_button(direction).clicked() {
-                            actions.push(Action::Speed { train: i, speed: -t.set_speed });
-                        }
+                        ui.small(controller_words(label.controller));
                     });
+                    let meter = t.speed as f32 / label.max_speed.max(1) as f32;
+                    ui.add(egui::ProgressBar::new(meter).desired_height(6.0));
                     ui.small(format!(
                         "{}; last sensor: {}",
                         t.position,

@@ -13,9 +13,7 @@ pub fn command(picture: &Picture, action: Action, id: u64, token: &str) -> Strin
         Action::Device { device, state } => {
             Command::Device { name: picture.drawing.devices[device].name.clone(), state }
         }
-        Action::Speed { train, speed } => {
-            Command::Speed { train: picture.drawing.trains[train].name.clone(), speed_mm_s: speed }
-        }
+        Action::Speed { train, speed } => Command::Speed { train: picture.drawing.trains[train].name.clone(), speed },
         Action::EmergencyStop => operator(OperatorAction::EmergencyStop),
         Action::Live(true) => operator(OperatorAction::Live),
         Action::Live(false) => operator(OperatorAction::Sim),
@@ -38,6 +36,12 @@ pub fn apply(picture: &mut Picture, text: &str) -> Result<Option<(u64, String)>,
         }
         ServerFrame::Device(d) => {
             set_device(picture, &d);
+            return Ok(None);
+        }
+        ServerFrame::Speed { train, speed } => {
+            if let Some(i) = picture.drawing.trains.iter().position(|t| t.name == train) {
+                picture.trains[i].set_speed = speed;
+            }
             return Ok(None);
         }
         ServerFrame::Trains { trains: list } => {
@@ -92,7 +96,7 @@ fn trains(picture: &mut Picture, list: &[Train]) {
             body: Vec::new(),
             status: t.status,
             speed: t.speed_mm_s,
-            set_speed: t.set_speed_mm_s.unwrap_or(old.set_speed),
+            set_speed: t.speed.unwrap_or(old.set_speed),
             position: format!("{} at {:.0} mm", t.segment, t.offset_mm),
             last_sensor: old.last_sensor,
         };

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{Action, Pace, Picture, TrainView};
 use sim::interlocking::guarded::{Guarded, Refusal};
-use sim::interlocking::{Interlocking, Request};
+use sim::interlocking::{Interlocking, Request, on_scale};
 use sim::layout::{DeviceKind, Layout, OnOff};
 use sim::twin::{EventKind, SimEvent, Simulation};
 
@@ -140,7 +140,7 @@ impl Local {
                 body,
                 status: t.status,
                 speed: t.effective_speed(),
-                set_speed: t.set_speed,
+                set_speed: t.set_speed.signum() * on_scale(layout, i, t.set_speed.unsigned_abs()),
                 position: format!("{} at {:.0} mm", layout.segments[front.seg].id, front.offset),
                 last_sensor: view.last_sensor.take(),
             };

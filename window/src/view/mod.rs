@@ -29,7 +29,7 @@ pub struct TrainView {
     pub status: TrainStatus,
     /// Speed it runs at, mm/s.
     pub speed: u32,
-    /// Speed it was set to, mm/s (negative: reversed).
+    /// Speed it was last commanded, on the 2021 scale (0..100).
     pub set_speed: i32,
     /// Where it is, in words (segment and offset).
     pub position: String,
@@ -100,6 +100,11 @@ impl Picture {
     }
 }
 
+/// What a train's speed control reaches, in words: its onboard controller, or the simulation only.
+pub fn controller_words(controller: bool) -> &'static str {
+    if controller { "onboard controller" } else { "simulated only (no onboard controller)" }
+}
+
 /// What the window asks of a twin.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Action {
@@ -110,11 +115,11 @@ pub enum Action {
         /// The state wanted.
         state: OnOff,
     },
-    /// Set a train's speed (negative: reversed).
+    /// Set a train's speed.
     Speed {
         /// Index into the layout's trains.
         train: usize,
-        /// mm/s.
+        /// On the 2021 scale: 0..100, percent of its top speed.
         speed: i32,
     },
     /// Every stop rail raised, every train stopped.
@@ -124,14 +129,14 @@ pub enum Action {
 }
 
 impl Action {
-    /// The action in words, for logs: `chofu_s2 raised`, `TAKAO speed 200 mm/s`.
+    /// The action in words, for logs: `chofu_s2 raised`, `TAKAO speed 50`.
     pub fn describe(&self, drawing: &Drawing) -> String {
         match *self {
             Action::Device { device, state } => {
                 let d = &drawing.devices[device];
                 format!("{} {}", d.name, sim::interlocking::on_off_words(d.kind, state))
             }
-            Action::Speed { train, speed } => format!("{} speed {speed} mm/s", drawing.trains[train].name),
+            Action::Speed { train, speed } => format!("{} speed {speed}", drawing.trains[train].name),
             Action::EmergencyStop => "emergency stop".into(),
             Action::Live(true) => "go LIVE".into(),
             Action::Live(false) => "back to SIM".into(),
