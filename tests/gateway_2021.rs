@@ -226,3 +226,26 @@ async fn only_allowed_origins_open_a_websocket() {
     assert!(tokio_tungstenite::connect_async(request("http://plarail.example")).await.is_ok());
     track.stop();
 }
+
+/// As in 2021, a command for the state a device already has is echoed to every client at once (it moves
+/// nothing, so the simulation reports no change): on the 2021 feed itself, not only at the 2-second resend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_for_the_current_state_is_echoed_to_every_client_at_once() {
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let core = gateway::core::Core::start(track.clone(), gateway::core::Options::default()).await.unwrap();
+    let mut feed = core.feeds.v2021.subscribe();
+    let chofu_b3 = track.layout().device_id("chofu_b3").unwrap();
+    assert_eq!(track.desired(chofu_b3), sim::layout::OnOff::On);
+    let request = sim::interlocking::Request::Device { device: chofu_b3, state: sim::layout::OnOff::On };
+    assert_eq!(core.apply(request).await, hil::track::Outcome::Applied);
+    let echo = tokio::time::timeout(Duration::from_secs(1), feed.recv()).await.expect("echoed at once").unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(echo.as_str()).unwrap(), frame("chofu_b3", "ON"));
+    // And over the socket, to a client other than the one that asked.
+    let addr = serve(track.clone(), gateway::core::Options::default()).await;
+    let (mut a, mut b) = (connect(addr).await, connect(addr).await);
+    expect(&mut b, |v| *v == frame("chofu_b3", "ON")).await;
+    a.send(Message::Text(frame("chofu_b3", "ON").to_string().into())).await.unwrap();
+    expect(&mut b, |v| *v == frame("chofu_b3", "ON")).await;
+    track.stop();
+}

@@ -158,6 +158,33 @@ fn screenshot_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
+/// The devices on the map whose mark's middle is covered by something else (another device, a button).
+const COVERED: &str = "[...document.querySelectorAll('svg .dev')].filter(g => { \
+    const r = g.querySelector('.mark').getBoundingClientRect(); \
+    const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2); \
+    g.cover = hit ? (hit.closest('[data-device]')?.dataset.device || hit.id || hit.tagName) : 'nothing'; \
+    return !hit || hit.closest('[data-device]') !== g; }).map(g => `${g.dataset.device} under ${g.cover}`)";
+
+/// Pairs of labels on the map that overlap: a station's name and a train's, or two trains'.
+const COLLISIONS: &str = "(() => { \
+    const box = (e) => e.getBoundingClientRect(); \
+    const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom; \
+    const stations = [...document.querySelectorAll('svg .station')]; \
+    const trains = [...document.querySelectorAll('.train:not([data-status=removed]) text')]; \
+    const out = []; \
+    for (const t of trains) { for (const s of stations) if (hit(box(t), box(s))) out.push([t.textContent, s.textContent]); \
+      for (const u of trains) if (u !== t && t.textContent < u.textContent && hit(box(t), box(u))) out.push([t.textContent, u.textContent]); } \
+    return out; })()";
+
+/// Waits until TAKAO's controller was sent `speed`.
+async fn until_controller_got(track: &hil::track::Track, speed: i32) {
+    let controller = track.virtual_controllers()[0].clone();
+    crate::hil_track::until("TAKAO's controller got the speed", Duration::from_secs(10), async || {
+        controller.received().last() == Some(&speed)
+    })
+    .await;
+}
+
 const LOADED: &str = "document.querySelector('#conn').dataset.state === 'connected' && \
                       document.querySelector('[data-device=\"chofu_s2\"]').dataset.state !== ''";
 
@@ -172,7 +199,7 @@ async fn the_page_operates_the_track_and_every_browser_sees_it() {
     let (track, addr) = gateway_with(gateway::core::Options::default()).await;
     let url = format!("http://{addr}/");
     let mut desk = Browser::open(&url, 1280, 1000).await;
-    let mut phone = Browser::open(&url, 360, 780).await;
+    let mut phone = Browser::open(&url, 390, 844).await;
     let limit = Duration::from_secs(20);
     desk.until("desktop page connected", limit, LOADED).await;
     phone.until("phone page connected", limit, LOADED).await;
@@ -219,8 +246,29 @@ async fn the_page_operates_the_track_and_every_browser_sees_it() {
     phone.until("the lowering applied", limit, "document.querySelector('#notice').dataset.kind === 'applied'").await;
     desk.until("a train moved", limit, &format!("{position} !== {before}")).await;
 
-    // The phone page fits 360 px: nothing wider than the screen.
-    assert_eq!(phone.eval("document.documentElement.scrollWidth <= 360").await, json!(true));
+    // The phone page fits 390 px: nothing wider than the screen.
+    assert_eq!(phone.eval("document.documentElement.scrollWidth <= 390").await, json!(true));
+    // On the phone nothing tappable on the map is covered: the middle of every device's mark is that device.
+    phone.eval("document.querySelector('#map').scrollIntoView({block: 'center'})").await;
+    let covered = phone.eval(COVERED).await;
+    assert_eq!(covered, json!([]), "devices covered on a phone");
+    // ... and no station name collides with a train's name, nor two trains' names.
+    phone.until("trains placed", limit, "document.querySelector('.train').dataset.x !== undefined").await;
+    let collisions = phone.eval(COLLISIONS).await;
+    assert_eq!(collisions, json!([]), "labels colliding on a phone");
+
+    // Speeds as on the 2021 page: 0..100 in steps of 5, a meter, and which trains have a real controller.
+    let kinds = desk.eval("[...document.querySelectorAll('#trainlist li')].map(li => li.dataset.controller)").await;
+    assert_eq!(kinds[0], json!("true"), "TAKAO has its onboard controller");
+    assert_eq!(kinds.as_array().unwrap().iter().filter(|k| **k == json!("true")).count(), 1);
+    desk.eval(
+        "(() => { const s = document.querySelector('#trainlist li[data-train=\"TAKAO\"] input[type=range]'); \
+         s.value = 50; s.dispatchEvent(new Event('change')); })()",
+    )
+    .await;
+    let meter = "document.querySelector('#trainlist li[data-train=\"TAKAO\"] meter').value";
+    phone.until("the other browser's meter shows TAKAO at 50", limit, &format!("{meter} === 50")).await;
+    until_controller_got(&track, 50).await;
 
     // The language switch turns the page into Japanese.
     let lang = desk.eval("document.documentElement.lang").await;

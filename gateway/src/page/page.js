@@ -9,7 +9,8 @@ const WORDS = {
     live_force: "強制的に LIVE へ", sim: "シミュレーション (SIM) へ", boards: "ボード",
     connecting: "接続中…", connected: "接続", reconnecting: "再接続中…",
     stop_on: "止める", stop_off: "通過", switch_on: "分岐", switch_off: "直進", between: "動作中",
-    stop_train: "停止", speed: "速度", sent: "送信しました", applied: "実行しました",
+    stop_train: "停止", speed: "速度", sent: "送信しました", controller: "実機の速度制御あり",
+    simulated: "速度はシミュレーションのみ (制御装置なし)", applied: "実行しました",
     rejected: "できません", failed: "失敗しました", denied: "トークンが違います", error: "エラー",
     confirm_live: "実機 (LIVE) に切り替えますか?", confirm_force: "応答しないボードがあっても LIVE に切り替えますか?",
     running: "走行中", crashed: "衝突", derailed: "脱線", removed: "撤去", alive: "応答あり", down: "応答なし",
@@ -22,7 +23,8 @@ const WORDS = {
     live_force: "Force LIVE", sim: "Back to SIM", boards: "Boards",
     connecting: "connecting…", connected: "connected", reconnecting: "reconnecting…",
     stop_on: "stop", stop_off: "go", switch_on: "diverging", switch_off: "straight", between: "moving",
-    stop_train: "Stop", speed: "speed", sent: "sent", applied: "done",
+    stop_train: "Stop", speed: "speed", sent: "sent", controller: "real speed controller",
+    simulated: "speed simulated only (no onboard controller)", applied: "done",
     rejected: "not allowed", failed: "failed", denied: "wrong token", error: "error",
     confirm_live: "Switch to the real track (LIVE)?", confirm_force: "Switch to LIVE even with boards not answering?",
     running: "running", crashed: "crashed", derailed: "derailed", removed: "removed", alive: "answers", down: "DOWN",
@@ -77,6 +79,7 @@ function build() {
     const label = el(SVG, "text", { class: "station", x: s.at[0], y: s.at[1] - 14 }, map);
     label.dataset.ja = s.name_ja;
     label.dataset.en = s.name_en;
+    stationLabels.push(label);
   });
   const byStation = new Map();
   drawing.devices.forEach((d) => {
@@ -109,17 +112,22 @@ function build() {
   drawing.trains.forEach((tr, i) => {
     const g = el(SVG, "g", { class: "train", "data-train": tr.name, "data-status": "running" }, trainLayer);
     el(SVG, "circle", { r: 9, fill: trainColour(i) }, g);
-    el(SVG, "text", { y: -12 }, g).textContent = tr.name;
-    const li = el(null, "li", { "data-train": tr.name }, $("trainlist"));
+    const label = el(SVG, "text", { y: -12 }, g);
+    label.textContent = tr.name;
+    const li = el(null, "li", { "data-train": tr.name, "data-controller": tr.controller }, $("trainlist"));
     const name = el(null, "span", { class: "name" }, li);
     el(null, "span", { class: "dot", style: `background:${trainColour(i)}` }, name);
     el(null, "span", {}, name).textContent = tr.name;
     const stop = el(null, "button", { type: "button", class: "stop" }, li);
     stop.addEventListener("click", () => setSpeed(tr.name, 0));
+    const kind = el(null, "span", { class: "kind" }, li);
+    // The 2021 page's speed: 0..100 in steps of 5, and a meter. No reverse: the blocks protect forward running
+    // only (and the 2021 controller ignored negative speeds).
+    const meter = el(null, "meter", { min: 0, max: 100, value: 0, "aria-label": `${tr.name} ${t("speed")}` }, li);
     const info = el(null, "span", { class: "info" }, li);
-    const slider = el(null, "input", { type: "range", min: 0, max: tr.max_speed, step: 10, value: 0, "aria-label": tr.name }, li);
+    const slider = el(null, "input", { type: "range", min: 0, max: 100, step: 5, value: 0, "aria-label": tr.name }, li);
     slider.addEventListener("change", () => setSpeed(tr.name, Number(slider.value)));
-    trains.set(tr.name, { g, li, info, slider, stop, status: "running", speed: 0, set: 0 });
+    trains.set(tr.name, { g, label, li, kind, meter, info, slider, stop, controller: tr.controller, status: "running", speed: 0, set: 0 });
   });
   fit();
   window.addEventListener("resize", fit);
@@ -149,6 +157,8 @@ function words() {
   for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
   for (const e of document.querySelectorAll("[data-ja]")) e.textContent = e.dataset[lang];
   document.title = t("title");
+  stationBoxes = null; // the station names changed size
+  placeLabels();
   for (const name of devices.keys()) showDevice(name);
   for (const name of trains.keys()) showTrain(name);
   showConn(connState);
@@ -175,7 +185,40 @@ function showTrain(name) {
   const tr = trains.get(name);
   tr.g.dataset.status = tr.status;
   tr.stop.textContent = t("stop_train");
-  tr.info.textContent = `${t(tr.status)} · ${t("speed")} ${Math.round(tr.speed)} / ${tr.set} mm/s`;
+  tr.kind.textContent = t(tr.controller ? "controller" : "simulated");
+  tr.meter.value = tr.set;
+  tr.info.textContent = `${t("speed")} ${tr.set} · ${t(tr.status)} ${Math.round(tr.speed)} mm/s`;
+}
+
+// Train names go where they collide with no station name and no other train's name: above the train, else
+// below, right or left of it.
+const stationLabels = [];
+let stationBoxes = null;
+
+function overlaps(a, b) {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
+
+function placeLabels() {
+  stationBoxes ??= stationLabels.map((s) => s.getBBox());
+  const placed = [];
+  for (const tr of trains.values()) {
+    const x = Number(tr.g.dataset.x), y = Number(tr.g.dataset.y);
+    if (Number.isNaN(x) || tr.status === "removed") continue;
+    const w = tr.label.getComputedTextLength() + 4, h = 13;
+    const spots = [[0, -12], [0, 23], [w / 2 + 12, 5], [-(w / 2 + 12), 5], [0, -26], [0, 37]];
+    let chosen = spots[0];
+    for (const [dx, dy] of spots) {
+      const box = { x: x + dx - w / 2, y: y + dy - h + 2, width: w, height: h };
+      if (!stationBoxes.some((b) => overlaps(b, box)) && !placed.some((b) => overlaps(b, box))) {
+        chosen = [dx, dy];
+        break;
+      }
+    }
+    placed.push({ x: x + chosen[0] - w / 2, y: y + chosen[1] - h + 2, width: w, height: h });
+    tr.label.setAttribute("x", chosen[0]);
+    tr.label.setAttribute("y", chosen[1]);
+  }
 }
 
 function showConn(state) {
@@ -235,7 +278,7 @@ function toggle(name) {
 
 function setSpeed(name, speed) {
   trains.get(name).slider.value = speed;
-  send({ cmd: "speed", train: name, speed_mm_s: speed }, `${name} → ${speed} mm/s`);
+  send({ cmd: "speed", train: name, speed }, `${name} → ${t("speed")} ${speed}`);
 }
 
 function operator(action) {
@@ -264,6 +307,14 @@ function onFrame(f) {
       if (devices.has(f.name)) { devices.get(f.name).state = f.state; showDevice(f.name); }
       break;
     case "trains": moveTrains(f.trains); break;
+    case "speed":
+      if (trains.has(f.train)) {
+        const tr = trains.get(f.train);
+        tr.set = f.speed;
+        tr.slider.value = f.speed;
+        showTrain(f.train);
+      }
+      break;
     case "board": boards.set(f.name, f); showBoards(); break;
     case "mode": showMode(f.mode); logEvent(`mode ${f.mode.toUpperCase()}`); break;
     case "event":
@@ -293,9 +344,10 @@ function moveTrains(list) {
     tr.g.dataset.y = p.y;
     tr.status = p.status;
     tr.speed = p.speed_mm_s;
-    if (p.set_speed_mm_s !== undefined) { tr.set = p.set_speed_mm_s; tr.slider.value = p.set_speed_mm_s; }
+    if (p.speed !== undefined) { tr.set = p.speed; tr.slider.value = p.speed; }
     showTrain(p.name);
   }
+  placeLabels();
 }
 
 function flash(name) {
