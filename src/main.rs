@@ -289,9 +289,11 @@ fn serve_boards(
     runtime.block_on(async {
         let rig = hil::rig::Rig::start(layout.clone(), &boards.into_iter().collect(), speed).await?;
         println!("virtual boards of layout {} ({speed}x real time):", layout.name);
-        for vb in &rig.boards {
-            let b = layout.boards.iter().find(|b| b.name == vb.name).expect("layout board");
-            println!("  {:<12} {:<22} -> http://{}", vb.name, b.address, vb.addr);
+        let served = rig.boards.iter().map(|b| (&b.name, format!("http://{}", b.addr)));
+        let controllers = rig.controllers.iter().map(|c| (&c.name, format!("gRPC {} (speed controller)", c.addr)));
+        for (name, at) in served.chain(controllers) {
+            let b = layout.boards.iter().find(|b| &b.name == name).expect("layout board");
+            println!("  {name:<12} {:<22} -> {at}", b.address);
         }
         match &ingest {
             Some(url) => println!("sensor reports go to {url}"),
