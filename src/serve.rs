@@ -30,7 +30,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PLARAIL_MODE", value_enum)]
     mode: Option<ModeArg>,
     /// Address of a real board, as NAME=HOST:PORT by board name or layout address (repeatable), e.g.
-    /// `--board 192.168.100.107:80=127.0.0.1:19107`.
+    /// `--board 192.168.100.107:80=127.0.0.1:19107`; a speed controller's the same way
+    /// (`--board 192.168.100.150:1111=127.0.0.1:PORT`); for a sensor board, the IP address its reports come
+    /// from (`--board sensors-sasazuka=10.0.0.7`).
     #[arg(long = "board", env = "PLARAIL_BOARDS", value_delimiter = ',', value_parser = parse_board)]
     boards: Vec<(String, String)>,
     /// Token operators send with their actions (live-mode toggle, emergency stop, reset) [default: none, and
@@ -133,11 +135,12 @@ impl ServeArgs {
     }
 }
 
-/// `NAME=HOST:PORT`: a board by name or layout address, and an address.
+/// `NAME=HOST:PORT` (or `NAME=IP`, a sensor board's sender): a board by name or layout address, and an address.
 pub(crate) fn parse_board(s: &str) -> Result<(String, String), String> {
     let (name, addr) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=HOST:PORT"))?;
-    if !addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) {
-        return Err(format!("`{addr}` is not HOST:PORT"));
+    let host_port = addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !host_port && addr.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("`{addr}` is not HOST:PORT (or, for a sensor board, an IP address)"));
     }
     Ok((name.to_string(), addr.to_string()))
 }
@@ -155,6 +158,9 @@ pub(crate) fn known_board(layout: &sim::layout::Layout, name: &str) -> anyhow::R
 pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log).with_context(|| format!("--log {}", args.log))?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    if let Some(token) = &args.operator_token {
+        gateway::operator::usable_token(token).map_err(|e| anyhow::anyhow!("--operator-token: {e}"))?;
+    }
     let layout = std::sync::Arc::new(super::load_layout(args.layout)?);
     for (name, _) in &args.boards {
         known_board(&layout, name)?;

@@ -30,6 +30,17 @@ fn layout_check_names_the_problem_in_a_bad_file() {
     assert!(text.contains("motoyawata_s1") && text.contains("not a servo pin"), "{text}");
 }
 
+/// An empty or short operator token would make a guesser (or anyone sending `""`) an operator: refused at start.
+#[test]
+fn serve_refuses_an_empty_or_short_operator_token() {
+    for (token, says) in [("", "0 characters"), ("s3cret", "6 characters"), (" 0123456789abcdef ", "spaces")] {
+        let (ok, text) =
+            twin(&["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--operator-token", token]);
+        assert!(!ok, "started with the token {token:?}: {text}");
+        assert!(text.contains("--operator-token") && text.contains(says), "{token:?}: {text}");
+    }
+}
+
 #[test]
 fn scenario_run_exits_non_zero_when_an_expectation_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,7 +90,12 @@ async fn boards_serves_the_layout_s_boards_and_posts_sensor_reports() {
     let (tx, mut readings) = tokio::sync::mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ingest = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, hil::ingest::router(crate::support::layout_2021(), tx)).await });
+    // The boards' sensor reports come from loopback.
+    let layout = crate::support::layout_2021();
+    let loopback: Vec<String> = layout.boards.iter().map(|_| "127.0.0.1".to_string()).collect();
+    let app = hil::ingest::router(layout, hil::ingest::Senders::new(&loopback), tx)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
         .args(["boards", "--speed", "10", "--board", &format!("192.168.100.102:80=127.0.0.1:{port}")])

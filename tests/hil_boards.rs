@@ -273,7 +273,10 @@ async fn the_ingest_endpoint_accepts_allowed_reports_and_refuses_the_rest() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, hil::ingest::router(layout, tx)).await });
+    // The Meidaimae sensor board reports from loopback here; the others from their layout addresses.
+    let senders = hil::ingest::Senders::new(&board_addresses(&layout, "sensors-meidaimae", "127.0.0.1"));
+    let app = hil::ingest::router(layout, senders, tx).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let http = reqwest::Client::new();
     let post = |body: String| http.post(format!("http://{addr}/registerPosition")).body(body).send();
 
@@ -291,5 +294,42 @@ async fn the_ingest_endpoint_accepts_allowed_reports_and_refuses_the_rest() {
     assert_eq!(malformed.status().as_u16(), 400);
     let oversized = post(format!(r#"{{"mac_address":"{}","pin":1,"train_id":1}}"#, "x".repeat(10_000))).await.unwrap();
     assert_eq!(oversized.status().as_u16(), 413);
+    // A report naming another board, sent from here, is not that board's.
+    let forged = post(r#"{"mac_address":"192.168.1.103","pin":1,"train_id":4}"#.into()).await.unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert!(forged.text().await.unwrap().contains("came from 127.0.0.1, not from the board (192.168.1.103)"));
     assert!(rx.try_recv().is_err(), "refused reports feed nothing");
+    // A flood from the board itself: past its rate, refused.
+    let mut statuses = Vec::new();
+    for _ in 0..hil::ingest::REPORTS_PER_SECOND + 5 {
+        statuses.push(
+            post(r#"{"mac_address":"192.168.1.104","pin":2,"train_id":4}"#.into()).await.unwrap().status().as_u16(),
+        );
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let accepted = std::iter::from_fn(|| rx.try_recv().ok()).count();
+    assert!(accepted <= hil::ingest::REPORTS_PER_SECOND as usize, "{accepted} accepted");
+}
+
+/// Every board's layout address, but `name`'s replaced by `address`.
+fn board_addresses(layout: &Layout, name: &str, address: &str) -> Vec<String> {
+    layout.boards.iter().map(|b| if b.name == name { address.to_string() } else { b.address.clone() }).collect()
+}
+
+/// A board's reports are taken only from its address, and at most so many a second (the window is plain data
+/// with the time passed in).
+#[test]
+fn sensor_reports_are_admitted_only_from_their_board_and_within_its_rate() {
+    use hil::ingest::{IngestError, REPORTS_PER_SECOND, Senders};
+    let layout = layout_2021();
+    let board = layout.boards.iter().position(|b| b.name == "sensors-sasazuka").unwrap();
+    let senders = Senders::new(&board_addresses(&layout, "", ""));
+    let (board_ip, stranger) = ("192.168.1.103".parse().unwrap(), "127.0.0.1".parse().unwrap());
+    let t0 = Instant::now();
+    assert!(matches!(senders.admit(board, "s", stranger, t0), Err(IngestError::WrongSender { .. })));
+    for _ in 0..REPORTS_PER_SECOND {
+        assert_eq!(senders.admit(board, "s", board_ip, t0), Ok(()));
+    }
+    assert_eq!(senders.admit(board, "s", board_ip, t0), Err(IngestError::TooMany("s".into())));
+    assert_eq!(senders.admit(board, "s", board_ip, t0 + Duration::from_secs(1)), Ok(()), "a new second");
 }

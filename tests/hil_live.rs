@@ -146,7 +146,9 @@ async fn the_mirror_follows_the_real_track_from_sensor_reports_and_reports_a_mis
     let ingest = listener.local_addr().unwrap();
     let readings = track.readings();
     let ingest_layout = layout.clone();
-    tokio::spawn(async move { axum::serve(listener, hil::ingest::router(ingest_layout, readings)).await });
+    let app = hil::ingest::router(ingest_layout, track.senders(), readings)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let url = format!("http://{ingest}/registerPosition");
     let reports = post_sensor_reports(layout.clone(), real.sim.outputs.clone(), Some(url), |_| {});
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;

@@ -9,6 +9,24 @@ use subtle::ConstantTimeEq;
 use crate::core::Core;
 use crate::wire::v2::OperatorAction as Action;
 
+/// The fewest characters an operator token may have: a short token is guessed (and an empty one would make
+/// every visitor who sends `""` an operator).
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Whether `token` may be the operator token; else why not.
+pub fn usable_token(token: &str) -> Result<(), String> {
+    if token.trim() != token {
+        return Err("the operator token must not begin or end with spaces".into());
+    }
+    let n = token.chars().count();
+    if n < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "the operator token is {n} characters long; it needs at least {MIN_TOKEN_CHARS} (e.g. `openssl rand -hex 16`)"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `given` is the operator token, compared in constant time. With no token configured, nothing is.
 pub fn authorised(configured: Option<&str>, given: &str) -> bool {
     configured.is_some_and(|t| bool::from(t.as_bytes().ct_eq(given.as_bytes())))

@@ -21,7 +21,7 @@ use crate::wire::v2;
 
 /// The gateway's routes over `core`.
 pub fn router(core: Core) -> Router {
-    let ingest = hil::ingest::router(core.track.layout().clone(), core.track.readings());
+    let ingest = hil::ingest::router(core.track.layout().clone(), core.track.senders(), core.track.readings());
     Router::new()
         .route("/", get(index))
         .route("/page.js", get(|| async { asset(include_str!("page/page.js"), "text/javascript; charset=utf-8") }))

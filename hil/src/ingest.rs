@@ -1,15 +1,21 @@
 //! Hall-sensor ingest: the 2021 `POST /registerPosition` endpoint, and the mapping between sensor reports and
 //! the layout's sensors (both ways: virtual sensor boards build reports from simulated sensor passes).
+//!
+//! A report is trusted only from its board: it must come from the board's address (the layout's, or the one
+//! `--board` maps it to), and a board may send at most [`REPORTS_PER_SECOND`] reports a second; the rest are
+//! refused (403, 429) and change nothing.
 
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use sim::layout::{BoardKind, Layout, SensorId, TrainId};
+use sim::layout::{BoardId, BoardKind, Layout, SensorId, TrainId};
 use sim::twin::{EventKind, SimEvent};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -17,6 +23,9 @@ use crate::protocol::SensorReport;
 
 /// Largest report body accepted, in bytes.
 pub const MAX_REPORT_BYTES: usize = 4096;
+
+/// Most reports one sensor board may send in a second (a train passes a sensor a few times a second at most).
+pub const REPORTS_PER_SECOND: u32 = 20;
 
 /// An accepted report: which sensor saw which train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +53,28 @@ pub enum IngestError {
         /// The pin.
         pin: u32,
     },
+    /// The report names a board but came from another address.
+    #[error("a report for board {board} came from {from}, not from the board ({expected})")]
+    WrongSender {
+        /// Board address.
+        board: String,
+        /// Where it came from.
+        from: IpAddr,
+        /// Where the board's reports come from, in words.
+        expected: String,
+    },
+    /// The board sent more reports than [`REPORTS_PER_SECOND`].
+    #[error("board {0} sent more than {REPORTS_PER_SECOND} reports in a second")]
+    TooMany(String),
 }
 
 impl IngestError {
     /// The HTTP status for this refusal (403 for a board not allowed, 400 otherwise).
     pub fn status(&self) -> u16 {
         match self {
-            IngestError::UnknownBoard(_) => 403,
-            _ => 400,
+            IngestError::UnknownBoard(_) | IngestError::WrongSender { .. } => 403,
+            IngestError::TooMany(_) => 429,
+            IngestError::Malformed(_) | IngestError::UnknownPin { .. } => 400,
         }
     }
 }
@@ -83,23 +106,71 @@ pub fn report_for(layout: &Layout, event: &SimEvent) -> Option<SensorReport> {
     Some(SensorReport { mac_address: layout.boards[board].address.clone(), pin, train_id: train_id(train) })
 }
 
+/// Where each sensor board's reports must come from, and how many each has sent in the current second.
+#[derive(Debug, Clone)]
+pub struct Senders {
+    /// The address of each board of the layout (by board id), when it is an IP address.
+    addresses: Vec<Option<IpAddr>>,
+    /// Each board's count of reports in its current one-second window.
+    windows: Arc<Mutex<Vec<(Instant, u32)>>>,
+}
+
+impl Senders {
+    /// The senders of the layout's boards at `addresses` (by board id; `HOST` or `HOST:PORT`).
+    pub fn new(addresses: &[String]) -> Senders {
+        let ip = |a: &String| a.parse::<IpAddr>().ok().or_else(|| a.parse::<SocketAddr>().ok().map(|s| s.ip()));
+        let now = Instant::now();
+        Senders {
+            addresses: addresses.iter().map(ip).collect(),
+            windows: Arc::new(Mutex::new(vec![(now, 0); addresses.len()])),
+        }
+    }
+
+    /// Whether board `board` (named `name`) may send a report from `from` now: its address, within its rate.
+    pub fn admit(&self, board: BoardId, name: &str, from: IpAddr, now: Instant) -> Result<(), IngestError> {
+        match self.addresses.get(board).copied().flatten() {
+            Some(expected) if expected == from || (expected.is_loopback() && from.is_loopback()) => {}
+            expected => {
+                let expected = expected.map_or("an address that is not an IP address".to_string(), |e| e.to_string());
+                return Err(IngestError::WrongSender { board: name.to_string(), from, expected });
+            }
+        }
+        let mut windows = self.windows.lock().expect("report windows");
+        let (start, count) = &mut windows[board];
+        if now.duration_since(*start) >= Duration::from_secs(1) {
+            (*start, *count) = (now, 0);
+        }
+        *count += 1;
+        if *count > REPORTS_PER_SECOND {
+            return Err(IngestError::TooMany(name.to_string()));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 struct Ingest {
     layout: Arc<Layout>,
+    senders: Senders,
     readings: UnboundedSender<SensorReading>,
 }
 
-/// The `/registerPosition` endpoint; accepted readings go to `readings`.
-pub fn router(layout: Arc<Layout>, readings: UnboundedSender<SensorReading>) -> Router {
+/// The `/registerPosition` endpoint; reports from `senders` that pass go to `readings`. It needs the peer's
+/// address (serve it with `into_make_service_with_connect_info::<SocketAddr>`).
+pub fn router(layout: Arc<Layout>, senders: Senders, readings: UnboundedSender<SensorReading>) -> Router {
     Router::new()
         .route("/registerPosition", post(register))
         .layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))
-        .with_state(Ingest { layout, readings })
+        .with_state(Ingest { layout, senders, readings })
 }
 
-async fn register(State(ingest): State<Ingest>, body: Bytes) -> Response {
-    let result =
-        SensorReport::decode(&body).map_err(IngestError::Malformed).and_then(|report| resolve(&ingest.layout, &report));
+async fn register(State(ingest): State<Ingest>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+    let result = SensorReport::decode(&body).map_err(IngestError::Malformed).and_then(|report| {
+        let reading = resolve(&ingest.layout, &report)?;
+        let board = ingest.layout.sensors[reading.sensor].wiring.expect("a resolved sensor is wired").0;
+        ingest.senders.admit(board, &report.mac_address, peer.ip(), Instant::now())?;
+        Ok(reading)
+    });
     match result {
         Ok(reading) => {
             if ingest.readings.send(reading).is_err() {

@@ -61,9 +61,15 @@ impl Rig {
         Ok(Rig { layout, sim, boards, controllers })
     }
 
-    /// The address each board of the layout is served at (its layout address when it has no virtual board).
+    /// The address each board of the layout is served at; a sensor board's is where its reports come from,
+    /// loopback.
     pub fn addresses(&self) -> Vec<String> {
-        let mut all: Vec<String> = self.layout.boards.iter().map(|b| b.address.clone()).collect();
+        let mut all: Vec<String> = self
+            .layout
+            .boards
+            .iter()
+            .map(|b| if b.kind == sim::layout::BoardKind::Sensor { "127.0.0.1".into() } else { b.address.clone() })
+            .collect();
         let served =
             self.boards.iter().map(|b| (&b.name, b.addr)).chain(self.controllers.iter().map(|c| (&c.name, c.addr)));
         for (name, addr) in served {

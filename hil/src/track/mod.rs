@@ -45,7 +45,7 @@ use tokio::sync::{Notify, broadcast, oneshot};
 
 use self::core::{Next, RestoreStep, TrackCore};
 use crate::client::{BoardClient, ClientConfig, Failure, servo_command};
-use crate::ingest::SensorReading;
+use crate::ingest::{Senders, SensorReading};
 use crate::mirror::{Divergence, Mirror};
 use crate::protocol::BoardCommand;
 use crate::rig::{Rig, RigError};
@@ -255,6 +255,7 @@ pub struct Track {
     inner: Arc<Inner>,
     boards: Vec<VirtualBoard>,
     controllers: Vec<VirtualController>,
+    senders: Senders,
     sim: Arc<Mutex<Option<SimHandle>>>,
 }
 
@@ -278,6 +279,7 @@ impl Track {
                     .clone()
             })
             .collect();
+        let senders = Senders::new(&live_addresses);
         let desired = setup
             .desired
             .filter(|d| d.len() == layout.devices.len())
@@ -311,7 +313,7 @@ impl Track {
             restored: Notify::new(),
         });
         pump(inner.clone(), handle.outputs.clone());
-        let track = Track { inner, boards, controllers, sim: Arc::new(Mutex::new(Some(handle))) };
+        let track = Track { inner, boards, controllers, senders, sim: Arc::new(Mutex::new(Some(handle))) };
         for board in driven {
             tokio::spawn(run_board(Arc::downgrade(&track.inner), board));
         }
@@ -323,6 +325,11 @@ impl Track {
     /// Where sensor reports go (the ingest endpoint's channel); in live mode they drive the mirror.
     pub fn readings(&self) -> UnboundedSender<SensorReading> {
         self.inner.readings.clone()
+    }
+
+    /// Where each sensor board's reports must come from (the real boards' addresses), for the ingest endpoint.
+    pub fn senders(&self) -> Senders {
+        self.senders.clone()
     }
 
     /// The mode.
