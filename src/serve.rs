@@ -171,7 +171,18 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
     );
     let mode = if args.mode == ModeArg::Sim { hil::track::Mode::Sim } else { hil::track::Mode::Live };
     let journal = match &args.data_dir {
-        Some(dir) => Some(std::sync::Arc::new(gateway::journal::Journal::open(dir)?)),
+        Some(dir) => {
+            let (journal, opened) = gateway::journal::Journal::open(dir)?;
+            if let gateway::journal::Opened::Recovered { aside, reason } = opened {
+                tracing::warn!(
+                    "the journal in {} was damaged ({reason}): kept aside as {}; starting a new one, every device from \
+                     the layout's initial state and no command history",
+                    dir.display(),
+                    aside.display()
+                );
+            }
+            Some(std::sync::Arc::new(journal))
+        }
         None => None,
     };
     let desired = match &journal {

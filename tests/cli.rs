@@ -357,3 +357,30 @@ async fn a_command_acknowledged_just_before_kill_9_is_there_after_the_restart() 
         again.wait().ok();
     }
 }
+
+/// A journal file that cannot be read (here: empty) does not stop the twin, and is not silently reset: `serve`
+/// starts, warns naming the file it kept aside, and the file is there.
+#[test]
+fn serve_keeps_a_damaged_journal_aside_and_says_so() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("journal.redb"), b"").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--log", "warn"])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let warning = lines.next().expect("a warning").unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    assert!(warning.contains("WARN") && warning.contains("damaged (the file is empty)"), "{warning}");
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("journal.redb.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(warning.contains(&aside[0]), "{warning}");
+}

@@ -74,7 +74,7 @@ async fn a_2021_client_drives_devices_and_speeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_commands_are_in_the_command_history_like_every_other_door_s() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = std::sync::Arc::new(gateway::journal::Journal::open(dir.path()).unwrap());
+    let journal = std::sync::Arc::new(gateway::journal::Journal::open(dir.path()).unwrap().0);
     let (track, url) = grpc_with(gateway::core::Options { journal: Some(journal.clone()), ..Default::default() }).await;
     let mut control = v2021::control_client::ControlClient::connect(url.clone()).await.unwrap();
     let ok = control.command2_internal(command(v2021::StationId::ChofuB3, v2021::State::Off)).await.unwrap();

@@ -11,6 +11,7 @@ mod hil_live;
 mod hil_protocol;
 mod hil_track;
 mod interlocking;
+mod journal;
 mod layout_errors;
 mod page;
 mod properties;

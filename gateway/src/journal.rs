@@ -5,8 +5,13 @@
 //! one disk sync serves many commands, and nothing that publishes track changes waits for the disk. A command
 //! is acknowledged only once [`Writer::commit`] returns, so an acknowledged state survives `kill -9`; every
 //! transaction is committed whole or not at all.
+//!
+//! A damaged journal (a file the store cannot read through, or an empty file) is never silently reset and never
+//! crashes the server: it is moved aside (`journal.redb.damaged-<unix seconds>`) and a new one is started, and
+//! [`Opened::Recovered`] says so, for the server to warn about.
 
-use std::path::Path;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -34,6 +39,22 @@ pub struct Journal {
     db: Arc<Database>,
 }
 
+/// How a journal was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// There was none: a new, empty one.
+    Created,
+    /// The existing one, read through without fault.
+    Existing,
+    /// The existing one was damaged: it was moved aside and a new one started.
+    Recovered {
+        /// Where the damaged file now is.
+        aside: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
 /// One thing to write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
@@ -58,15 +79,25 @@ pub struct Writer {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal in `dir`.
-    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+    /// Opens (or creates) the journal in `dir`. A damaged one is moved aside and replaced by a new one (see the
+    /// module documentation); only a directory or file the process cannot write is an error.
+    pub fn open(dir: &Path) -> Result<(Journal, Opened), JournalError> {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
-        let db = Database::create(dir.join("journal.redb")).map_err(err)?;
+        let path = dir.join("journal.redb");
+        let opened = match std::fs::metadata(&path) {
+            Err(_) => Opened::Created,
+            Ok(m) if m.len() == 0 => set_aside(&path, "the file is empty".into())?,
+            Ok(_) => match read_through(&path) {
+                Ok(()) => Opened::Existing,
+                Err(reason) => set_aside(&path, reason)?,
+            },
+        };
+        let db = Database::create(&path).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(DEVICES).map_err(err)?;
         txn.open_table(HISTORY).map_err(err)?;
         txn.commit().map_err(err)?;
-        Ok(Journal { db: Arc::new(db) })
+        Ok((Journal { db: Arc::new(db) }, opened))
     }
 
     /// The stored desired state of every device of `layout` (`None` for a device never stored).
@@ -178,6 +209,48 @@ fn write_batch(
         }
     }
     txn.commit().map_err(err)
+}
+
+/// Opens the journal at `path` and reads every entry of it, checking the store's integrity first; why it cannot
+/// be read, if so. The store panics on some damage: that is caught here (quietly: it is reported as the reason)
+/// so that a damaged file never takes the server down.
+fn read_through(path: &Path) -> Result<(), String> {
+    let check = || -> Result<(), String> {
+        let mut db = Database::open(path).map_err(|e| e.to_string())?;
+        if !db.check_integrity().map_err(|e| e.to_string())? {
+            return Err("the store found damage and repaired what it could".into());
+        }
+        let txn = db.begin_read().map_err(|e| e.to_string())?;
+        for row in txn.open_table(DEVICES).map_err(|e| e.to_string())?.iter().map_err(|e| e.to_string())? {
+            let (k, v) = row.map_err(|e| e.to_string())?;
+            let _ = (k.value(), v.value());
+        }
+        for row in txn.open_table(HISTORY).map_err(|e| e.to_string())?.iter().map_err(|e| e.to_string())? {
+            let (_, v) = row.map_err(|e| e.to_string())?;
+            serde_json::from_str::<Value>(v.value()).map_err(|e| format!("a history entry is not JSON: {e}"))?;
+        }
+        Ok(())
+    };
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(check));
+    std::panic::set_hook(hook);
+    match result {
+        Ok(r) => r,
+        Err(panic) => {
+            let what =
+                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            Err(format!("the store failed reading it ({})", what.unwrap_or_else(|| "a panic".into())))
+        }
+    }
+}
+
+/// Moves a damaged journal aside; says where and why.
+fn set_aside(path: &Path, reason: String) -> Result<Opened, JournalError> {
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let aside = path.with_extension(format!("redb.damaged-{unix}"));
+    std::fs::rename(path, &aside).map_err(|e| err(format!("cannot move the damaged {} aside: {e}", path.display())))?;
+    Ok(Opened::Recovered { aside, reason })
 }
 
 /// A stored word read back (`None` for anything else).
