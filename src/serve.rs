@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// [default: none, nothing kept].
     #[arg(long, env = "PLARAIL_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Command history entries the journal keeps (older ones are dropped) [default: 200000].
+    #[arg(long, env = "PLARAIL_HISTORY_KEEP")]
+    history_keep: Option<u64>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info].
     #[arg(long, env = "PLARAIL_LOG")]
     log: Option<String>,
@@ -81,6 +84,7 @@ struct ConfigFile {
     rate_per_address: Option<f64>,
     origins: Option<Vec<String>>,
     data_dir: Option<PathBuf>,
+    history_keep: Option<u64>,
     log: Option<String>,
 }
 
@@ -97,6 +101,7 @@ pub struct Settings {
     rate_per_address: f64,
     origins: Vec<String>,
     data_dir: Option<PathBuf>,
+    history_keep: u64,
     log: String,
 }
 
@@ -130,6 +135,7 @@ impl ServeArgs {
             rate_per_address: self.rate_per_address.or(file.rate_per_address).unwrap_or(50.0),
             origins: if self.origins.is_empty() { file.origins.unwrap_or_default() } else { self.origins },
             data_dir: self.data_dir.or(file.data_dir.map(relative)),
+            history_keep: self.history_keep.or(file.history_keep).unwrap_or(gateway::journal::DEFAULT_KEEP),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
         })
     }
@@ -181,7 +187,8 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
                     aside.display()
                 );
             }
-            Some(std::sync::Arc::new(journal))
+            anyhow::ensure!(args.history_keep > 0, "--history-keep must be at least 1");
+            Some(std::sync::Arc::new(journal.keep(args.history_keep)))
         }
         None => None,
     };

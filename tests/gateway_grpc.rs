@@ -83,7 +83,7 @@ async fn grpc_commands_are_in_the_command_history_like_every_other_door_s() {
     let set = speed.control_speed(v2021::SendSpeed { speed: 5, train: v2021::Train::Nikko as i32 }).await.unwrap();
     assert_eq!(set.into_inner().code, v2021::Code::Success as i32);
     // Answered SUCCESS means recorded: both are in the history, newest first.
-    let history = journal.history(10).unwrap();
+    let history = journal.history(10, None).unwrap();
     let entries: Vec<(&str, &str)> =
         history.iter().map(|e| (e["target"].as_str().unwrap(), e["result"].as_str().unwrap())).collect();
     assert_eq!(entries, [("NIKKO", "applied"), ("chofu_b3", "applied")], "{history:?}");

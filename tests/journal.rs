@@ -38,13 +38,13 @@ async fn a_journal_with_a_page_of_random_bytes_is_kept_aside_or_read_never_a_pan
                 recovered += 1;
                 assert_eq!(std::fs::read(&aside).unwrap(), damaged, "page {page}: the damaged file is kept as it was");
                 assert!(!reason.is_empty());
-                assert!(journal.history(10).unwrap().is_empty(), "page {page}: a new journal");
+                assert!(journal.history(10, None).unwrap().is_empty(), "page {page}: a new journal");
             }
             Opened::Existing => {
                 // The damage hit a page the store does not use (everything reads back), or one of the two commit
                 // slots of its header: then it opens at the other, the commit before the last (one transaction,
                 // here one command, rolled back; a known limit of the store).
-                let n = journal.history(500).unwrap().len();
+                let n = journal.history(500, None).unwrap().len();
                 assert!(n == 200 || n == 199, "page {page}: {n} entries");
             }
             Opened::Created => panic!("page {page}: the file was there"),
@@ -63,4 +63,79 @@ async fn an_empty_journal_file_is_kept_aside_not_taken_for_a_new_journal() {
     // Opened again, the new journal is an existing one.
     let (_, again) = Journal::open(dir.path()).unwrap();
     assert_eq!(again, Opened::Existing);
+}
+
+/// The history keeps only its latest entries, and is read a page at a time.
+#[tokio::test]
+async fn the_history_is_bounded_and_read_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(dir.path()).unwrap();
+    let journal = journal.keep(50);
+    let writer = journal.writer(vec!["a".into()], |_| OnOff::Off).unwrap();
+    for i in 0..200 {
+        writer.commit(vec![Entry::History(serde_json::json!({ "n": i }))]).await.unwrap();
+    }
+    let all = journal.history(1000, None).unwrap();
+    assert_eq!(all.len(), 50, "only the latest 50 kept");
+    assert_eq!((all[0]["seq"].as_u64(), all[49]["seq"].as_u64()), (Some(199), Some(150)));
+    let page = journal.history(10, Some(160)).unwrap();
+    let seqs: Vec<u64> = page.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (150..160).rev().collect::<Vec<_>>());
+    let size = std::fs::metadata(dir.path().join("journal.redb")).unwrap().len();
+    for i in 0..2_000 {
+        writer.commit(vec![Entry::History(serde_json::json!({ "n": i, "pad": "x".repeat(100) }))]).await.unwrap();
+    }
+    assert_eq!(journal.history(1000, None).unwrap().len(), 50);
+    let grown = std::fs::metadata(dir.path().join("journal.redb")).unwrap().len();
+    assert!(grown < size + (4 << 20), "the file stays bounded: {size} -> {grown} bytes");
+}
+
+/// `/api/history` pages (at most 500 entries, `before` and `next`), refuses a larger page, and tells a caller
+/// beyond the reads allowed at once to come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_endpoint_pages_and_limits_its_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(dir.path()).unwrap();
+    let journal = std::sync::Arc::new(journal);
+    let track = hil::track::Track::start(
+        crate::support::layout_2021(),
+        hil::track::Setup { config: crate::hil_track::config(), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let options = gateway::core::Options { journal: Some(journal), ..Default::default() };
+    let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
+    let chofu_b3 = track.layout().device_id("chofu_b3").unwrap();
+    crate::hil_track::until("ready", std::time::Duration::from_secs(10), async || track.ready()).await;
+    for i in 0..7 {
+        let state = if i % 2 == 0 { OnOff::Off } else { OnOff::On };
+        core.apply(sim::interlocking::Request::Device { device: chofu_b3, state }).await;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(gateway::server::serve(listener, gateway::server::router(core.clone()), std::future::pending()));
+    let get = async |query: &str| {
+        let r = reqwest::get(format!("http://{addr}/api/history?{query}")).await.unwrap();
+        let status = r.status().as_u16();
+        (status, serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap())
+    };
+    let (status, first) = get("limit=3").await;
+    assert_eq!(status, 200);
+    let seqs = |v: &serde_json::Value| {
+        v["history"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(seqs(&first), vec![6, 5, 4]);
+    let (_, second) = get(&format!("limit=3&before={}", first["next"])).await;
+    assert_eq!(seqs(&second), vec![3, 2, 1]);
+    let (_, last) = get(&format!("limit=3&before={}", second["next"])).await;
+    assert_eq!((seqs(&last), last["next"].clone()), (vec![0], serde_json::Value::Null));
+    let (status, e) = get("limit=10000").await;
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().contains("1..500"), "{e}");
+    // Every read slot taken (as by slow readers): the next caller is told to come back.
+    let held = core.history_reads.clone().acquire_many_owned(gateway::core::HISTORY_READS as u32).await.unwrap();
+    assert_eq!(get("limit=3").await.0, 429);
+    drop(held);
+    assert_eq!(get("limit=3").await.0, 200);
+    track.stop();
 }

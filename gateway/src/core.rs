@@ -41,8 +41,13 @@ pub struct Core {
     pub options: Arc<Options>,
     /// Commands per address, across all of an address's connections.
     pub per_address: Arc<PerAddress>,
+    /// History reads allowed at once (each holds a page in memory while it is encoded).
+    pub history_reads: Arc<tokio::sync::Semaphore>,
     journal: Option<Writer>,
 }
+
+/// History reads served at once.
+pub const HISTORY_READS: usize = 2;
 
 /// What became of an operator action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +78,16 @@ impl Core {
         };
         let feeds = Feeds::start(track.clone(), journal.clone(), metrics.clone()).await;
         tokio::spawn(sample_every_second(track.clone(), metrics.clone()));
-        Ok(Core { track, feeds, metrics, options: Arc::new(options), per_address: Arc::default(), journal })
+        let history_reads = Arc::new(tokio::sync::Semaphore::new(HISTORY_READS));
+        Ok(Core {
+            track,
+            feeds,
+            metrics,
+            options: Arc::new(options),
+            per_address: Arc::default(),
+            history_reads,
+            journal,
+        })
     }
 
     /// Carries out a request: the track's outcome, recorded in the metrics and, before it is returned, in the

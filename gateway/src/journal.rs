@@ -9,6 +9,9 @@
 //! A damaged journal (a file the store cannot read through, or an empty file) is never silently reset and never
 //! crashes the server: it is moved aside (`journal.redb.damaged-<unix seconds>`) and a new one is started, and
 //! [`Opened::Recovered`] says so, for the server to warn about.
+//!
+//! The history is bounded: it keeps the latest [`DEFAULT_KEEP`] entries (or what [`Journal::keep`] says); older
+//! ones are dropped with the transaction that goes past the bound. The store's page cache is bounded too.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,12 @@ const HISTORY: TableDefinition<u64, &str> = TableDefinition::new("history");
 /// Most writes gathered into one transaction.
 const BATCH: usize = 512;
 
+/// History entries kept by default (about a festival hour at the peak of a hundred commands a second).
+pub const DEFAULT_KEEP: u64 = 200_000;
+
+/// Bytes of the store's page cache.
+const CACHE_BYTES: usize = 16 << 20;
+
 /// Why the journal failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("journal: {0}")]
@@ -37,6 +46,7 @@ fn err(e: impl std::fmt::Display) -> JournalError {
 /// An open journal.
 pub struct Journal {
     db: Arc<Database>,
+    keep: u64,
 }
 
 /// How a journal was opened.
@@ -92,12 +102,18 @@ impl Journal {
                 Err(reason) => set_aside(&path, reason)?,
             },
         };
-        let db = Database::create(&path).map_err(err)?;
+        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(DEVICES).map_err(err)?;
         txn.open_table(HISTORY).map_err(err)?;
         txn.commit().map_err(err)?;
-        Ok((Journal { db: Arc::new(db) }, opened))
+        Ok((Journal { db: Arc::new(db), keep: DEFAULT_KEEP }, opened))
+    }
+
+    /// Keeps at most `entries` history entries (at least one), from the writer's next transaction on.
+    pub fn keep(mut self, entries: u64) -> Journal {
+        self.keep = entries.max(1);
+        self
     }
 
     /// The stored desired state of every device of `layout` (`None` for a device never stored).
@@ -111,12 +127,13 @@ impl Journal {
             .collect()
     }
 
-    /// The latest `limit` history entries, newest first, each with its sequence number `seq`.
-    pub fn history(&self, limit: usize) -> Result<Vec<Value>, JournalError> {
+    /// The latest `limit` history entries before sequence number `before` (all if `None`), newest first, each with
+    /// its sequence number `seq`.
+    pub fn history(&self, limit: usize, before: Option<u64>) -> Result<Vec<Value>, JournalError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(HISTORY).map_err(err)?;
         let mut out = Vec::new();
-        for row in table.iter().map_err(err)?.rev().take(limit) {
+        for row in table.range(..before.unwrap_or(u64::MAX)).map_err(err)?.rev().take(limit) {
             let (k, v) = row.map_err(err)?;
             let mut entry: Value = serde_json::from_str(v.value()).map_err(err)?;
             entry["seq"] = Value::from(k.value());
@@ -139,9 +156,10 @@ impl Journal {
         };
         let (writes, inbox) = crossbeam_channel::unbounded::<Write>();
         let db = self.db.clone();
+        let keep = self.keep;
         std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || write_loop(&db, &names, desired, next, inbox))
+            .spawn(move || write_loop(&db, &names, desired, (next, keep), inbox))
             .map_err(err)?;
         Ok(Writer { writes })
     }
@@ -168,12 +186,12 @@ fn write_loop(
     db: &Database,
     names: &[String],
     desired: impl Fn(usize) -> OnOff,
-    mut next: u64,
+    (mut next, keep): (u64, u64),
     inbox: crossbeam_channel::Receiver<Write>,
 ) {
     while let Ok(first) = inbox.recv() {
         let batch: Vec<Write> = std::iter::once(first).chain(inbox.try_iter().take(BATCH - 1)).collect();
-        let result = write_batch(db, names, &desired, &mut next, &batch);
+        let result = write_batch(db, names, &desired, (&mut next, keep), &batch);
         if let Err(e) = &result {
             tracing::error!("{e}");
         }
@@ -189,7 +207,7 @@ fn write_batch(
     db: &Database,
     names: &[String],
     desired: &impl Fn(usize) -> OnOff,
-    next: &mut u64,
+    (next, keep): (&mut u64, u64),
     batch: &[Write],
 ) -> Result<(), JournalError> {
     let txn = db.begin_write().map_err(err)?;
@@ -206,6 +224,11 @@ fn write_batch(
                     *next += 1;
                 }
             }
+        }
+        // The oldest entries beyond the bound go with this transaction.
+        let oldest_kept = next.saturating_sub(keep);
+        if history.first().map_err(err)?.is_some_and(|(k, _)| k.value() < oldest_kept) {
+            history.retain_in(..oldest_kept, |_, _| false).map_err(err)?;
         }
     }
     txn.commit().map_err(err)

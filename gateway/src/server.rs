@@ -71,7 +71,13 @@ async fn websocket(
     upgrade(core, protocol, peer, &headers, ws)
 }
 
-/// `GET /api/history?limit=N`: the latest commands with their results, newest first (needs a journal).
+/// Most history entries one page holds.
+pub const HISTORY_PAGE: usize = 500;
+
+/// `GET /api/history?limit=N&before=SEQ`: a page of the command history with results, newest first (needs a
+/// journal): at most [`HISTORY_PAGE`] entries, before sequence number `SEQ` if given; `next` is the `before`
+/// of the following page (absent on the last). Reads take turns ([`Core::history_reads`]): a caller beyond
+/// them is told to come back (429).
 async fn api_history(
     State(core): State<Core>,
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
@@ -79,15 +85,26 @@ async fn api_history(
     let Some(journal) = core.options.journal.clone() else {
         return (StatusCode::NOT_FOUND, Json(json!({ "error": "no journal: start with --data-dir" }))).into_response();
     };
+    let bad = |what: String| (StatusCode::BAD_REQUEST, Json(json!({ "error": what }))).into_response();
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 100,
-        Some(Ok(n)) if n <= 10_000 => n,
-        Some(_) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({ "error": "limit must be 0..10000" }))).into_response();
-        }
+        Some(Ok(n)) if (1..=HISTORY_PAGE).contains(&n) => n,
+        Some(_) => return bad(format!("limit must be 1..{HISTORY_PAGE} (page with before=SEQ)")),
     };
-    match tokio::task::spawn_blocking(move || journal.history(limit)).await {
-        Ok(Ok(entries)) => Json(json!({ "history": entries })).into_response(),
+    let before = match q.get("before").map(|b| b.parse::<u64>()) {
+        None => None,
+        Some(Ok(b)) => Some(b),
+        Some(Err(_)) => return bad("before must be a sequence number".into()),
+    };
+    let Ok(_turn) = core.history_reads.clone().try_acquire_owned() else {
+        let busy = json!({ "error": "the history is being read by others: try again in a moment" });
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], Json(busy)).into_response();
+    };
+    match tokio::task::spawn_blocking(move || journal.history(limit, before)).await {
+        Ok(Ok(entries)) => {
+            let next = (entries.len() == limit).then(|| entries.last().map(|e| e["seq"].clone())).flatten();
+            Json(json!({ "history": entries, "next": next })).into_response()
+        }
         _ => {
             (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "the journal cannot be read" }))).into_response()
         }
