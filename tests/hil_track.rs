@@ -111,6 +111,57 @@ async fn a_rebooted_board_gets_its_desired_state_back() {
     track.stop();
 }
 
+/// Three quick reboots of a board answering like the 2021 firmware: every one is seen (its clock reads as
+/// uptime again) and followed by a restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reboot_of_a_board_is_followed_by_a_restore() {
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
+    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
+    for round in 0..3 {
+        board.reboot();
+        // Rebooted again while the twin may still be restoring the previous one, in the first two rounds.
+        if round < 2 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            board.reboot();
+        }
+        until("restored after the reboot", Duration::from_secs(10), async || {
+            position(&track, "chofu_b3").await == DevicePosition::Off
+                && position(&track, "chofu_b1").await == DevicePosition::On
+                && track.ready()
+        })
+        .await;
+    }
+    track.stop();
+}
+
+/// A servo moved behind the twin's back (no reboot to see: the board kept its clock) is driven back by the
+/// periodic re-assertion, and commands go meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servo_moved_behind_the_twin_s_back_is_reasserted() {
+    let config = hil::track::TrackConfig { reassert_every: Duration::from_millis(500), ..config() };
+    let track = Track::start(layout_2021(), Setup { config, ..Setup::default() }).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
+    let layout = track.layout().clone();
+    let b1 = &layout.devices[layout.device_id("chofu_b1").unwrap()];
+    let moved = reqwest::Client::new()
+        .post(format!("http://{}/", board.addr))
+        .body(format!(r#"{{"pin":{},"state":"ANGLE","angle":{}}}"#, b1.pin, b1.off_angle))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status().as_u16(), 200);
+    assert_eq!(position(&track, "chofu_b1").await, DevicePosition::Off, "moved behind the twin's back");
+    assert_eq!(track.desired(layout.device_id("chofu_b1").unwrap()), OnOff::On);
+    assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied, "commands go");
+    until("re-asserted", Duration::from_secs(10), async || position(&track, "chofu_b1").await == DevicePosition::On)
+        .await;
+    assert_eq!(position(&track, "chofu_b3").await, DevicePosition::Off, "the command held");
+    track.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_drives_every_device_through_its_board() {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
@@ -200,6 +251,7 @@ mod bookkeeping {
                     now = at;
                 }
                 Next::Idle => return (now, devices),
+                Next::Reassert(d) => panic!("a re-assertion of device {d} during a restore"),
             }
         }
     }
@@ -258,6 +310,40 @@ mod bookkeeping {
         let flipped = if core.desired(device) == OnOff::On { OnOff::Off } else { OnOff::On };
         core.commanded(device, flipped);
         assert_eq!(core.desired(device), flipped);
+    }
+
+    /// Every so often a healthy board's devices are driven to their desired states again, one per spacing,
+    /// while commands still go; a board that does not take one is down.
+    #[test]
+    fn a_healthy_board_is_reasserted_periodically_without_holding_commands() {
+        let t0 = Instant::now();
+        let (core, board) = core(t0);
+        let mut core = core.with_reassertion(Duration::from_secs(60));
+        let (t1, devices) = restore(&mut core, board, t0);
+        assert_eq!(core.polled(board, true, false, t1), None);
+        assert_eq!(core.next(board, t1), Next::Idle, "not due yet");
+        let t2 = t0 + Duration::from_secs(61);
+        core.polled(board, true, false, t2);
+        let mut now = t2;
+        let mut reasserted = 0;
+        loop {
+            match core.next(board, now) {
+                Next::Reassert(d) => {
+                    assert_eq!(core.admit(board), Ok(()), "commands still go");
+                    assert_eq!(core.reasserted(board, d, true, now), None);
+                    reasserted += 1;
+                }
+                Next::At(at) => now = at,
+                Next::Idle => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(reasserted, devices, "every device once");
+        assert!(now >= t2 + SPACING * (devices as u32 - 1), "spaced out");
+        // The next round comes a period later; a board that fails one is down.
+        core.polled(board, true, false, t2 + Duration::from_secs(61));
+        let Next::Reassert(d) = core.next(board, now + SPACING) else { panic!("a second round") };
+        assert!(!core.reasserted(board, d, false, now).expect("down").alive);
     }
 
     #[test]

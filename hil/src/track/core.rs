@@ -28,6 +28,8 @@ pub enum RestoreStep {
 pub enum Next {
     /// Carry out this restore step now (of the restore with this number, to hand back with its result).
     Step(RestoreStep, u64),
+    /// Drive this device to its desired state again now (periodic re-assertion: commands still go meanwhile).
+    Reassert(usize),
     /// The next restore step is due then.
     At(Instant),
     /// Nothing to restore.
@@ -41,6 +43,10 @@ struct Board {
     /// What a restore drives: the board's devices, or the controller's trains.
     steps: Vec<RestoreStep>,
     restore: VecDeque<RestoreStep>,
+    /// The devices still to re-assert in this round.
+    reassert: VecDeque<usize>,
+    /// When the next round of re-assertion starts.
+    reassert_at: Instant,
     due: Instant,
     /// Counts the board's restores, so that the result of a step of an abandoned restore is not taken for one
     /// of the restore that replaced it.
@@ -67,6 +73,7 @@ pub struct TrackCore {
     boards: BTreeMap<BoardId, Board>,
     addresses: [Vec<String>; 2],
     spacing: Duration,
+    reassert_every: Option<Duration>,
 }
 
 impl TrackCore {
@@ -107,17 +114,37 @@ impl TrackCore {
                         )
                         .collect(),
                 };
-                (id, Board { health, steps, restore: VecDeque::new(), due: now, number: 0 })
+                let board = Board {
+                    health,
+                    steps,
+                    restore: VecDeque::new(),
+                    reassert: VecDeque::new(),
+                    reassert_at: now,
+                    due: now,
+                    number: 0,
+                };
+                (id, board)
             })
             .collect();
         let speeds = (0..layout.trains.len())
             .map(|t| TrainSpeed { wanted: on_scale(layout, t, layout.trains[t].speed), limit: None, sent: None })
             .collect();
-        let mut core = TrackCore { mode, desired, speeds, boards, addresses, spacing };
+        let mut core = TrackCore { mode, desired, speeds, boards, addresses, spacing, reassert_every: None };
         for id in core.boards.keys().copied().collect::<Vec<_>>() {
             core.start_restore(id, now);
         }
         core
+    }
+
+    /// Re-asserts every servo board's devices every `every`, one device per spacing, after a health poll that
+    /// found the board alive and not being restored: a servo that moved behind the twin's back (a reboot the
+    /// clock cannot show, a glitch, a hand) is driven back to its desired state.
+    pub fn with_reassertion(mut self, every: Duration) -> TrackCore {
+        self.reassert_every = Some(every);
+        for b in self.boards.values_mut() {
+            b.reassert_at = b.due + every;
+        }
+        self
     }
 
     /// The mode.
@@ -211,6 +238,8 @@ impl TrackCore {
         match self.boards.get(&board) {
             Some(b) if !b.restore.is_empty() && b.due <= now => Next::Step(b.restore[0], b.number),
             Some(b) if !b.restore.is_empty() => Next::At(b.due),
+            Some(b) if !b.reassert.is_empty() && b.due <= now => Next::Reassert(b.reassert[0]),
+            Some(b) if !b.reassert.is_empty() => Next::At(b.due),
             _ => Next::Idle,
         }
     }
@@ -240,14 +269,38 @@ impl TrackCore {
         })
     }
 
+    /// Device `device` of `board` was re-asserted (`ok`) or not: the next one is due a spacing later; a board
+    /// that did not take it is down (and restored when it answers).
+    pub fn reasserted(&mut self, board: BoardId, device: usize, ok: bool, now: Instant) -> Option<BoardHealth> {
+        let spacing = self.spacing;
+        self.change(board, |b| {
+            if b.reassert.front() != Some(&device) {
+                return;
+            }
+            b.reassert.pop_front();
+            b.due = now + spacing;
+            if !ok {
+                b.reassert.clear();
+                b.health.alive = false;
+            }
+        })
+    }
+
     /// A health poll of `board`: whether it answered, and whether it has lost its clock (rebooted). A board
-    /// that answers again, or rebooted, is restored. Returns its health if that changed.
+    /// that answers again, or rebooted, is restored; a healthy one starts a round of re-assertion when one is
+    /// due. Returns its health if that changed.
     pub fn polled(&mut self, board: BoardId, alive: bool, rebooted: bool, now: Instant) -> Option<BoardHealth> {
         let before = self.boards.get(&board)?.health.clone();
         let came_back = alive && !before.alive && self.boards[&board].restore.is_empty();
         let mut changed = self.change(board, |b| b.health.alive = alive);
         if came_back || (alive && !before.restoring && rebooted) {
             changed = self.start_restore(board, now).or(changed);
+        } else if let Some(every) = self.reassert_every {
+            let b = self.boards.get_mut(&board)?;
+            if alive && b.restore.is_empty() && b.reassert.is_empty() && now >= b.reassert_at {
+                b.reassert = b.steps.iter().filter_map(|s| if let RestoreStep::Device(d) = s { Some(*d) } else { None }).collect();
+                b.reassert_at = now + every;
+            }
         }
         changed
     }
@@ -271,6 +324,7 @@ impl TrackCore {
     fn start_restore(&mut self, board: BoardId, now: Instant) -> Option<BoardHealth> {
         self.change(board, |b| {
             b.restore = b.steps.iter().copied().collect();
+            b.reassert.clear();
             b.due = now;
             b.number += 1;
             b.health.restoring = true;

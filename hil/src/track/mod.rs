@@ -70,6 +70,9 @@ pub struct TrackConfig {
     pub pace: f64,
     /// Simulated time after the mirror passes a sensor within which the real train must report it, ms.
     pub overdue_ms: u64,
+    /// How often every servo board's devices are driven to their desired states again (catching what the
+    /// twin cannot see: a reboot that kept the clock, a servo moved by hand).
+    pub reassert_every: Duration,
 }
 
 impl Default for TrackConfig {
@@ -82,6 +85,7 @@ impl Default for TrackConfig {
             interlocking: true,
             pace: 1.0,
             overdue_ms: 3000,
+            reassert_every: Duration::from_secs(60),
         }
     }
 }
@@ -291,7 +295,8 @@ impl Track {
             [sim_addresses, live_addresses],
             config.init_spacing,
             Instant::now(),
-        );
+        )
+        .with_reassertion(config.reassert_every);
         let driven: Vec<BoardId> = core.health().into_iter().map(|(id, _)| id).collect();
         let (events, _) = broadcast::channel(4096);
         let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -622,6 +627,12 @@ async fn run_board(inner: std::sync::Weak<Inner>, board: BoardId) {
                 strong.restored.notify_waiters();
                 continue;
             }
+            Next::Reassert(device) => {
+                let ok = reassert(&strong, device).await;
+                let changed = strong.core().reasserted(board, device, ok, Instant::now());
+                strong.announce(changed);
+                continue;
+            }
             Next::At(at) => at.min(next_poll),
             Next::Idle => next_poll,
         };
@@ -661,6 +672,18 @@ async fn restore_step(inner: &Inner, board: BoardId, step: RestoreStep) -> bool 
             control(inner, train, speed).await.is_ok()
         }
     }
+}
+
+/// Drives a device to its desired state again, taking turns with commands (so that a command for it is never
+/// overtaken by an older desired state); whether the board took it. A board not taking commands (restoring,
+/// down) is left alone.
+async fn reassert(inner: &Inner, device: usize) -> bool {
+    let _turn = inner.turn.lock().await;
+    if inner.core().admit(inner.layout.devices[device].board).is_err() {
+        return true;
+    }
+    let state = inner.core().desired(device);
+    drive(inner, device, state).await.is_ok()
 }
 
 /// Unix times before this mean a board's clock was never set since it booted.
