@@ -162,6 +162,31 @@ async fn a_servo_moved_behind_the_twin_s_back_is_reasserted() {
     track.stop();
 }
 
+/// A board that carries a command out but answers too late: the outcome is unknown, so the twin does not show
+/// it as not done: it says the command may have been carried out, makes the commanded state the desired one,
+/// and drives it when the board answers again (instead of restoring the old state over the servo's move).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_outcome_is_unknown_is_made_true_not_undone() {
+    let client = ClientConfig { timeout: Duration::from_millis(300), retries: 1, backoff: Duration::from_millis(20) };
+    let track = Track::start(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() })
+        .await
+        .unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
+    board.set_faults(Faults { latency_ms: 800, ..Faults::default() });
+    match track.apply(device(&track, "chofu_b3", OnOff::Off)).await {
+        Outcome::Failed(reason) => assert!(reason.contains("may have been carried out"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let chofu_b3 = track.layout().device_id("chofu_b3").unwrap();
+    assert_eq!(track.desired(chofu_b3), OnOff::Off, "the commanded state is the one the twin stands by");
+    assert_eq!(position(&track, "chofu_b3").await, DevicePosition::Off, "the slow board did move the servo");
+    board.set_faults(Faults::default());
+    until("board restored", Duration::from_secs(10), async || track.ready()).await;
+    assert_eq!(position(&track, "chofu_b3").await, DevicePosition::Off, "not undone by the restore");
+    track.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_drives_every_device_through_its_board() {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();

@@ -46,6 +46,12 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Whether the board may have carried the command out although it failed: it got the request, but the
+    /// answer did not come in time or could not be read.
+    pub fn uncertain(&self) -> bool {
+        matches!(self, Failure::Timeout(_) | Failure::BadAnswer { .. })
+    }
+
     /// Whether trying again may help.
     pub(crate) fn transient(&self) -> bool {
         matches!(self, Failure::Unreachable(_) | Failure::Timeout(_) | Failure::BadAnswer { .. })

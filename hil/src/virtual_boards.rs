@@ -34,7 +34,8 @@ use crate::rig::SimSink;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
-    /// Added latency before every answer, ms.
+    /// Added latency before every answer, ms. A command is carried out at once and answered late (a client that
+    /// gives up meanwhile does not undo it), as a slow board does.
     pub latency_ms: u64,
     /// Take requests and never answer them.
     pub drop_requests: bool,
@@ -164,8 +165,11 @@ fn json(shared: &Shared, status: u16, body: String) -> Response {
 }
 
 async fn command(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    if let Some(r) = faulted(&shared).await {
-        return r;
+    let faults = *shared.faults.lock().expect("faults");
+    if faults.drop_requests || faults.error_500 {
+        if let Some(r) = faulted(&shared).await {
+            return r;
+        }
     }
     let answer = match BoardCommand::decode(&body) {
         Err(answer) => answer,
@@ -179,6 +183,7 @@ async fn command(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             outcome.answer
         }
     };
+    tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     json(&shared, answer.status(), answer.body())
 }
 

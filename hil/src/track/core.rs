@@ -298,7 +298,11 @@ impl TrackCore {
         } else if let Some(every) = self.reassert_every {
             let b = self.boards.get_mut(&board)?;
             if alive && b.restore.is_empty() && b.reassert.is_empty() && now >= b.reassert_at {
-                b.reassert = b.steps.iter().filter_map(|s| if let RestoreStep::Device(d) = s { Some(*d) } else { None }).collect();
+                b.reassert = b
+                    .steps
+                    .iter()
+                    .filter_map(|s| if let RestoreStep::Device(d) = s { Some(*d) } else { None })
+                    .collect();
                 b.reassert_at = now + every;
             }
         }

@@ -452,7 +452,12 @@ impl Track {
                 if let Err(reason) = inner.core().admit(inner.layout.devices[device].board) {
                     return Outcome::Failed(reason);
                 }
-                match drive(inner, device, state).await {
+                let result = match drive(inner, device, state).await {
+                    // The board may have moved the servo: say so by making it true, at once.
+                    Err(f) if f.uncertain() => drive(inner, device, state).await.map_err(|again| (again, true)),
+                    other => other.map_err(|f| (f, false)),
+                };
+                match result {
                     Ok(()) => {
                         inner.core().commanded(device, state);
                         if now.devices[device] == DevicePosition::from(state) {
@@ -460,7 +465,8 @@ impl Track {
                         }
                         Outcome::Applied
                     }
-                    Err(f) => Outcome::Failed(f.to_string()),
+                    Err((f, false)) => Outcome::Failed(f.to_string()),
+                    Err((f, true)) => Outcome::Failed(uncertain(inner, device, state, &f).await),
                 }
             }
             Request::Speed { train, speed } => {
@@ -532,6 +538,21 @@ async fn drive(inner: &Inner, device: usize, state: OnOff) -> Result<(), Failure
         _ => {}
     }
     result.map(|_| ())
+}
+
+/// A device command whose outcome is unknown (the board got it, its answers did not come back, twice): the
+/// commanded state becomes the desired one, which the board's restore drives as soon as it answers again; in
+/// live mode the mirror shows the device between positions until then (the interlocking treats that as unsafe).
+/// Returns the failure in words, saying so.
+async fn uncertain(inner: &Inner, device: usize, state: OnOff, failure: &Failure) -> String {
+    let d = &inner.layout.devices[device];
+    inner.core().commanded(device, state);
+    if inner.core().mode() == Mode::Live {
+        let angle = (0..).find(|a| *a != d.on_angle && *a != d.off_angle).expect("a third angle");
+        let _ = sim_command(inner, SimCommand::SetAngle { device, angle }).await;
+    }
+    let word = sim::interlocking::on_off_words(d.kind, state);
+    format!("{failure}; the command may have been carried out: {} will be {word} as soon as the board answers", d.name)
 }
 
 /// Sends a train's controller the speed `speed` (already capped by speed supervision); a controller that does
