@@ -166,10 +166,10 @@ fn json(shared: &Shared, status: u16, body: String) -> Response {
 
 async fn command(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let faults = *shared.faults.lock().expect("faults");
-    if faults.drop_requests || faults.error_500 {
-        if let Some(r) = faulted(&shared).await {
-            return r;
-        }
+    if (faults.drop_requests || faults.error_500)
+        && let Some(r) = faulted(&shared).await
+    {
+        return r;
     }
     let answer = match BoardCommand::decode(&body) {
         Err(answer) => answer,
