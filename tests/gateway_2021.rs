@@ -251,3 +251,28 @@ async fn a_command_for_the_current_state_is_echoed_to_every_client_at_once() {
     expect(&mut b, |v| *v == frame("chofu_b3", "ON")).await;
     track.stop();
 }
+
+/// A client that sends its request's headers slower than the gateway allows is disconnected; one whose report
+/// body does not arrive is answered 408. Neither holds a connection for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_let_go() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (track, addr) = gateway().await;
+    let started = Instant::now();
+    let mut slow_header = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow_header.write_all(b"GET /api/state HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut slow_body = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow_body
+        .write_all(b"POST /registerPosition HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n{\"mac_address\"")
+        .await
+        .unwrap();
+    let limit = gateway::server::HEADER_TIMEOUT + Duration::from_secs(10);
+    let mut answer = String::new();
+    tokio::time::timeout(limit, slow_body.read_to_string(&mut answer)).await.expect("answered").ok();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(limit, slow_header.read_to_end(&mut rest)).await.expect("let go");
+    assert!(closed.is_ok() || rest.is_empty());
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+    track.stop();
+}

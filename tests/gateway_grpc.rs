@@ -93,3 +93,49 @@ async fn grpc_commands_are_in_the_command_history_like_every_other_door_s() {
     );
     track.stop();
 }
+
+/// gRPC commands count against the same per-address limit as the WebSockets' (the 2021 services had none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_commands_have_the_visitor_limit_of_every_door() {
+    let limits = gateway::limits::Limits { per_address: 5.0, ..Default::default() };
+    let (track, url) = grpc_with(gateway::core::Options { limits, ..Default::default() }).await;
+    let mut speed = v2021::speed_client::SpeedClient::connect(url).await.unwrap();
+    let mut refused = 0;
+    for _ in 0..30 {
+        match speed.control_speed(v2021::SendSpeed { speed: 40, train: v2021::Train::Nikko as i32 }).await {
+            Ok(answer) => assert_eq!(answer.into_inner().code, v2021::Code::Success as i32),
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status}");
+                assert!(status.message().contains("per second per address"), "{status}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused >= 20, "{refused} of 30 refused at 5 a second");
+    track.stop();
+}
+
+/// WatchState streams that are dropped end their tasks, even on a track where nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_watch_streams_end_their_tasks_on_a_still_track() {
+    // One train, standing: nothing changes.
+    let layout = crate::support::siding_layout(false, &crate::support::train("T", "main", 500.0, "M", 0));
+    let track = Track::start(layout, Setup { config: config(), ..Setup::default() }).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let core = gateway::core::Core::start(track.clone(), Default::default()).await.unwrap();
+    tokio::spawn(gateway::grpc::Grpc::new(core).serve(listener, std::future::pending()));
+    let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let mut twin = v2::twin_client::TwinClient::connect(url).await.unwrap();
+    let mut feeds = Vec::new();
+    for _ in 0..50 {
+        let mut feed = twin.watch_state(v2::WatchRequest {}).await.unwrap().into_inner();
+        feed.message().await.unwrap().unwrap();
+        feeds.push(feed);
+    }
+    let with_streams = tasks();
+    drop(feeds);
+    until("the streams' tasks ended", Duration::from_secs(5), async || tasks() + 50 <= with_streams).await;
+    track.stop();
+}

@@ -26,6 +26,12 @@ pub mod v2 {
     tonic::include_proto!("plarail.v2");
 }
 
+/// Time a gRPC request may take before it is answered `DEADLINE_EXCEEDED`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests one gRPC connection may have in flight at once.
+pub const STREAMS_PER_CONNECTION: usize = 32;
+
 /// The gRPC services over one gateway's core (commands are carried out, recorded and journaled as on every
 /// other door).
 #[derive(Clone)]
@@ -43,6 +49,18 @@ impl Grpc {
         self.core.metrics.grpc(method, code);
     }
 
+    /// The visitor limit of every door: commands per second from one address (across the WebSockets and
+    /// gRPC alike). A request whose address is unknown counts as loopback's.
+    fn allowed<T>(&self, method: &'static str, request: &Request<T>) -> Result<(), Status> {
+        let ip = request.remote_addr().map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.ip());
+        let limit = self.core.options.limits.per_address;
+        if self.core.per_address.take(ip, limit, std::time::Instant::now()) {
+            return Ok(());
+        }
+        self.record(method, "RESOURCE_EXHAUSTED");
+        Err(Status::resource_exhausted(format!("too many commands: at most {limit} per second per address")))
+    }
+
     /// Serves every service on `listener` until `shutdown`.
     pub async fn serve(
         self,
@@ -50,6 +68,11 @@ impl Grpc {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         tonic::transport::Server::builder()
+            // A request that takes longer is answered DEADLINE_EXCEEDED (a stream, once started, runs on).
+            .timeout(REQUEST_TIMEOUT)
+            .concurrency_limit_per_connection(STREAMS_PER_CONNECTION)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(v2021::control_server::ControlServer::new(self.clone()))
             .add_service(v2021::speed_server::SpeedServer::new(self.clone()))
             .add_service(v2::twin_server::TwinServer::new(self))
@@ -64,6 +87,7 @@ impl v2021::control_server::Control for Grpc {
         &self,
         request: Request<v2021::RequestSync>,
     ) -> Result<Response<v2021::ResponseSync>, Status> {
+        self.allowed("Control.Command2Internal", &request)?;
         let r = request.into_inner();
         let id = r.station.map_or(0, |s| s.station_id);
         let layout = self.core.track.layout();
@@ -90,6 +114,7 @@ impl v2021::control_server::Control for Grpc {
 #[tonic::async_trait]
 impl v2021::speed_server::Speed for Grpc {
     async fn control_speed(&self, request: Request<v2021::SendSpeed>) -> Result<Response<v2021::StatusCode>, Status> {
+        self.allowed("Speed.ControlSpeed", &request)?;
         let r = request.into_inner();
         let layout = self.core.track.layout();
         let train = v2021::Train::try_from(r.train).ok().and_then(|t| layout.train_id(t.as_str_name()));

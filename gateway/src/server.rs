@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -12,7 +13,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
+
 use serde_json::json;
 
 use crate::core::Core;
@@ -37,21 +38,71 @@ pub fn router(core: Core) -> Router {
         .merge(ingest)
 }
 
-/// Serves `app` on `listener` (with each client's address known, for the per-address limit) until `shutdown`.
-/// Small frames go out at once (no Nagle delay waiting for the client's delayed acknowledgement).
+/// Time a client has to send a request's headers; a slower one is disconnected (it would hold a connection
+/// for nothing).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time in-flight requests get to finish at shutdown.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener` (with each client's address known, for the per-address limit) until `shutdown`,
+/// then lets in-flight requests finish (up to 5 s). Small frames go out at once (no Nagle delay waiting for the
+/// client's delayed acknowledgement); a client gets [`HEADER_TIMEOUT`] to send each request's headers.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                // Out of file descriptors and the like: wait a little rather than spin.
+                Err(e) => {
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY on a connection: {e}");
         }
+        tokio::spawn(connection(tcp, peer, app.clone(), stop.clone(), alive.clone()));
+    }
+    let _ = stop_tx.send(true);
+    drop(alive);
+    let _ = tokio::time::timeout(DRAIN, all_done.recv()).await;
+    Ok(())
+}
+
+/// Serves one connection (HTTP/1.1, upgraded to a WebSocket where asked); at `stop`, ends it gracefully.
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    _alive: tokio::sync::mpsc::Sender<()>,
+) {
+    let service = hyper::service::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut app = app.clone();
+        async move { tower_service::Service::call(&mut app, request).await }
     });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+    }
+    // A connection that fails only ends: nothing to tell anyone.
+    let _ = conn.await;
 }
 
 /// `GET /ws` (the 2021 protocol), `GET /speed` (the 2021 speed protocol) and `GET /ws/v2`: a WebSocket

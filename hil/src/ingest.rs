@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -23,6 +23,9 @@ use crate::protocol::SensorReport;
 
 /// Largest report body accepted, in bytes.
 pub const MAX_REPORT_BYTES: usize = 4096;
+
+/// Time a report's body may take to arrive; a slower sender is answered 408 and let go.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most reports one sensor board may send in a second (a train passes a sensor a few times a second at most).
 pub const REPORTS_PER_SECOND: u32 = 20;
@@ -158,13 +161,19 @@ struct Ingest {
 /// The `/registerPosition` endpoint; reports from `senders` that pass go to `readings`. It needs the peer's
 /// address (serve it with `into_make_service_with_connect_info::<SocketAddr>`).
 pub fn router(layout: Arc<Layout>, senders: Senders, readings: UnboundedSender<SensorReading>) -> Router {
-    Router::new()
-        .route("/registerPosition", post(register))
-        .layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))
-        .with_state(Ingest { layout, senders, readings })
+    Router::new().route("/registerPosition", post(register)).with_state(Ingest { layout, senders, readings })
 }
 
-async fn register(State(ingest): State<Ingest>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+async fn register(State(ingest): State<Ingest>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Body) -> Response {
+    let refuse = |status: StatusCode, error: &str| {
+        (status, [("content-type", "application/json")], serde_json::json!({ "error": error }).to_string())
+            .into_response()
+    };
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_REPORT_BYTES)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "a report is at most 4096 bytes"),
+        Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the report's body did not arrive in time"),
+    };
     let result = SensorReport::decode(&body).map_err(IngestError::Malformed).and_then(|report| {
         let reading = resolve(&ingest.layout, &report)?;
         let board = ingest.layout.sensors[reading.sensor].wiring.expect("a resolved sensor is wired").0;

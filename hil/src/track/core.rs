@@ -331,7 +331,8 @@ impl TrackCore {
             b.reassert.clear();
             b.due = now;
             b.number += 1;
-            b.health.restoring = true;
+            // A controller no train names has nothing to restore.
+            b.health.restoring = !b.restore.is_empty();
         })
     }
 
