@@ -3,6 +3,7 @@
 
 mod cli;
 mod drawing;
+mod fuzz;
 mod gateway_2021;
 mod gateway_grpc;
 mod gateway_v2;
