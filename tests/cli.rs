@@ -384,3 +384,95 @@ fn serve_keeps_a_damaged_journal_aside_and_says_so() {
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert!(warning.contains(&aside[0]), "{warning}");
 }
+
+/// Several clients command while the twin is killed (`kill -9`) at random moments, round after round on the
+/// same data directory: after every restart each device is in the state of its client's last acknowledged
+/// command (or of the one in flight at the kill, which may or may not have been carried out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
+    use futures_util::{SinkExt, StreamExt};
+    use gateway::wire::v2;
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    let flags = ["--data-dir", data_dir, "--rate-per-connection", "1000", "--rate-per-address", "5000"];
+    // Switches: only commands move them (no automatic protection), so their state is the commands' to decide.
+    let switches = ["chofu_b3", "chofu_b1", "kitano_b2"];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2021);
+    // Per switch: the states it may be in after a restart.
+    let mut allowed: Vec<Vec<String>> = vec![Vec::new(); switches.len()];
+    let mut total_acks = 0;
+    for round in 0..5 {
+        let (mut child, port) = start_serve(&flags);
+        let ready =
+            wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
+        for (i, name) in switches.iter().enumerate() {
+            let now = device_state(&ready, name);
+            assert!(
+                allowed[i].is_empty() || allowed[i].contains(&now),
+                "round {round}: {name} is {now}, not {:?}",
+                allowed[i]
+            );
+        }
+        let mut clients = Vec::new();
+        for (i, name) in switches.iter().enumerate() {
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/v2")).await.unwrap();
+            let name = name.to_string();
+            let start = if device_state(&ready, &name) == "\"ON\"" { 1 } else { 0 };
+            clients.push(tokio::spawn(async move {
+                // (last acknowledged state, state in flight), and how many were acknowledged
+                let mut last: (Option<String>, Option<String>) = (None, None);
+                let mut acks = 0;
+                for n in start.. {
+                    let state = if n % 2 == 0 { "ON" } else { "OFF" };
+                    let id = 1000 * i as u64 + n as u64;
+                    let frame = format!(r#"{{"id":{id},"cmd":"device","name":"{name}","state":"{state}"}}"#);
+                    last.1 = Some(format!("\"{state}\""));
+                    if ws.send(tokio_tungstenite::tungstenite::Message::Text(frame.into())).await.is_err() {
+                        return (last, acks);
+                    }
+                    loop {
+                        let Some(Ok(msg)) = ws.next().await else { return (last, acks) };
+                        let Ok(text) = msg.to_text() else { return (last, acks) };
+                        match v2::ServerFrame::decode(text) {
+                            Ok(v2::ServerFrame::Ack { id: acked, .. }) if acked == id => {
+                                last = (last.1.take(), None);
+                                acks += 1;
+                                break;
+                            }
+                            Ok(v2::ServerFrame::Rejected { id: r, .. } | v2::ServerFrame::Failed { id: r, .. })
+                                if r == id =>
+                            {
+                                last.1 = None;
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                (last, acks)
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(rng.random_range(100..700))).await;
+        child.kill().unwrap(); // SIGKILL at a random moment, commands in flight
+        child.wait().unwrap();
+        for (i, client) in clients.into_iter().enumerate() {
+            let ((acked, in_flight), acks) = client.await.unwrap();
+            total_acks += acks;
+            if acked.is_some() {
+                allowed[i] = acked.into_iter().collect();
+            }
+            allowed[i].extend(in_flight);
+        }
+    }
+    assert!(total_acks >= 20, "only {total_acks} commands acknowledged: the kills came too early to test much");
+    let (mut last, port) = start_serve(&flags);
+    let state =
+        wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
+    for (i, name) in switches.iter().enumerate() {
+        assert!(allowed[i].contains(&device_state(&state, name)), "{name}: {:?}", allowed[i]);
+    }
+    last.kill().ok();
+    last.wait().ok();
+}
