@@ -18,6 +18,7 @@ mod page;
 mod properties;
 mod scenarios;
 mod simulation;
+mod soak;
 mod speed;
 mod support;
 mod view;
