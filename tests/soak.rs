@@ -37,7 +37,7 @@ async fn visitor(port: u16, n: u64) {
         return;
     };
     for k in 0..3 {
-        let state = if (n + k) % 2 == 0 { "ON" } else { "OFF" };
+        let state = if (n + k).is_multiple_of(2) { "ON" } else { "OFF" };
         let frame = if v2 {
             format!(r#"{{"id":{k},"cmd":"device","name":"chofu_b3","state":"{state}"}}"#)
         } else {
