@@ -94,23 +94,6 @@ async fn a_board_down_fails_its_commands_and_is_unhealthy_within_two_seconds() {
     track.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rebooted_board_gets_its_desired_state_back() {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
-    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
-    board.reboot();
-    assert!(matches!(position(&track, "chofu_b3").await, DevicePosition::Between(_)), "servos at power-on angle");
-    until("desired state restored", Duration::from_secs(5), async || {
-        position(&track, "chofu_b3").await == DevicePosition::Off
-            && position(&track, "chofu_b1").await == DevicePosition::On
-            && track.ready()
-    })
-    .await;
-    track.stop();
-}
-
 /// Three quick reboots of a board answering like the 2021 firmware: every one is seen (its clock reads as
 /// uptime again) and followed by a restore.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,9 +114,7 @@ pub async fn start(
 ) -> std::io::Result<Vec<VirtualBoard>> {
     let mut boards = Vec::new();
     for (id, b) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Servo) {
-        let want = listen.get(&b.name).or_else(|| listen.get(&b.address)).copied();
-        let listener = tokio::net::TcpListener::bind(want.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = crate::rig::listen(listen, b).await?;
         let devices =
             layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).map(|(i, d)| (d.pin, i)).collect();
         let shared = Arc::new(Shared {

@@ -89,9 +89,7 @@ pub async fn start(
 ) -> std::io::Result<Vec<VirtualController>> {
     let mut controllers = Vec::new();
     for (id, b) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Speed) {
-        let want = listen.get(&b.name).or_else(|| listen.get(&b.address)).copied();
-        let listener = tokio::net::TcpListener::bind(want.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = crate::rig::listen(listen, b).await?;
         let trains = layout
             .trains
             .iter()
