@@ -62,15 +62,26 @@ async fn commands_pass_the_interlocking_and_the_boards() {
     track.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_board_down_fails_its_commands_and_is_unhealthy_within_two_seconds() {
-    // A board that drops requests is found by its timeouts: 300 ms, one retry.
+/// Chofu's virtual servo board.
+fn chofu(track: &Track) -> hil::virtual_boards::VirtualBoard {
+    track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone()
+}
+
+/// A track whose board client gives up soon (300 ms, one retry), started and restored; and Chofu's board.
+async fn short_timeouts() -> (Track, hil::virtual_boards::VirtualBoard) {
     let client = ClientConfig { timeout: Duration::from_millis(300), retries: 1, backoff: Duration::from_millis(20) };
     let track = Track::start(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() })
         .await
         .unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
+    let board = chofu(&track);
+    (track, board)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_down_fails_its_commands_and_is_unhealthy_within_two_seconds() {
+    // A board that drops requests is found by its timeouts: 300 ms, one retry.
+    let (track, board) = short_timeouts().await;
     board.set_faults(Faults { drop_requests: true, ..Faults::default() });
     let down_at = Instant::now();
     match track.apply(device(&track, "chofu_b3", OnOff::Off)).await {
@@ -101,7 +112,7 @@ async fn every_reboot_of_a_board_is_followed_by_a_restore() {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
-    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
+    let board = chofu(&track);
     for round in 0..3 {
         board.reboot();
         // Rebooted again while the twin may still be restoring the previous one, in the first two rounds.
@@ -126,7 +137,7 @@ async fn a_servo_moved_behind_the_twin_s_back_is_reasserted() {
     let config = hil::track::TrackConfig { reassert_every: Duration::from_millis(500), ..config() };
     let track = Track::start(layout_2021(), Setup { config, ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
+    let board = chofu(&track);
     let layout = track.layout().clone();
     let b1 = &layout.devices[layout.device_id("chofu_b1").unwrap()];
     let moved = reqwest::Client::new()
@@ -150,12 +161,7 @@ async fn a_servo_moved_behind_the_twin_s_back_is_reasserted() {
 /// and drives it when the board answers again (instead of restoring the old state over the servo's move).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_whose_outcome_is_unknown_is_made_true_not_undone() {
-    let client = ClientConfig { timeout: Duration::from_millis(300), retries: 1, backoff: Duration::from_millis(20) };
-    let track = Track::start(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() })
-        .await
-        .unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let board = track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone();
+    let (track, board) = short_timeouts().await;
     board.set_faults(Faults { latency_ms: 800, ..Faults::default() });
     match track.apply(device(&track, "chofu_b3", OnOff::Off)).await {
         Outcome::Failed(reason) => assert!(reason.contains("may have been carried out"), "{reason}"),

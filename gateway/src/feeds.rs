@@ -49,7 +49,7 @@ impl Feeds {
         let (devices_tx, devices_2021) = watch::channel(frames_2021(track.layout(), &states));
         let layout = track.layout();
         let speeds: Arc<[Utf8Bytes]> =
-            (0..layout.trains.len()).map(|t| speed_frame(layout, t, track.speed(t)).into()).collect();
+            track.speeds().into_iter().enumerate().map(|(t, s)| speed_frame(layout, t, s).into()).collect();
         let (speeds_tx, speeds_2021) = watch::channel(speeds);
         let feeds = Feeds { v2021, speed, v2, devices_2021, speeds_2021 };
         let follower =
@@ -66,6 +66,15 @@ fn frames_2021(layout: &Layout, states: &[Option<OnOff>]) -> Arc<[Option<Utf8Byt
         .zip(&layout.devices)
         .map(|(s, d)| s.map(|s| v2021::ServerFrame::device(&d.name, s).encode().into()))
         .collect()
+}
+
+/// Puts `value` at `i` of the shared list behind `list` (a new list: readers keep the one they hold).
+fn replace<T: Clone>(list: &watch::Sender<Arc<[T]>>, i: usize, value: T) {
+    list.send_modify(|all| {
+        let mut now = all.to_vec();
+        now[i] = value;
+        *all = now.into();
+    });
 }
 
 /// The task behind the feeds.
@@ -123,11 +132,7 @@ impl Follower {
             }
             TrackEvent::Speed { train, speed } => {
                 let frame: Utf8Bytes = speed_frame(layout, train, speed).into();
-                self.speeds.send_modify(|all| {
-                    let mut now = all.to_vec();
-                    now[train] = frame.clone();
-                    *all = now.into();
-                });
+                replace(&self.speeds, train, frame.clone());
                 let _ = self.feeds.speed.send(frame);
                 v2::ServerFrame::Speed { train: layout.trains[train].name.clone(), speed }
             }
@@ -150,11 +155,7 @@ impl Follower {
         self.states[device] = state;
         let name = &layout.devices[device].name;
         let frame_2021: Option<Utf8Bytes> = state.map(|s| v2021::ServerFrame::device(name, s).encode().into());
-        self.devices.send_modify(|all| {
-            let mut now = all.to_vec();
-            now[device] = frame_2021.clone();
-            *all = now.into();
-        });
+        replace(&self.devices, device, frame_2021.clone());
         if let Some(frame) = frame_2021 {
             let _ = self.feeds.v2021.send(frame);
         }

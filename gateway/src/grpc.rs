@@ -144,8 +144,8 @@ impl v2::twin_server::Twin for Grpc {
             let mut last: Option<v2::TrackState> = None;
             loop {
                 let Some(state) = track.try_state().await else { return };
-                let speeds = (0..track.layout().trains.len()).map(|t| track.speed(t)).collect();
-                let now = message(track.layout(), Snapshot { mode: track.mode(), state, boards: Vec::new(), speeds });
+                let snapshot = Snapshot { mode: track.mode(), state, boards: Vec::new(), speeds: track.speeds() };
+                let now = message(track.layout(), snapshot);
                 // Only what changed, and a slow reader waits for the latest state rather than a queue.
                 if last
                     .as_ref()

@@ -75,6 +75,26 @@ impl Default for ClientConfig {
     }
 }
 
+/// Makes attempts until one succeeds or fails for good: a failure that may pass is tried again, up to
+/// `config.retries` more times, after a backoff that doubles each time.
+pub(crate) async fn with_retries<T, F: Future<Output = Result<T, Failure>>>(
+    config: &ClientConfig,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, Failure> {
+    let mut wait = config.backoff;
+    let mut retried = 0;
+    loop {
+        match attempt().await {
+            Err(f) if f.transient() && retried < config.retries => {
+                retried += 1;
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The servo command the 2021 server sent for a device state: `ANGLE` with the device's ON or OFF angle.
 pub fn servo_command(device: &Device, state: OnOff) -> BoardCommand {
     let angle = match state {
@@ -107,18 +127,7 @@ impl BoardClient {
     pub async fn send(&self, board: &str, cmd: &BoardCommand) -> Result<u64, Failure> {
         let queue = self.queue(board);
         let _turn = queue.lock().await;
-        let mut wait = self.config.backoff;
-        let mut attempt = 0;
-        loop {
-            match self.attempt(board, cmd).await {
-                Err(f) if f.transient() && attempt < self.config.retries => {
-                    attempt += 1;
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                }
-                other => return other,
-            }
-        }
+        with_retries(&self.config, || self.attempt(board, cmd)).await
     }
 
     async fn attempt(&self, board: &str, cmd: &BoardCommand) -> Result<u64, Failure> {

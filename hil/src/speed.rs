@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tonic::transport::{Channel, Endpoint};
 
-use crate::client::{ClientConfig, Failure};
+use crate::client::{ClientConfig, Failure, with_retries};
 use crate::proto2021::speed_client::SpeedClient as Grpc;
 use crate::proto2021::{Code, SendSpeed, Train};
 
@@ -50,26 +50,17 @@ impl SpeedClient {
         let (channel, turn) = self.channel(address)?;
         let _turn = turn.lock().await;
         let request = SendSpeed { speed, train: Train::from_str_name(train).unwrap_or(Train::Unknown) as i32 };
-        let mut wait = self.config.backoff;
-        let mut attempt = 0;
-        loop {
-            let result = match Grpc::new(channel.clone()).control_speed(request).await {
+        with_retries(&self.config, || async {
+            match Grpc::new(channel.clone()).control_speed(request).await {
                 Ok(answer) if answer.get_ref().code == Code::Success as i32 => Ok(()),
                 Ok(answer) => Err(Failure::Refused {
                     board: address.to_string(),
                     answer: Code::try_from(answer.get_ref().code).map_or("an unknown code", |c| c.as_str_name()).into(),
                 }),
                 Err(status) => Err(classify(address, &status)),
-            };
-            match result {
-                Err(f) if f.transient() && attempt < self.config.retries => {
-                    attempt += 1;
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                }
-                other => return other,
             }
-        }
+        })
+        .await
     }
 
     /// Whether a controller answers at `address`: a connection (TCP and the HTTP/2 handshake) within the

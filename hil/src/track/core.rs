@@ -78,7 +78,8 @@ pub struct TrackCore {
 
 impl TrackCore {
     /// The core of a track that starts in `mode` with the `desired` device states and the layout's starting
-    /// speeds; every servo board's and speed controller's restore is due at `now`. `sim` and `live` are the boards' addresses in each mode, by board id;
+    /// speeds; every servo board's and speed controller's restore is due at `now`. `sim` and `live` are the
+    /// boards' addresses in each mode, by board id;
     /// `spacing` is the time between two devices of a restore.
     pub fn new(
         layout: &Layout,
@@ -162,31 +163,38 @@ impl TrackCore {
         self.speeds[train].wanted
     }
 
+    /// Every train's [`TrackCore::wanted_speed`], by train.
+    pub fn wanted_speeds(&self) -> Vec<i32> {
+        self.speeds.iter().map(|s| s.wanted).collect()
+    }
+
+    /// What a train's controller is to run it at now: its wanted speed, no more than supervision's cap.
+    pub fn controller_speed_now(&self, train: TrainId) -> i32 {
+        self.controller_speed(train, self.speeds[train].wanted)
+    }
+
     /// What a train's controller is to run it at if `wanted` is commanded: `wanted`, no more than the cap of
     /// speed supervision.
     pub fn controller_speed(&self, train: TrainId, wanted: i32) -> i32 {
         self.speeds[train].limit.map_or(wanted, |l| wanted.min(l))
     }
 
-    /// A train's speed was commanded (`wanted`, when a visitor or operator did), and its controller took
-    /// `sent` (`None` for a train without one).
-    pub fn speed_set(&mut self, train: TrainId, wanted: Option<i32>, sent: Option<i32>) {
-        let s = &mut self.speeds[train];
-        if let Some(w) = wanted {
-            s.wanted = w;
-        }
-        if sent.is_some() {
-            s.sent = sent;
-        }
+    /// A visitor or operator commanded a train's speed (and it was carried out).
+    pub fn speed_commanded(&mut self, train: TrainId, speed: i32) {
+        self.speeds[train].wanted = speed;
+    }
+
+    /// A train's controller took `speed`.
+    pub fn controller_took(&mut self, train: TrainId, speed: i32) {
+        self.speeds[train].sent = Some(speed);
     }
 
     /// Speed supervision capped a train at `limit` (on the 2021 scale), or lifted its cap. Returns the speed
     /// to send its controller if that now differs from what it last took.
     pub fn speed_limit(&mut self, train: TrainId, limit: Option<i32>) -> Option<i32> {
         self.speeds[train].limit = limit;
-        let s = self.speeds[train];
-        let now = self.controller_speed(train, s.wanted);
-        (s.sent != Some(now)).then_some(now)
+        let now = self.controller_speed_now(train);
+        (self.speeds[train].sent != Some(now)).then_some(now)
     }
 
     /// The address of a board in the current mode.

@@ -417,6 +417,11 @@ impl Track {
         self.inner.core().wanted_speed(train)
     }
 
+    /// Every train's speed as [`Track::speed`] gives it, by train.
+    pub fn speeds(&self) -> Vec<i32> {
+        self.inner.core().wanted_speeds()
+    }
+
     /// Whether every board is alive and restored.
     pub fn ready(&self) -> bool {
         self.inner.core().ready()
@@ -424,9 +429,7 @@ impl Track {
 
     /// The mode, the devices and trains, and the boards' health.
     pub async fn snapshot(&self) -> Snapshot {
-        let state = self.state().await;
-        let speeds = (0..self.inner.layout.trains.len()).map(|t| self.speed(t)).collect();
-        Snapshot { mode: self.mode(), state, boards: self.boards(), speeds }
+        Snapshot { mode: self.mode(), state: self.state().await, boards: self.boards(), speeds: self.speeds() }
     }
 
     /// Like [`Track::state`], but `None` once the track is stopped.
@@ -486,7 +489,7 @@ impl Track {
                 };
                 match result {
                     Ok(()) => {
-                        inner.core().speed_set(train, Some(speed), None);
+                        inner.core().speed_commanded(train, speed);
                         let _ = inner.events.send(TrackEvent::Speed { train, speed });
                         Outcome::Applied
                     }
@@ -516,26 +519,35 @@ impl Inner {
             let _ = self.events.send(TrackEvent::Board(h));
         }
     }
+
+    /// Where `board` (a servo board or a speed controller) is driven in the current mode, and whether that is
+    /// the real track.
+    fn target(&self, board: BoardId) -> (String, bool) {
+        let core = self.core();
+        (core.address(board).to_string(), core.mode() == Mode::Live)
+    }
+
+    /// A board (or controller) that did not answer, or gave an answer it never gives, is marked down.
+    fn down_unless_answered(&self, board: BoardId, failure: &Failure) {
+        if failure.transient() {
+            let changed = self.core().unreachable(board);
+            self.announce(changed);
+        }
+    }
 }
 
 /// Sends a device's state to its board; a board that does not answer is marked down. In live mode the mirror
 /// follows an acknowledged command (in sim mode the virtual board moved the device).
 async fn drive(inner: &Inner, device: usize, state: OnOff) -> Result<(), Failure> {
     let d = &inner.layout.devices[device];
-    let (address, live) = {
-        let core = inner.core();
-        (core.address(d.board).to_string(), core.mode() == Mode::Live)
-    };
+    let (address, live) = inner.target(d.board);
     let result = inner.client.send(&address, &servo_command(d, state)).await;
-    match result {
+    match &result {
         Ok(_) if live => {
             let _ = sim_command(inner, SimCommand::SetDevice { device, state }).await;
         }
-        Err(Failure::Unreachable(_) | Failure::Timeout(_) | Failure::BadAnswer { .. }) => {
-            let changed = inner.core().unreachable(d.board);
-            inner.announce(changed);
-        }
-        _ => {}
+        Ok(_) => {}
+        Err(f) => inner.down_unless_answered(d.board, f),
     }
     result.map(|_| ())
 }
@@ -561,23 +573,16 @@ async fn uncertain(inner: &Inner, device: usize, state: OnOff, failure: &Failure
 async fn control(inner: &Inner, train: usize, speed: i32) -> Result<(), Failure> {
     let t = &inner.layout.trains[train];
     let board = t.controller.expect("only trains with a controller are controlled");
-    let (address, live) = {
-        let core = inner.core();
-        (core.address(board).to_string(), core.mode() == Mode::Live)
-    };
+    let (address, live) = inner.target(board);
     let result = inner.speed.set(&address, &t.name, speed).await;
-    match result {
+    match &result {
         Ok(()) => {
-            inner.core().speed_set(train, None, Some(speed));
+            inner.core().controller_took(train, speed);
             if live {
                 let _ = sim_command(inner, Request::Speed { train, speed }.command(&inner.layout)).await;
             }
         }
-        Err(Failure::Unreachable(_) | Failure::Timeout(_) | Failure::BadAnswer { .. }) => {
-            let changed = inner.core().unreachable(board);
-            inner.announce(changed);
-        }
-        Err(_) => {}
+        Err(f) => inner.down_unless_answered(board, f),
     }
     result
 }
@@ -686,10 +691,7 @@ async fn restore_step(inner: &Inner, board: BoardId, step: RestoreStep) -> bool 
             drive(inner, device, state).await.is_ok()
         }
         RestoreStep::Speed(train) => {
-            let speed = {
-                let core = inner.core();
-                core.controller_speed(train, core.wanted_speed(train))
-            };
+            let speed = inner.core().controller_speed_now(train);
             control(inner, train, speed).await.is_ok()
         }
     }

@@ -330,9 +330,7 @@ impl Interlocking {
         }
         changes
     }
-}
 
-impl Interlocking {
     /// The lowered stop rails along `route` (of train `own`) that another train's body covers.
     fn covered_on(
         &self,
