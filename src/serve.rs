@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// Command history entries the journal keeps (older ones are dropped) [default: 200000].
     #[arg(long, env = "PLARAIL_HISTORY_KEEP")]
     history_keep: Option<u64>,
+    /// Local UDP address WebRTC connections bind (repeatable; port 0: a fresh port per connection;
+    /// `0.0.0.0:0`: every interface but loopback, whose addresses go into the answers as host candidates)
+    /// [default: 0.0.0.0:0].
+    #[arg(long = "webrtc-udp", env = "PLARAIL_WEBRTC_UDP", value_delimiter = ',')]
+    webrtc_udp: Vec<SocketAddr>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info].
     #[arg(long, env = "PLARAIL_LOG")]
     log: Option<String>,
@@ -85,6 +90,7 @@ struct ConfigFile {
     origins: Option<Vec<String>>,
     data_dir: Option<PathBuf>,
     history_keep: Option<u64>,
+    webrtc_udp: Option<Vec<SocketAddr>>,
     log: Option<String>,
 }
 
@@ -102,6 +108,7 @@ pub struct Settings {
     origins: Vec<String>,
     data_dir: Option<PathBuf>,
     history_keep: u64,
+    webrtc_udp: Vec<SocketAddr>,
     log: String,
 }
 
@@ -136,6 +143,11 @@ impl ServeArgs {
             origins: if self.origins.is_empty() { file.origins.unwrap_or_default() } else { self.origins },
             data_dir: self.data_dir.or(file.data_dir.map(relative)),
             history_keep: self.history_keep.or(file.history_keep).unwrap_or(gateway::journal::DEFAULT_KEEP),
+            webrtc_udp: if self.webrtc_udp.is_empty() {
+                file.webrtc_udp.unwrap_or_else(|| vec![SocketAddr::from(([0, 0, 0, 0], 0))])
+            } else {
+                self.webrtc_udp
+            },
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
         })
     }
@@ -203,8 +215,8 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let setup =
-            hil::track::Setup { live_boards: args.boards.into_iter().collect(), mode, desired, ..Default::default() };
+        let live_boards: std::collections::HashMap<String, String> = args.boards.into_iter().collect();
+        let setup = hil::track::Setup { live_boards: live_boards.clone(), mode, desired, ..Default::default() };
         let track = hil::track::Track::start(layout.clone(), setup).await?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -225,7 +237,21 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
         let grpc = tokio::spawn(gateway::grpc::Grpc::new(core.clone()).serve(grpc, async {
             let _ = grpc_stopped.await;
         }));
-        let app = gateway::server::router(core);
+        let video = video::Video::start(
+            layout.clone(),
+            track.clone(),
+            video::VideoConfig {
+                sfu: video::SfuConfig {
+                    udp: args.webrtc_udp.iter().map(ToString::to_string).collect(),
+                    ..Default::default()
+                },
+                live_boards,
+                ..Default::default()
+            },
+        )
+        .await?;
+        tracing::info!("{} cameras: WHEP on /whep/<camera>, WHIP on /whip/<camera>", layout.cameras.len());
+        let app = gateway::server::router(core.clone()).merge(gateway::video::router(core, video));
         gateway::server::serve(listener, app, shutdown_signal()).await?;
         let _ = stop_grpc.send(());
         grpc.await??;

@@ -21,6 +21,7 @@ mod simulation;
 mod soak;
 mod speed;
 mod support;
+mod video;
 mod view;
 #[cfg(feature = "window")]
 mod window;

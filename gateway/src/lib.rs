@@ -3,7 +3,7 @@
 //! The [`core`] is what every door shares: the track, the [`feeds`] of changes encoded once, the [`journal`],
 //! the [`metrics`], the visitor [`limits`] and [`operator`] actions. The doors: the HTTP [`server`] (page,
 //! state, history, metrics, sensor ingest) with the WebSocket [`session`] driver for the 2021 protocol
-//! ([`protocol_2021`]) and v2 ([`protocol_v2`]), whose frames are defined once in [`wire`]; and [`grpc`].
+//! ([`protocol_2021`]) and v2 ([`protocol_v2`]), whose frames are defined once in [`wire`]; [`grpc`]; and the [`video`] doors (WHEP, WHIP, cameras).
 
 pub mod core;
 pub mod feeds;
@@ -16,4 +16,5 @@ pub mod protocol_2021;
 pub mod protocol_v2;
 pub mod server;
 pub mod session;
+pub mod video;
 pub mod wire;

@@ -12,6 +12,10 @@
 //! | `plarail_mode` | gauge | `mode` (`sim`, `live`): 1 for the current mode |
 //! | `plarail_grpc_requests_total` | counter | `method`, `code` (recorded in [`crate::grpc`]) |
 //! | `plarail_resident_bytes` | gauge | the process's resident memory (Linux) |
+//! | `plarail_video_viewers` | gauge | `camera` |
+//! | `plarail_video_publisher_up` | gauge | `camera` (1 while a source sends) |
+//! | `plarail_video_bitrate_bps` | gauge | `camera` (incoming) |
+//! | `plarail_video_frames_total`, `plarail_video_keyframe_requests_total`, `plarail_video_nacks_total` | counter | `camera` |
 
 use std::time::Duration;
 
@@ -52,6 +56,22 @@ impl Metrics {
     /// Everything recorded, in Prometheus' text format.
     pub fn render(&self) -> String {
         self.recorder.handle().render()
+    }
+
+    /// Records the cameras' state (the video doors call it every second).
+    pub fn cameras(&self, cameras: &[video::CameraInfo]) {
+        self.record(|| {
+            for c in cameras {
+                let camera = c.id.clone();
+                gauge!("plarail_video_viewers", "camera" => camera.clone()).set(c.viewers as f64);
+                gauge!("plarail_video_publisher_up", "camera" => camera.clone()).set(f64::from(u8::from(c.on_air)));
+                gauge!("plarail_video_bitrate_bps", "camera" => camera.clone()).set(c.bitrate);
+                counter!("plarail_video_frames_total", "camera" => camera.clone()).absolute(c.frames);
+                counter!("plarail_video_keyframe_requests_total", "camera" => camera.clone())
+                    .absolute(c.keyframe_requests);
+                counter!("plarail_video_nacks_total", "camera" => camera).absolute(c.nacks);
+            }
+        });
     }
 
     fn record(&self, f: impl FnOnce()) {

@@ -25,6 +25,7 @@ pub fn ring(trains: usize) -> Result<Layout, LayoutError> {
         sensors: Vec::new(),
         rules: Vec::new(),
         trains: Vec::new(),
+        cameras: Vec::new(),
     };
     let seg = |i: &str, from: String, to: String, len: f64| SegmentSpec {
         id: i.into(),

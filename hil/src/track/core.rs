@@ -94,7 +94,7 @@ impl TrackCore {
             .boards
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.kind != BoardKind::Sensor)
+            .filter(|(_, b)| matches!(b.kind, BoardKind::Servo | BoardKind::Speed))
             .map(|(id, b)| {
                 let health = BoardHealth {
                     name: b.name.clone(),

@@ -180,6 +180,13 @@ impl Layout {
             .map(|t| build_train(t, &segments, &seg_ix, &node_ix, spec, &board_ix))
             .collect::<Result<Vec<_>, LayoutError>>()?;
 
+        index("camera", spec.cameras.iter().map(|c| c.id.as_str()))?;
+        let cameras = spec
+            .cameras
+            .iter()
+            .map(|c| build_camera(c, spec, &station_ix, &train_ix, &board_ix))
+            .collect::<Result<Vec<_>, LayoutError>>()?;
+
         Ok(Layout {
             name: spec.name.clone(),
             description: spec.description.clone(),
@@ -201,6 +208,7 @@ impl Layout {
             sensors,
             rules,
             trains,
+            cameras,
             device_index: device_ix,
             train_index: train_ix,
             sensor_index: sensor_ix,
@@ -436,6 +444,35 @@ fn build_rule(r: &RuleSpec, device_ix: &HashMap<String, usize>) -> Result<RuleGr
         })
         .collect::<Result<Vec<_>, LayoutError>>()?;
     Ok(RuleGroup { name: r.name.clone(), devices, allowed })
+}
+
+fn build_camera(
+    c: &CameraSpec,
+    spec: &LayoutSpec,
+    station_ix: &HashMap<String, usize>,
+    train_ix: &HashMap<String, usize>,
+    board_ix: &HashMap<String, usize>,
+) -> Result<Camera, LayoutError> {
+    let entry = format!("camera `{}`", c.id);
+    if c.id.is_empty() || !c.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(invalid(&entry, "an id is letters, digits, `-` and `_` (it is part of a URL)"));
+    }
+    let view = match (&c.station, &c.train) {
+        (Some(s), None) => CameraView::Station(lookup(station_ix, &entry, "station", s)?),
+        (None, Some(t)) => CameraView::Ahead(lookup(train_ix, &entry, "train", t)?),
+        _ => return Err(invalid(&entry, "name exactly one of `station` (its area) and `train` (the view ahead)")),
+    };
+    let board = match &c.board {
+        Some(name) => {
+            let board = lookup(board_ix, &entry, "board", name)?;
+            if spec.boards[board].kind != BoardKind::Camera {
+                return Err(invalid(&entry, format!("board `{name}` is not a camera board (kind = \"camera\")")));
+            }
+            Some(board)
+        }
+        None => None,
+    };
+    Ok(Camera { id: c.id.clone(), name_ja: c.name_ja.clone(), name_en: c.name_en.clone(), view, board })
 }
 
 fn build_train(

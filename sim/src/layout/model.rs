@@ -16,6 +16,8 @@ pub type SensorId = usize;
 pub type BoardId = usize;
 /// Index of a train in [`Layout::trains`].
 pub type TrainId = usize;
+/// Index of a station in [`Layout::stations`].
+pub type StationId = usize;
 
 /// Direction of travel along a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -283,6 +285,30 @@ pub struct Train {
     pub start: Placement,
 }
 
+/// What a camera shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraView {
+    /// A station's area (its platforms and devices).
+    Station(StationId),
+    /// The track ahead of a train, from its front.
+    Ahead(TrainId),
+}
+
+/// A camera.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Camera {
+    /// Identifier used in URLs.
+    pub id: String,
+    /// Japanese name.
+    pub name_ja: String,
+    /// English name.
+    pub name_en: String,
+    /// What it shows.
+    pub view: CameraView,
+    /// Its MJPEG camera board in live mode (a board of kind [`BoardKind::Camera`]); `None`: a WHIP publisher.
+    pub board: Option<BoardId>,
+}
+
 /// A validated layout. Build one with [`Layout::from_toml`] or [`Layout::from_spec`].
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -310,6 +336,8 @@ pub struct Layout {
     pub rules: Vec<RuleGroup>,
     /// Trains.
     pub trains: Vec<Train>,
+    /// Cameras.
+    pub cameras: Vec<Camera>,
     pub(super) device_index: HashMap<String, DeviceId>,
     pub(super) train_index: HashMap<String, TrainId>,
     pub(super) sensor_index: HashMap<String, SensorId>,
@@ -320,6 +348,11 @@ impl Layout {
     /// Device by name.
     pub fn device_id(&self, name: &str) -> Option<DeviceId> {
         self.device_index.get(name).copied()
+    }
+
+    /// Camera by id.
+    pub fn camera_id(&self, id: &str) -> Option<usize> {
+        self.cameras.iter().position(|c| c.id == id)
     }
 
     /// Train by name.

@@ -43,6 +43,31 @@ pub struct LayoutSpec {
     /// Trains and where they start.
     #[serde(default, rename = "train")]
     pub trains: Vec<TrainSpec>,
+    /// Cameras: a station's area or the view ahead of a train.
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<CameraSpec>,
+}
+
+/// A camera on the layout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSpec {
+    /// Identifier used in URLs (`/whep/<id>`), e.g. `chofu`.
+    pub id: String,
+    /// Japanese name, e.g. `調布`.
+    pub name_ja: String,
+    /// English name, e.g. `Chofu`.
+    pub name_en: String,
+    /// The station whose area it shows (exactly one of `station` and `train`).
+    #[serde(default)]
+    pub station: Option<String>,
+    /// The train whose view ahead it shows (exactly one of `station` and `train`).
+    #[serde(default)]
+    pub train: Option<String>,
+    /// Its source in live mode: a board of kind `camera` (an ESP32 camera board serving MJPEG) to pull from;
+    /// without one, a WHIP publisher (a crew phone, OBS, GStreamer) sends it to `/whip/<id>`.
+    #[serde(default)]
+    pub board: Option<String>,
 }
 
 /// Size of the schematic canvas (y grows downward).
@@ -92,6 +117,8 @@ pub enum BoardKind {
     /// A train's onboard speed controller, serving the 2021 gRPC `Speed.ControlSpeed` (2021: a Raspberry Pi
     /// on TAKAO driving the motor by PWM).
     Speed,
+    /// An ESP32 camera board (2022: ESP-EYE) serving MJPEG over HTTP (`GET /mjpeg/1`).
+    Camera,
 }
 
 /// A board: an ESP32 on the layout, or a train's onboard speed controller.
