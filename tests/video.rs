@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hil::track::{Setup, Track};
+use hil::track::{Mode, Setup, Track};
 use video::viewer::{Client, Seen};
 
 use crate::hil_track::{config, until};
@@ -98,4 +98,239 @@ async fn a_whep_viewer_receives_a_simulated_camera_decodes_it_and_reads_its_time
     until("the viewer is gone", Duration::from_secs(5), async || camera(&twin.video, "chofu").viewers == 0).await;
     // Nobody watches: the source stops.
     until("the source stops", Duration::from_secs(5), async || !camera(&twin.video, "chofu").on_air).await;
+}
+
+/// A picture of one colour, `width` x `height`.
+fn plain(width: usize, height: usize, rgb: [u8; 3]) -> video::render::Picture {
+    let mut p = video::render::Picture::new(width, height);
+    for px in p.rgb.chunks_exact_mut(3) {
+        px.copy_from_slice(&rgb);
+    }
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_s_frames_reach_a_viewer_in_place_of_the_simulated_camera() {
+    let twin = twin().await;
+    let (viewer, mut rx) = watch(&twin.base, "kitano", true).await;
+    let sim = decoded(&mut rx, 3, Duration::from_secs(20)).await;
+    assert_eq!(sim.iter().find_map(|s| s.size), Some((640, 360)), "the simulated camera first");
+
+    let mut publisher = Client::publish(&twin.base, "kitano", "127.0.0.1:0", TOKEN).await.expect("WHIP session");
+    publisher.connected(Duration::from_secs(10)).await.expect("publisher connected");
+    assert!(camera(&twin.video, "kitano").publisher);
+    let mut encoder = video::h264::VideoEncoder::new(320, 240, 15, 300_000).unwrap();
+    let sending = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(66));
+        for _ in 0..150 {
+            tick.tick().await;
+            let t = video::strip::now_ms();
+            for p in encoder.encode(&mut plain(320, 240, [200, 60, 60]), Some(t)).unwrap() {
+                publisher.send(p).await.unwrap();
+            }
+            sent.push(t % (1 << video::strip::BITS));
+        }
+        (publisher, sent)
+    });
+    // The viewer's pictures become the publisher's (320 x 240) and carry the times the publisher stamped.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut theirs = Vec::new();
+    while theirs.len() < 20 {
+        let s = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), rx.recv())
+            .await
+            .expect("the publisher's frames within 20 s")
+            .unwrap();
+        if s.size == Some((320, 240)) && s.captured.is_some() {
+            theirs.push(s.captured.unwrap());
+        }
+    }
+    let (publisher, sent) = sending.await.unwrap();
+    assert!(theirs.iter().all(|t| sent.contains(t)), "every time read was one the publisher stamped");
+    assert!(theirs.windows(2).all(|w| w[1] > w[0]), "in order");
+    assert_eq!(publisher.close().await, Some(200));
+    until("the publisher is gone", Duration::from_secs(5), async || !camera(&twin.video, "kitano").publisher).await;
+    // The simulated camera comes back for the viewer that stayed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), rx.recv())
+            .await
+            .expect("the simulated camera back within 20 s")
+            .unwrap();
+        if s.size == Some((640, 360)) {
+            break;
+        }
+    }
+    viewer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_onboard_camera_comes_from_a_virtual_mjpeg_camera_board_to_a_viewer() {
+    let twin = twin().await;
+    let (viewer, mut rx) = watch(&twin.base, "onboard", true).await;
+    let frames = decoded(&mut rx, 20, Duration::from_secs(30)).await;
+    let stamped: Vec<&Seen> = frames.iter().filter(|s| s.captured.is_some()).collect();
+    // QVGA from the board, its capture times (stamped by the board before JPEG) read back after JPEG and H.264.
+    assert!(stamped.iter().all(|s| s.size == Some((320, 240))), "{:?}", stamped[0].size);
+    assert!(stamped.windows(2).all(|w| w[1].captured > w[0].captured));
+    let info = camera(&twin.video, "onboard");
+    assert_eq!((info.source, info.shows, info.of.as_str()), ("mjpeg", "train", "TAKAO"));
+    viewer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_viewer_gets_a_picture_within_a_second() {
+    let twin = twin().await;
+    let (first, mut rx) = watch(&twin.base, "sasazuka", true).await;
+    decoded(&mut rx, 5, Duration::from_secs(20)).await;
+    for _ in 0..3 {
+        let asked = Instant::now();
+        let (late, mut rx) = watch(&twin.base, "sasazuka", true).await;
+        let connected = asked.elapsed();
+        let first_picture = decoded(&mut rx, 1, Duration::from_secs(10)).await;
+        let waited = first_picture.iter().find(|s| s.captured.is_some()).unwrap().at.duration_since(asked);
+        assert!(
+            waited - connected < Duration::from_secs(1),
+            "the late viewer's first picture came {:?} after it connected",
+            waited - connected
+        );
+        late.close().await;
+    }
+    first.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_and_whip_answer_bad_requests_with_clear_errors_and_change_nothing() {
+    let twin = twin().await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, content_type: &str, body: &str, token: Option<&str>| {
+        let mut r =
+            http.post(format!("{}{path}", twin.base)).header("Content-Type", content_type).body(body.to_string());
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\na=recvonly\r\n";
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(status(post("/whep/chofu", "text/plain", offer, None).await.unwrap()), 415);
+    assert_eq!(status(post("/whep/nowhere", "application/sdp", offer, None).await.unwrap()), 404);
+    let r = post("/whep/chofu", "application/sdp", "hello", None).await.unwrap();
+    assert_eq!(status(r), 400);
+    let r = post("/whep/chofu", "application/sdp", "v=0\r\nm=audio 9 RTP/AVP 0\r\n", None).await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("no video"));
+    let big = "v=0\r\n".to_string() + &"a=x\r\n".repeat(20_000);
+    assert_eq!(status(post("/whep/chofu", "application/sdp", &big, None).await.unwrap()), 413);
+    // WHIP: the operator token, as a Bearer token.
+    assert_eq!(status(post("/whip/chofu", "application/sdp", offer, None).await.unwrap()), 401);
+    assert_eq!(status(post("/whip/chofu", "application/sdp", offer, Some("not-the-token-at-all")).await.unwrap()), 401);
+    // An unknown session.
+    assert_eq!(status(http.delete(format!("{}/whep/chofu/0123", twin.base)).send().await.unwrap()), 404);
+    assert_eq!(twin.video.sfu.sessions(), 0, "nothing was opened");
+    assert!(twin.video.cameras().iter().all(|c| c.viewers == 0 && !c.publisher));
+
+    // A good offer: 201, an SDP answer, a Location that DELETE ends (once).
+    let client = Client::view(&twin.base, "chofu", "127.0.0.1:0").await.expect("201");
+    assert!(client.session.starts_with(&format!("{}/whep/chofu/", twin.base)), "{}", client.session);
+    assert_eq!(twin.video.sfu.sessions(), 1);
+    let again = client.session.clone();
+    assert_eq!(client.close().await, Some(200));
+    assert_eq!(status(http.delete(&again).send().await.unwrap()), 404);
+    assert_eq!(twin.video.sfu.sessions(), 0);
+    let list: serde_json::Value = serde_json::from_str(
+        &http.get(format!("{}/api/cameras", twin.base)).send().await.unwrap().text().await.unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["hachioji", "kitano", "chofu", "meidaimae", "sasazuka", "iwamotocho", "onboard"]);
+}
+
+/// Sends a plain picture stamped with the time at 15 frames a second through a publisher, `frames` times.
+async fn send_frames(publisher: &Client, width: usize, height: usize, frames: usize) {
+    let mut encoder = video::h264::VideoEncoder::new(width, height, 15, 300_000).unwrap();
+    let mut tick = tokio::time::interval(Duration::from_millis(66));
+    for _ in 0..frames {
+        tick.tick().await;
+        for p in encoder.encode(&mut plain(width, height, [40, 90, 200]), Some(video::strip::now_ms())).unwrap() {
+            publisher.send(p).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_live_mode_a_station_camera_has_no_signal_until_a_whip_publisher_sends_it() {
+    let twin = twin().await;
+    let (viewer, mut rx) = watch(&twin.base, "meidaimae", true).await;
+    decoded(&mut rx, 3, Duration::from_secs(20)).await;
+    // Live mode (the layout's boards are not there: forced): no simulated picture for a real camera.
+    twin.track.switch_mode(Mode::Live, true).await.expect("forced to live");
+    until("no signal", Duration::from_secs(5), async || !camera(&twin.video, "meidaimae").on_air).await;
+    while rx.try_recv().is_ok() {}
+    let publisher = Client::publish(&twin.base, "meidaimae", "127.0.0.1:0", TOKEN).await.expect("WHIP session");
+    let mut publisher = publisher;
+    publisher.connected(Duration::from_secs(10)).await.expect("publisher connected");
+    let sending = tokio::spawn(async move {
+        send_frames(&publisher, 480, 272, 90).await;
+        publisher
+    });
+    let frames = decoded(&mut rx, 10, Duration::from_secs(20)).await;
+    assert!(frames.iter().filter_map(|s| s.size).all(|s| s == (480, 272)), "only the publisher's pictures");
+    assert!(camera(&twin.video, "meidaimae").on_air);
+    sending.await.unwrap().close().await;
+    viewer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_camera_board_answers_as_the_esp32_firmware_and_serves_one_client_at_a_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
+    let painter = std::sync::Arc::new(video::render::Painter::new(track.layout().clone()));
+    let view = track.layout().cameras.iter().find(|c| c.board.is_some()).unwrap().view;
+    let board = video::camera_board::VirtualCameraBoard::start(track.clone(), painter, view).await.unwrap();
+    let request = async |path: &str| {
+        let mut s = tokio::net::TcpStream::connect(board.addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: board\r\n\r\n").as_bytes()).await.unwrap();
+        s
+    };
+    // /mjpeg/1: the firmware's bytes, then frames the parser reads (QVGA JPEGs).
+    let mut stream = request("/mjpeg/1").await;
+    let head = video::mjpeg::stream_head();
+    let mut got = vec![0u8; head.len()];
+    stream.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, head);
+    let mut parser = video::mjpeg::MjpegParser::default();
+    parser.feed(&head).unwrap();
+    let mut frames = Vec::new();
+    let mut buf = vec![0u8; 16384];
+    while frames.len() < 3 {
+        let n = stream.read(&mut buf).await.unwrap();
+        frames.extend(parser.feed(&buf[..n]).unwrap());
+    }
+    let picture = video::pull::decode_jpeg(&frames[0]).expect("a JPEG");
+    assert_eq!((picture.width, picture.height), (320, 240));
+    // While it streams, another request waits (the firmware's web server is single-threaded).
+    let mut other = request("/jpg").await;
+    let mut one = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), other.read(&mut one)).await.is_err(),
+        "answered while busy"
+    );
+    drop(stream);
+    // Then /jpg: one JPEG without Content-Length, and the connection closes.
+    let mut answer = one[..0].to_vec();
+    other.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-type: image/jpeg\r\n\r\n"), "{}", &text[..60.min(text.len())]);
+    assert!(!text.contains("Content-Length"));
+    let jpeg = &answer[answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    assert!(video::pull::decode_jpeg(jpeg).is_some());
+    // Any other path: "Server is running!".
+    let mut s = request("/status?x=1").await;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text / plain\r\n"), "{answer}");
+    assert!(answer.contains("Server is running!") && answer.contains("URI: /status\n"));
+    assert!(answer.contains("Method: GET") && answer.contains("Arguments: 1"), "{answer}");
+    track.stop();
 }

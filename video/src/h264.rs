@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use openh264::OpenH264API;
 use openh264::decoder::Decoder;
-use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, Profile, UsageType};
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, Profile, RateControlMode, UsageType,
+};
 use openh264::formats::{RgbSliceU8, YUVBuffer, YUVSource};
 use rtc::rtp;
 use rtc::rtp::codec::h264::{H264Packet, H264Payloader};
@@ -57,7 +59,9 @@ impl VideoEncoder {
             .max_frame_rate(FrameRate::from_hz(fps as f32))
             .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::Baseline)
-            .skip_frames(false)
+            .rate_control_mode(RateControlMode::Bitrate)
+            // Without frame skipping openh264 cannot hold a bitrate (and says so on every start).
+            .skip_frames(true)
             .intra_frame_period(IntraFramePeriod::from_num_frames(fps * 2));
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
         let packetizer = Box::new(rtp::packetizer::new_packetizer(

@@ -16,6 +16,26 @@ pub const BACKLOG: usize = 1024;
 /// Keyframe requests closer together than this are served by one keyframe.
 const KEYFRAME_SPACING: Duration = Duration::from_millis(300);
 
+/// A source's view of the keyframe requests: due when one came since the last keyframe, but at most one every
+/// 300 ms (many viewers joining at once get one keyframe; a request too soon waits, it is not dropped).
+#[derive(Debug)]
+pub struct KeyframeGate {
+    requests: watch::Receiver<u64>,
+    last: Option<Instant>,
+}
+
+impl KeyframeGate {
+    /// Whether the source should make (or, a publisher, be asked for) a keyframe now.
+    pub fn due(&mut self) -> bool {
+        if !self.requests.has_changed().unwrap_or(false) || self.last.is_some_and(|t| t.elapsed() < KEYFRAME_SPACING) {
+            return false;
+        }
+        self.requests.mark_unchanged();
+        self.last = Some(Instant::now());
+        true
+    }
+}
+
 /// Counters of one camera, for `/api/cameras` and the metrics.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -48,7 +68,6 @@ pub struct Hub {
     viewers: AtomicUsize,
     publisher: Mutex<Option<String>>,
     keyframes: watch::Sender<u64>,
-    last_keyframe_request: Mutex<Option<Instant>>,
     continuity: Mutex<Continuity>,
     /// Told when viewers or the publisher come or go.
     pub changed: Notify,
@@ -67,7 +86,6 @@ impl Hub {
             viewers: AtomicUsize::new(0),
             publisher: Mutex::new(None),
             keyframes: watch::channel(0).0,
-            last_keyframe_request: Mutex::new(None),
             continuity: Mutex::new(Continuity { seq: 1, ts_offset: 0, last_ts: 0, source: None }),
             changed: Notify::new(),
             counters: Counters::default(),
@@ -132,20 +150,15 @@ impl Hub {
         self.packets.subscribe()
     }
 
-    /// Asks the current source for a keyframe (requests closer together than 300 ms share one).
+    /// Asks the current source for a keyframe.
     pub fn request_keyframe(&self) {
         self.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-        let mut last = self.last_keyframe_request.lock().expect("keyframe");
-        let now = Instant::now();
-        if last.is_none_or(|at| now.duration_since(at) >= KEYFRAME_SPACING) {
-            *last = Some(now);
-            self.keyframes.send_modify(|n| *n += 1);
-        }
+        self.keyframes.send_modify(|n| *n += 1);
     }
 
-    /// A receiver that changes whenever a keyframe is wanted.
-    pub fn keyframe_requests(&self) -> watch::Receiver<u64> {
-        self.keyframes.subscribe()
+    /// What a source asks whether a keyframe is due.
+    pub fn keyframe_requests(&self) -> KeyframeGate {
+        KeyframeGate { requests: self.keyframes.subscribe(), last: None }
     }
 
     /// Viewers watching now.

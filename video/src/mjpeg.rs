@@ -34,10 +34,13 @@ pub fn single_jpeg(jpeg: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The answer to any other path: `200 text / plain` "Server is running!" with the URI, method and argument
+/// The answer to any other path: `200 text / plain` "Server is running!" with the path, method and argument
 /// count, as the firmware's not-found handler writes it.
 pub fn other(method: &str, uri: &str) -> Vec<u8> {
-    let body = format!("Server is running!\n\nURI: {uri}\nMethod: {method}\nArguments: 0\n");
+    // The ESP32 web server reports the path without the query, and the query's arguments as a count.
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let arguments = query.split('&').filter(|a| !a.is_empty()).count();
+    let body = format!("Server is running!\n\nURI: {path}\nMethod: {method}\nArguments: {arguments}\n");
     format!("HTTP/1.1 200 OK\r\nContent-Type: text / plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())
         .into_bytes()
 }

@@ -73,8 +73,7 @@ pub async fn pull(address: &str, hub: &Hub, keep: impl Fn() -> bool) -> Result<(
             }
         }
         let Some(enc) = encoder.as_mut() else { continue };
-        if keyframes.has_changed().unwrap_or(false) {
-            keyframes.mark_unchanged();
+        if keyframes.due() {
             enc.want_keyframe();
         }
         match enc.encode(&mut picture, None) {

@@ -401,6 +401,8 @@ async fn receive(
     let pli =
         |ssrc| vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc }) as Box<dyn rtc::rtcp::Packet>];
     let _ = track.write_rtcp(pli(media_ssrc)).await;
+    // Keyframe requests are looked at as packets come (a publisher sends tens a second), and once a second.
+    let mut idle = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             e = track.poll() => match e {
@@ -408,14 +410,13 @@ async fn receive(
                     hub.push(p);
                 }
                 Some(TrackRemoteEvent::OnEnded) | None => return,
-                Some(_) => {}
+                Some(_) => continue,
             },
-            changed = keyframes.changed() => {
-                if changed.is_err() || track.write_rtcp(pli(media_ssrc)).await.is_err() {
-                    return;
-                }
-            }
+            _ = idle.tick() => {}
             e = events.recv() => if matches!(e, None | Some(Event::Gone)) { return },
+        }
+        if keyframes.due() && track.write_rtcp(pli(media_ssrc)).await.is_err() {
+            return;
         }
     }
 }

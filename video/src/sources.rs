@@ -90,8 +90,7 @@ async fn simulate(hub: &Hub, track: &Track, painter: &Arc<Painter>, sim: SimCame
         tick.tick().await;
         let Some(state) = track.try_state().await else { return };
         let captured = strip::now_ms();
-        if keyframes.has_changed().unwrap_or(false) {
-            keyframes.mark_unchanged();
+        if keyframes.due() {
             encoder.want_keyframe();
         }
         // Drawing and encoding are CPU work: off the async threads.
