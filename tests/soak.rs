@@ -14,7 +14,7 @@ use crate::support::repo;
 const MAX_SLOPE_KIB_PER_MIN: f64 = 1024.0;
 
 /// The resident memory of process `pid`, KiB.
-fn rss_kib(pid: u32) -> f64 {
+pub fn rss_kib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's /proc status");
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
     line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("a number of KiB")

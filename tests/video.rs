@@ -334,3 +334,38 @@ async fn a_virtual_camera_board_answers_as_the_esp32_firmware_and_serves_one_cli
     assert!(answer.contains("Method: GET") && answer.contains("Arguments: 1"), "{answer}");
     track.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_viewer_connect_and_disconnect_cycles_leave_memory_where_it_started() {
+    let twin = twin().await;
+    // One viewer stays, so the camera's source runs throughout and the cycles measure the sessions alone.
+    let (stay, mut rx) = watch(&twin.base, "hachioji", false).await;
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let cycles = async |n: usize| {
+        let work = (0..8).map(|_| {
+            let base = twin.base.clone();
+            tokio::spawn(async move {
+                for _ in 0..n / 8 {
+                    let mut c = Client::view(&base, "hachioji", "127.0.0.1:0").await.expect("WHEP session");
+                    c.connected(Duration::from_secs(20)).await.expect("connected");
+                    assert_eq!(c.close().await, Some(200));
+                }
+            })
+        });
+        for w in work.collect::<Vec<_>>() {
+            w.await.unwrap();
+        }
+    };
+    cycles(200).await;
+    until("sessions closed", Duration::from_secs(10), async || twin.video.sfu.sessions() == 1).await;
+    let before = crate::soak::rss_kib(std::process::id());
+    let started = Instant::now();
+    cycles(1000).await;
+    until("sessions closed", Duration::from_secs(10), async || twin.video.sfu.sessions() == 1).await;
+    let after = crate::soak::rss_kib(std::process::id());
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    eprintln!("1000 cycles in {:?}: RSS {before} -> {after} KiB, {fds} fds", started.elapsed());
+    assert_eq!(camera(&twin.video, "hachioji").viewers, 1);
+    assert!(after < before + 8.0 * 1024.0, "RSS grew from {before} to {after} KiB over 1000 cycles");
+    stay.close().await;
+}

@@ -39,6 +39,8 @@ use crate::hub::Hub;
 const GATHERING: Duration = Duration::from_secs(5);
 /// How long a new connection has to connect before it is dropped.
 const CONNECTING: Duration = Duration::from_secs(20);
+/// How long writing one packet to a viewer's connection may take before it counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a viewer's sender statistics are read (PLIs and NACKs from its browser).
 const STATS_EVERY: Duration = Duration::from_millis(500);
 
@@ -82,6 +84,8 @@ struct Session {
     camera: usize,
     publisher: bool,
     pc: Arc<dyn PeerConnection>,
+    /// Tells the session's task to stop (it may be waiting on the connection, which a close does not wake).
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// The SFU: a hub per camera and the open sessions.
@@ -210,6 +214,7 @@ impl Sfu {
 
     fn remove(&self, session: &str) -> Option<Session> {
         let s = self.sessions.lock().expect("sessions").remove(session)?;
+        let _ = s.stop.send(true);
         let hub = &self.hubs[s.camera];
         if s.publisher {
             hub.set_publisher(None, Some(session));
@@ -282,10 +287,9 @@ impl Sfu {
             }
         };
         let id = session_id();
-        self.sessions
-            .lock()
-            .expect("sessions")
-            .insert(id.clone(), Session { camera: index, publisher, pc: pc.clone() });
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let session = Session { camera: index, publisher, pc: pc.clone(), stop };
+        self.sessions.lock().expect("sessions").insert(id.clone(), session);
         if publisher {
             if let Some(old) = hub.set_publisher(Some(id.clone()), None) {
                 tracing::info!(camera, "publisher {id} replaces {old}");
@@ -307,7 +311,10 @@ impl Sfu {
                     None => receive(&hub, tracks, &mut events).await,
                 }
             };
-            run.await;
+            tokio::select! {
+                _ = run => {}
+                _ = stopped.wait_for(|s| *s) => {}
+            }
             if let Some(s) = sfu.remove(&session) {
                 let _ = s.pc.close().await;
             }
@@ -361,8 +368,10 @@ async fn forward(
                     out.header.payload_type = payload_type;
                     out.header.sequence_number = seq;
                     seq = seq.wrapping_add(1);
-                    if track.write_rtp(out).await.is_err() {
-                        return;
+                    // A connection that takes no packet for a while is gone (a closed one may not say so).
+                    match tokio::time::timeout(WRITE_TIMEOUT, track.write_rtp(out)).await {
+                        Ok(Ok(())) => {}
+                        _ => return,
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
