@@ -335,15 +335,57 @@ async fn a_virtual_camera_board_answers_as_the_esp32_firmware_and_serves_one_cli
     track.stop();
 }
 
+/// A `plarail-twin serve` process with WebRTC on loopback: its pid and base URL (killed on drop).
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Starts `plarail-twin serve` (sim mode, the 2021 layout, the test token) and waits until it answers.
+pub async fn serve_process(extra: &[&str]) -> Served {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0", "--log", "error"])
+        .args(["--webrtc-udp", "127.0.0.1:0", "--operator-token", TOKEN])
+        .args(extra)
+        .current_dir(crate::support::repo(""))
+        .spawn()
+        .expect("start serve");
+    let served = Served { child, base: format!("http://127.0.0.1:{port}") };
+    let started = Instant::now();
+    while reqwest::get(format!("{}/api/cameras", served.base)).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    served
+}
+
+/// Viewers of a camera in a served gateway, from its `/api/cameras`.
+async fn served_viewers(base: &str, camera: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/api/cameras")).await.unwrap().text().await.unwrap();
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    list.as_array().unwrap().iter().find(|c| c["id"] == camera).unwrap()["viewers"].as_u64().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_viewer_connect_and_disconnect_cycles_leave_memory_where_it_started() {
-    let twin = twin().await;
+    // The server in its own process, so that its memory is measured alone.
+    let served = serve_process(&[]).await;
+    let pid = served.child.id();
+    let base = served.base.clone();
     // One viewer stays, so the camera's source runs throughout and the cycles measure the sessions alone.
-    let (stay, mut rx) = watch(&twin.base, "hachioji", false).await;
+    let (stay, mut rx) = watch(&base, "hachioji", false).await;
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let cycles = async |n: usize| {
         let work = (0..8).map(|_| {
-            let base = twin.base.clone();
+            let base = base.clone();
             tokio::spawn(async move {
                 for _ in 0..n / 8 {
                     let mut c = Client::view(&base, "hachioji", "127.0.0.1:0").await.expect("WHEP session");
@@ -357,15 +399,14 @@ async fn a_thousand_viewer_connect_and_disconnect_cycles_leave_memory_where_it_s
         }
     };
     cycles(200).await;
-    until("sessions closed", Duration::from_secs(10), async || twin.video.sfu.sessions() == 1).await;
-    let before = crate::soak::rss_kib(std::process::id());
+    until("sessions closed", Duration::from_secs(10), async || served_viewers(&base, "hachioji").await == 1).await;
+    let before = crate::soak::rss_kib(pid);
     let started = Instant::now();
     cycles(1000).await;
-    until("sessions closed", Duration::from_secs(10), async || twin.video.sfu.sessions() == 1).await;
-    let after = crate::soak::rss_kib(std::process::id());
-    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
-    eprintln!("1000 cycles in {:?}: RSS {before} -> {after} KiB, {fds} fds", started.elapsed());
-    assert_eq!(camera(&twin.video, "hachioji").viewers, 1);
-    assert!(after < before + 8.0 * 1024.0, "RSS grew from {before} to {after} KiB over 1000 cycles");
+    until("sessions closed", Duration::from_secs(10), async || served_viewers(&base, "hachioji").await == 1).await;
+    let after = crate::soak::rss_kib(pid);
+    eprintln!("1000 cycles in {:?}: the server's RSS {before} -> {after} KiB", started.elapsed());
+    // webrtc 0.21.0 kept every closed connection (about 370 KiB each here); a bound of 8 KiB a cycle.
+    assert!(after < before + 8.0 * 1024.0, "the server's RSS grew from {before} to {after} KiB over 1000 cycles");
     stay.close().await;
 }
