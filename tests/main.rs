@@ -14,7 +14,7 @@ mod hil_track;
 mod interlocking;
 mod journal;
 mod layout_errors;
-mod page;
+pub mod page;
 mod properties;
 mod scenarios;
 mod simulation;

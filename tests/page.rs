@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::gateway_2021::{Ws, gateway_with};
 
 /// One headless Chromium with one page, driven over the DevTools protocol.
-struct Browser {
+pub struct Browser {
     child: Child,
     _profile: tempfile::TempDir,
     devtools: Ws,
@@ -24,6 +24,11 @@ struct Browser {
 impl Browser {
     /// Starts Chromium (fresh profile, no network beyond loopback services) showing `url` at `width` x `height`.
     async fn open(url: &str, width: u32, height: u32) -> Browser {
+        Browser::open_with(url, width, height, &[]).await
+    }
+
+    /// Like [`Browser::open`], with more command-line flags.
+    pub async fn open_with(url: &str, width: u32, height: u32, flags: &[&str]) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let child = Command::new("chromium")
             .args([
@@ -39,8 +44,9 @@ impl Browser {
                 "--remote-debugging-port=0",
                 &format!("--user-data-dir={}", profile.path().display()),
                 &format!("--window-size={width},{height}"),
-                url,
             ])
+            .args(flags)
+            .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -66,7 +72,7 @@ impl Browser {
     }
 
     /// Calls a DevTools method; returns its result.
-    async fn call(&mut self, method: &str, params: Value) -> Value {
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
         let request = json!({ "id": id, "method": method, "params": params });
@@ -87,7 +93,7 @@ impl Browser {
     }
 
     /// Evaluates a JavaScript expression in the page; returns its value.
-    async fn eval(&mut self, expression: &str) -> Value {
+    pub async fn eval(&mut self, expression: &str) -> Value {
         let r = self.call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true })).await;
         assert!(r.get("exceptionDetails").is_none(), "{expression}: {r}");
         r["result"]["value"].clone()
@@ -95,7 +101,7 @@ impl Browser {
 
     /// Waits until `expression` is true in the page (or fails after `limit`, naming `what`); an expression
     /// that throws (the page still loading) counts as not yet.
-    async fn until(&mut self, what: &str, limit: Duration, expression: &str) {
+    pub async fn until(&mut self, what: &str, limit: Duration, expression: &str) {
         let started = Instant::now();
         let guarded = format!("(() => {{ try {{ return {expression}; }} catch (_) {{ return false; }} }})()");
         while self.eval(&guarded).await != json!(true) {
@@ -108,7 +114,7 @@ impl Browser {
     }
 
     /// Clicks with the mouse in the middle of the element `selector` (scrolled into view first).
-    async fn click(&mut self, selector: &str) {
+    pub async fn click(&mut self, selector: &str) {
         let at = self
             .eval(&format!(
                 "(() => {{ const e = document.querySelector({selector:?}); e.scrollIntoView({{block: 'center'}}); \
@@ -123,7 +129,7 @@ impl Browser {
     }
 
     /// Saves a PNG screenshot of the page to `path`; returns its bytes.
-    async fn screenshot(&mut self, path: &Path) -> Vec<u8> {
+    pub async fn screenshot(&mut self, path: &Path) -> Vec<u8> {
         let r = self.call("Page.captureScreenshot", json!({ "format": "png" })).await;
         let png = base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().unwrap()).unwrap();
         std::fs::write(path, &png).unwrap();
@@ -154,7 +160,7 @@ async fn devtools_port(profile: &Path) -> u16 {
 }
 
 /// Where screenshots go: `target/tmp/page-*.png`.
-fn screenshot_path(name: &str) -> PathBuf {
+pub fn screenshot_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 

@@ -20,7 +20,8 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEng
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::broadcast::error::RecvError;
@@ -39,6 +40,9 @@ use crate::hub::Hub;
 const GATHERING: Duration = Duration::from_secs(5);
 /// How long a new connection has to connect before it is dropped.
 const CONNECTING: Duration = Duration::from_secs(20);
+/// The playout-delay RTP header extension: with 0 ms at most, a browser shows each frame as soon as it is
+/// decoded instead of smoothing playout with a jitter buffer (a live camera wants the latest picture).
+pub const PLAYOUT_DELAY: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
 /// How long writing one packet to a viewer's connection may take before it counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a viewer's sender statistics are read (PLIs and NACKs from its browser).
@@ -125,6 +129,13 @@ pub async fn connection(
     let mut media = MediaEngine::default();
     media
         .register_codec(RTCRtpCodecParameters { rtp_codec: h264_codec(), payload_type: 102 }, RtpCodecKind::Video)
+        .map_err(web)?;
+    media
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability { uri: PLAYOUT_DELAY.to_owned() },
+            RtpCodecKind::Video,
+            None,
+        )
         .map_err(web)?;
     let registry = register_default_interceptors(Registry::new(), &mut media).map_err(web)?;
     let pc = PeerConnectionBuilder::new()
@@ -343,8 +354,11 @@ async fn forward(
     ssrc: u32,
     events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
 ) {
-    let payload_type = match sender.get_parameters().await {
-        Ok(p) => p.rtp_parameters.codecs.first().map_or(102, |c| c.payload_type),
+    let (payload_type, playout_delay) = match sender.get_parameters().await {
+        Ok(p) => (
+            p.rtp_parameters.codecs.first().map_or(102, |c| c.payload_type),
+            p.rtp_parameters.header_extensions.iter().find(|e| e.uri == PLAYOUT_DELAY).map(|e| e.id as u8),
+        ),
         Err(_) => return,
     };
     let mut packets = hub.subscribe();
@@ -368,6 +382,10 @@ async fn forward(
                     out.header.payload_type = payload_type;
                     out.header.sequence_number = seq;
                     seq = seq.wrapping_add(1);
+                    if let Some(id) = playout_delay {
+                        // min 0, max 0 (12 bits each, in 10 ms).
+                        let _ = out.header.set_extension(id, bytes::Bytes::from_static(&[0, 0, 0]));
+                    }
                     // A connection that takes no packet for a while is gone (a closed one may not say so).
                     match tokio::time::timeout(WRITE_TIMEOUT, track.write_rtp(out)).await {
                         Ok(Ok(())) => {}

@@ -24,8 +24,13 @@ const LiveVideo = (() => {
       body: pc.localDescription.sdp,
     });
     if (res.status !== 201) throw new Error(`${res.status} ${await res.text()}`);
-    const location = new URL(res.headers.get("Location"), url).toString();
-    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    const location = new URL(res.headers.get("Location"), new URL(url, window.location.href)).toString();
+    try {
+      await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    } catch (e) {
+      fetch(location, { method: "DELETE", headers }).catch(() => {});
+      throw e;
+    }
     return location;
   }
 
@@ -63,17 +68,22 @@ const LiveVideo = (() => {
       pc = mine;
       preferH264(mine.addTransceiver("video", { direction: "recvonly" }));
       mine.ontrack = (e) => {
+        // A live camera: show each frame as soon as it is decoded rather than smoothing playout.
+        if ("jitterBufferTarget" in e.receiver) e.receiver.jitterBufferTarget = 0;
+        e.receiver.playoutDelayHint = 0;
         video.srcObject = e.streams[0] || new MediaStream([e.track]);
         video.play().catch(() => {});
       };
       mine.onconnectionstatechange = () => {
         if (mine !== pc) return;
+        video.dataset.connection = mine.connectionState;
         if (mine.connectionState === "connected") onState("playing");
         if (["failed", "disconnected", "closed"].includes(mine.connectionState)) retry();
       };
       try {
         session = await negotiate(mine, url);
       } catch (e) {
+        video.dataset.error = e.message;
         retry();
       }
     }
