@@ -22,9 +22,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sim::layout::{DeviceKind, OnOff};
 use tokio_tungstenite::tungstenite::Message;
 
-/// Flags of `load`.
+/// Flags of `load` (WebSocket clients), or `load video`.
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LoadArgs {
+    /// What else to load (without one: WebSocket clients).
+    #[command(subcommand)]
+    kind: Option<LoadKind>,
     /// WebSocket URL the clients watch: `ws://HOST:PORT/ws` (2021 protocol) or `ws://HOST:PORT/ws/v2`.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
@@ -51,6 +55,14 @@ pub struct LoadArgs {
     switches: Vec<String>,
 }
 
+/// Loads other than WebSocket clients.
+#[derive(clap::Subcommand)]
+enum LoadKind {
+    /// Many WHEP viewers of one camera: frames received against sent, delay from capture (p50/p99), the
+    /// server's CPU and memory per viewer.
+    Video(crate::load_video::VideoLoadArgs),
+}
+
 /// The protocol of the commands.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum CommandProtocol {
@@ -63,7 +75,7 @@ enum CommandProtocol {
     V2021,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (number, unit) = match s.strip_suffix('m') {
         Some(n) => (n, 60.0),
         None => (s.strip_suffix('s').unwrap_or(s), 1.0),
@@ -173,6 +185,9 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 
 /// Runs the load; returns whether no update was lost.
 pub fn run(args: LoadArgs) -> anyhow::Result<bool> {
+    if let Some(LoadKind::Video(video)) = args.kind {
+        return crate::load_video::run(video);
+    }
     anyhow::ensure!(args.clients > 0 && args.rate > 0.0, "--clients and --rate must be positive");
     anyhow::ensure!(args.url.starts_with("ws://"), "--url must be a ws:// URL, e.g. ws://127.0.0.1:8080/ws");
     tokio::runtime::Runtime::new()?.block_on(load(args))

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sim::layout::Layout;
 
 mod load;
+mod load_video;
 mod serve;
 
 #[derive(Parser)]
@@ -51,7 +52,8 @@ enum Command {
     },
     /// The desktop window: the layout drawn live, operated through panels (needs `--features window`).
     Window(WindowArgs),
-    /// Load a running gateway with many WebSocket clients: command latency, messages/s, lost updates, memory.
+    /// Load a running gateway with many WebSocket clients: command latency, messages/s, lost updates, memory
+    /// (`load video`: many WHEP viewers of a camera).
     Load(load::LoadArgs),
     /// Layout files.
     Layout {

@@ -512,3 +512,32 @@ async fn the_page_plays_the_cameras_and_a_crew_browser_publishes_one() {
     until("the publisher gone", limit, async || !camera(&video, "iwamotocho").publisher).await;
     track.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_video_reports_frames_delay_cpu_and_memory_of_many_viewers() {
+    let served = serve_process(&[]).await;
+    let base = served.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+            .args(["load", "video", "--url", &base, "--viewers", "6", "--decode", "2", "--duration", "3s"])
+            .args(["--camera", "chofu"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "load video failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("6 of 6 viewers connected to `chofu`"), "{text}");
+    let line = text.lines().find(|l| l.starts_with("frames received:")).expect("frames line");
+    assert!(line.contains("(100.00 %)") || line.contains("(99."), "{line}");
+    assert!(text.contains("delay from capture to arrival") && text.contains("p99"), "{text}");
+    assert!(text.contains("server CPU:") && text.contains("per viewer"), "{text}");
+    // An unknown camera is a clear error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+        .args(["load", "video", "--url", &served.base, "--camera", "nowhere", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no camera `nowhere`"));
+}

@@ -12,6 +12,7 @@
 //! | `plarail_mode` | gauge | `mode` (`sim`, `live`): 1 for the current mode |
 //! | `plarail_grpc_requests_total` | counter | `method`, `code` (recorded in [`crate::grpc`]) |
 //! | `plarail_resident_bytes` | gauge | the process's resident memory (Linux) |
+//! | `plarail_cpu_seconds_total` | gauge | the process's CPU time, user and system (Linux) |
 //! | `plarail_video_viewers` | gauge | `camera` |
 //! | `plarail_video_publisher_up` | gauge | `camera` (1 while a source sends) |
 //! | `plarail_video_bitrate_bps` | gauge | `camera` (incoming) |
@@ -140,6 +141,18 @@ impl Metrics {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
         if let Some(kib) = kib {
             self.record(|| gauge!("plarail_resident_bytes").set(kib * 1024.0));
+        }
+    }
+
+    /// The process's CPU time so far, read from `/proc/self/stat` (Linux, in clock ticks of 10 ms).
+    pub fn cpu_time(&self) {
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+        // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(user), Some(system)) = (ticks(14), ticks(15)) {
+            self.record(|| gauge!("plarail_cpu_seconds_total").set((user + system) / 100.0));
         }
     }
 }
