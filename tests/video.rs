@@ -148,8 +148,8 @@ async fn a_whip_publisher_s_frames_reach_a_viewer_in_place_of_the_simulated_came
             .await
             .expect("the publisher's frames within 20 s")
             .unwrap();
-        if s.size == Some((320, 240)) && s.captured.is_some() {
-            theirs.push(s.captured.unwrap());
+        if let (Some((320, 240)), Some(t)) = (s.size, s.captured) {
+            theirs.push(t);
         }
     }
     let (publisher, sent) = sending.await.unwrap();

@@ -64,16 +64,17 @@ fn session_error(e: SessionError) -> Response {
     error(status, e.to_string())
 }
 
-/// The offer of a WHIP/WHEP `POST`: `application/sdp`, UTF-8, at most [`MAX_OFFER`] bytes.
-fn offer(headers: &HeaderMap, body: &Bytes) -> Result<String, Response> {
+/// The offer of a WHIP/WHEP `POST`: `application/sdp`, UTF-8, at most [`MAX_OFFER`] bytes; else the status and
+/// why.
+fn offer(headers: &HeaderMap, body: &Bytes) -> Result<String, (StatusCode, String)> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.split(';').next().map(str::trim) != Some("application/sdp") {
-        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the offer must be sent as application/sdp"));
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, "the offer must be sent as application/sdp".into()));
     }
     if body.len() > MAX_OFFER {
-        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("an offer is at most {MAX_OFFER} bytes")));
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("an offer is at most {MAX_OFFER} bytes")));
     }
-    String::from_utf8(body.to_vec()).map_err(|_| error(StatusCode::BAD_REQUEST, "the offer is not UTF-8"))
+    String::from_utf8(body.to_vec()).map_err(|_| (StatusCode::BAD_REQUEST, "the offer is not UTF-8".into()))
 }
 
 fn created(kind: &str, camera: &str, session: &str, answer: String) -> Response {
@@ -94,7 +95,7 @@ async fn whep(State(d): State<Doors>, Path(camera): Path<String>, headers: Heade
     }
     let sdp = match offer(&headers, &body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err((status, why)) => return error(status, why),
     };
     match d.video.sfu.view(&camera, sdp).await {
         Ok((session, answer)) => created("whep", &camera, &session, answer),
@@ -125,7 +126,7 @@ async fn whip(State(d): State<Doors>, Path(camera): Path<String>, headers: Heade
     }
     let sdp = match offer(&headers, &body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err((status, why)) => return error(status, why),
     };
     match d.video.sfu.publish(&camera, sdp).await {
         Ok((session, answer)) => {
