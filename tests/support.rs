@@ -191,6 +191,6 @@ pub fn controlled_train(name: &str, segment: &str, offset_mm: f64, toward: &str,
     format!("{}controller = \"speed\"\n", train(name, segment, offset_mm, toward, speed))
 }
 
-/// Held by the tests that use a lot of CPU (a browser, a software-rendered window) and by the timing-sensitive
-/// mirror test, so that they never run at the same time.
+/// Held by the tests that use a lot of CPU (a browser, a software-rendered window, video encoding and WebRTC
+/// handshakes) and by the timing-sensitive mirror test, so that they never run at the same time.
 pub static CPU_HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

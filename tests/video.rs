@@ -76,6 +76,7 @@ pub async fn decoded(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>, n: usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whep_viewer_receives_a_simulated_camera_decodes_it_and_reads_its_timestamps() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     let twin = twin().await;
     let (client, mut rx) = watch(&twin.base, "chofu", true).await;
     let frames = decoded(&mut rx, 45, Duration::from_secs(30)).await;
@@ -118,6 +119,7 @@ fn plain(width: usize, height: usize, rgb: [u8; 3]) -> video::render::Picture {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whip_publisher_s_frames_reach_a_viewer_in_place_of_the_simulated_camera() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     let twin = twin().await;
     let (viewer, mut rx) = watch(&twin.base, "kitano", true).await;
     let sim = decoded(&mut rx, 3, Duration::from_secs(20)).await;
@@ -173,6 +175,7 @@ async fn a_whip_publisher_s_frames_reach_a_viewer_in_place_of_the_simulated_came
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_onboard_camera_comes_from_a_virtual_mjpeg_camera_board_to_a_viewer() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     let twin = twin().await;
     let (viewer, mut rx) = watch(&twin.base, "onboard", true).await;
     let frames = decoded(&mut rx, 20, Duration::from_secs(30)).await;
@@ -187,6 +190,7 @@ async fn the_onboard_camera_comes_from_a_virtual_mjpeg_camera_board_to_a_viewer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_viewer_gets_a_picture_within_a_second() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     let twin = twin().await;
     let (first, mut rx) = watch(&twin.base, "sasazuka", true).await;
     decoded(&mut rx, 5, Duration::from_secs(20)).await;
@@ -208,6 +212,7 @@ async fn a_late_viewer_gets_a_picture_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whep_and_whip_answer_bad_requests_with_clear_errors_and_change_nothing() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     let twin = twin().await;
     let http = reqwest::Client::new();
     let post = |path: &str, content_type: &str, body: &str, token: Option<&str>| {
@@ -267,6 +272,7 @@ async fn send_frames(publisher: &Client, width: usize, height: usize, frames: us
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_live_mode_a_station_camera_has_no_signal_until_a_whip_publisher_sends_it() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     let twin = twin().await;
     let (viewer, mut rx) = watch(&twin.base, "meidaimae", true).await;
     decoded(&mut rx, 3, Duration::from_secs(20)).await;
@@ -290,6 +296,7 @@ async fn in_live_mode_a_station_camera_has_no_signal_until_a_whip_publisher_send
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_virtual_camera_board_answers_as_the_esp32_firmware_and_serves_one_client_at_a_time() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     let painter = std::sync::Arc::new(video::render::Painter::new(track.layout().clone()));
@@ -383,6 +390,7 @@ async fn served_viewers(base: &str, camera: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_viewer_connect_and_disconnect_cycles_leave_memory_where_it_started() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     // The server in its own process, so that its memory is measured alone.
     let served = serve_process(&[]).await;
     let pid = served.child.id();
@@ -515,6 +523,7 @@ async fn the_page_plays_the_cameras_and_a_crew_browser_publishes_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_video_reports_frames_delay_cpu_and_memory_of_many_viewers() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
     let served = serve_process(&[]).await;
     let base = served.base.clone();
     let out = tokio::task::spawn_blocking(move || {
