@@ -178,3 +178,52 @@ fn toml_value(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The MJPEG parser takes any bytes in any pieces: frames or an error, never a panic, and the same frames
+    /// whatever the pieces.
+    #[test]
+    fn an_mjpeg_stream_parses_to_frames_or_an_error_in_any_pieces(
+        frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..4),
+        noise in proptest::collection::vec(any::<u8>(), 0..64),
+        at in 0usize..400,
+        piece in 1usize..50,
+    ) {
+        let mut stream = video::mjpeg::stream_head();
+        for f in &frames {
+            stream.extend(video::mjpeg::frame_part(f));
+        }
+        let whole = video::mjpeg::MjpegParser::default().feed(&stream).unwrap();
+        prop_assert_eq!(&whole, &frames);
+        let mut pieces = video::mjpeg::MjpegParser::default();
+        let mut got = Vec::new();
+        for chunk in stream.chunks(piece) {
+            got.extend(pieces.feed(chunk).unwrap());
+        }
+        prop_assert_eq!(&got, &frames);
+        // Noise spliced in anywhere: an error or frames, never a panic.
+        let at = at.min(stream.len());
+        let mut broken = stream[..at].to_vec();
+        broken.extend(&noise);
+        broken.extend(&stream[at..]);
+        let _ = video::mjpeg::MjpegParser::default().feed(&broken);
+    }
+
+    /// Offers, RTP payloads and pictures from outside never panic their readers.
+    #[test]
+    fn offers_payloads_and_pictures_are_read_without_panicking(
+        text in input(),
+        payload in proptest::collection::vec(any::<u8>(), 0..64),
+        plane in proptest::collection::vec(any::<u8>(), 0..4096),
+        width in 0usize..400,
+    ) {
+        let _ = video::sfu::check_offer(&text, false);
+        let _ = video::sfu::check_offer(&text, true);
+        let _ = video::h264::starts_keyframe(&payload);
+        let height = plane.len().checked_div(width).unwrap_or(0);
+        let _ = video::strip::read_luma(&plane, width, height, width);
+        let _ = video::pull::decode_jpeg(&plane);
+    }
+}
