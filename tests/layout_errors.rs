@@ -143,3 +143,39 @@ fn the_generated_benchmark_ring_runs_without_accidents() {
         )));
     }
 }
+
+#[test]
+fn the_2021_layout_has_the_seven_2021_cameras() {
+    let layout = Layout::from_toml(&layout_2021_text()).expect("valid");
+    let ids: Vec<&str> = layout.cameras.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["hachioji", "kitano", "chofu", "meidaimae", "sasazuka", "iwamotocho", "onboard"]);
+    let onboard = &layout.cameras[6];
+    assert_eq!(onboard.name_ja, "車両前景");
+    assert_eq!(onboard.view, sim::layout::CameraView::Ahead(layout.train_id("TAKAO").unwrap()));
+    assert_eq!(layout.boards[onboard.board.unwrap()].address, "192.168.100.160:80");
+    assert!(layout.cameras[..6].iter().all(|c| c.board.is_none()), "station cameras are sent with WHIP");
+}
+
+#[test]
+fn a_bad_camera_is_refused_naming_it() {
+    let both = message(mutated(
+        "name_en = \"Keio-Hachioji\"\nstation = \"hachioji\"\n",
+        "name_en = \"Keio-Hachioji\"\nstation = \"hachioji\"\ntrain = \"TAKAO\"\n",
+    ))
+    .1;
+    assert!(both.contains("camera `hachioji`") && both.contains("exactly one"), "{both}");
+    let unknown = message(mutated(
+        "name_en = \"Kitano\"\nstation = \"kitano\"\n",
+        "name_en = \"Kitano\"\nstation = \"kitanoo\"\n",
+    ))
+    .1;
+    assert!(unknown.contains("camera `kitano`") && unknown.contains("kitanoo"), "{unknown}");
+    let wrong_board = message(mutated("board = \"camera-takao\"", "board = \"servo-102\"")).1;
+    assert!(wrong_board.contains("camera `onboard`") && wrong_board.contains("not a camera board"), "{wrong_board}");
+    let bad_id = message(mutated(
+        "id = \"chofu\"\nname_ja = \"調布\"\nname_en = \"Chofu\"\nstation",
+        "id = \"cho fu\"\nname_ja = \"調布\"\nname_en = \"Chofu\"\nstation",
+    ))
+    .1;
+    assert!(bad_id.contains("URL"), "{bad_id}");
+}

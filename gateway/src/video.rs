@@ -89,18 +89,33 @@ fn created(kind: &str, camera: &str, session: &str, answer: String) -> Response 
     response
 }
 
-async fn whep(State(d): State<Doors>, Path(camera): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    if d.video.sfu.hub(&camera).is_none() {
-        return session_error(SessionError::UnknownCamera(camera));
+/// Opens a viewer's (WHEP) or a publisher's (WHIP) session from a `POST`.
+async fn open(d: &Doors, camera: &str, headers: &HeaderMap, body: &Bytes, publisher: bool) -> Response {
+    if d.video.sfu.hub(camera).is_none() {
+        return session_error(SessionError::UnknownCamera(camera.to_string()));
     }
-    let sdp = match offer(&headers, &body) {
+    let sdp = match offer(headers, body) {
         Ok(s) => s,
         Err((status, why)) => return error(status, why),
     };
-    match d.video.sfu.view(&camera, sdp).await {
-        Ok((session, answer)) => created("whep", &camera, &session, answer),
+    let (kind, opened) = if publisher {
+        ("whip", d.video.sfu.publish(camera, sdp).await)
+    } else {
+        ("whep", d.video.sfu.view(camera, sdp).await)
+    };
+    match opened {
+        Ok((session, answer)) => {
+            if publisher {
+                tracing::info!(camera, "a WHIP publisher now sends this camera");
+            }
+            created(kind, camera, &session, answer)
+        }
         Err(e) => session_error(e),
     }
+}
+
+async fn whep(State(d): State<Doors>, Path(camera): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    open(&d, &camera, &headers, &body, false).await
 }
 
 fn bearer(headers: &HeaderMap) -> &str {
@@ -121,20 +136,7 @@ async fn whip(State(d): State<Doors>, Path(camera): Path<String>, headers: Heade
     if !crate::operator::authorised(d.core.options.operator_token.as_deref(), bearer(&headers)) {
         return unauthorised();
     }
-    if d.video.sfu.hub(&camera).is_none() {
-        return session_error(SessionError::UnknownCamera(camera));
-    }
-    let sdp = match offer(&headers, &body) {
-        Ok(s) => s,
-        Err((status, why)) => return error(status, why),
-    };
-    match d.video.sfu.publish(&camera, sdp).await {
-        Ok((session, answer)) => {
-            tracing::info!(camera, "a WHIP publisher now sends this camera");
-            created("whip", &camera, &session, answer)
-        }
-        Err(e) => session_error(e),
-    }
+    open(&d, &camera, &headers, &body, true).await
 }
 
 async fn end(State(d): State<Doors>, Path((_camera, session)): Path<(String, String)>) -> Response {

@@ -446,6 +446,29 @@ fn build_rule(r: &RuleSpec, device_ix: &HashMap<String, usize>) -> Result<RuleGr
     Ok(RuleGroup { name: r.name.clone(), devices, allowed })
 }
 
+/// The board an entry names, if it names one, checked to be of `kind` (`what` in words for the error).
+fn board_of_kind(
+    spec: &LayoutSpec,
+    board_ix: &HashMap<String, usize>,
+    entry: &str,
+    name: Option<&str>,
+    kind: BoardKind,
+    what: &str,
+) -> Result<Option<BoardId>, LayoutError> {
+    let Some(name) = name else { return Ok(None) };
+    let board = lookup(board_ix, entry, "board", name)?;
+    if spec.boards[board].kind != kind {
+        let word = match kind {
+            BoardKind::Servo => "servo",
+            BoardKind::Sensor => "sensor",
+            BoardKind::Speed => "speed",
+            BoardKind::Camera => "camera",
+        };
+        return Err(invalid(entry, format!("board `{name}` is not {what} (kind = \"{word}\")")));
+    }
+    Ok(Some(board))
+}
+
 fn build_camera(
     c: &CameraSpec,
     spec: &LayoutSpec,
@@ -462,16 +485,7 @@ fn build_camera(
         (None, Some(t)) => CameraView::Ahead(lookup(train_ix, &entry, "train", t)?),
         _ => return Err(invalid(&entry, "name exactly one of `station` (its area) and `train` (the view ahead)")),
     };
-    let board = match &c.board {
-        Some(name) => {
-            let board = lookup(board_ix, &entry, "board", name)?;
-            if spec.boards[board].kind != BoardKind::Camera {
-                return Err(invalid(&entry, format!("board `{name}` is not a camera board (kind = \"camera\")")));
-            }
-            Some(board)
-        }
-        None => None,
-    };
+    let board = board_of_kind(spec, board_ix, &entry, c.board.as_deref(), BoardKind::Camera, "a camera board")?;
     Ok(Camera { id: c.id.clone(), name_ja: c.name_ja.clone(), name_en: c.name_en.clone(), view, board })
 }
 
@@ -484,16 +498,8 @@ fn build_train(
     board_ix: &HashMap<String, usize>,
 ) -> Result<Train, LayoutError> {
     let entry = format!("train `{}`", t.name);
-    let controller = match &t.controller {
-        Some(name) => {
-            let board = lookup(board_ix, &entry, "board", name)?;
-            if spec.boards[board].kind != BoardKind::Speed {
-                return Err(invalid(&entry, format!("board `{name}` is not a speed controller (kind = \"speed\")")));
-            }
-            Some(board)
-        }
-        None => None,
-    };
+    let controller =
+        board_of_kind(spec, board_ix, &entry, t.controller.as_deref(), BoardKind::Speed, "a speed controller")?;
     let seg = lookup(seg_ix, &entry, "segment", &t.start.segment)?;
     let toward = lookup(node_ix, &entry, "node", &t.start.toward)?;
     let s = &segments[seg];
