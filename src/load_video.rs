@@ -46,6 +46,7 @@ struct Tally {
     gaps: AtomicU64,
     delays: std::sync::Mutex<Vec<u64>>,
     counting: std::sync::atomic::AtomicBool,
+    refused: std::sync::Mutex<Option<String>>,
 }
 
 /// Runs the load; returns whether at least 99 % of the frames reached every viewer.
@@ -93,7 +94,13 @@ async fn load(args: VideoLoadArgs) -> anyhow::Result<bool> {
         let decode = i < args.decode;
         connecting.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.ok()?;
-            let mut client = Client::view(&base, &camera, &udp).await.ok()?;
+            let mut client = match Client::view(&base, &camera, &udp).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tally.refused.lock().expect("refused").get_or_insert(e.to_string());
+                    return None;
+                }
+            };
             client.connected(Duration::from_secs(30)).await.ok()?;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Seen>();
             tokio::spawn(client.frames(decode, tx));
@@ -123,6 +130,9 @@ async fn load(args: VideoLoadArgs) -> anyhow::Result<bool> {
     let connected = clients.len();
     anyhow::ensure!(connected > 0, "no viewer connected to {base}/whep/{}", args.camera);
     println!("{connected} of {} viewers connected to `{}`", args.viewers, args.camera);
+    if let Some(why) = tally.refused.lock().expect("refused").take() {
+        println!("a viewer was refused: {why} (all from one address: raise serve's --video-sessions-per-address)");
+    }
     // A moment for every viewer's first keyframe, then count.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_connected, cpu_start) = server_usage(&base).await;

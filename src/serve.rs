@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// [default: 0.0.0.0:0].
     #[arg(long = "webrtc-udp", env = "PLARAIL_WEBRTC_UDP", value_delimiter = ',')]
     webrtc_udp: Vec<SocketAddr>,
+    /// Video sessions (WHEP viewers and WHIP publishers) one client address may have open at once; a phone's
+    /// page uses two [default: 16].
+    #[arg(long, env = "PLARAIL_VIDEO_SESSIONS_PER_ADDRESS")]
+    video_sessions_per_address: Option<usize>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info].
     #[arg(long, env = "PLARAIL_LOG")]
     log: Option<String>,
@@ -91,6 +95,7 @@ struct ConfigFile {
     data_dir: Option<PathBuf>,
     history_keep: Option<u64>,
     webrtc_udp: Option<Vec<SocketAddr>>,
+    video_sessions_per_address: Option<usize>,
     log: Option<String>,
 }
 
@@ -109,6 +114,7 @@ pub struct Settings {
     data_dir: Option<PathBuf>,
     history_keep: u64,
     webrtc_udp: Vec<SocketAddr>,
+    video_sessions_per_address: usize,
     log: String,
 }
 
@@ -148,6 +154,10 @@ impl ServeArgs {
             } else {
                 self.webrtc_udp
             },
+            video_sessions_per_address: self
+                .video_sessions_per_address
+                .or(file.video_sessions_per_address)
+                .unwrap_or(video::SfuConfig::default().per_address),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
         })
     }
@@ -243,6 +253,7 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
             video::VideoConfig {
                 sfu: video::SfuConfig {
                     udp: args.webrtc_udp.iter().map(ToString::to_string).collect(),
+                    per_address: args.video_sessions_per_address,
                     ..Default::default()
                 },
                 live_boards,

@@ -21,19 +21,18 @@ pub struct Twin {
 
 /// A gateway with video over the 2021 layout (sim mode), WebRTC on loopback.
 pub async fn twin() -> Twin {
-    twin_with(Setup { config: config(), ..Setup::default() }).await
+    twin_with(video::SfuConfig::default()).await
 }
 
-/// A gateway with video over a track set up as given.
-pub async fn twin_with(setup: Setup) -> Twin {
+/// A gateway with video over the 2021 layout (sim mode), WebRTC on loopback, the SFU's limits as given.
+pub async fn twin_with(sfu: video::SfuConfig) -> Twin {
+    let setup = Setup { config: config(), ..Setup::default() };
     let track = Track::start(layout_2021(), setup).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let options = gateway::core::Options { operator_token: Some(TOKEN.into()), ..Default::default() };
     let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
-    let config = video::VideoConfig {
-        sfu: video::SfuConfig { udp: vec!["127.0.0.1:0".into()], ..Default::default() },
-        ..Default::default()
-    };
+    let config =
+        video::VideoConfig { sfu: video::SfuConfig { udp: vec!["127.0.0.1:0".into()], ..sfu }, ..Default::default() };
     let video = video::Video::start(track.layout().clone(), track.clone(), config).await.unwrap();
     let app = gateway::server::router(core.clone()).merge(gateway::video::router(core, video.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -213,7 +212,7 @@ async fn a_late_viewer_gets_a_picture_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whep_and_whip_answer_bad_requests_with_clear_errors_and_change_nothing() {
     let _alone = crate::support::CPU_HEAVY.lock().await;
-    let twin = twin().await;
+    let twin = twin_with(video::SfuConfig { per_address: 2, ..Default::default() }).await;
     let http = reqwest::Client::new();
     let post = |path: &str, content_type: &str, body: &str, token: Option<&str>| {
         let mut r =
@@ -246,6 +245,12 @@ async fn whep_and_whip_answer_bad_requests_with_clear_errors_and_change_nothing(
     let client = Client::view(&twin.base, "chofu", "127.0.0.1:0").await.expect("201");
     assert!(client.session.starts_with(&format!("{}/whep/chofu/", twin.base)), "{}", client.session);
     assert_eq!(twin.video.sfu.sessions(), 1);
+    // One address may have two sessions here: a third is refused with 429 and opens nothing.
+    let second = Client::view(&twin.base, "kitano", "127.0.0.1:0").await.expect("201");
+    let refused = Client::view(&twin.base, "kitano", "127.0.0.1:0").await.expect_err("a third session");
+    assert!(refused.to_string().contains("429") && refused.to_string().contains("this address"), "{refused}");
+    assert_eq!(twin.video.sfu.sessions(), 2);
+    second.close().await;
     let again = client.session.clone();
     assert_eq!(client.close().await, Some(200));
     assert_eq!(status(http.delete(&again).send().await.unwrap()), 404);

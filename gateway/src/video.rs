@@ -2,11 +2,12 @@
 //! token), the camera list on `/api/cameras`, the crew's publishing page on `/publish`, and the per-camera
 //! metrics. The SFU itself is in the `video` crate.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
@@ -59,6 +60,7 @@ fn session_error(e: SessionError) -> Response {
         SessionError::UnknownCamera(_) | SessionError::UnknownSession(_) => StatusCode::NOT_FOUND,
         SessionError::BadOffer(_) => StatusCode::BAD_REQUEST,
         SessionError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SessionError::TooManyFromAddress(_) => StatusCode::TOO_MANY_REQUESTS,
         SessionError::WebRtc(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, e.to_string())
@@ -90,7 +92,7 @@ fn created(kind: &str, camera: &str, session: &str, answer: String) -> Response 
 }
 
 /// Opens a viewer's (WHEP) or a publisher's (WHIP) session from a `POST`.
-async fn open(d: &Doors, camera: &str, headers: &HeaderMap, body: &Bytes, publisher: bool) -> Response {
+async fn open(d: &Doors, camera: &str, from: IpAddr, headers: &HeaderMap, body: &Bytes, publisher: bool) -> Response {
     if d.video.sfu.hub(camera).is_none() {
         return session_error(SessionError::UnknownCamera(camera.to_string()));
     }
@@ -99,9 +101,9 @@ async fn open(d: &Doors, camera: &str, headers: &HeaderMap, body: &Bytes, publis
         Err((status, why)) => return error(status, why),
     };
     let (kind, opened) = if publisher {
-        ("whip", d.video.sfu.publish(camera, sdp).await)
+        ("whip", d.video.sfu.publish(camera, sdp, from).await)
     } else {
-        ("whep", d.video.sfu.view(camera, sdp).await)
+        ("whep", d.video.sfu.view(camera, sdp, from).await)
     };
     match opened {
         Ok((session, answer)) => {
@@ -114,8 +116,14 @@ async fn open(d: &Doors, camera: &str, headers: &HeaderMap, body: &Bytes, publis
     }
 }
 
-async fn whep(State(d): State<Doors>, Path(camera): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    open(&d, &camera, &headers, &body, false).await
+async fn whep(
+    State(d): State<Doors>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(camera): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    open(&d, &camera, peer.ip(), &headers, &body, false).await
 }
 
 fn bearer(headers: &HeaderMap) -> &str {
@@ -132,11 +140,17 @@ fn unauthorised() -> Response {
     r
 }
 
-async fn whip(State(d): State<Doors>, Path(camera): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn whip(
+    State(d): State<Doors>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(camera): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !crate::operator::authorised(d.core.options.operator_token.as_deref(), bearer(&headers)) {
         return unauthorised();
     }
-    open(&d, &camera, &headers, &body, true).await
+    open(&d, &camera, peer.ip(), &headers, &body, true).await
 }
 
 async fn end(State(d): State<Doors>, Path((_camera, session)): Path<(String, String)>) -> Response {

@@ -8,6 +8,7 @@
 //! keyframe requests go to it as PLIs.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,6 +64,9 @@ pub enum SessionError {
     /// As many sessions as allowed are open.
     #[error("full: {0} sessions are open")]
     Full(usize),
+    /// The client's address has as many sessions open as one address may.
+    #[error("{0} sessions are open from this address, as many as one address may have")]
+    TooManyFromAddress(usize),
     /// WebRTC failed on the server's side.
     #[error("WebRTC: {0}")]
     WebRtc(String),
@@ -76,16 +80,19 @@ pub struct SfuConfig {
     pub udp: Vec<String>,
     /// Most sessions (viewers and publishers) open at once.
     pub max_sessions: usize,
+    /// Most sessions open at once from one client address (a phone page uses two).
+    pub per_address: usize,
 }
 
 impl Default for SfuConfig {
     fn default() -> Self {
-        SfuConfig { udp: vec!["0.0.0.0:0".into()], max_sessions: 2000 }
+        SfuConfig { udp: vec!["0.0.0.0:0".into()], max_sessions: 2000, per_address: 16 }
     }
 }
 
 struct Session {
     camera: usize,
+    from: IpAddr,
     publisher: bool,
     pc: Arc<dyn PeerConnection>,
     /// Tells the session's task to stop (it may be waiting on the connection, which a close does not wake).
@@ -205,15 +212,26 @@ impl Sfu {
         self.sessions.lock().expect("sessions").len()
     }
 
-    /// A viewer's WHEP offer for a camera: the answer (all candidates in it) and the session id.
-    pub async fn view(self: &Arc<Self>, camera: &str, offer: String) -> Result<(String, String), SessionError> {
-        self.open(camera, offer, false).await
+    /// A viewer's WHEP offer for a camera, from a client address: the answer (all candidates in it) and the
+    /// session id.
+    pub async fn view(
+        self: &Arc<Self>,
+        camera: &str,
+        offer: String,
+        from: IpAddr,
+    ) -> Result<(String, String), SessionError> {
+        self.open(camera, offer, false, from).await
     }
 
     /// A publisher's WHIP offer for a camera: the answer and the session id. It replaces the camera's source
     /// (and a publisher before it).
-    pub async fn publish(self: &Arc<Self>, camera: &str, offer: String) -> Result<(String, String), SessionError> {
-        self.open(camera, offer, true).await
+    pub async fn publish(
+        self: &Arc<Self>,
+        camera: &str,
+        offer: String,
+        from: IpAddr,
+    ) -> Result<(String, String), SessionError> {
+        self.open(camera, offer, true, from).await
     }
 
     /// Ends a session (WHEP/WHIP `DELETE`).
@@ -240,14 +258,21 @@ impl Sfu {
         camera: &str,
         offer: String,
         publisher: bool,
+        from: IpAddr,
     ) -> Result<(String, String), SessionError> {
         let (index, hub) = self.hub(camera).ok_or_else(|| SessionError::UnknownCamera(camera.to_string()))?;
         let hub = hub.clone();
         check_offer(&offer, publisher)?;
         let offer = RTCSessionDescription::offer(offer).map_err(|e| SessionError::BadOffer(e.to_string()))?;
-        let open = self.sessions();
-        if open >= self.config.max_sessions {
-            return Err(SessionError::Full(open));
+        {
+            let sessions = self.sessions.lock().expect("sessions");
+            if sessions.len() >= self.config.max_sessions {
+                return Err(SessionError::Full(sessions.len()));
+            }
+            let mine = sessions.values().filter(|s| s.from == from).count();
+            if mine >= self.config.per_address {
+                return Err(SessionError::TooManyFromAddress(mine));
+            }
         }
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let (tracks_tx, tracks) = tokio::sync::mpsc::unbounded_channel();
@@ -299,7 +324,7 @@ impl Sfu {
         };
         let id = session_id();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let session = Session { camera: index, publisher, pc: pc.clone(), stop };
+        let session = Session { camera: index, from, publisher, pc: pc.clone(), stop };
         self.sessions.lock().expect("sessions").insert(id.clone(), session);
         if publisher {
             if let Some(old) = hub.set_publisher(Some(id.clone()), None) {
