@@ -44,8 +44,10 @@ pub struct BoardAddresses {
     pub live: String,
 }
 
-/// Runs the source of one camera for as long as the process lives.
+/// Runs the source of one camera until the track stops.
 pub async fn run(hub: Arc<Hub>, track: Track, painter: Arc<Painter>, board: Option<BoardAddresses>, sim: SimCamera) {
+    // Whether the camera's board failed last time (said once, not every second it stays down).
+    let mut board_down = false;
     loop {
         let wanted = hub.viewers() > 0 && hub.publisher().is_none();
         if !wanted {
@@ -54,14 +56,22 @@ pub async fn run(hub: Arc<Hub>, track: Track, painter: Arc<Painter>, board: Opti
             let _ = tokio::time::timeout(Duration::from_millis(500), hub.changed.notified()).await;
             continue;
         }
+        if track.try_state().await.is_none() {
+            return; // The track is stopped: nothing more to show.
+        }
         let mode = track.mode();
         let keep = || hub.viewers() > 0 && hub.publisher().is_none() && track.mode() == mode;
         match (&board, mode) {
             (Some(b), _) => {
                 let address = if mode == Mode::Sim { &b.sim } else { &b.live };
-                if let Err(e) = crate::pull::pull(address, &hub, keep).await {
-                    tracing::warn!(camera = hub.camera.id, "{e}; trying again in a second");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                match crate::pull::pull(address, &hub, keep).await {
+                    Ok(()) => board_down = false,
+                    Err(e) => {
+                        if !std::mem::replace(&mut board_down, true) {
+                            tracing::warn!(camera = hub.camera.id, "{e}; trying again every second");
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
             (None, Mode::Sim) => simulate(&hub, &track, &painter, sim, keep).await,
