@@ -22,6 +22,7 @@ mod soak;
 mod speed;
 mod support;
 mod video;
+mod video_parts;
 mod view;
 #[cfg(feature = "window")]
 mod window;

@@ -29,6 +29,8 @@ use sim::layout::{CameraView, Layout};
 
 pub use sfu::{SessionError, Sfu, SfuConfig};
 pub use sources::SimCamera;
+/// The RTP packets and their payload bytes, as the hub and the viewers carry them.
+pub use {bytes, rtc::rtp};
 
 /// Settings of the video part.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -11,8 +11,6 @@ pub const BITS: usize = 36;
 /// Blocks in the strip: two markers, the bits, the parity block.
 pub const BLOCKS: usize = 2 + BITS + 1;
 const MODULUS: u64 = 1 << BITS;
-const WHITE: u8 = 235;
-const BLACK: u8 = 16;
 
 /// Side of one block in pixels for a frame this wide: a multiple of 8, at least 8.
 pub fn block(width: usize) -> usize {
@@ -29,17 +27,6 @@ pub fn blocks(unix_ms: u64) -> [bool; BLOCKS] {
     }
     out[BLOCKS - 1] = t.count_ones() % 2 == 1;
     out
-}
-
-/// Draws the strip into a plane of one byte per pixel (the luma plane, or a grey picture).
-pub fn stamp_luma(plane: &mut [u8], width: usize, stride: usize, unix_ms: u64) {
-    let b = block(width);
-    for (i, white) in blocks(unix_ms).iter().enumerate() {
-        let v = if *white { WHITE } else { BLACK };
-        for row in plane.chunks_mut(stride).take(b) {
-            row[i * b..(i + 1) * b].fill(v);
-        }
-    }
 }
 
 /// Draws the strip into an RGB picture (3 bytes per pixel, rows `width * 3` long).
@@ -90,35 +77,4 @@ pub fn delay_ms(captured: u64, now_unix_ms: u64) -> u64 {
 /// The wall clock in Unix milliseconds (the strip's clock).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stamped_plane_reads_back_its_time() {
-        for (w, h) in [(320, 240), (640, 360), (1280, 720)] {
-            let mut plane = vec![90u8; w * h];
-            let t = 1_795_000_123_456;
-            stamp_luma(&mut plane, w, w, t);
-            assert_eq!(read_luma(&plane, w, h, w), Some(t % MODULUS));
-            assert_eq!(delay_ms(t % MODULUS, t + 42), 42);
-        }
-    }
-
-    #[test]
-    fn a_plane_without_a_strip_reads_nothing() {
-        assert_eq!(read_luma(&[128u8; 320 * 240], 320, 240, 320), None);
-        let mut plane = vec![0u8; 320 * 240];
-        stamp_luma(&mut plane, 320, 320, 12345);
-        // One flipped bit breaks the parity.
-        let b = block(320);
-        for y in 0..b {
-            for x in 2 * b..3 * b {
-                plane[y * 320 + x] = 255 - plane[y * 320 + x];
-            }
-        }
-        assert_eq!(read_luma(&plane, 320, 240, 320), None);
-    }
 }
