@@ -426,8 +426,9 @@ async fn a_thousand_viewer_connect_and_disconnect_cycles_leave_memory_where_it_s
     until("sessions closed", Duration::from_secs(10), async || served_viewers(&base, "hachioji").await == 1).await;
     let after = crate::soak::rss_kib(pid);
     eprintln!("1000 cycles in {:?}: the server's RSS {before} -> {after} KiB", started.elapsed());
-    // webrtc 0.21.0 kept every closed connection (about 370 KiB each here); a bound of 8 KiB a cycle.
-    assert!(after < before + 8.0 * 1024.0, "the server's RSS grew from {before} to {after} KiB over 1000 cycles");
+    // webrtc 0.21.0 kept every closed connection (about 370 KiB each here); a bound of 16 KiB a cycle (the
+    // allocator's own growth stays well under it: about 4 MiB here).
+    assert!(after < before + 16.0 * 1024.0, "the server's RSS grew from {before} to {after} KiB over 1000 cycles");
     stay.close().await;
 }
 
