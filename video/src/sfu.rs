@@ -281,26 +281,28 @@ impl Sfu {
         let web = |e: webrtc::error::Error| SessionError::WebRtc(e.to_string());
         let bad = |e: webrtc::error::Error| SessionError::BadOffer(e.to_string());
         let ssrc = rand_ssrc();
-        let local = if publisher {
-            let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
-            pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init)).await.map_err(web)?;
-            None
-        } else {
-            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                format!("plarail-{camera}"),
-                format!("{camera}-{ssrc}"),
-                camera.to_string(),
-                RtpCodecKind::Video,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                    codec: h264_codec(),
-                    ..Default::default()
-                }],
-            )));
-            let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(web)?;
-            Some((track, sender))
-        };
+        // Everything after the connection is made closes it on failure (a dropped connection is not stopped).
         let answered = async {
+            let local = if publisher {
+                let init =
+                    RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+                pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init)).await.map_err(web)?;
+                None
+            } else {
+                let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                    format!("plarail-{camera}"),
+                    format!("{camera}-{ssrc}"),
+                    camera.to_string(),
+                    RtpCodecKind::Video,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                        codec: h264_codec(),
+                        ..Default::default()
+                    }],
+                )));
+                let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(web)?;
+                Some((track, sender))
+            };
             pc.set_remote_description(offer).await.map_err(bad)?;
             let answer = pc.create_answer(None).await.map_err(bad)?;
             pc.set_local_description(answer).await.map_err(web)?;
@@ -312,10 +314,12 @@ impl Sfu {
                 }
             };
             let _ = tokio::time::timeout(GATHERING, gathered).await;
-            pc.local_description().await.map(|d| d.sdp).ok_or_else(|| SessionError::WebRtc("no answer".into()))
+            let answer =
+                pc.local_description().await.map(|d| d.sdp).ok_or_else(|| SessionError::WebRtc("no answer".into()))?;
+            Ok((answer, local))
         }
         .await;
-        let answer = match answered {
+        let (answer, local) = match answered {
             Ok(a) => a,
             Err(e) => {
                 let _ = pc.close().await;

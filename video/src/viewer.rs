@@ -116,48 +116,59 @@ impl Client {
         let runtime = webrtc::runtime::default_runtime().expect("tokio runtime");
         let pc = connection(runtime, vec![udp.to_string()], handler).await?;
         let web = |e: webrtc::error::Error| ClientError::Session(SessionError::WebRtc(e.to_string()));
-        let local = if token.is_some() {
-            let ssrc: u32 = rand::random();
-            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                "publisher".into(),
-                format!("publisher-{ssrc}"),
-                "publisher".into(),
-                RtpCodecKind::Video,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                    codec: crate::sfu::h264_codec(),
-                    ..Default::default()
-                }],
-            )));
-            pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(web)?;
-            Some((track, ssrc))
-        } else {
-            let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
-            pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init)).await.map_err(web)?;
-            None
-        };
-        let offer = pc.create_offer(None).await.map_err(web)?;
-        pc.set_local_description(offer).await.map_err(web)?;
-        let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
-        let sdp = pc.local_description().await.map(|d| d.sdp).unwrap_or_default();
         let http = reqwest::Client::new();
-        let mut request = http.post(url).header("Content-Type", "application/sdp").body(sdp);
-        if let Some(t) = &token {
-            request = request.bearer_auth(t);
+        // Everything after the connection is made closes it on failure (a dropped connection is not stopped).
+        let opened = async {
+            let local = if token.is_some() {
+                let ssrc: u32 = rand::random();
+                let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                    "publisher".into(),
+                    format!("publisher-{ssrc}"),
+                    "publisher".into(),
+                    RtpCodecKind::Video,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                        codec: crate::sfu::h264_codec(),
+                        ..Default::default()
+                    }],
+                )));
+                pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(web)?;
+                Some((track, ssrc))
+            } else {
+                let init =
+                    RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+                pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init)).await.map_err(web)?;
+                None
+            };
+            let offer = pc.create_offer(None).await.map_err(web)?;
+            pc.set_local_description(offer).await.map_err(web)?;
+            let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
+            let sdp = pc.local_description().await.map(|d| d.sdp).unwrap_or_default();
+            let mut request = http.post(url).header("Content-Type", "application/sdp").body(sdp);
+            if let Some(t) = &token {
+                request = request.bearer_auth(t);
+            }
+            let res = request.send().await.map_err(|e| ClientError::Http(e.to_string()))?;
+            let status = res.status();
+            let location = res.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let body = res.text().await.map_err(|e| ClientError::Http(e.to_string()))?;
+            if status.as_u16() != 201 {
+                return Err(ClientError::Http(format!("{status}: {body}")));
+            }
+            let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
+            let session = format!("{origin}{}", location.unwrap_or_default());
+            let answer = RTCSessionDescription::answer(body).map_err(web)?;
+            pc.set_remote_description(answer).await.map_err(web)?;
+            Ok((session, local))
         }
-        let res = request.send().await.map_err(|e| ClientError::Http(e.to_string()))?;
-        let status = res.status();
-        let location = res.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = res.text().await.map_err(|e| ClientError::Http(e.to_string()))?;
-        if status.as_u16() != 201 {
-            let _ = pc.close().await;
-            return Err(ClientError::Http(format!("{status}: {body}")));
+        .await;
+        match opened {
+            Ok((session, local)) => Ok(Client { pc, session, http, token, connected, tracks: Some(tracks), local }),
+            Err(e) => {
+                let _ = pc.close().await;
+                Err(e)
+            }
         }
-        let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
-        let session = format!("{origin}{}", location.unwrap_or_default());
-        let answer = RTCSessionDescription::answer(body).map_err(web)?;
-        pc.set_remote_description(answer).await.map_err(web)?;
-        Ok(Client { pc, session, http, token, connected, tracks: Some(tracks), local })
     }
 
     /// Waits until the connection is up.
