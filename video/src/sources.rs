@@ -139,8 +139,7 @@ pub async fn boards(
         };
         let b = &layout.boards[board];
         let virt = VirtualCameraBoard::start(track.clone(), painter.clone(), camera.view).await?;
-        let live = live_boards.get(&b.name).or_else(|| live_boards.get(&b.address)).unwrap_or(&b.address).clone();
-        out.push(Some(BoardAddresses { sim: virt.addr.to_string(), live }));
+        out.push(Some(BoardAddresses { sim: virt.addr.to_string(), live: hil::track::live_address(live_boards, b) }));
     }
     Ok(out)
 }

@@ -189,6 +189,12 @@ pub struct Snapshot {
     pub speeds: Vec<i32>,
 }
 
+/// A board's address in live mode: where `live_boards` (by board name or layout address) maps it, else the
+/// layout's.
+pub fn live_address(live_boards: &HashMap<String, String>, board: &sim::layout::Board) -> String {
+    live_boards.get(&board.name).or_else(|| live_boards.get(&board.address)).unwrap_or(&board.address).clone()
+}
+
 /// Where a track starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Setup {
@@ -271,18 +277,7 @@ impl Track {
         let rig = Rig::start(layout.clone(), &setup.listen, config.pace).await?;
         let sim_addresses = rig.addresses();
         let Rig { sim: handle, boards, controllers, .. } = rig;
-        let live_addresses: Vec<String> = layout
-            .boards
-            .iter()
-            .map(|b| {
-                setup
-                    .live_boards
-                    .get(&b.name)
-                    .or_else(|| setup.live_boards.get(&b.address))
-                    .unwrap_or(&b.address)
-                    .clone()
-            })
-            .collect();
+        let live_addresses: Vec<String> = layout.boards.iter().map(|b| live_address(&setup.live_boards, b)).collect();
         let senders = Senders::new(&live_addresses);
         let desired = setup
             .desired
