@@ -505,5 +505,10 @@ async fn next_text(ws: &mut Ws) -> Option<String> {
 /// The server's `plarail_resident_bytes`, if it reports it.
 async fn resident_bytes(url: &str) -> Option<f64> {
     let text = reqwest::get(url).await.ok()?.text().await.ok()?;
-    text.lines().find_map(|l| l.strip_prefix("plarail_resident_bytes ")).and_then(|v| v.trim().parse().ok())
+    metric(&text, "plarail_resident_bytes")
+}
+
+/// The value of an unlabelled metric in Prometheus' text format, if it is there.
+pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
 }

@@ -72,10 +72,8 @@ async fn server_usage(base: &str) -> (Option<f64>, Option<f64>) {
     let Ok(text) = async { reqwest::get(format!("{base}/metrics")).await?.text().await }.await else {
         return (None, None);
     };
-    let value = |name: &str| {
-        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
-    };
-    (value("plarail_resident_bytes"), value("plarail_cpu_seconds_total"))
+    use crate::load::metric;
+    (metric(&text, "plarail_resident_bytes"), metric(&text, "plarail_cpu_seconds_total"))
 }
 
 async fn load(args: VideoLoadArgs) -> anyhow::Result<bool> {
