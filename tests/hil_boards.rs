@@ -76,13 +76,16 @@ async fn a_command_through_a_virtual_board_moves_the_simulated_device() {
     client.send(&rig.addr(CHOFU), &servo_command(b1, OnOff::Off)).await.expect("applied");
     assert_eq!(rig.position("chofu_b1"), DevicePosition::Off);
     assert_eq!(rig.board(CHOFU).angle(b1.pin), Some(b1.off_angle));
-    // An angle that is neither ON nor OFF leaves the device between positions.
+    // An angle that is neither ON nor OFF leaves the device between positions; so does the firmware's own ON
+    // (80 degrees on every pin).
     client.send(&rig.addr(CHOFU), &BoardCommand::Servo { pin: b1.pin, op: ServoOp::Angle(150) }).await.unwrap();
     assert_eq!(rig.position("chofu_b1"), DevicePosition::Between(150));
+    client.send(&rig.addr(CHOFU), &BoardCommand::Servo { pin: b1.pin, op: ServoOp::On }).await.unwrap();
+    assert_eq!(rig.position("chofu_b1"), DevicePosition::Between(80));
     // GET on a servo pin is refused, as the firmware does, and moves nothing.
     let get = client.send(&rig.addr(CHOFU), &BoardCommand::Servo { pin: b1.pin, op: ServoOp::Get }).await;
     assert_eq!(get, Err(Failure::RejectedOperation(rig.addr(CHOFU))));
-    assert_eq!(rig.position("chofu_b1"), DevicePosition::Between(150));
+    assert_eq!(rig.position("chofu_b1"), DevicePosition::Between(80));
     rig.sim.stop();
 }
 
@@ -114,7 +117,7 @@ async fn injected_faults_are_reported_as_failures() {
 
     board.set_faults(Faults { error_500: true, ..Faults::default() });
     assert!(matches!(client.send(&addr, &cmd).await, Err(Failure::BadAnswer { .. })));
-    assert!(client.probe(&addr, UNIX).await.is_err(), "a board answering 500 is not healthy");
+    assert!(client.probe(&addr, UNIX).await.unwrap().is_err(), "a board answering 500 is not healthy");
     assert_eq!(rig.position("chofu_s1"), DevicePosition::On, "a failed command changed nothing");
 
     board.set_faults(Faults { drop_requests: true, ..Faults::default() });
@@ -129,14 +132,16 @@ async fn injected_faults_are_reported_as_failures() {
     // Nothing listens here: unreachable, and unhealthy.
     let nobody = "127.0.0.1:9";
     assert_eq!(client.send(nobody, &cmd).await, Err(Failure::Unreachable(nobody.into())));
-    assert_eq!(client.probe(nobody, UNIX).await, Err(Failure::Unreachable(nobody.into())));
+    assert_eq!(client.probe(nobody, UNIX).await, Some(Err(Failure::Unreachable(nobody.into()))));
     rig.sim.stop();
 }
 
 /// A unix time to set boards' clocks to.
 const UNIX: u64 = 1_700_000_000;
 
-/// Every kind of request, and the answer the 2021 firmware gives it (`last_update` stands for the number).
+/// Every kind of request over HTTP, and the answer the 2021 firmware gives it (`N` stands for the clock's
+/// reading), with the content type and the closed connection of the ESP32 web server. Every branch of the
+/// firmware itself is in `hil_protocol`.
 #[tokio::test]
 async fn a_virtual_board_answers_every_request_as_the_2021_firmware_does() {
     let rig = Rig::new().await;
@@ -150,38 +155,44 @@ async fn a_virtual_board_answers_every_request_as_the_2021_firmware_does() {
     let ok = r#"{"status":"OK","last_update":N}"#;
     let invalid_op = r#"{"error":"invalid operation"}"#;
     let invalid_pin = r#"{"error":"invalid GPIO pin"}"#;
-    let table: Vec<(&str, &str, String, u16, &str)> = vec![
-        ("POST", "/", format!(r#"{{"pin":{servo},"state":"ANGLE","angle":45}}"#), 200, ok),
-        ("POST", "/", format!(r#"{{"pin":{servo},"state":"ON"}}"#), 200, ok),
-        ("POST", "/", format!(r#"{{"pin":{servo},"state":"OFF"}}"#), 200, ok),
-        ("POST", "/", format!(r#"{{"pin":{free},"state":"ANGLE","angle":10}}"#), 200, ok),
-        // GET is for hall-sensor pins only.
-        ("POST", "/", format!(r#"{{"pin":{servo},"state":"GET"}}"#), 400, invalid_op),
-        ("POST", "/", r#"{"pin":34,"state":"GET"}"#.into(), 200, r#"{"status":0,"last_update":N}"#),
-        ("POST", "/", r#"{"pin":34,"state":"ON"}"#.into(), 404, invalid_pin),
-        ("POST", "/", r#"{"pin":2,"state":"ANGLE","angle":10}"#.into(), 404, invalid_pin),
-        ("POST", "/", r#"{"pin":-5,"state":"ON"}"#.into(), 404, invalid_pin),
-        ("POST", "/", format!(r#"{{"pin":{servo},"state":"TOGGLE"}}"#), 400, invalid_op),
-        ("POST", "/", format!(r#"{{"pin":{servo},"state":"ANGLE"}}"#), 400, invalid_op),
-        ("POST", "/", format!(r#"{{"pin":{servo},"state":"ANGLE","angle":360}}"#), 400, invalid_op),
-        ("POST", "/", "not json".into(), 400, invalid_op),
-        ("POST", "/", format!(r#"{{"pin":-1,"state":"{UNIX}"}}"#), 200, ok),
-        ("POST", "/", r#"{"pin":-1,"state":"soon"}"#.into(), 400, invalid_op),
-        ("POST", "/health", String::new(), 404, r#"{"status":"OK"}"#),
-        ("GET", "/health", String::new(), 404, "Not found: /health"),
-        ("GET", "/", String::new(), 404, "Not found: /"),
-        ("GET", "/anything", String::new(), 404, "Not found: /anything"),
-        ("POST", "/registerPosition", "{}".into(), 404, "Not found: /registerPosition"),
+    let json = "application/json";
+    let form = "application/x-www-form-urlencoded";
+    let table: Vec<(&str, &str, &str, String, u16, &str, &str)> = vec![
+        ("POST", "/", json, format!(r#"{{"pin":{servo},"state":"ANGLE","angle":45}}"#), 200, json, ok),
+        ("POST", "/", json, format!(r#"{{"pin":{servo},"state":"ON"}}"#), 200, json, ok),
+        ("POST", "/", json, format!(r#"{{"pin":{servo},"state":"OFF"}}"#), 200, json, ok),
+        ("POST", "/", json, format!(r#"{{"pin":{free},"state":"ANGLE","angle":10}}"#), 200, json, ok),
+        ("POST", "/", json, format!(r#"{{"pin":{servo},"state":"GET"}}"#), 400, json, invalid_op),
+        ("POST", "/", json, r#"{"pin":34,"state":"GET"}"#.into(), 404, json, invalid_pin),
+        ("POST", "/", json, r#"{"pin":2,"state":"ANGLE","angle":10}"#.into(), 404, json, invalid_pin),
+        ("POST", "/", json, format!(r#"{{"pin":{servo},"state":"TOGGLE"}}"#), 400, json, invalid_op),
+        ("POST", "/", json, "not json".into(), 404, json, invalid_pin),
+        ("POST", "/", form, format!(r#"{{"pin":{servo},"state":"ON"}}"#), 404, json, invalid_pin),
+        ("POST", "/", json, format!(r#"{{"pin":-1,"state":"{UNIX}"}}"#), 200, json, ok),
+        ("POST", "/", json, r#"{"pin":-1,"state":"soon"}"#.into(), 200, json, r#"{"status":"OK","last_update":0}"#),
+        ("POST", "/health", json, String::new(), 404, json, r#"{"status":"OK"}"#),
+        ("GET", "/health", json, String::new(), 404, "text/html", "Not found: /health"),
+        ("GET", "/", json, String::new(), 404, "text/html", "Not found: /"),
+        ("POST", "/gpio", json, format!(r#"{{"pin":{servo},"state":"ON"}}"#), 404, "text/html", "Not found: /gpio"),
     ];
     let http = reqwest::Client::new();
-    for (method, path, body, status, want) in table {
+    for (method, path, content_type, body, status, answer_type, want) in table {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let answer =
-            http.request(method.clone(), format!("http://{addr}{path}")).body(body.clone()).send().await.unwrap();
+        let answer = http
+            .request(method.clone(), format!("http://{addr}{path}"))
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let header = |name: &str| answer.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(header("connection").as_deref(), Some("close"), "{method} {path}: the board closes");
+        assert_eq!(header("content-type").as_deref(), Some(answer_type), "{method} {path} {body}");
         let got = (answer.status().as_u16(), answer.text().await.unwrap());
-        // The clock's reading differs from run to run: compare the answer with its number taken out.
+        // The clock's reading differs from run to run: compare the answer with its number taken out, unless the
+        // table gives the number.
         let shape = match got.1.split_once("\"last_update\":") {
-            Some((head, tail)) if tail.trim_start_matches(|c: char| c.is_ascii_digit()) == "}" => {
+            Some((head, tail)) if !want.contains(tail) && tail.trim_start_matches(|c: char| c.is_ascii_digit()) == "}" => {
                 format!("{head}\"last_update\":N}}")
             }
             _ => got.1.clone(),
@@ -191,22 +202,28 @@ async fn a_virtual_board_answers_every_request_as_the_2021_firmware_does() {
     rig.sim.stop();
 }
 
+/// A clock set answers the time it was given, rebooted or not; a servo command answers the board's clock,
+/// which reads as seconds since boot after a reboot (without NTP), and re-driving a servo where it stands moves
+/// nothing.
 #[tokio::test]
-async fn the_clock_probe_sees_a_reboot_and_moves_no_servo() {
+async fn a_servo_answer_shows_a_reboot_and_re_driving_in_place_moves_nothing() {
     let rig = Rig::new().await;
     let client = fast_client();
     let addr = rig.addr(CHOFU);
     let d = &rig.layout.devices[rig.layout.device_id("chofu_s1").unwrap()];
-    // Fresh from power-on no servo moved: last_update reads as seconds since boot.
-    assert!(client.probe(&addr, UNIX).await.unwrap() < 1_000_000_000);
+    let board = rig.board(CHOFU);
+    assert_eq!(client.probe(&addr, UNIX).await, Some(Ok(UNIX as i64)));
+    let clock = client.send(&addr, &servo_command(d, OnOff::Off)).await.unwrap();
+    assert!(clock >= UNIX as i64, "the clock was set: {clock}");
+    assert_eq!(board.moves(d.pin), 1);
     client.send(&addr, &servo_command(d, OnOff::Off)).await.unwrap();
-    let after_drive = client.probe(&addr, UNIX + 1).await.unwrap();
-    assert!(after_drive >= UNIX, "a servo moved after the clock was set: {after_drive}");
-    let angle = rig.board(CHOFU).angle(d.pin);
-    assert_eq!(client.probe(&addr, UNIX + 2).await.unwrap(), after_drive, "probing moves nothing");
-    assert_eq!(rig.board(CHOFU).angle(d.pin), angle);
-    rig.board(CHOFU).reboot();
-    assert!(client.probe(&addr, UNIX + 3).await.unwrap() < 1_000_000_000, "after a reboot it reads as uptime");
+    assert_eq!(board.moves(d.pin), 1, "driven where it stands: no move");
+    board.reboot();
+    assert_eq!(client.probe(&addr, UNIX + 3).await, Some(Ok(UNIX as i64 + 3)), "a clock set shows nothing");
+    board.reboot();
+    let clock = client.send(&addr, &servo_command(d, OnOff::Off)).await.unwrap();
+    assert!(clock < 1_000_000_000, "after a reboot a servo answer reads as uptime: {clock}");
+    assert_eq!(board.moves(d.pin), 2, "back from the power-on angle");
     rig.sim.stop();
 }
 
@@ -332,4 +349,32 @@ fn sensor_reports_are_admitted_only_from_their_board_and_within_its_rate() {
     }
     assert_eq!(senders.admit(board, "s", board_ip, t0), Err(IngestError::TooMany("s".into())));
     assert_eq!(senders.admit(board, "s", board_ip, t0 + Duration::from_secs(1)), Ok(()), "a new second");
+}
+
+/// Housekeeping gives way to commands: a health probe waiting on a slow board's answer is dropped as soon as a
+/// command wants the board, so the command takes the board's own time, not the probe's and then its own.
+#[tokio::test]
+async fn a_command_does_not_wait_behind_housekeeping() {
+    let rig = Rig::new().await;
+    let client = BoardClient::new(ClientConfig { timeout: Duration::from_secs(5), ..ClientConfig::default() });
+    let addr = rig.addr(CHOFU);
+    let board = rig.board(CHOFU);
+    board.set_faults(Faults { latency_ms: 1000, ..Faults::default() });
+    let d = &rig.layout.devices[rig.layout.device_id("chofu_s1").unwrap()];
+    let probe = tokio::spawn({
+        let (client, addr) = (client.clone(), addr.clone());
+        async move { client.probe(&addr, UNIX).await }
+    });
+    // The probe holds the board's turn once the board has its request (and set its clock); its answer is slow.
+    let started = Instant::now();
+    while board.clock() < UNIX as i64 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the probe did not reach the board");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let sent = Instant::now();
+    client.send(&addr, &servo_command(d, OnOff::Off)).await.expect("applied");
+    let took = sent.elapsed();
+    assert_eq!(probe.await.unwrap(), None, "the probe gave way");
+    assert!(took < Duration::from_millis(1600), "the command took {took:?}: its own 1 s, not the probe's too");
+    rig.sim.stop();
 }

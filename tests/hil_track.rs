@@ -105,37 +105,72 @@ async fn a_board_down_fails_its_commands_and_is_unhealthy_within_two_seconds() {
     track.stop();
 }
 
-/// Three quick reboots of a board answering like the 2021 firmware: every one is seen (its clock reads as
-/// uptime again) and followed by a restore.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_reboot_of_a_board_is_followed_by_a_restore() {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
-    let board = chofu(&track);
-    for round in 0..3 {
-        board.reboot();
-        // Rebooted again while the twin may still be restoring the previous one, in the first two rounds.
-        if round < 2 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            board.reboot();
-        }
-        until("restored after the reboot", Duration::from_secs(10), async || {
-            position(&track, "chofu_b3").await == DevicePosition::Off
-                && position(&track, "chofu_b1").await == DevicePosition::On
-                && track.ready()
+/// Whether every device of `board` stands at its desired angle on the virtual board.
+fn in_place(track: &Track, board: &hil::virtual_boards::VirtualBoard) -> bool {
+    let layout = track.layout();
+    let id = layout.boards.iter().position(|b| b.name == board.name).unwrap();
+    layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).all(|(i, d)| {
+        let want = if track.desired(i) == OnOff::On { d.on_angle } else { d.off_angle };
+        board.angle(d.pin) == Some(want)
+    })
+}
+
+/// Moves of every servo of every virtual board, by (board, pin).
+fn moves(track: &Track) -> Vec<((String, u32), u64)> {
+    let layout = track.layout();
+    track
+        .virtual_boards()
+        .iter()
+        .flat_map(|b| {
+            let id = layout.boards.iter().position(|l| l.name == b.name).unwrap();
+            layout.devices.iter().filter(move |d| d.board == id).map(move |d| ((b.name.clone(), d.pin), b.moves(d.pin)))
         })
-        .await;
+        .collect()
+}
+
+/// Three quick reboots in a row of a board answering exactly as the 2021 firmware (down for 300 ms each, the
+/// first two rebooted again while the twin restores them, servos back at their power-on angle): after each,
+/// every device of the board is back at its desired angle within 10 s, with the track's own settings; each of
+/// its servos moved once per reboot at most (from the power-on angle), and no servo of another board moved.
+/// Without NTP the reboot shows in the clock of the next servo answer; with NTP it does not, and the health
+/// polls' rotation puts every servo back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reboot_of_a_board_is_restored_within_ten_seconds() {
+    for ntp in [false, true] {
+        let track = Track::start(layout_2021(), Setup::default()).await.unwrap();
+        until("start-up restore", Duration::from_secs(20), async || track.ready()).await;
+        assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
+        let board = chofu(&track);
+        board.set_faults(Faults { ntp, ..Faults::default() });
+        for round in 0..3 {
+            let before = moves(&track);
+            board.reboot_for(Duration::from_millis(300));
+            let rebooted = Instant::now();
+            if round < 2 {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                board.reboot_for(Duration::from_millis(300));
+            }
+            let last = Instant::now();
+            until("every device back in place", Duration::from_secs(10), async || in_place(&track, &board)).await;
+            println!("ntp {ntp}, round {round}: in place {:?} after the last reboot", last.elapsed());
+            let reboots = if round < 2 { 2 } else { 1 };
+            for ((name, pin), after) in moves(&track) {
+                let had = before.iter().find(|(k, _)| *k == (name.clone(), pin)).unwrap().1;
+                let most = if name == board.name { reboots } else { 0 };
+                assert!(after - had <= most, "{name} pin {pin} moved {} times for {reboots} reboots", after - had);
+            }
+            assert!(rebooted.elapsed() < Duration::from_secs(12));
+        }
+        until("healthy", Duration::from_secs(10), async || track.ready()).await;
+        track.stop();
     }
-    track.stop();
 }
 
 /// A servo moved behind the twin's back (no reboot to see: the board kept its clock) is driven back by the
-/// periodic re-assertion, and commands go meanwhile.
+/// health polls' rotation, and commands go meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_servo_moved_behind_the_twin_s_back_is_reasserted() {
-    let config = hil::track::TrackConfig { reassert_every: Duration::from_millis(500), ..config() };
-    let track = Track::start(layout_2021(), Setup { config, ..Setup::default() }).await.unwrap();
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let board = chofu(&track);
     let layout = track.layout().clone();
@@ -234,7 +269,7 @@ mod bookkeeping {
     use std::time::{Duration, Instant};
 
     use hil::track::Mode;
-    use hil::track::core::{Next, RestoreStep, TrackCore};
+    use hil::track::core::{Next, Poll, RestoreStep, TrackCore};
     use sim::layout::OnOff;
 
     use crate::support::layout_2021;
@@ -265,7 +300,6 @@ mod bookkeeping {
                     now = at;
                 }
                 Next::Idle => return (now, devices),
-                Next::Reassert(d) => panic!("a re-assertion of device {d} during a restore"),
             }
         }
     }
@@ -326,38 +360,32 @@ mod bookkeeping {
         assert_eq!(core.desired(device), flipped);
     }
 
-    /// Every so often a healthy board's devices are driven to their desired states again, one per spacing,
-    /// while commands still go; a board that does not take one is down.
+    /// A healthy servo board's polls drive its devices in turn, each once per round; a board being restored or
+    /// down has its clock set instead; a speed controller is asked for a connection. A clock that reads as
+    /// seconds since boot shows a reboot.
     #[test]
-    fn a_healthy_board_is_reasserted_periodically_without_holding_commands() {
+    fn health_polls_rotate_over_a_board_s_devices() {
         let t0 = Instant::now();
-        let (core, board) = core(t0);
-        let mut core = core.with_reassertion(Duration::from_secs(60));
-        let (t1, devices) = restore(&mut core, board, t0);
-        assert_eq!(core.polled(board, true, false, t1), None);
-        assert_eq!(core.next(board, t1), Next::Idle, "not due yet");
-        let t2 = t0 + Duration::from_secs(61);
-        core.polled(board, true, false, t2);
-        let mut now = t2;
-        let mut reasserted = 0;
-        loop {
-            match core.next(board, now) {
-                Next::Reassert(d) => {
-                    assert_eq!(core.admit(board), Ok(()), "commands still go");
-                    assert_eq!(core.reasserted(board, d, true, now), None);
-                    reasserted += 1;
-                }
-                Next::At(at) => now = at,
-                Next::Idle => break,
+        let (mut core, board) = core(t0);
+        assert_eq!(core.poll(board), Poll::Clock, "being restored");
+        let (_, devices) = restore(&mut core, board, t0);
+        let mut seen: Vec<usize> = (0..devices)
+            .map(|_| match core.poll(board) {
+                Poll::Device(d) => d,
                 other => panic!("{other:?}"),
-            }
-        }
-        assert_eq!(reasserted, devices, "every device once");
-        assert!(now >= t2 + SPACING * (devices as u32 - 1), "spaced out");
-        // The next round comes a period later; a board that fails one is down.
-        core.polled(board, true, false, t2 + Duration::from_secs(61));
-        let Next::Reassert(d) = core.next(board, now + SPACING) else { panic!("a second round") };
-        assert!(!core.reasserted(board, d, false, now).expect("down").alive);
+            })
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), devices, "every device once in a round");
+        assert!(core.rebooted(board, 42));
+        assert!(!core.rebooted(board, 1_700_000_000));
+        core.unreachable(board);
+        assert_eq!(core.poll(board), Poll::Clock, "down");
+        let layout = crate::support::layout_2021();
+        let controller = layout.boards.iter().position(|b| b.name == "speed-takao").unwrap();
+        assert_eq!(core.poll(controller), Poll::Connect);
+        assert!(!core.rebooted(controller, 0), "a controller has no clock");
     }
 
     #[test]
@@ -374,4 +402,29 @@ mod bookkeeping {
         assert_eq!((core.mode(), core.address(board)), (Mode::Live, format!("live:{board}").as_str()));
         assert!(matches!(core.next(board, t0), Next::Step(RestoreStep::SetClock, _)));
     }
+}
+
+/// A slow board holds up its own commands only: while a command to Chofu's board (answering after 1.5 s) is on
+/// its way, a command to Kitano's board is checked, carried out and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_board_holds_up_only_its_own_commands() {
+    let client = ClientConfig { timeout: Duration::from_secs(5), ..ClientConfig::default() };
+    let track = Track::start(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() })
+        .await
+        .unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let board = chofu(&track);
+    board.set_faults(Faults { latency_ms: 1500, ..Faults::default() });
+    let b3 = track.layout().devices[track.layout().device_id("chofu_b3").unwrap()].pin;
+    let slow = tokio::spawn({
+        let track = track.clone();
+        async move { track.apply(device(&track, "chofu_b3", OnOff::Off)).await }
+    });
+    until("the slow board carried it out", Duration::from_secs(5), async || board.moves(b3) > 0).await;
+    let started = Instant::now();
+    assert_eq!(track.apply(device(&track, "kitano_s5", OnOff::Off)).await, Outcome::Applied);
+    let took = started.elapsed();
+    assert!(!slow.is_finished(), "Kitano's command was answered while Chofu's was still on its way ({took:?})");
+    assert_eq!(slow.await.unwrap(), Outcome::Applied);
+    track.stop();
 }

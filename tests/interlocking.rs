@@ -215,3 +215,27 @@ fn unknown_devices_and_trains_are_refused_whether_on_or_off() {
         assert_eq!(e.kind, RejectKind::Unknown);
     }
 }
+
+/// While a command is on its way to its board, a second command is checked against both outcomes of the first:
+/// kitano_s2 may be lowered with kitano_s5 raised, but not while kitano_s5's lowering may have been carried out
+/// (kitano_kudari allows only one of them down). With nothing pending, the check is the plain one; a pending
+/// command that changes nothing for it changes nothing.
+#[test]
+fn a_command_is_checked_against_every_outcome_of_the_commands_in_flight() {
+    let layout = layout_2021();
+    let il = Interlocking::new(layout.clone(), true);
+    let sim = Simulation::new(layout.clone(), 10).unwrap();
+    let state = sim.state();
+    let id = |name: &str| layout.device_id(name).unwrap();
+    let s2_down = device(&layout, "kitano_s2", OnOff::Off);
+    assert_eq!(il.check(&s2_down, &state), Ok(()));
+    assert_eq!(il.check_pending(&s2_down, &state, &[]), Ok(()));
+    let refused = il.check_pending(&s2_down, &state, &[(id("kitano_s5"), OnOff::Off)]).unwrap_err();
+    assert_eq!(refused.kind, RejectKind::StationRule, "{}", refused.message);
+    // The same pending command twice, or with its undoing, is no different.
+    let pending = [(id("kitano_s5"), OnOff::Off), (id("kitano_s5"), OnOff::On), (id("kitano_s5"), OnOff::Off)];
+    assert_eq!(il.check_pending(&s2_down, &state, &pending).unwrap_err(), refused);
+    // Pending commands elsewhere on the line leave the answer as it is (every combination of them is tried).
+    let elsewhere = [(id("motoyawata_s1"), OnOff::On), (id("iwamotocho_b1"), OnOff::On), (id("iwamotocho_s1"), OnOff::On)];
+    assert_eq!(il.check_pending(&s2_down, &state, &elsewhere), il.check(&s2_down, &state));
+}

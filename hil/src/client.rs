@@ -3,10 +3,17 @@
 //! One request at a time per board (the firmware serves one client at a time), a timeout per attempt, bounded
 //! retries with backoff for failures that may pass (unreachable, timeout, a bad answer), and every failure
 //! classified. Success only on a 2xx answer with `"status":"OK"`.
+//!
+//! A board's requests take turns ([`BoardClient::turn`]); a command's turn comes before housekeeping's (health
+//! polls, restores): a command that wants the board makes the housekeeping request holding it give way at once
+//! ([`Turn::preempted`]), so no command waits behind housekeeping stuck in a timeout.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedMutexGuard};
 
 use sim::layout::{Device, OnOff};
 
@@ -104,12 +111,64 @@ pub fn servo_command(device: &Device, state: OnOff) -> BoardCommand {
     BoardCommand::Servo { pin: device.pin, op: ServoOp::Angle(angle) }
 }
 
+/// One board's turns: a request at a time, commands first.
+#[derive(Default)]
+struct Queue {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Commands waiting for the turn.
+    commands_waiting: AtomicUsize,
+    /// Told when a command starts waiting.
+    command_waits: Notify,
+}
+
 /// Drives boards by address (`host:port`).
 #[derive(Clone)]
 pub struct BoardClient {
     http: reqwest::Client,
     config: ClientConfig,
-    queues: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    queues: Arc<Mutex<HashMap<String, Arc<Queue>>>>,
+}
+
+/// Who wants a board's turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A command (a visitor's, an operator's or the interlocking's protection): housekeeping gives way to it.
+    Command,
+    /// Health polls and restores: gives way to commands.
+    Housekeeping,
+}
+
+/// A board's turn: while it is held, no other request goes to the board.
+pub struct Turn {
+    client: BoardClient,
+    board: String,
+    queue: Arc<Queue>,
+    _held: OwnedMutexGuard<()>,
+}
+
+impl Turn {
+    /// Sends a command (with retries) and returns the board's clock from its answer, or why it failed.
+    pub async fn send(&self, cmd: &BoardCommand) -> Result<i64, Failure> {
+        with_retries(&self.client.config, || self.attempt(cmd)).await
+    }
+
+    /// One attempt at a command.
+    pub async fn attempt(&self, cmd: &BoardCommand) -> Result<i64, Failure> {
+        self.client.attempt(&self.board, cmd).await
+    }
+
+    /// Resolves when a command is waiting for this board: housekeeping holding the turn should give way.
+    pub async fn preempted(&self) {
+        loop {
+            let notified = self.queue.command_waits.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.queue.commands_waiting.load(Ordering::SeqCst) > 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl BoardClient {
@@ -119,18 +178,32 @@ impl BoardClient {
         BoardClient { http, config, queues: Arc::default() }
     }
 
-    fn queue(&self, board: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn queue(&self, board: &str) -> Arc<Queue> {
         self.queues.lock().expect("queue map").entry(board.to_string()).or_default().clone()
     }
 
-    /// Sends a command to the board at `board` and returns its `last_update`, or why it failed.
-    pub async fn send(&self, board: &str, cmd: &BoardCommand) -> Result<u64, Failure> {
+    /// Waits for the board at `board`'s turn; a command's wait makes housekeeping give way.
+    pub async fn turn(&self, board: &str, priority: Priority) -> Turn {
         let queue = self.queue(board);
-        let _turn = queue.lock().await;
-        with_retries(&self.config, || self.attempt(board, cmd)).await
+        let held = if priority == Priority::Command {
+            queue.commands_waiting.fetch_add(1, Ordering::SeqCst);
+            queue.command_waits.notify_waiters();
+            let held = queue.turn.clone().lock_owned().await;
+            queue.commands_waiting.fetch_sub(1, Ordering::SeqCst);
+            held
+        } else {
+            queue.turn.clone().lock_owned().await
+        };
+        Turn { client: self.clone(), board: board.to_string(), queue, _held: held }
     }
 
-    async fn attempt(&self, board: &str, cmd: &BoardCommand) -> Result<u64, Failure> {
+    /// Sends a command to the board at `board` in its turn and returns the board's clock from its answer, or
+    /// why it failed.
+    pub async fn send(&self, board: &str, cmd: &BoardCommand) -> Result<i64, Failure> {
+        self.turn(board, Priority::Command).await.send(cmd).await
+    }
+
+    async fn attempt(&self, board: &str, cmd: &BoardCommand) -> Result<i64, Failure> {
         let response = self
             .http
             .post(format!("http://{board}/"))
@@ -142,20 +215,24 @@ impl BoardClient {
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| classify(board, &e))?;
         match Answer::decode(status, &body) {
-            Ok(Answer::Ok { last_update } | Answer::Hall { last_update, .. }) => Ok(last_update),
+            Ok(Answer::Ok { last_update }) => Ok(last_update),
             Ok(Answer::InvalidPin) => Err(Failure::RejectedPin(board.to_string())),
             Ok(Answer::InvalidOperation) => Err(Failure::RejectedOperation(board.to_string())),
             Err(e) => Err(Failure::BadAnswer { board: board.to_string(), detail: e.to_string() }),
         }
     }
 
-    /// Whether the board is alive, and its `last_update`: one attempt at setting its clock to `unix` (`pin: -1`),
-    /// which the firmware answers with 200 and which moves no servo. The 2021 server polled `GET /health`,
-    /// which the firmware does not serve (it registered `/health` for POST only, answered with 404).
-    pub async fn probe(&self, board: &str, unix: u64) -> Result<u64, Failure> {
-        let queue = self.queue(board);
-        let _turn = queue.lock().await;
-        self.attempt(board, &BoardCommand::SetClock { unix }).await
+    /// Whether the board is alive: one attempt at setting its clock to `unix` (`pin: -1`), which the firmware
+    /// answers with 200 and the time it was given, and which moves no servo. Housekeeping: `None` when a
+    /// command came for the board meanwhile. (The 2021 server polled `GET /health`, which the firmware does not
+    /// serve: it registered `/health` for POST only, answered with 404.)
+    pub async fn probe(&self, board: &str, unix: u64) -> Option<Result<i64, Failure>> {
+        let turn = self.turn(board, Priority::Housekeeping).await;
+        let set = BoardCommand::SetClock { unix };
+        tokio::select! {
+            r = turn.attempt(&set) => Some(r),
+            _ = turn.preempted() => None,
+        }
     }
 }
 

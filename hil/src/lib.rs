@@ -1,7 +1,8 @@
 //! HIL bridge: everything between the gateway and a track.
 //!
 //! - [`protocol`]: the ESP32 boards' HTTP protocol as plain data;
-//! - [`firmware`]: what a servo board does with a command (a plain state machine);
+//! - [`firmware`]: what a servo board answers to every request, branch by branch (a plain state machine);
+//! - [`arduino_json`]: how the firmware reads JSON (ArduinoJson 6: partial documents, lenient conversions);
 //! - [`client`]: drives boards over HTTP, one request at a time per board, with timeouts and retries;
 //! - [`virtual_boards`]: the firmware API served on loopback on top of the simulation, with fault injection;
 //! - [`ingest`]: the `/registerPosition` sensor endpoint and the report <-> sensor mapping;
@@ -13,6 +14,7 @@
 //! - [`track`]: the one track interface, in sim or live mode, with board health, restoration of desired
 //!   states and the live-mode toggle.
 
+pub mod arduino_json;
 pub mod client;
 pub mod firmware;
 pub mod ingest;

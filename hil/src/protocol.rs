@@ -1,9 +1,9 @@
 //! The 2021 ESP32 firmware's HTTP protocol as plain data: no sockets.
 //!
-//! Servo boards take `POST /` with a JSON body `{"pin": <GPIO>, "state": "ON"|"OFF"|"ANGLE"|"GET",
-//! "angle": <0..359>}` and answer `200 {"status":"OK","last_update":<unix seconds>}`, `404 {"error":"invalid
-//! GPIO pin"}` or `400 {"error":"invalid operation"}`. `pin: -1` with a unix time in `state` sets the board's
-//! clock. Sensor boards report a passing train with `POST /registerPosition` and
+//! Servo boards take `POST /` with a JSON body `{"pin": <GPIO>, "state": "ON"|"OFF"|"ANGLE", "angle": <n>}`
+//! and answer `200 {"status":"OK","last_update":<the board's clock>}`, `404 {"error":"invalid GPIO pin"}` or
+//! `400 {"error":"invalid operation"}`. `pin: -1` with a unix time in `state` sets the board's clock (and the
+//! answer is that time). What a board does with any request, exactly, is [`crate::firmware`]. Sensor boards report a passing train with `POST /registerPosition` and
 //! `{"mac_address": "<board>", "pin": <n>, "train_id": <n>}`.
 
 use serde::{Deserialize, Serialize};
@@ -12,13 +12,13 @@ use serde_json::Value;
 /// What a servo command asks of a servo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServoOp {
-    /// Drive to the board's ON angle.
+    /// Drive to the firmware's ON angle (80 on every pin).
     On,
-    /// Drive to the board's OFF angle.
+    /// Drive to the firmware's OFF angle (0 on every pin).
     Off,
-    /// Drive to an angle (0..359).
+    /// Drive to an angle (what the 2021 server sent, with the device's ON or OFF angle).
     Angle(u32),
-    /// Read back (no movement).
+    /// Read a hall sensor (no pin of the 2021 servo firmware is one: it answers `invalid operation`).
     Get,
 }
 
@@ -39,7 +39,7 @@ pub enum BoardCommand {
     },
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Wire {
     pin: i64,
     state: Value,
@@ -64,49 +64,16 @@ impl BoardCommand {
         };
         serde_json::to_string(&wire).expect("plain JSON")
     }
-
-    /// Reads a `POST /` body the way the firmware does: a body that is not a command, or an unknown state, is
-    /// an invalid operation; a negative pin other than -1 is an invalid pin. Whether a pin drives a servo is
-    /// the board's to decide (see [`crate::firmware`]).
-    pub fn decode(body: &[u8]) -> Result<BoardCommand, Answer> {
-        let wire: Wire = serde_json::from_slice(body).map_err(|_| Answer::InvalidOperation)?;
-        if wire.pin == -1 {
-            let unix = match &wire.state {
-                Value::String(s) => s.trim().parse::<u64>().ok(),
-                Value::Number(n) => n.as_u64(),
-                _ => None,
-            };
-            return unix.map(|unix| BoardCommand::SetClock { unix }).ok_or(Answer::InvalidOperation);
-        }
-        let pin = u32::try_from(wire.pin).map_err(|_| Answer::InvalidPin)?;
-        let op = match wire.state.as_str() {
-            Some("ON") => ServoOp::On,
-            Some("OFF") => ServoOp::Off,
-            Some("GET") => ServoOp::Get,
-            Some("ANGLE") => match wire.angle.as_ref().and_then(Value::as_u64) {
-                Some(a) if a <= 359 => ServoOp::Angle(a as u32),
-                _ => return Err(Answer::InvalidOperation),
-            },
-            _ => return Err(Answer::InvalidOperation),
-        };
-        Ok(BoardCommand::Servo { pin, op })
-    }
 }
 
 /// A servo board's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
-    /// 200: done; the board's clock at its last servo update.
+    /// 200: done; the board's clock (`time(NULL)`) as it answered: unix seconds once set, else seconds since
+    /// boot.
     Ok {
-        /// Unix seconds (board clock).
-        last_update: u64,
-    },
-    /// 200: a hall sensor's reading (`GET` on a hall-sensor pin).
-    Hall {
-        /// 1 while a magnet is over the sensor.
-        status: u8,
-        /// Unix seconds (board clock) of the last servo update.
-        last_update: u64,
+        /// The board's clock, seconds.
+        last_update: i64,
     },
     /// 404: the pin is not a servo.
     InvalidPin,
@@ -128,25 +95,6 @@ pub enum AnswerError {
 }
 
 impl Answer {
-    /// HTTP status code.
-    pub fn status(&self) -> u16 {
-        match self {
-            Answer::Ok { .. } | Answer::Hall { .. } => 200,
-            Answer::InvalidPin => 404,
-            Answer::InvalidOperation => 400,
-        }
-    }
-
-    /// JSON body.
-    pub fn body(&self) -> String {
-        match self {
-            Answer::Ok { last_update } => format!(r#"{{"status":"OK","last_update":{last_update}}}"#),
-            Answer::Hall { status, last_update } => format!(r#"{{"status":{status},"last_update":{last_update}}}"#),
-            Answer::InvalidPin => r#"{"error":"invalid GPIO pin"}"#.to_string(),
-            Answer::InvalidOperation => r#"{"error":"invalid operation"}"#.to_string(),
-        }
-    }
-
     /// Reads a board's answer. Success needs a 2xx status with `"status":"OK"`.
     pub fn decode(status: u16, body: &[u8]) -> Result<Answer, AnswerError> {
         let json: Option<Value> = serde_json::from_slice(body).ok();
@@ -157,11 +105,7 @@ impl Answer {
         };
         match status {
             200..=299 if field("status").and_then(|s| s.as_str().map(|s| s == "OK")) == Some(true) => {
-                Ok(Answer::Ok { last_update: field("last_update").and_then(|v| v.as_u64()).unwrap_or(0) })
-            }
-            200..=299 if let Some(status) = field("status").and_then(|s| s.as_u64()).filter(|&s| s <= 1) => {
-                let last_update = field("last_update").and_then(|v| v.as_u64()).unwrap_or(0);
-                Ok(Answer::Hall { status: status as u8, last_update })
+                Ok(Answer::Ok { last_update: field("last_update").and_then(|v| v.as_i64()).unwrap_or(0) })
             }
             404 if field("error").is_some() => Ok(Answer::InvalidPin),
             400 if field("error").is_some() => Ok(Answer::InvalidOperation),

@@ -3,6 +3,12 @@
 //! it, every servo board's and speed controller's health, and each one's restore queue (the steps that bring
 //! its devices or trains back to their desired states after start-up, a failure, a reboot or a switch of
 //! mode). The driver ([`super`]) does the IO and the waiting and tells the core what came of it.
+//!
+//! A healthy servo board's health poll drives one of its devices to its desired state, in turn
+//! ([`TrackCore::poll`]): a servo already there does not move, and one that is not (a reboot, a glitch, a hand)
+//! is put back, so every device is re-asserted once per round of polls, whatever the board can tell. The
+//! answer's clock tells more: the 2021 firmware's clock counts from 0 after a reboot until it is set, so an
+//! answer below [`CLOCK_SET_AFTER`] means the board rebooted, and it is restored in full at once.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,13 +29,25 @@ pub enum RestoreStep {
     Speed(TrainId),
 }
 
+/// Board clocks (unix seconds) below this were never set since the board booted.
+pub const CLOCK_SET_AFTER: i64 = 1_000_000_000;
+
+/// What a health poll sends a board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Drive this device to its desired state (a servo already there does not move).
+    Device(usize),
+    /// Set the clock (moves nothing): a board being restored or down, or one with no device.
+    Clock,
+    /// Ask a speed controller for a connection (any `ControlSpeed` would kick its motor).
+    Connect,
+}
+
 /// What the driver should do next for a board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     /// Carry out this restore step now (of the restore with this number, to hand back with its result).
     Step(RestoreStep, u64),
-    /// Drive this device to its desired state again now (periodic re-assertion: commands still go meanwhile).
-    Reassert(usize),
     /// The next restore step is due then.
     At(Instant),
     /// Nothing to restore.
@@ -43,10 +61,8 @@ struct Board {
     /// What a restore drives: the board's devices, or the controller's trains.
     steps: Vec<RestoreStep>,
     restore: VecDeque<RestoreStep>,
-    /// The devices still to re-assert in this round.
-    reassert: VecDeque<usize>,
-    /// When the next round of re-assertion starts.
-    reassert_at: Instant,
+    /// Where the health polls' rotation over the board's devices stands.
+    rotation: usize,
     due: Instant,
     /// Counts the board's restores, so that the result of a step of an abandoned restore is not taken for one
     /// of the restore that replaced it.
@@ -73,7 +89,6 @@ pub struct TrackCore {
     boards: BTreeMap<BoardId, Board>,
     addresses: [Vec<String>; 2],
     spacing: Duration,
-    reassert_every: Option<Duration>,
 }
 
 impl TrackCore {
@@ -115,37 +130,18 @@ impl TrackCore {
                         )
                         .collect(),
                 };
-                let board = Board {
-                    health,
-                    steps,
-                    restore: VecDeque::new(),
-                    reassert: VecDeque::new(),
-                    reassert_at: now,
-                    due: now,
-                    number: 0,
-                };
+                let board = Board { health, steps, restore: VecDeque::new(), rotation: 0, due: now, number: 0 };
                 (id, board)
             })
             .collect();
         let speeds = (0..layout.trains.len())
             .map(|t| TrainSpeed { wanted: on_scale(layout, t, layout.trains[t].speed), limit: None, sent: None })
             .collect();
-        let mut core = TrackCore { mode, desired, speeds, boards, addresses, spacing, reassert_every: None };
+        let mut core = TrackCore { mode, desired, speeds, boards, addresses, spacing };
         for id in core.boards.keys().copied().collect::<Vec<_>>() {
             core.start_restore(id, now);
         }
         core
-    }
-
-    /// Re-asserts every servo board's devices every `every`, one device per spacing, after a health poll that
-    /// found the board alive and not being restored: a servo that moved behind the twin's back (a reboot the
-    /// clock cannot show, a glitch, a hand) is driven back to its desired state.
-    pub fn with_reassertion(mut self, every: Duration) -> TrackCore {
-        self.reassert_every = Some(every);
-        for b in self.boards.values_mut() {
-            b.reassert_at = b.due + every;
-        }
-        self
     }
 
     /// The mode.
@@ -246,8 +242,6 @@ impl TrackCore {
         match self.boards.get(&board) {
             Some(b) if !b.restore.is_empty() && b.due <= now => Next::Step(b.restore[0], b.number),
             Some(b) if !b.restore.is_empty() => Next::At(b.due),
-            Some(b) if !b.reassert.is_empty() && b.due <= now => Next::Reassert(b.reassert[0]),
-            Some(b) if !b.reassert.is_empty() => Next::At(b.due),
             _ => Next::Idle,
         }
     }
@@ -277,44 +271,38 @@ impl TrackCore {
         })
     }
 
-    /// Device `device` of `board` was re-asserted (`ok`) or not: the next one is due a spacing later; a board
-    /// that did not take it is down (and restored when it answers).
-    pub fn reasserted(&mut self, board: BoardId, device: usize, ok: bool, now: Instant) -> Option<BoardHealth> {
-        let spacing = self.spacing;
-        self.change(board, |b| {
-            if b.reassert.front() != Some(&device) {
-                return;
-            }
-            b.reassert.pop_front();
-            b.due = now + spacing;
-            if !ok {
-                b.reassert.clear();
-                b.health.alive = false;
-            }
-        })
+    /// What the next health poll of `board` sends; a device poll moves the rotation on.
+    pub fn poll(&mut self, board: BoardId) -> Poll {
+        let Some(b) = self.boards.get_mut(&board) else { return Poll::Clock };
+        if !b.steps.contains(&RestoreStep::SetClock) {
+            return Poll::Connect;
+        }
+        let devices: Vec<usize> =
+            b.steps.iter().filter_map(|s| if let RestoreStep::Device(d) = s { Some(*d) } else { None }).collect();
+        if devices.is_empty() || !b.health.alive || !b.restore.is_empty() {
+            return Poll::Clock;
+        }
+        b.rotation = (b.rotation + 1) % devices.len();
+        Poll::Device(devices[b.rotation])
     }
 
-    /// A health poll of `board`: whether it answered, and whether it has lost its clock (rebooted). A board
-    /// that answers again, or rebooted, is restored; a healthy one starts a round of re-assertion when one is
-    /// due. Returns its health if that changed.
+    /// A health poll of `board` (or any request to it): whether it answered, and whether its clock shows it
+    /// rebooted ([`TrackCore::rebooted`]). A board that answers again, or rebooted, is restored. Returns its
+    /// health if that changed.
     pub fn polled(&mut self, board: BoardId, alive: bool, rebooted: bool, now: Instant) -> Option<BoardHealth> {
         let before = self.boards.get(&board)?.health.clone();
         let came_back = alive && !before.alive && self.boards[&board].restore.is_empty();
         let mut changed = self.change(board, |b| b.health.alive = alive);
         if came_back || (alive && !before.restoring && rebooted) {
             changed = self.start_restore(board, now).or(changed);
-        } else if let Some(every) = self.reassert_every {
-            let b = self.boards.get_mut(&board)?;
-            if alive && b.restore.is_empty() && b.reassert.is_empty() && now >= b.reassert_at {
-                b.reassert = b
-                    .steps
-                    .iter()
-                    .filter_map(|s| if let RestoreStep::Device(d) = s { Some(*d) } else { None })
-                    .collect();
-                b.reassert_at = now + every;
-            }
         }
         changed
+    }
+
+    /// Whether a servo board's answer with `clock` (its `last_update`) shows it rebooted: its clock was set when
+    /// it was restored, so seconds since boot mean it started again since.
+    pub fn rebooted(&self, board: BoardId, clock: i64) -> bool {
+        self.boards.get(&board).is_some_and(|b| b.steps.contains(&RestoreStep::SetClock)) && clock < CLOCK_SET_AFTER
     }
 
     /// Switches the mode: every board is then driven at its address in `to` and restored from the start.
@@ -336,7 +324,6 @@ impl TrackCore {
     fn start_restore(&mut self, board: BoardId, now: Instant) -> Option<BoardHealth> {
         self.change(board, |b| {
             b.restore = b.steps.iter().copied().collect();
-            b.reassert.clear();
             b.due = now;
             b.number += 1;
             // A controller no train names has nothing to restore.

@@ -9,6 +9,13 @@
 //! when a board comes back (or at start-up, or after a switch of mode) it re-sends the desired state of the
 //! board's devices one at a time, 500 ms apart, refusing new commands for them until it is done.
 //!
+//! Housekeeping (health polls, restores) gives way to commands: each board takes one request at a time, and a
+//! command that wants the board makes a poll or restore step holding it give way at once
+//! ([`crate::client::Turn::preempted`]). A healthy servo board's poll drives one of its devices to its desired
+//! state in turn (a servo in place does not move), so every device is re-asserted once per round of polls; an
+//! answer whose clock reads as seconds since boot shows a reboot, and the board is restored at once
+//! ([`core`]).
+//!
 //! A train with an onboard speed controller has its speed sent to the controller over the 2021 gRPC
 //! ([`crate::speed`]), in sim mode to a virtual controller that drives the simulated train
 //! ([`crate::virtual_controllers`]), in live mode to the real one (and the mirror follows an acknowledged
@@ -21,10 +28,16 @@
 //! supervises train speeds and publishes their positions, one that follows sensor reports, and a thread that
 //! pumps the simulation's output.
 //!
-//! Locks: the core, the mirror and the table of pending simulation commands each sit behind their own mutex,
-//! held only for a plain-data call and never two at once, so there is no lock order to keep. Commands and
-//! switches of mode take turns on the `turn` (an async mutex held across their IO), so that a command never
-//! sees a switch half done.
+//! Commands: the interlocking's check is made one command at a time (`checking`, held for the check only, never
+//! across IO), against the track as it is and every device command still on its way (any of which may or may
+//! not have been carried out: [`Interlocking::check_pending`]); a command then waits for its board in the order
+//! of the checks (`order`, one fair queue per board or controller) and goes, while commands for other boards go
+//! at the same time. So a slow board holds up its own commands only.
+//!
+//! Locks: the core, the mirror, the in-flight table and the table of pending simulation commands each sit
+//! behind their own mutex, held only for a plain-data call and never two at once, so there is no lock order to
+//! keep. Commands hold `mode` for reading across their IO, and a switch of mode holds it for writing, so that
+//! a command never sees a switch half done.
 
 pub mod core;
 
@@ -43,8 +56,8 @@ use sim::twin::{SimCommand, SimError, SimEvent, TrackState};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Notify, broadcast, oneshot};
 
-use self::core::{Next, RestoreStep, TrackCore};
-use crate::client::{BoardClient, ClientConfig, Failure, servo_command};
+use self::core::{Next, Poll, RestoreStep, TrackCore};
+use crate::client::{BoardClient, ClientConfig, Failure, Priority, Turn, servo_command};
 use crate::ingest::{Senders, SensorReading};
 use crate::mirror::{Divergence, Mirror};
 use crate::protocol::BoardCommand;
@@ -56,7 +69,8 @@ use crate::virtual_controllers::VirtualController;
 /// Settings of a track.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackConfig {
-    /// How often every board's health is polled.
+    /// How often every board's health is polled (a healthy servo board's poll re-drives one of its devices, so
+    /// a round over a board's devices takes this times their number).
     pub health_every: Duration,
     /// Spacing between devices when a board's state is (re)sent (servo current at start-up).
     pub init_spacing: Duration,
@@ -70,22 +84,19 @@ pub struct TrackConfig {
     pub pace: f64,
     /// Simulated time after the mirror passes a sensor within which the real train must report it, ms.
     pub overdue_ms: u64,
-    /// How often every servo board's devices are driven to their desired states again (catching what the
-    /// twin cannot see: a reboot that kept the clock, a servo moved by hand).
-    pub reassert_every: Duration,
 }
 
 impl Default for TrackConfig {
     fn default() -> Self {
         TrackConfig {
-            health_every: Duration::from_secs(1),
+            // 500 ms: the 2021 board with the most devices (11) has each one re-asserted within 5.5 s.
+            health_every: Duration::from_millis(500),
             init_spacing: Duration::from_millis(500),
             supervise_every: Duration::from_millis(100),
             client: ClientConfig::default(),
             interlocking: true,
             pace: 1.0,
             overdue_ms: 3000,
-            reassert_every: Duration::from_secs(60),
         }
     }
 }
@@ -252,7 +263,17 @@ struct Inner {
     readings: UnboundedSender<SensorReading>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Result<(), SimError>>>>,
     next_id: AtomicU64,
-    turn: tokio::sync::Mutex<()>,
+    /// Held for reading by every command across its IO, for writing by a switch of mode.
+    mode_lock: tokio::sync::RwLock<()>,
+    /// Held while one command is checked (never across IO).
+    checking: tokio::sync::Mutex<()>,
+    /// Device commands checked and not yet carried out (or failed), by ticket.
+    in_flight: Mutex<Vec<(u64, usize, OnOff)>>,
+    /// Bounds the device commands in flight (the check looks at every combination of theirs).
+    in_flight_slots: tokio::sync::Semaphore,
+    /// One fair queue per board (servo board or controller, by board id): its commands go in the order of
+    /// their checks.
+    order: Vec<Arc<tokio::sync::Mutex<()>>>,
     /// Wakes a board's task when its restore is queued (by board id).
     wake: HashMap<BoardId, Notify>,
     /// Told whenever a restore step is done.
@@ -290,8 +311,8 @@ impl Track {
             [sim_addresses, live_addresses],
             config.init_spacing,
             Instant::now(),
-        )
-        .with_reassertion(config.reassert_every);
+        );
+        let order = layout.boards.iter().map(|_| Arc::default()).collect();
         let driven: Vec<BoardId> = core.health().into_iter().map(|(id, _)| id).collect();
         let (events, _) = broadcast::channel(4096);
         let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -308,7 +329,11 @@ impl Track {
             readings: readings_tx,
             pending: Mutex::default(),
             next_id: AtomicU64::new(1),
-            turn: tokio::sync::Mutex::new(()),
+            mode_lock: tokio::sync::RwLock::new(()),
+            checking: tokio::sync::Mutex::new(()),
+            in_flight: Mutex::default(),
+            in_flight_slots: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            order,
             wake: driven.iter().map(|&b| (b, Notify::new())).collect(),
             restored: Notify::new(),
         });
@@ -343,11 +368,11 @@ impl Track {
     /// state of every device is pushed to the target boards, and commands are routed to them.
     pub async fn switch_mode(&self, to: Mode, force: bool) -> Result<SwitchReport, SwitchError> {
         let inner = &self.inner;
-        let _turn = inner.turn.lock().await;
+        let _switch = inner.mode_lock.write().await;
         let targets = inner.core().addresses_in(to);
         let mut checked = Vec::new();
         for (b, address) in targets {
-            let alive = poll(inner, b, &address).await.is_some();
+            let alive = reachable(inner, b, &address).await;
             checked.push((inner.layout.boards[b].name.clone(), address, alive));
         }
         checked.sort();
@@ -440,57 +465,80 @@ impl Track {
     /// Checks a command with the interlocking and carries it out.
     pub async fn apply(&self, req: Request) -> Outcome {
         let inner = &self.inner;
-        let _turn = inner.turn.lock().await;
-        let now = state(inner).await;
-        if let Err(r) = inner.interlocking.check(&req, &now) {
-            return Outcome::Rejected(r);
-        }
-        match req {
-            Request::Device { device, state } => {
-                if let Err(reason) = inner.core().admit(inner.layout.devices[device].board) {
-                    return Outcome::Failed(reason);
-                }
-                let result = match drive(inner, device, state).await {
-                    // The board may have moved the servo: say so by making it true, at once.
-                    Err(f) if f.uncertain() => drive(inner, device, state).await.map_err(|again| (again, true)),
-                    other => other.map_err(|f| (f, false)),
-                };
-                match result {
-                    Ok(()) => {
-                        inner.core().commanded(device, state);
-                        if now.devices[device] == DevicePosition::from(state) {
-                            let _ = inner.events.send(TrackEvent::Confirmed { device, state });
-                        }
-                        Outcome::Applied
-                    }
-                    Err((f, false)) => Outcome::Failed(f.to_string()),
-                    Err((f, true)) => Outcome::Failed(uncertain(inner, device, state, &f).await),
-                }
+        let _mode = inner.mode_lock.read().await;
+        let device = match req {
+            Request::Device { device, state } => Some((device, state)),
+            Request::Speed { .. } => None,
+        };
+        // A place among the device commands in flight (their combinations are checked).
+        let _slot = match device {
+            Some(_) => Some(inner.in_flight_slots.acquire().await.expect("never closed")),
+            None => None,
+        };
+        let checked = {
+            let _check = inner.checking.lock().await;
+            let now = state(inner).await;
+            let pending: Vec<(usize, OnOff)> =
+                inner.in_flight.lock().expect("in flight").iter().map(|&(_, d, s)| (d, s)).collect();
+            if let Err(r) = inner.interlocking.check_pending(&req, &now, &pending) {
+                return Outcome::Rejected(r);
             }
-            Request::Speed { train, speed } => {
-                let result = match inner.layout.trains[train].controller {
+            match req {
+                Request::Device { device, state } => {
+                    let board = inner.layout.devices[device].board;
+                    if let Err(reason) = inner.core().admit(board) {
+                        return Outcome::Failed(reason);
+                    }
+                    let ticket = InFlight::new(inner, device, state);
+                    let order = queue_now(inner.order[board].clone().lock_owned()).await;
+                    Checked::Device { device, state, was: now.devices[device], ticket, order }
+                }
+                Request::Speed { train, speed } => match inner.layout.trains[train].controller {
                     Some(board) => {
                         if let Err(reason) = inner.core().admit(board) {
                             return Outcome::Failed(reason);
                         }
-                        let sent = inner.core().controller_speed(train, speed);
-                        control(inner, train, sent).await.map_err(|f| f.to_string())
+                        let order = queue_now(inner.order[board].clone().lock_owned()).await;
+                        Checked::Controller { train, speed, order }
                     }
-                    None if self.mode() == Mode::Live => Err(format!(
-                        "{} has no onboard speed controller: on the real track it runs at its own speed",
-                        inner.layout.trains[train].name
-                    )),
-                    None => sim_command(inner, req.command(&inner.layout)).await.map_err(|e| e.to_string()),
-                };
-                match result {
-                    Ok(()) => {
-                        inner.core().speed_commanded(train, speed);
-                        let _ = inner.events.send(TrackEvent::Speed { train, speed });
-                        Outcome::Applied
+                    None if self.mode() == Mode::Live => {
+                        return Outcome::Failed(format!(
+                            "{} has no onboard speed controller: on the real track it runs at its own speed",
+                            inner.layout.trains[train].name
+                        ));
                     }
-                    Err(reason) => Outcome::Failed(reason),
-                }
+                    // Sent now, so that speeds reach the simulation in the order of their checks.
+                    None => {
+                        let ack = sim_send(inner, Request::Speed { train, speed }.command(&inner.layout));
+                        Checked::Simulation { train, speed, ack }
+                    }
+                },
             }
+        };
+        let (train, speed, result) = match checked {
+            Checked::Device { device, state, was, ticket, order } => {
+                let _order = order.wait().await;
+                let outcome = command_device(inner, device, state).await;
+                if outcome == Outcome::Applied && was == DevicePosition::from(state) {
+                    let _ = inner.events.send(TrackEvent::Confirmed { device, state });
+                }
+                drop(ticket);
+                return outcome;
+            }
+            Checked::Controller { train, speed, order } => {
+                let _order = order.wait().await;
+                let sent = inner.core().controller_speed(train, speed);
+                (train, speed, control(inner, train, sent).await.map_err(|f| f.to_string()))
+            }
+            Checked::Simulation { train, speed, ack } => (train, speed, sim_ack(ack).await.map_err(|e| e.to_string())),
+        };
+        match result {
+            Ok(()) => {
+                inner.core().speed_commanded(train, speed);
+                let _ = inner.events.send(TrackEvent::Speed { train, speed });
+                Outcome::Applied
+            }
+            Err(reason) => Outcome::Failed(reason),
         }
     }
 
@@ -500,6 +548,71 @@ impl Track {
             handle.stop();
         }
     }
+}
+
+/// At most this many device commands are in flight at once (a check looks at up to 2^this combinations).
+const MAX_IN_FLIGHT: usize = 6;
+
+/// A command that passed the check, with its place in its board's queue.
+enum Checked {
+    /// A device command, in flight until its ticket is dropped.
+    Device { device: usize, state: OnOff, was: DevicePosition, ticket: InFlight, order: Queued<OrderTurn> },
+    /// A speed for a train's controller.
+    Controller { train: usize, speed: i32, order: Queued<OrderTurn> },
+    /// A speed for a train without a controller, sent to the simulation.
+    Simulation { train: usize, speed: i32, ack: oneshot::Receiver<Result<(), SimError>> },
+}
+
+/// A board's place in the order of commands.
+type OrderTurn = tokio::sync::OwnedMutexGuard<()>;
+
+/// A device command in flight: in the table the check looks at until dropped.
+struct InFlight {
+    inner: Arc<Inner>,
+    ticket: u64,
+}
+
+impl InFlight {
+    fn new(inner: &Arc<Inner>, device: usize, state: OnOff) -> InFlight {
+        let ticket = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        inner.in_flight.lock().expect("in flight").push((ticket, device, state));
+        InFlight { inner: inner.clone(), ticket }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.inner.in_flight.lock().expect("in flight").retain(|(t, _, _)| *t != self.ticket);
+    }
+}
+
+/// A future that has taken its place in a fair queue (polled once), to be awaited later.
+enum Queued<T> {
+    Ready(T),
+    Waiting(std::pin::Pin<Box<dyn Future<Output = T> + Send>>),
+}
+
+impl<T> Queued<T> {
+    async fn wait(self) -> T {
+        match self {
+            Queued::Ready(out) => out,
+            Queued::Waiting(f) => f.await,
+        }
+    }
+}
+
+/// Polls `fut` once, so that it takes its place in the queue it waits in (tokio's locks are fair), and hands
+/// it back to be awaited later.
+async fn queue_now<T>(fut: impl Future<Output = T> + Send + 'static) -> Queued<T> {
+    let mut fut: std::pin::Pin<Box<dyn Future<Output = T> + Send>> = Box::pin(fut);
+    let ready = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match fut.as_mut().poll(cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await;
+    ready.map_or(Queued::Waiting(fut), Queued::Ready)
 }
 
 impl Inner {
@@ -529,22 +642,78 @@ impl Inner {
             self.announce(changed);
         }
     }
+
+    /// A servo board answered with its clock: one that reads as seconds since boot shows it rebooted, and it
+    /// is restored.
+    fn answered(&self, board: BoardId, clock: i64) {
+        let mut core = self.core();
+        if core.rebooted(board, clock) {
+            let changed = core.polled(board, true, true, Instant::now());
+            drop(core);
+            self.announce(changed);
+            self.wake[&board].notify_one();
+        }
+    }
 }
 
-/// Sends a device's state to its board; a board that does not answer is marked down. In live mode the mirror
-/// follows an acknowledged command (in sim mode the virtual board moved the device).
-async fn drive(inner: &Inner, device: usize, state: OnOff) -> Result<(), Failure> {
+/// A device command in its board's turn (a command's: housekeeping gives way): driven, and driven again at
+/// once if its outcome is unknown; if still unknown, the commanded state becomes the desired one (see
+/// [`uncertain`]).
+async fn command_device(inner: &Inner, device: usize, state: OnOff) -> Outcome {
+    let board = inner.layout.devices[device].board;
+    let (address, _) = inner.target(board);
+    let turn = inner.client.turn(&address, Priority::Command).await;
+    match drive(inner, &turn, device, state, Attempts::Retries).await {
+        Ok(()) => Outcome::Applied,
+        // The board may have moved the servo: say so by making it true, at once.
+        Err(f) if f.uncertain() => match drive(inner, &turn, device, state, Attempts::Retries).await {
+            Ok(()) => Outcome::Applied,
+            Err(again) if again.uncertain() => Outcome::Failed(uncertain(inner, device, state, &again).await),
+            Err(again) => Outcome::Failed(again.to_string()),
+        },
+        Err(f) => Outcome::Failed(f.to_string()),
+    }
+}
+
+/// How many attempts a request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempts {
+    /// One (a health poll: the next poll comes soon).
+    One,
+    /// The client's retries.
+    Retries,
+}
+
+/// Sends a device's state to its board in `turn`; on success it is the device's desired state (set while
+/// the turn is held, so that no poll re-drives an older one in between) and in live mode the mirror follows
+/// it (in sim mode the virtual board moved the device). A board that does not answer is marked down; one
+/// whose clock shows a reboot is restored.
+async fn drive(inner: &Inner, turn: &Turn, device: usize, state: OnOff, attempts: Attempts) -> Result<(), Failure> {
     let d = &inner.layout.devices[device];
-    let (address, live) = inner.target(d.board);
-    let result = inner.client.send(&address, &servo_command(d, state)).await;
+    let cmd = servo_command(d, state);
+    let result = match attempts {
+        Attempts::One => turn.attempt(&cmd).await,
+        Attempts::Retries => turn.send(&cmd).await,
+    };
     match &result {
-        Ok(_) if live => {
-            let _ = sim_command(inner, SimCommand::SetDevice { device, state }).await;
+        Ok(clock) => {
+            if inner.core().mode() == Mode::Live {
+                let _ = sim_command(inner, SimCommand::SetDevice { device, state }).await;
+            }
+            inner.core().commanded(device, state);
+            inner.answered(d.board, *clock);
         }
-        Ok(_) => {}
         Err(f) => inner.down_unless_answered(d.board, f),
     }
     result.map(|_| ())
+}
+
+/// Automatic protection: drives a device (a stop rail raised behind a train) through its board, as a command
+/// (housekeeping gives way to it), and makes it the device's desired state once done.
+async fn protect(inner: Arc<Inner>, device: usize, state: OnOff) {
+    let (address, _) = inner.target(inner.layout.devices[device].board);
+    let turn = inner.client.turn(&address, Priority::Command).await;
+    let _ = drive(&inner, &turn, device, state, Attempts::Retries).await;
 }
 
 /// A device command whose outcome is unknown (the board got it, its answers did not come back, twice): the
@@ -593,12 +762,22 @@ async fn try_state(inner: &Inner) -> Option<TrackState> {
     tokio::task::spawn_blocking(move || rx.recv().ok()).await.ok().flatten()
 }
 
-async fn sim_command(inner: &Inner, cmd: SimCommand) -> Result<(), SimError> {
+/// Sends a command to the simulation; its result comes on the receiver.
+fn sim_send(inner: &Inner, cmd: SimCommand) -> oneshot::Receiver<Result<(), SimError>> {
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
     inner.pending.lock().expect("pending").insert(id, tx);
     inner.sim.send(SimRequest::Command { id, cmd }).expect("simulation running");
+    rx
+}
+
+/// The result of a command sent with [`sim_send`].
+async fn sim_ack(rx: oneshot::Receiver<Result<(), SimError>>) -> Result<(), SimError> {
     rx.await.expect("the pump answers every command")
+}
+
+async fn sim_command(inner: &Inner, cmd: SimCommand) -> Result<(), SimError> {
+    sim_ack(sim_send(inner, cmd)).await
 }
 
 /// Moves simulation output into the track: acks to their callers, events to subscribers, and the
@@ -632,8 +811,8 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
         .expect("spawn pump thread");
 }
 
-/// One servo board's task: polls its health every `health_every` and carries out its restore steps as the
-/// core asks for them, until the track is dropped.
+/// One servo board's (or controller's) task: polls its health every `health_every` and carries out its
+/// restore steps as the core asks for them, until the track is dropped. Both give way to commands.
 async fn run_board(inner: std::sync::Weak<Inner>, board: BoardId) {
     let mut next_poll = Instant::now();
     loop {
@@ -642,27 +821,22 @@ async fn run_board(inner: std::sync::Weak<Inner>, board: BoardId) {
         let next = strong.core().next(board, now);
         let wake_at = match next {
             Next::Step(step, number) => {
-                let ok = restore_step(&strong, board, step).await;
-                let changed = strong.core().step_done(board, number, ok, Instant::now());
-                strong.announce(changed);
-                strong.restored.notify_waiters();
-                continue;
-            }
-            Next::Reassert(device) => {
-                let ok = reassert(&strong, device).await;
-                let changed = strong.core().reasserted(board, device, ok, Instant::now());
-                strong.announce(changed);
+                // A step that gave way to a command is taken again (after the command).
+                if let Some(ok) = restore_step(&strong, board, step).await {
+                    let changed = strong.core().step_done(board, number, ok, Instant::now());
+                    strong.announce(changed);
+                    strong.restored.notify_waiters();
+                }
                 continue;
             }
             Next::At(at) => at.min(next_poll),
             Next::Idle => next_poll,
         };
         if now >= next_poll {
-            let address = strong.core().address(board).to_string();
-            let polled = poll(&strong, board, &address).await;
-            let (alive, rebooted) = (polled.is_some(), polled == Some(true));
-            let changed = strong.core().polled(board, alive, rebooted, Instant::now());
-            strong.announce(changed);
+            if let Some((alive, rebooted)) = poll(&strong, board).await {
+                let changed = strong.core().polled(board, alive, rebooted, Instant::now());
+                strong.announce(changed);
+            }
             next_poll = Instant::now() + strong.config.health_every;
             continue;
         }
@@ -674,56 +848,74 @@ async fn run_board(inner: std::sync::Weak<Inner>, board: BoardId) {
     }
 }
 
-/// Carries out one restore step; whether the board took it.
-async fn restore_step(inner: &Inner, board: BoardId, step: RestoreStep) -> bool {
+/// Carries out one restore step as housekeeping; whether the board took it, or `None` if it gave way to a
+/// command.
+async fn restore_step(inner: &Inner, board: BoardId, step: RestoreStep) -> Option<bool> {
+    let (address, _) = inner.target(board);
     match step {
         RestoreStep::SetClock => {
-            let address = inner.core().address(board).to_string();
-            inner.client.send(&address, &BoardCommand::SetClock { unix: unix_now() }).await.is_ok()
+            let turn = inner.client.turn(&address, Priority::Housekeeping).await;
+            let set = BoardCommand::SetClock { unix: unix_now() };
+            tokio::select! {
+                r = turn.send(&set) => Some(r.is_ok()),
+                _ = turn.preempted() => None,
+            }
         }
         RestoreStep::Device(device) => {
+            let turn = inner.client.turn(&address, Priority::Housekeeping).await;
+            // Read in the turn: a command for the device before it is not undone.
             let state = inner.core().desired(device);
-            drive(inner, device, state).await.is_ok()
+            tokio::select! {
+                r = drive(inner, &turn, device, state, Attempts::Retries) => Some(r.is_ok()),
+                _ = turn.preempted() => None,
+            }
         }
         RestoreStep::Speed(train) => {
             let speed = inner.core().controller_speed_now(train);
-            control(inner, train, speed).await.is_ok()
+            Some(control(inner, train, speed).await.is_ok())
         }
     }
 }
-
-/// Drives a device to its desired state again, taking turns with commands (so that a command for it is never
-/// overtaken by an older desired state); whether the board took it. A board not taking commands (restoring,
-/// down) is left alone.
-async fn reassert(inner: &Inner, device: usize) -> bool {
-    let _turn = inner.turn.lock().await;
-    if inner.core().admit(inner.layout.devices[device].board).is_err() {
-        return true;
-    }
-    let state = inner.core().desired(device);
-    drive(inner, device, state).await.is_ok()
-}
-
-/// Unix times before this mean a board's clock was never set since it booted.
-const CLOCK_SET_AFTER: u64 = 1_000_000_000;
 
 /// The time now in unix seconds.
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Polls a board at `address` with requests its firmware answers with 200 and that move nothing: `None` when
-/// it does not answer, else whether it rebooted since its devices were last driven. A servo board has its
-/// clock set (`pin: -1`); its answer's `last_update` reads as seconds since boot when no servo moved since it
-/// booted, which after a restore means it rebooted. A speed controller is asked for a connection only (any
-/// `ControlSpeed` would kick its motor).
-async fn poll(inner: &Inner, board: BoardId, address: &str) -> Option<bool> {
-    if inner.layout.boards[board].kind == BoardKind::Speed {
-        return inner.speed.reachable(address).await.then_some(false);
+/// A health poll of `board` as the core says ([`Poll`]), as housekeeping: whether it answered, and whether its
+/// clock shows a reboot; `None` if it gave way to a command. A servo board with devices has one of them driven
+/// to its desired state (nothing moves if it is there); one being restored, or down, has its clock set; a
+/// speed controller is asked for a connection.
+async fn poll(inner: &Inner, board: BoardId) -> Option<(bool, bool)> {
+    let (address, _) = inner.target(board);
+    let poll = inner.core().poll(board);
+    match poll {
+        Poll::Connect => Some((inner.speed.reachable(&address).await, false)),
+        Poll::Clock => Some((inner.client.probe(&address, unix_now()).await?.is_ok(), false)),
+        Poll::Device(device) => {
+            let turn = inner.client.turn(&address, Priority::Housekeeping).await;
+            let state = inner.core().desired(device);
+            let result = tokio::select! {
+                r = drive(inner, &turn, device, state, Attempts::One) => r,
+                _ = turn.preempted() => return None,
+            };
+            // `drive` restored a board whose clock showed a reboot; an answer of any kind means it is there.
+            Some((result.as_ref().map_or_else(|f| !f.transient(), |_| true), false))
+        }
     }
-    let last_update = inner.client.probe(address, unix_now()).await.ok()?;
-    let drives_devices = inner.layout.devices.iter().any(|d| d.board == board);
-    Some(drives_devices && last_update < CLOCK_SET_AFTER)
+}
+
+/// Whether the board or controller at `address` answers, by a request that moves nothing (the check before a
+/// switch of mode).
+async fn reachable(inner: &Inner, board: BoardId, address: &str) -> bool {
+    if inner.layout.boards[board].kind == BoardKind::Speed {
+        return inner.speed.reachable(address).await;
+    }
+    loop {
+        if let Some(result) = inner.client.probe(address, unix_now()).await {
+            return result.is_ok();
+        }
+    }
 }
 
 /// Every `supervise_every`: the interlocking's speed supervision on the simulated track, and the trains'
@@ -765,14 +957,6 @@ async fn supervise(inner: &Arc<Inner>, state: &TrackState) {
                 let _ = sim_command(inner, other).await;
             }
         }
-    }
-}
-
-/// Automatic protection: drives a device (a stop rail raised behind a train) through its board, and makes it
-/// the device's desired state once done.
-async fn protect(inner: Arc<Inner>, device: usize, state: OnOff) {
-    if drive(&inner, device, state).await.is_ok() {
-        inner.core().commanded(device, state);
     }
 }
 

@@ -189,6 +189,43 @@ impl Interlocking {
         }
     }
 
+    /// [`Interlocking::check`] while device commands are still on their way to their boards: each of `pending`
+    /// (device, state) may or may not have been carried out yet, so `req` is allowed only if it is allowed
+    /// whichever of them have (every combination is checked: a device with several pending commands may stand
+    /// at any of their states, or where it is now). The first refusal found is the answer.
+    pub fn check_pending(
+        &self,
+        req: &Request,
+        state: &TrackState,
+        pending: &[(DeviceId, OnOff)],
+    ) -> Result<(), Rejection> {
+        let mut options: Vec<(DeviceId, Vec<DevicePosition>)> = Vec::new();
+        for &(device, s) in pending.iter().filter(|(d, _)| *d < state.devices.len()) {
+            let at = match options.iter_mut().find(|(d, _)| *d == device) {
+                Some((_, at)) => at,
+                None => {
+                    options.push((device, vec![state.devices[device]]));
+                    &mut options.last_mut().expect("just pushed").1
+                }
+            };
+            if !at.contains(&DevicePosition::from(s)) {
+                at.push(DevicePosition::from(s));
+            }
+        }
+        let mut world = state.clone();
+        let mut choice = vec![0; options.len()];
+        loop {
+            for ((device, at), &c) in options.iter().zip(&choice) {
+                world.devices[*device] = at[c];
+            }
+            self.check(req, &world)?;
+            // The next combination (a counter whose digits are the choices).
+            let Some(i) = (0..choice.len()).find(|&i| choice[i] + 1 < options[i].1.len()) else { return Ok(()) };
+            choice[i] += 1;
+            choice[..i].fill(0);
+        }
+    }
+
     fn train_name(&self, id: TrainId) -> &str {
         &self.layout.trains[id].name
     }
