@@ -192,7 +192,9 @@ async fn a_virtual_board_answers_every_request_as_the_2021_firmware_does() {
         // The clock's reading differs from run to run: compare the answer with its number taken out, unless the
         // table gives the number.
         let shape = match got.1.split_once("\"last_update\":") {
-            Some((head, tail)) if !want.contains(tail) && tail.trim_start_matches(|c: char| c.is_ascii_digit()) == "}" => {
+            Some((head, tail))
+                if !want.contains(tail) && tail.trim_start_matches(|c: char| c.is_ascii_digit()) == "}" =>
+            {
                 format!("{head}\"last_update\":N}}")
             }
             _ => got.1.clone(),

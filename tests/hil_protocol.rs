@@ -40,12 +40,15 @@ fn not_found(path: &str) -> Reply {
     Reply { status: 404, content_type: "text/html", body: format!("Not found: {path}") }
 }
 
+/// A request, the answer, and the servo written (pin, angle).
+type Case<'a> = (HttpRequest<'a>, Reply, Option<(u32, u32)>);
+
 /// Every branch of KTPCP4servo.ino (and of the ESP32 web server around it), with the exact answer and the
 /// servo written: a board 7.5 s after power-on, its clock never set (so it reads 7).
 #[test]
 fn the_firmware_answers_every_branch_as_its_source_does() {
     let at = 7_500;
-    let table: Vec<(HttpRequest, Reply, Option<(u32, u32)>)> = vec![
+    let table: Vec<Case> = vec![
         // pin -1 sets the clock to `state` (a number or a numeric string) and answers the time just set.
         (post(r#"{"pin":-1,"state":"1637000000"}"#), ok(1_637_000_000), None),
         (post(r#"{"pin":-1,"state":1637000000}"#), ok(1_637_000_000), None),
@@ -98,7 +101,11 @@ fn the_firmware_answers_every_branch_as_its_source_does() {
         // The body is a C string: it ends at a NUL byte.
         (post("{\"pin\":23,\"state\":\"ON\"}\0garbage"), ok(7), Some((23, 80))),
         // Other paths and methods: the web server's own 404.
-        (HttpRequest { path: "/health", ..post("") }, Reply { status: 404, content_type: "application/json", body: r#"{"status":"OK"}"#.into() }, None),
+        (
+            HttpRequest { path: "/health", ..post("") },
+            Reply { status: 404, content_type: "application/json", body: r#"{"status":"OK"}"#.into() },
+            None,
+        ),
         (HttpRequest { post: false, path: "/health", form: false, body: b"" }, not_found("/health"), None),
         (HttpRequest { post: false, path: "/", form: false, body: b"" }, not_found("/"), None),
         (HttpRequest { path: "/gpio", ..post(r#"{"pin":23,"state":"ON"}"#) }, not_found("/gpio"), None),
@@ -107,7 +114,13 @@ fn the_firmware_answers_every_branch_as_its_source_does() {
         let mut board = ServoBoard::new(0, None);
         let got = board.handle(&request, at);
         let body = String::from_utf8_lossy(request.body);
-        assert_eq!(got, Outcome { reply, moved }, "{} {} {body:?}", if request.post { "POST" } else { "GET" }, request.path);
+        assert_eq!(
+            got,
+            Outcome { reply, moved },
+            "{} {} {body:?}",
+            if request.post { "POST" } else { "GET" },
+            request.path
+        );
     }
 }
 

@@ -236,6 +236,7 @@ fn a_command_is_checked_against_every_outcome_of_the_commands_in_flight() {
     let pending = [(id("kitano_s5"), OnOff::Off), (id("kitano_s5"), OnOff::On), (id("kitano_s5"), OnOff::Off)];
     assert_eq!(il.check_pending(&s2_down, &state, &pending).unwrap_err(), refused);
     // Pending commands elsewhere on the line leave the answer as it is (every combination of them is tried).
-    let elsewhere = [(id("motoyawata_s1"), OnOff::On), (id("iwamotocho_b1"), OnOff::On), (id("iwamotocho_s1"), OnOff::On)];
+    let elsewhere =
+        [(id("motoyawata_s1"), OnOff::On), (id("iwamotocho_b1"), OnOff::On), (id("iwamotocho_s1"), OnOff::On)];
     assert_eq!(il.check_pending(&s2_down, &state, &elsewhere), il.check(&s2_down, &state));
 }

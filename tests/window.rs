@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bevy::math::Vec2;
 use sim::layout::OnOff;
+use window::bevy::math::Vec2;
 use window::render::map::{LOWERED, MapView, RAISED, TRACK};
 
 use crate::gateway_2021::gateway_with;
@@ -31,7 +31,7 @@ fn read_png(path: &Path) -> Image {
 
 impl Image {
     /// Whether a pixel within `r` of `at` is within `tolerance` of `colour`.
-    fn near(&self, at: Vec2, r: i32, colour: bevy::color::Color, tolerance: i32) -> bool {
+    fn near(&self, at: Vec2, r: i32, colour: window::bevy::color::Color, tolerance: i32) -> bool {
         let c = colour.to_srgba();
         let want = [c.red, c.green, c.blue].map(|v| (v * 255.0) as i32);
         (-r..=r).flat_map(|dx| (-r..=r).map(move |dy| (dx, dy))).any(|(dx, dy)| {

@@ -4,4 +4,8 @@
 
 #[cfg(feature = "render")]
 pub mod render;
+
+/// Bevy, as the rendering uses it (for tests that read its pictures).
+#[cfg(feature = "render")]
+pub use bevy;
 pub mod view;

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use bevy::ecs::prelude::*;
+use bevy_ecs::prelude::*;
 
 use super::{Clock, EventKind, LayoutRes, Outbox, SimEvent, TrainState, TrainStatus};
 use crate::layout::{Dir, End, Layout, NodeId, NodeRole, Port, TrainId};

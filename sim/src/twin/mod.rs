@@ -11,8 +11,8 @@ pub mod thread;
 
 use std::sync::Arc;
 
-use bevy::ecs::prelude::*;
-use bevy::ecs::schedule::SingleThreadedExecutor;
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::SingleThreadedExecutor;
 
 use crate::layout::{DeviceId, DeviceKind, DevicePlace, Layout, OnOff, Placement, SensorId, TrainId};
 use crate::track::{Blocked, Body, DevicePosition, PlacementError};

@@ -1,6 +1,6 @@
 //! Train movement: one fixed step of every running train.
 
-use bevy::ecs::prelude::*;
+use bevy_ecs::prelude::*;
 
 use super::{Clock, DerailCause, Devices, EventKind, LayoutRes, Outbox, SimEvent, TrainState, TrainStatus};
 use crate::layout::{DeviceId, Layout, SegId, SensorId};
