@@ -1,7 +1,8 @@
 //! `plarail-twin load`: many WebSocket clients against a running gateway, the twin's or any server that speaks
-//! the 2021 protocol on `/ws`. Commanders send switch commands at a steady rate, over v2 where the server has
-//! `/ws/v2` (each command answered by id), else over the 2021 protocol (one commander connection per switch,
-//! so that an error frame names its command). Every client watches the feed at the given URL (`/ws` for the
+//! the 2021 protocol on `/ws`. Commanders send switch commands at a steady rate, one commander connection per
+//! switch (as visitors each have their own phone: a session carries out its client's commands one at a time,
+//! in order), over v2 where the server has `/ws/v2` (each command answered by id), else over the 2021 protocol
+//! (where an error frame is then the answer to that switch's command). Every client watches the feed at the given URL (`/ws` for the
 //! 2021 protocol, `/ws/v2` for v2). Reported: latency from a command to its broadcast being seen by every
 //! client, messages delivered per second, commands the server refused (and whether its rate limits were hit)
 //! apart from updates lost, and the server's memory per idle client (from `/metrics`, where it has one).
@@ -255,9 +256,9 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let idle = resident_bytes(&metrics_url).await;
 
-    // v2: a few commander connections, answers by id. 2021: one connection per switch, so that an error frame
-    // is the answer to that switch's command.
-    let commanders = if commands_v2 { (args.rate / 8.0).ceil() as usize } else { switches.len() };
+    // One connection per switch: a session carries out its commands one at a time, so a command for a slow board
+    // holds up only the next command of its own switch (in 2021, an error frame is then that switch's answer).
+    let commanders = switches.len();
     let mut outboxes = Vec::new();
     for k in 0..commanders {
         let url = if commands_v2 { &v2_url } else { &url_2021 };
@@ -328,7 +329,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         let (outbox, command) = if commands_v2 {
             shared.ids.lock().expect("ids lock").insert(id, idx);
             let command = v2::ClientFrame { id, command: v2::Command::Device { name, state } };
-            (&outboxes[(id as usize) % commanders], command.encode())
+            (&outboxes[idx], command.encode())
         } else {
             shared.applied.fetch_add(1, Ordering::Relaxed);
             let command = v2021::ClientFrame::Device(v2021::DeviceFrame { station_name: name, state });
