@@ -6,7 +6,7 @@
 //!
 //! A board's requests take turns ([`BoardClient::turn`]); a command's turn comes before housekeeping's (health
 //! polls, restores): a command that wants the board makes the housekeeping request holding it give way at once
-//! ([`Turn::preempted`]), so no command waits behind housekeeping stuck in a timeout.
+//! ([`Turn::unless_preempted`]), so no command waits behind housekeeping stuck in a timeout.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -157,8 +157,17 @@ impl Turn {
         self.client.attempt(&self.board, cmd).await
     }
 
+    /// Housekeeping's `work` in this turn, or `None` if a command came for the board meanwhile (the work is
+    /// dropped at once: its request is abandoned).
+    pub async fn unless_preempted<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            out = work => Some(out),
+            _ = self.preempted() => None,
+        }
+    }
+
     /// Resolves when a command is waiting for this board: housekeeping holding the turn should give way.
-    pub async fn preempted(&self) {
+    async fn preempted(&self) {
         loop {
             let notified = self.queue.command_waits.notified();
             tokio::pin!(notified);
@@ -228,11 +237,7 @@ impl BoardClient {
     /// serve: it registered `/health` for POST only, answered with 404.)
     pub async fn probe(&self, board: &str, unix: u64) -> Option<Result<i64, Failure>> {
         let turn = self.turn(board, Priority::Housekeeping).await;
-        let set = BoardCommand::SetClock { unix };
-        tokio::select! {
-            r = turn.attempt(&set) => Some(r),
-            _ = turn.preempted() => None,
-        }
+        turn.unless_preempted(turn.attempt(&BoardCommand::SetClock { unix })).await
     }
 }
 

@@ -11,9 +11,9 @@
 //!
 //! Housekeeping (health polls, restores) gives way to commands: each board takes one request at a time, and a
 //! command that wants the board makes a poll or restore step holding it give way at once
-//! ([`crate::client::Turn::preempted`]). A healthy servo board's poll drives one of its devices to its desired
-//! state in turn (a servo in place does not move), so every device is re-asserted once per round of polls; an
-//! answer whose clock reads as seconds since boot shows a reboot, and the board is restored at once
+//! ([`crate::client::Turn::unless_preempted`]). A healthy servo board's poll drives one of its devices to its
+//! desired state in turn (a servo in place does not move), so every device is re-asserted once per round of
+//! polls; an answer whose clock reads as seconds since boot shows a reboot, and the board is restored at once
 //! ([`core`]).
 //!
 //! A train with an onboard speed controller has its speed sent to the controller over the 2021 gRPC
@@ -466,14 +466,10 @@ impl Track {
     pub async fn apply(&self, req: Request) -> Outcome {
         let inner = &self.inner;
         let _mode = inner.mode_lock.read().await;
-        let device = match req {
-            Request::Device { device, state } => Some((device, state)),
-            Request::Speed { .. } => None,
-        };
         // A place among the device commands in flight (their combinations are checked).
-        let _slot = match device {
-            Some(_) => Some(inner.in_flight_slots.acquire().await.expect("never closed")),
-            None => None,
+        let _slot = match req {
+            Request::Device { .. } => Some(inner.in_flight_slots.acquire().await.expect("never closed")),
+            Request::Speed { .. } => None,
         };
         let checked = {
             let _check = inner.checking.lock().await;
@@ -856,19 +852,13 @@ async fn restore_step(inner: &Inner, board: BoardId, step: RestoreStep) -> Optio
         RestoreStep::SetClock => {
             let turn = inner.client.turn(&address, Priority::Housekeeping).await;
             let set = BoardCommand::SetClock { unix: unix_now() };
-            tokio::select! {
-                r = turn.send(&set) => Some(r.is_ok()),
-                _ = turn.preempted() => None,
-            }
+            turn.unless_preempted(turn.send(&set)).await.map(|r| r.is_ok())
         }
         RestoreStep::Device(device) => {
             let turn = inner.client.turn(&address, Priority::Housekeeping).await;
             // Read in the turn: a command for the device before it is not undone.
             let state = inner.core().desired(device);
-            tokio::select! {
-                r = drive(inner, &turn, device, state, Attempts::Retries) => Some(r.is_ok()),
-                _ = turn.preempted() => None,
-            }
+            turn.unless_preempted(drive(inner, &turn, device, state, Attempts::Retries)).await.map(|r| r.is_ok())
         }
         RestoreStep::Speed(train) => {
             let speed = inner.core().controller_speed_now(train);
@@ -895,10 +885,7 @@ async fn poll(inner: &Inner, board: BoardId) -> Option<(bool, bool)> {
         Poll::Device(device) => {
             let turn = inner.client.turn(&address, Priority::Housekeeping).await;
             let state = inner.core().desired(device);
-            let result = tokio::select! {
-                r = drive(inner, &turn, device, state, Attempts::One) => r,
-                _ = turn.preempted() => return None,
-            };
+            let result = turn.unless_preempted(drive(inner, &turn, device, state, Attempts::One)).await?;
             // `drive` restored a board whose clock showed a reboot; an answer of any kind means it is there.
             Some((result.as_ref().map_or_else(|f| !f.transient(), |_| true), false))
         }
