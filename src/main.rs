@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sim::layout::Layout;
 
+mod edge;
 mod load;
 mod load_video;
 mod serve;
@@ -25,6 +26,9 @@ struct Cli {
 enum Command {
     /// Serve the twin (the default): the gateway over a track, simulated or live, on the 2021 layout by default.
     Serve(serve::ServeArgs),
+    /// A public edge gateway: the page, WebSockets, API, metrics and gRPC of a track whose on-site core
+    /// (`serve --broker`) publishes it to an MQTT broker.
+    Edge(edge::EdgeArgs),
     /// Run the twin live: the 2021 layout at real time with festival visitors, events printed as they happen.
     Run {
         /// Scenario to run instead of the embedded festival hour on the 2021 layout.
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match command {
         Command::Serve(args) => serve::serve(args.settings()?),
+        Command::Edge(args) => edge::run(args),
         Command::Window(args) => window(args),
         Command::Load(args) => Ok(if load::run(args)? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Run { scenario, speed } => run_live(scenario, speed),
@@ -267,6 +272,14 @@ fn parse_listen(s: &str) -> Result<(String, std::net::SocketAddr), String> {
     let (name, addr) = serve::parse_board(s)?;
     let addr = addr.parse().map_err(|e| format!("`{addr}` is not IP:PORT: {e}"))?;
     Ok((name, addr))
+}
+
+/// The layout file's text: the file's, or the embedded 2021 layout's.
+fn layout_file(path: Option<&std::path::Path>) -> anyhow::Result<String> {
+    match path {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read the layout {}", p.display())),
+        None => Ok(LAYOUT_2021.to_string()),
+    }
 }
 
 fn load_layout(path: Option<PathBuf>) -> anyhow::Result<Layout> {

@@ -67,6 +67,62 @@ pub struct ServeArgs {
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info].
     #[arg(long, env = "PLARAIL_LOG")]
     log: Option<String>,
+    /// The broker, as the on-site core: publish the track there and carry out the commands edges send.
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+/// How a role reaches the MQTT broker (`serve --broker` as the on-site core, `edge`).
+#[derive(clap::Args, Default, Debug)]
+pub struct BrokerArgs {
+    /// The MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS) [default: none: one process].
+    #[arg(long, env = "PLARAIL_BROKER")]
+    pub broker: Option<String>,
+    /// User name for the broker's login.
+    #[arg(long, env = "PLARAIL_BROKER_USER")]
+    pub broker_user: Option<String>,
+    /// Password for the broker's login.
+    #[arg(long, env = "PLARAIL_BROKER_PASSWORD", hide_env_values = true)]
+    pub broker_password: Option<String>,
+    /// PEM file of the CA that signed the broker's certificate (mqtts://) [default: the system's roots].
+    #[arg(long, env = "PLARAIL_BROKER_CA")]
+    pub broker_ca: Option<PathBuf>,
+    /// Topic prefix of the track on the broker [default: plarail/<layout name>].
+    #[arg(long, env = "PLARAIL_TOPICS")]
+    pub topics: Option<String>,
+}
+
+impl BrokerArgs {
+    /// The broker these flags name (`None` without `--broker`), with its login and CA.
+    pub fn broker(&self) -> anyhow::Result<Option<gateway::broker::connect::Broker>> {
+        let Some(url) = &self.broker else {
+            anyhow::ensure!(
+                self.broker_user.is_none() && self.broker_password.is_none() && self.broker_ca.is_none(),
+                "--broker-user, --broker-password and --broker-ca need --broker"
+            );
+            return Ok(None);
+        };
+        let mut broker = gateway::broker::connect::Broker::parse(url).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
+        broker.login = match (&self.broker_user, &self.broker_password) {
+            (Some(user), password) => Some((user.clone(), password.clone().unwrap_or_default())),
+            (None, None) => None,
+            (None, Some(_)) => anyhow::bail!("--broker-password needs --broker-user"),
+        };
+        if let Some(ca) = &self.broker_ca {
+            anyhow::ensure!(broker.tls, "--broker-ca is for an mqtts:// broker");
+            anyhow::ensure!(ca.is_file(), "--broker-ca {}: no such file", ca.display());
+        }
+        broker.ca_file = self.broker_ca.clone();
+        Ok(Some(broker))
+    }
+
+    /// The topics under `--topics`, or the layout's default.
+    pub fn topics(&self, layout: &str) -> anyhow::Result<gateway::broker::wire::Topics> {
+        match &self.topics {
+            Some(prefix) => gateway::broker::wire::Topics::new(prefix).map_err(|e| anyhow::anyhow!("--topics: {e}")),
+            None => Ok(gateway::broker::wire::Topics::of_layout(layout)),
+        }
+    }
 }
 
 /// Which track commands drive at start.
@@ -97,6 +153,11 @@ struct ConfigFile {
     webrtc_udp: Option<Vec<SocketAddr>>,
     video_sessions_per_address: Option<usize>,
     log: Option<String>,
+    broker: Option<String>,
+    broker_user: Option<String>,
+    broker_password: Option<String>,
+    broker_ca: Option<PathBuf>,
+    topics: Option<String>,
 }
 
 /// Everything `serve` needs, merged from flags, environment, config file and defaults.
@@ -116,6 +177,7 @@ pub struct Settings {
     webrtc_udp: Vec<SocketAddr>,
     video_sessions_per_address: usize,
     log: String,
+    broker: BrokerArgs,
 }
 
 impl ServeArgs {
@@ -159,6 +221,13 @@ impl ServeArgs {
                 .or(file.video_sessions_per_address)
                 .unwrap_or(video::SfuConfig::default().per_address),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+            broker: BrokerArgs {
+                broker: self.broker.broker.or(file.broker),
+                broker_user: self.broker.broker_user.or(file.broker_user),
+                broker_password: self.broker.broker_password.or(file.broker_password),
+                broker_ca: self.broker.broker_ca.or(file.broker_ca.map(relative)),
+                topics: self.broker.topics.or(file.topics),
+            },
         })
     }
 }
@@ -189,7 +258,14 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
     if let Some(token) = &args.operator_token {
         gateway::operator::usable_token(token).map_err(|e| anyhow::anyhow!("--operator-token: {e}"))?;
     }
-    let layout = std::sync::Arc::new(super::load_layout(args.layout)?);
+    let layout_file = super::layout_file(args.layout.as_deref())?;
+    let layout =
+        std::sync::Arc::new(sim::layout::Layout::from_toml(&layout_file).with_context(|| match &args.layout {
+            Some(p) => format!("{} is not a valid layout", p.display()),
+            None => "the embedded 2021 layout".into(),
+        })?);
+    let broker = args.broker.broker()?;
+    let topics = args.broker.topics(&layout.name)?;
     for (name, _) in &args.boards {
         known_board(&layout, name)?;
     }
@@ -239,6 +315,11 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
         };
         let options = gateway::core::Options { operator_token: args.operator_token, limits, journal };
         let core = gateway::core::Core::start(track.clone(), options).await?;
+        if let Some(broker) = &broker {
+            gateway::broker::on_site::start(core.clone(), broker, topics, layout_file)
+                .map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
+            tracing::info!("on-site core: the track goes to the broker {}", broker.url());
+        }
         let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.grpc_listen))?;
@@ -262,7 +343,9 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
         )
         .await?;
         tracing::info!("{} cameras: WHEP on /whep/<camera>, WHIP on /whip/<camera>", layout.cameras.len());
-        let app = gateway::server::router(core.clone()).merge(gateway::video::router(core, video));
+        let app = gateway::server::router(core.clone())
+            .merge(gateway::server::ingest(&track))
+            .merge(gateway::video::router(core, video));
         gateway::server::serve(listener, app, shutdown_signal()).await?;
         let _ = stop_grpc.send(());
         grpc.await??;
@@ -273,7 +356,7 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

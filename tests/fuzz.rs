@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use gateway::session::Step;
+use gateway::step::Step;
 use gateway::{protocol_2021, protocol_v2};
 use hil::firmware::{HttpRequest, ServoBoard};
 use hil::protocol::{Answer, SensorReport};

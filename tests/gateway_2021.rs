@@ -24,8 +24,8 @@ pub async fn gateway_with(options: gateway::core::Options) -> (Track, std::net::
 
 /// Serves a gateway over `track` on a free loopback port.
 pub async fn serve(track: Track, options: gateway::core::Options) -> std::net::SocketAddr {
-    let core = gateway::core::Core::start(track, options).await.unwrap();
-    let app = gateway::server::router(core);
+    let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
+    let app = gateway::server::router(core).merge(gateway::server::ingest(&track));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
@@ -236,7 +236,7 @@ async fn a_command_for_the_current_state_is_echoed_to_every_client_at_once() {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let core = gateway::core::Core::start(track.clone(), gateway::core::Options::default()).await.unwrap();
-    let mut feed = core.feeds.v2021.subscribe();
+    let mut feed = core.feeds().v2021.subscribe();
     let chofu_b3 = track.layout().device_id("chofu_b3").unwrap();
     assert_eq!(track.desired(chofu_b3), sim::layout::OnOff::On);
     let request = sim::interlocking::Request::Device { device: chofu_b3, state: sim::layout::OnOff::On };

@@ -1,6 +1,7 @@
 //! The `cargo test` suite: layout validation, simulation behaviour, the interlocking, every scenario, and
 //! the command line. One test binary, a module per area.
 
+mod broker;
 mod cli;
 mod drawing;
 mod fuzz;

@@ -1,8 +1,8 @@
 //! The wire frames and each protocol's logic as plain functions, without sockets: what a client frame asks,
 //! what a client is told, and that every frame reads back as written.
 
-use gateway::core::Operated;
-use gateway::session::Step;
+use gateway::link::Operated;
+use gateway::step::Step;
 use gateway::wire::{v2, v2021};
 use gateway::{protocol_2021, protocol_v2};
 use hil::track::{Mode, Outcome};
@@ -167,11 +167,13 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
             devices: vec![v2::Device { name: "chofu_b1".into(), kind: Some(DeviceKind::Switch), state: None }],
             trains: vec![train.clone()],
             boards: vec![board.clone()],
+            online: false,
         }),
         v2::ServerFrame::Device(v2::Device { name: "chofu_b1".into(), kind: None, state: Some(OnOff::Off) }),
         v2::ServerFrame::Trains { trains: vec![train] },
         v2::ServerFrame::Board(board),
         v2::ServerFrame::Mode { mode: Mode::Sim },
+        v2::ServerFrame::Online { online: false },
         v2::ServerFrame::Speed { train: "TAKAO".into(), speed: 55 },
         v2::ServerFrame::Event(v2::Event {
             kind: v2::EventKind::Sensor,

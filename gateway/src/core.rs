@@ -1,20 +1,22 @@
-//! What every door of the gateway (the WebSockets, gRPC, the HTTP API) shares: the track, the feeds, the
-//! journal, the metrics, the visitor limits and the operator token; and the one place where a command is
-//! carried out ([`Core::apply`]) and an operator action performed ([`Core::operate`]), so that every door
-//! records, journals and answers them alike.
+//! What every door of the gateway (the WebSockets, gRPC, the HTTP API, video) shares: the [`Link`] to the track,
+//! the metrics, the visitor limits and the options; and the one place where a door carries out a command
+//! ([`Core::apply`]) or an operator action ([`Core::operate`]), so that every door records and answers them
+//! alike, whichever link it has.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use hil::track::{Outcome, Track};
-use serde_json::{Value, json};
 use sim::interlocking::Request;
+use sim::layout::Layout;
 
 use crate::feeds::Feeds;
-use crate::journal::{Entry, Journal, JournalError, Writer};
+use crate::journal::{Journal, JournalError};
 use crate::limits::{Limits, PerAddress};
+use crate::link::Link;
+pub use crate::link::Operated;
+use crate::local::Local;
 use crate::metrics::Metrics;
-use crate::operator;
 use crate::wire::v2::OperatorAction;
 
 /// How a gateway is set up.
@@ -31,10 +33,8 @@ pub struct Options {
 /// The gateway's shared core (see the module documentation). Cheap to clone.
 #[derive(Clone)]
 pub struct Core {
-    /// The track.
-    pub track: Track,
-    /// The feeds of track changes.
-    pub feeds: Feeds,
+    /// The track, in this process or across a broker.
+    pub link: Arc<dyn Link>,
     /// This gateway's metrics.
     pub metrics: Arc<Metrics>,
     /// How it was set up.
@@ -43,127 +43,56 @@ pub struct Core {
     pub per_address: Arc<PerAddress>,
     /// History reads allowed at once (each holds a page in memory while it is encoded).
     pub history_reads: Arc<tokio::sync::Semaphore>,
-    journal: Option<Writer>,
 }
 
 /// History reads served at once.
 pub const HISTORY_READS: usize = 2;
 
-/// What became of an operator action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Operated {
-    /// Without the operator token: nothing done.
-    Denied,
-    /// Done; what it did, in words.
-    Done(String),
-    /// Not (wholly) done; why, in words.
-    Failed(String),
-}
-
 impl Core {
-    /// The core over `track`: starts the feeds and the journal's writer.
+    /// The core over `track` in this process: starts the feeds and the journal's writer.
     pub async fn start(track: Track, options: Options) -> Result<Core, JournalError> {
         let metrics = Arc::new(Metrics::default());
-        metrics.mode(track.mode());
-        for (_, h) in track.boards() {
-            metrics.event(&hil::track::TrackEvent::Board(h));
-        }
-        let journal = match &options.journal {
-            Some(j) => {
-                let names = track.layout().devices.iter().map(|d| d.name.clone()).collect();
-                let desired = track.clone();
-                Some(j.writer(names, move |d| desired.desired(d))?)
-            }
-            None => None,
-        };
-        let feeds = Feeds::start(track.clone(), journal.clone(), metrics.clone()).await;
-        tokio::spawn(sample_every_second(track.clone(), metrics.clone()));
-        let history_reads = Arc::new(tokio::sync::Semaphore::new(HISTORY_READS));
-        Ok(Core {
-            track,
-            feeds,
+        let local =
+            Local::start(track, options.journal.as_deref(), options.operator_token.as_deref(), metrics.clone()).await?;
+        Ok(Core::over(Arc::new(local), options, metrics))
+    }
+
+    /// The core over any link, recording into `metrics`.
+    pub fn over(link: Arc<dyn Link>, options: Options, metrics: Arc<Metrics>) -> Core {
+        Core {
+            link,
             metrics,
             options: Arc::new(options),
             per_address: Arc::default(),
-            history_reads,
-            journal,
-        })
+            history_reads: Arc::new(tokio::sync::Semaphore::new(HISTORY_READS)),
+        }
     }
 
-    /// Carries out a request: the track's outcome, recorded in the metrics and, before it is returned, in the
-    /// journal (an applied device state with it), so that an acknowledgement survives a crash.
+    /// The layout the track runs.
+    pub fn layout(&self) -> &Arc<Layout> {
+        self.link.layout()
+    }
+
+    /// The feeds of the track's changes.
+    pub fn feeds(&self) -> &Feeds {
+        self.link.feeds()
+    }
+
+    /// Carries out a request through the link, and records its outcome and latency in the metrics.
     pub async fn apply(&self, request: Request) -> Outcome {
         let started = Instant::now();
-        let outcome = self.track.apply(request).await;
-        let layout = self.track.layout();
-        let (target, value) = match request {
-            Request::Device { device, state } => (&layout.devices[device].name, json!(state)),
-            Request::Speed { train, speed } => (&layout.trains[train].name, json!(speed)),
+        let outcome = self.link.apply(request).await;
+        let layout = self.layout();
+        let target = match request {
+            Request::Device { device, .. } => &layout.devices[device].name,
+            Request::Speed { train, .. } => &layout.trains[train].name,
         };
         self.metrics.command(target, &outcome, started.elapsed());
-        let (result, reason) = match &outcome {
-            Outcome::Applied => ("applied", None),
-            Outcome::Rejected(r) => ("rejected", Some(r.message.clone())),
-            Outcome::Failed(f) => ("failed", Some(f.clone())),
-        };
-        let mut entries =
-            vec![history(json!({ "target": target, "value": value, "result": result, "reason": reason }))];
-        if let (Outcome::Applied, Request::Device { device, .. }) = (&outcome, request) {
-            entries.push(Entry::Device(device));
-        }
-        match self.journal(entries).await {
-            Err(e) if outcome == Outcome::Applied => {
-                Outcome::Failed(format!("carried out on the track, but not recorded in the journal: {e}"))
-            }
-            _ => outcome,
-        }
+        outcome
     }
 
-    /// Performs an operator action if `token` is the operator token, and records it in the journal.
+    /// Performs an operator action through the link (the track's side checks the token).
     pub async fn operate(&self, token: &str, action: OperatorAction) -> Operated {
-        if !operator::authorised(self.options.operator_token.as_deref(), token) {
-            return Operated::Denied;
-        }
-        let result = operator::perform(self, action).await;
-        let (done, text) = match &result {
-            Ok(detail) => ("applied", detail),
-            Err(reason) => ("failed", reason),
-        };
-        let action_word = json!(action);
-        let _ = self.journal(vec![history(json!({ "operator": action_word, "result": done, "reason": text }))]).await;
-        match result {
-            Ok(detail) => Operated::Done(detail),
-            Err(reason) => Operated::Failed(reason),
-        }
-    }
-
-    /// Writes `entries` to the journal (if there is one) and waits until they are on disk.
-    async fn journal(&self, entries: Vec<Entry>) -> Result<(), JournalError> {
-        match &self.journal {
-            Some(writer) => writer.commit(entries).await,
-            None => Ok(()),
-        }
-    }
-}
-
-/// A history entry stamped with the time.
-fn history(mut entry: Value) -> Entry {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    entry["unix_ms"] = json!(now);
-    Entry::History(entry)
-}
-
-/// Samples the simulation's real-time factor and the process's memory and CPU time every second while the track
-/// runs.
-async fn sample_every_second(track: Track, metrics: Arc<Metrics>) {
-    let started = Instant::now();
-    let Some(first) = track.try_state().await else { return };
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let Some(now) = track.try_state().await else { return };
-        let wall = started.elapsed().as_secs_f64();
-        metrics.real_time_factor((now.time_ms - first.time_ms) as f64 / 1000.0 / wall);
-        metrics.resident_memory();
-        metrics.cpu_time();
+        self.link.operate(token.to_string(), action).await
     }
 }

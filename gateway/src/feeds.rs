@@ -3,27 +3,23 @@
 //! behind the ring catches up from the latest state ([`Feeds::devices_2021`], or a v2 snapshot), never from
 //! stale frames.
 //!
-//! One task follows the track's events: it keeps the latest device states, encodes the frames, records the
-//! events' metrics and hands device changes to the journal without waiting for the disk.
+//! The feeds are fed v2 frames ([`Feeds::publish`]), whoever makes them: the track in this process
+//! (`crate::local`) or a core across a broker (`crate::broker::edge`); the 2021 frames are derived from them
+//! here, so both give the 2021 clients the same bytes.
 
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
-use hil::track::{Track, TrackEvent};
-use sim::layout::{Layout, OnOff};
-use sim::twin::EventKind;
-use tokio::sync::broadcast::error::RecvError;
+use sim::layout::Layout;
 use tokio::sync::{broadcast, watch};
 
-use crate::journal::{Entry, Writer};
-use crate::metrics::Metrics;
-use crate::protocol_2021::speed_frame;
-use crate::wire::{v2, v2021};
+use crate::wire::v2::{ServerFrame, State};
+use crate::wire::v2021;
 
 /// Frames a feed holds for clients that read slowly; one further behind catches up from the latest state.
 const RING: usize = 1024;
 
-/// The gateway's feeds (see the module documentation).
+/// The gateway's feeds (see the module documentation). Cheap to clone.
 #[derive(Clone)]
 pub struct Feeds {
     /// 2021 frames (device changes, and devices commanded to the state they had).
@@ -34,37 +30,91 @@ pub struct Feeds {
     pub v2: broadcast::Sender<Utf8Bytes>,
     /// Every device's 2021 frame as it is now (`None` while between positions): the 2021 protocol's periodic
     /// resend and a late or slow client's catch-up.
-    pub devices_2021: watch::Receiver<Arc<[Option<Utf8Bytes>]>>,
+    devices_2021: Arc<watch::Sender<Arc<[Option<Utf8Bytes>]>>>,
     /// Every train's 2021 speed frame as it is now: what a `/speed` client gets on connect.
-    pub speeds_2021: watch::Receiver<Arc<[Utf8Bytes]>>,
+    speeds_2021: Arc<watch::Sender<Arc<[Utf8Bytes]>>>,
+    layout: Arc<Layout>,
 }
 
 impl Feeds {
-    /// Starts following `track`.
-    pub async fn start(track: Track, journal: Option<Writer>, metrics: Arc<Metrics>) -> Feeds {
+    /// Feeds of `layout`'s track, starting from `state`.
+    pub fn new(layout: Arc<Layout>, state: &State) -> Feeds {
         let (v2021, _) = broadcast::channel(RING);
         let (v2, _) = broadcast::channel(RING);
         let (speed, _) = broadcast::channel(RING);
-        let states: Vec<Option<OnOff>> = track.state().await.devices.iter().map(|p| p.state()).collect();
-        let (devices_tx, devices_2021) = watch::channel(frames_2021(track.layout(), &states));
-        let layout = track.layout();
-        let speeds: Arc<[Utf8Bytes]> =
-            track.speeds().into_iter().enumerate().map(|(t, s)| speed_frame(layout, t, s).into()).collect();
-        let (speeds_tx, speeds_2021) = watch::channel(speeds);
-        let feeds = Feeds { v2021, speed, v2, devices_2021, speeds_2021 };
-        let follower =
-            Follower { feeds: feeds.clone(), devices: devices_tx, speeds: speeds_tx, states, journal, metrics };
-        tokio::spawn(follower.run(track));
-        feeds
+        let (devices, _) = watch::channel(devices(state));
+        let (speeds, _) = watch::channel(speeds(&layout, state));
+        Feeds { v2021, speed, v2, devices_2021: Arc::new(devices), speeds_2021: Arc::new(speeds), layout }
+    }
+
+    /// Every device's 2021 frame as it is now (`None` while between positions).
+    pub fn devices_2021(&self) -> Arc<[Option<Utf8Bytes>]> {
+        self.devices_2021.borrow().clone()
+    }
+
+    /// Every train's 2021 speed frame as it is now.
+    pub fn speeds_2021(&self) -> Arc<[Utf8Bytes]> {
+        self.speeds_2021.borrow().clone()
+    }
+
+    /// Hands a change to every client: the v2 frame as it is, and the 2021 frames it makes (a device with a
+    /// state, a speed). A device frame is taken as a change or a confirmation of the device's state: the
+    /// caller sends it only when one of the two happened.
+    pub fn publish(&self, frame: &ServerFrame) {
+        match frame {
+            ServerFrame::Device(d) => {
+                if let Some(i) = self.layout.device_id(&d.name) {
+                    let frame_2021: Option<Utf8Bytes> =
+                        d.state.map(|s| v2021::ServerFrame::device(&d.name, s).encode().into());
+                    replace(&self.devices_2021, i, frame_2021.clone());
+                    if let Some(f) = frame_2021 {
+                        // No subscriber is not an error.
+                        let _ = self.v2021.send(f);
+                    }
+                }
+            }
+            ServerFrame::Speed { train, speed } => {
+                if let Some(i) = self.layout.train_id(train) {
+                    let f: Utf8Bytes = v2021::ServerFrame::speed(train, *speed).encode().into();
+                    replace(&self.speeds_2021, i, f.clone());
+                    let _ = self.speed.send(f);
+                }
+            }
+            _ => {}
+        }
+        let _ = self.v2.send(frame.encode().into());
+    }
+
+    /// Starts again from `state` (after changes were missed): the 2021 lists replaced, and every client handed
+    /// the whole state (v2: a snapshot; 2021: every device's and every train's frame).
+    pub fn reset(&self, state: &State) {
+        let (now_devices, now_speeds) = (devices(state), speeds(&self.layout, state));
+        self.devices_2021.send_replace(now_devices.clone());
+        self.speeds_2021.send_replace(now_speeds.clone());
+        for f in now_devices.iter().flatten() {
+            let _ = self.v2021.send(f.clone());
+        }
+        for f in now_speeds.iter() {
+            let _ = self.speed.send(f.clone());
+        }
+        let _ = self.v2.send(ServerFrame::Snapshot(state.clone()).encode().into());
     }
 }
 
-/// Every device's 2021 frame.
-fn frames_2021(layout: &Layout, states: &[Option<OnOff>]) -> Arc<[Option<Utf8Bytes>]> {
-    states
+/// Every device's 2021 frame in `state`.
+fn devices(state: &State) -> Arc<[Option<Utf8Bytes>]> {
+    state.devices.iter().map(|d| d.state.map(|s| v2021::ServerFrame::device(&d.name, s).encode().into())).collect()
+}
+
+/// Every train's 2021 speed frame in `state`, in the layout's order (0 for a train it does not list).
+fn speeds(layout: &Layout, state: &State) -> Arc<[Utf8Bytes]> {
+    layout
+        .trains
         .iter()
-        .zip(&layout.devices)
-        .map(|(s, d)| s.map(|s| v2021::ServerFrame::device(&d.name, s).encode().into()))
+        .map(|t| {
+            let speed = state.trains.iter().find(|s| s.name == t.name).and_then(|s| s.speed).unwrap_or(0);
+            v2021::ServerFrame::speed(&t.name, speed).encode().into()
+        })
         .collect()
 }
 
@@ -72,97 +122,9 @@ fn frames_2021(layout: &Layout, states: &[Option<OnOff>]) -> Arc<[Option<Utf8Byt
 fn replace<T: Clone>(list: &watch::Sender<Arc<[T]>>, i: usize, value: T) {
     list.send_modify(|all| {
         let mut now = all.to_vec();
-        now[i] = value;
+        if i < now.len() {
+            now[i] = value;
+        }
         *all = now.into();
     });
-}
-
-/// The task behind the feeds.
-struct Follower {
-    feeds: Feeds,
-    devices: watch::Sender<Arc<[Option<Utf8Bytes>]>>,
-    speeds: watch::Sender<Arc<[Utf8Bytes]>>,
-    states: Vec<Option<OnOff>>,
-    journal: Option<Writer>,
-    metrics: Arc<Metrics>,
-}
-
-impl Follower {
-    async fn run(mut self, track: Track) {
-        let layout = track.layout().clone();
-        let mut events = track.subscribe();
-        loop {
-            match events.recv().await {
-                Ok(e) => {
-                    self.metrics.event(&e);
-                    self.follow(&layout, e);
-                }
-                // Missed events: read the devices again (trains and boards come again by themselves).
-                Err(RecvError::Lagged(_)) => {
-                    let Some(state) = track.try_state().await else { return };
-                    for (device, p) in state.devices.iter().enumerate() {
-                        self.device(&layout, device, p.state());
-                    }
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
-    }
-
-    /// Encodes what an event shows, once for each protocol.
-    fn follow(&mut self, layout: &Layout, event: TrackEvent) {
-        let frame = match event {
-            TrackEvent::Sim(e) => match e.kind {
-                EventKind::DeviceChanged { device, position } => return self.device(layout, device, position.state()),
-                EventKind::SensorPassed { sensor, train } => v2::ServerFrame::Event(v2::Event {
-                    kind: v2::EventKind::Sensor,
-                    text: e.describe(layout),
-                    sensor: Some(layout.sensors[sensor].name.clone()),
-                    train: Some(layout.trains[train].name.clone()),
-                }),
-                EventKind::Collision { .. } => v2::ServerFrame::event(v2::EventKind::Collision, e.describe(layout)),
-                EventKind::Derailment { .. } => v2::ServerFrame::event(v2::EventKind::Derailment, e.describe(layout)),
-                _ => return,
-            },
-            TrackEvent::Divergence(d) => v2::ServerFrame::event(v2::EventKind::Divergence, d.describe(layout)),
-            TrackEvent::Board(h) => v2::ServerFrame::Board(v2::Board::of(&h)),
-            TrackEvent::Mode(mode) => v2::ServerFrame::Mode { mode },
-            TrackEvent::Trains(now) => {
-                v2::ServerFrame::Trains { trains: now.iter().map(|p| v2::Train::of(layout, p)).collect() }
-            }
-            TrackEvent::Speed { train, speed } => {
-                let frame: Utf8Bytes = speed_frame(layout, train, speed).into();
-                replace(&self.speeds, train, frame.clone());
-                let _ = self.feeds.speed.send(frame);
-                v2::ServerFrame::Speed { train: layout.trains[train].name.clone(), speed }
-            }
-            TrackEvent::Confirmed { device, state } => {
-                let name = &layout.devices[device].name;
-                let _ = self.feeds.v2021.send(v2021::ServerFrame::device(name, state).encode().into());
-                v2::ServerFrame::Device(v2::Device { name: name.clone(), kind: None, state: Some(state) })
-            }
-            TrackEvent::SensorReport(_) => return,
-        };
-        // No subscriber is not an error.
-        let _ = self.feeds.v2.send(frame.encode().into());
-    }
-
-    /// A device's state now: frames for both protocols if it changed, and the journal told.
-    fn device(&mut self, layout: &Layout, device: usize, state: Option<OnOff>) {
-        if self.states[device] == state {
-            return;
-        }
-        self.states[device] = state;
-        let name = &layout.devices[device].name;
-        let frame_2021: Option<Utf8Bytes> = state.map(|s| v2021::ServerFrame::device(name, s).encode().into());
-        replace(&self.devices, device, frame_2021.clone());
-        if let Some(frame) = frame_2021 {
-            let _ = self.feeds.v2021.send(frame);
-        }
-        let v2 = v2::ServerFrame::Device(v2::Device { name: name.clone(), kind: None, state });
-        let _ = self.feeds.v2.send(v2.encode().into());
-        if let (Some(journal), Some(_)) = (&self.journal, state) {
-            journal.submit(vec![Entry::Device(device)]);
-        }
-    }
 }

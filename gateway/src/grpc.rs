@@ -8,7 +8,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use hil::track::{Outcome, Snapshot};
+use hil::track::Outcome;
 use sim::interlocking::Request as TrackRequest;
 use sim::layout::OnOff;
 use tokio_stream::Stream;
@@ -90,7 +90,7 @@ impl v2021::control_server::Control for Grpc {
         self.allowed("Control.Command2Internal", &request)?;
         let r = request.into_inner();
         let id = r.station.map_or(0, |s| s.station_id);
-        let layout = self.core.track.layout();
+        let layout = self.core.layout();
         let Some(device) = layout.devices.iter().position(|d| d.grpc_id.is_some_and(|g| g as i32 == id)) else {
             let name = v2021::StationId::try_from(id).map_or("an unknown id", |s| s.as_str_name());
             self.record("Control.Command2Internal", "NOT_FOUND");
@@ -116,7 +116,7 @@ impl v2021::speed_server::Speed for Grpc {
     async fn control_speed(&self, request: Request<v2021::SendSpeed>) -> Result<Response<v2021::StatusCode>, Status> {
         self.allowed("Speed.ControlSpeed", &request)?;
         let r = request.into_inner();
-        let layout = self.core.track.layout();
+        let layout = self.core.layout();
         let train = v2021::Train::try_from(r.train).ok().and_then(|t| layout.train_id(t.as_str_name()));
         let code = match train {
             Some(train) => match self.core.apply(TrackRequest::Speed { train, speed: r.speed }).await {
@@ -139,13 +139,11 @@ impl v2::twin_server::Twin for Grpc {
     async fn watch_state(&self, _: Request<v2::WatchRequest>) -> Result<Response<StateStream>, Status> {
         self.record("Twin.WatchState", "OK");
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let track = self.core.track.clone();
+        let link = self.core.link.clone();
         tokio::spawn(async move {
             let mut last: Option<v2::TrackState> = None;
             loop {
-                let Some(state) = track.try_state().await else { return };
-                let snapshot = Snapshot { mode: track.mode(), state, boards: Vec::new(), speeds: track.speeds() };
-                let now = message(track.layout(), snapshot);
+                let now = message(link.snapshot().await);
                 // Only what changed, and a slow reader waits for the latest state rather than a queue.
                 if last
                     .as_ref()
@@ -168,8 +166,7 @@ impl v2::twin_server::Twin for Grpc {
 }
 
 /// The feed's message: the v2 state's words and numbers (a device between positions has the empty state).
-fn message(layout: &sim::layout::Layout, snap: Snapshot) -> v2::TrackState {
-    let state = crate::wire::v2::State::of(layout, &snap);
+fn message(state: crate::wire::v2::State) -> v2::TrackState {
     v2::TrackState {
         mode: word(&state.mode),
         time_ms: state.time_ms,

@@ -1,12 +1,12 @@
 //! Operator actions, behind the operator token: the festival live-mode toggle, emergency stop, and reset to
-//! the initial state. Visitors need no login; operators send the token with each action.
+//! the initial state. Visitors need no login; operators send the token with each action. Plain functions: the
+//! track's side (`crate::local`) carries the actions out.
 
-use hil::track::{Mode, Outcome, SwitchError};
+use hil::track::{Mode, Outcome, SwitchError, SwitchReport};
 use sim::interlocking::{Request, on_scale};
-use sim::layout::{DeviceKind, OnOff};
+use sim::layout::{DeviceKind, Layout, OnOff};
 use subtle::ConstantTimeEq;
 
-use crate::core::Core;
 use crate::wire::v2::OperatorAction as Action;
 
 /// The fewest characters an operator token may have: a short token is guessed (and an empty one would make
@@ -32,93 +32,91 @@ pub fn authorised(configured: Option<&str>, given: &str) -> bool {
     configured.is_some_and(|t| bool::from(t.as_bytes().ct_eq(given.as_bytes())))
 }
 
-/// Carries out an action; returns what it did in words, or why it could not.
-pub async fn perform(core: &Core, action: Action) -> Result<String, String> {
-    let track = &core.track;
-    match action {
-        Action::Live | Action::LiveForce | Action::Sim => {
-            let to = if action == Action::Sim { Mode::Sim } else { Mode::Live };
-            match track.switch_mode(to, action == Action::LiveForce).await {
-                Ok(report) => {
-                    let checked: Vec<String> = report
-                        .checked
-                        .iter()
-                        .map(|(name, addr, alive)| {
-                            format!("{name} at {addr} {}", if *alive { "answers" } else { "DOWN" })
-                        })
-                        .collect();
-                    Ok(format!("mode {:?}; checked: {}", report.mode, checked.join(", ")))
-                }
-                Err(SwitchError::Unhealthy(down)) => {
-                    Err(format!("not switched: boards not answering: {}", down.join(", ")))
-                }
-            }
-        }
-        Action::EmergencyStop => {
-            let layout = track.layout().clone();
-            let mut requests: Vec<Request> = (0..layout.devices.len())
-                .filter(|&d| layout.devices[d].kind == DeviceKind::StopRail)
-                .map(|device| Request::Device { device, state: OnOff::On })
+/// The mode an action switches to, and whether it switches even with boards not answering.
+pub fn switch(action: Action) -> (Mode, bool) {
+    (if action == Action::Sim { Mode::Sim } else { Mode::Live }, action == Action::LiveForce)
+}
+
+/// What a switch of mode did, in words, or why it was not done.
+pub fn switched(result: Result<SwitchReport, SwitchError>) -> Result<String, String> {
+    match result {
+        Ok(report) => {
+            let checked: Vec<String> = report
+                .checked
+                .iter()
+                .map(|(name, addr, alive)| format!("{name} at {addr} {}", if *alive { "answers" } else { "DOWN" }))
                 .collect();
-            requests.extend(settable(core).into_iter().map(|train| Request::Speed { train, speed: 0 }));
-            summarise("emergency stop", core, requests).await
+            Ok(format!("mode {:?}; checked: {}", report.mode, checked.join(", ")))
+        }
+        Err(SwitchError::Unhealthy(down)) => Err(format!("not switched: boards not answering: {}", down.join(", "))),
+    }
+}
+
+/// The commands an emergency stop or a reset is made of, in the order they are carried out (none for the
+/// switches of mode).
+pub fn requests(layout: &Layout, mode: Mode, action: Action) -> Vec<Request> {
+    let stop_rails = |state: Option<OnOff>| -> Vec<Request> {
+        (0..layout.devices.len())
+            .filter(|&d| layout.devices[d].kind == DeviceKind::StopRail)
+            .filter(|&d| state.is_none_or(|s| layout.devices[d].initial == s))
+            .map(|device| Request::Device { device, state: OnOff::On })
+            .collect()
+    };
+    match action {
+        Action::Live | Action::LiveForce | Action::Sim => Vec::new(),
+        Action::EmergencyStop => {
+            let mut requests = stop_rails(None);
+            requests.extend(settable(layout, mode).map(|train| Request::Speed { train, speed: 0 }));
+            requests
         }
         Action::Reset => {
-            let layout = track.layout().clone();
-            let initial = |kind: DeviceKind, state: Option<OnOff>| -> Vec<usize> {
-                (0..layout.devices.len())
-                    .filter(|&d| layout.devices[d].kind == kind && state.is_none_or(|s| layout.devices[d].initial == s))
-                    .collect()
-            };
             // Raise first, then set switches, then lower what starts lowered: each step keeps the track safe.
-            let mut requests: Vec<Request> = initial(DeviceKind::StopRail, Some(OnOff::On))
-                .into_iter()
-                .map(|device| Request::Device { device, state: OnOff::On })
-                .collect();
+            let mut requests = stop_rails(Some(OnOff::On));
             requests.extend(
-                initial(DeviceKind::Switch, None)
-                    .into_iter()
-                    .map(|device| Request::Device { device, state: track.layout().devices[device].initial }),
+                (0..layout.devices.len())
+                    .filter(|&d| layout.devices[d].kind == DeviceKind::Switch)
+                    .map(|device| Request::Device { device, state: layout.devices[device].initial }),
             );
             requests.extend(
-                initial(DeviceKind::StopRail, Some(OnOff::Off))
-                    .into_iter()
+                (0..layout.devices.len())
+                    .filter(|&d| {
+                        layout.devices[d].kind == DeviceKind::StopRail && layout.devices[d].initial == OnOff::Off
+                    })
                     .map(|device| Request::Device { device, state: OnOff::Off }),
             );
             requests.extend(
-                settable(core)
-                    .into_iter()
-                    .map(|train| Request::Speed { train, speed: on_scale(&layout, train, layout.trains[train].speed) }),
+                settable(layout, mode)
+                    .map(|train| Request::Speed { train, speed: on_scale(layout, train, layout.trains[train].speed) }),
             );
-            summarise("reset", core, requests).await
+            requests
         }
     }
 }
 
 /// The trains whose speed can be set: every one in sim mode; in live mode those with an onboard controller
 /// (the others run at their own speed, and only stop rails stop them).
-fn settable(core: &Core) -> Vec<usize> {
-    let layout = core.track.layout();
-    let live = core.track.mode() == Mode::Live;
-    (0..layout.trains.len()).filter(|&t| !live || layout.trains[t].controller.is_some()).collect()
+fn settable(layout: &Layout, mode: Mode) -> impl Iterator<Item = usize> + '_ {
+    (0..layout.trains.len()).filter(move |&t| mode != Mode::Live || layout.trains[t].controller.is_some())
 }
 
-/// Applies every request; `Ok` when all were applied, else the list of what was not.
-async fn summarise(what: &str, core: &Core, requests: Vec<Request>) -> Result<String, String> {
-    let layout = core.track.layout().clone();
-    let mut problems = Vec::new();
-    let total = requests.len();
-    for r in requests {
-        let target = match r {
-            Request::Device { device, .. } => layout.devices[device].name.clone(),
-            Request::Speed { train, .. } => layout.trains[train].name.clone(),
-        };
-        match core.apply(r).await {
-            Outcome::Applied => {}
-            Outcome::Rejected(x) => problems.push(format!("{target}: {}", x.message)),
-            Outcome::Failed(reason) => problems.push(format!("{target}: {reason}")),
-        }
-    }
+/// What an emergency stop or reset did: `Ok` when every command was applied, else the list of what was not.
+pub fn summarise(action: Action, layout: &Layout, outcomes: &[(Request, Outcome)]) -> Result<String, String> {
+    let what = if action == Action::Reset { "reset" } else { "emergency stop" };
+    let total = outcomes.len();
+    let problems: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(r, outcome)| {
+            let target = match *r {
+                Request::Device { device, .. } => &layout.devices[device].name,
+                Request::Speed { train, .. } => &layout.trains[train].name,
+            };
+            match outcome {
+                Outcome::Applied => None,
+                Outcome::Rejected(x) => Some(format!("{target}: {}", x.message)),
+                Outcome::Failed(reason) => Some(format!("{target}: {reason}")),
+            }
+        })
+        .collect();
     if problems.is_empty() {
         Ok(format!("{what}: {total} commands applied"))
     } else {

@@ -7,7 +7,7 @@ use hil::track::Outcome;
 use sim::interlocking::{FULL_SPEED, Request};
 use sim::layout::Layout;
 
-use crate::session::Step;
+use crate::step::Step;
 use crate::wire::v2021::{ClientFrame, ServerFrame};
 
 /// What a client frame asks.

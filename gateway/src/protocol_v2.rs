@@ -1,12 +1,12 @@
 //! The v2 protocol's logic on `/ws/v2`, as plain functions over its typed frames ([`crate::wire::v2`]): what a
 //! client frame asks, and the answer that repeats its id.
 
-use hil::track::{Outcome, Snapshot};
+use hil::track::Outcome;
 use sim::interlocking::Request;
 use sim::layout::Layout;
 
-use crate::core::Operated;
-use crate::session::Step;
+use crate::link::Operated;
+use crate::step::Step;
 use crate::wire::v2::{ClientFrame, Command, ServerFrame, State};
 
 /// What a client frame asks.
@@ -58,6 +58,6 @@ pub fn error(id: Option<u64>, reason: &str) -> String {
 }
 
 /// The snapshot frame.
-pub fn snapshot(layout: &Layout, snap: &Snapshot) -> String {
-    ServerFrame::Snapshot(State::of(layout, snap)).encode()
+pub fn snapshot(state: State) -> String {
+    ServerFrame::Snapshot(state).encode()
 }

@@ -1,7 +1,7 @@
 //! The HTTP side: the phone control page on `/`, the 2021 WebSocket protocols on `/ws` and `/speed`, the v2
 //! protocol on `/ws/v2` (all driven by [`crate::session`]), the state snapshot on `/api/state`, the layout picture on
-//! `/api/layout`, the command history on `/api/history`, Prometheus metrics on `/metrics`, and the sensor
-//! ingest on `/registerPosition`, all over one [`Core`].
+//! `/api/layout`, the command history on `/api/history` and Prometheus metrics on `/metrics`, all over one
+//! [`Core`]; and the sensor ingest on `/registerPosition` of a track in this process ([`ingest`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,11 +18,14 @@ use serde_json::json;
 
 use crate::core::Core;
 use crate::session::{Protocol, upgrade};
-use crate::wire::v2;
 
-/// The gateway's routes over `core`.
+/// The sensor ingest (`/registerPosition`) of a track in this process.
+pub fn ingest(track: &hil::track::Track) -> Router {
+    hil::ingest::router(track.layout().clone(), track.senders(), track.readings())
+}
+
+/// The gateway's routes over `core` (with a track in this process, merge [`ingest`] too).
 pub fn router(core: Core) -> Router {
-    let ingest = hil::ingest::router(core.track.layout().clone(), core.track.senders(), core.track.readings());
     Router::new()
         .route("/", get(index))
         .route("/page.js", get(|| async { asset(include_str!("page/page.js"), "text/javascript; charset=utf-8") }))
@@ -35,7 +38,6 @@ pub fn router(core: Core) -> Router {
         .route("/api/state", get(api_state))
         .route("/api/history", get(api_history))
         .with_state(core)
-        .merge(ingest)
 }
 
 /// Time a client has to send a request's headers; a slower one is disconnected (it would hold a connection
@@ -174,10 +176,10 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
 
 /// `GET /api/layout`: the layout as a schematic picture (tracks, devices, sensors, stations, trains).
 async fn api_layout(State(core): State<Core>) -> impl IntoResponse {
-    Json(core.track.layout().drawing())
+    Json(core.layout().drawing())
 }
 
 /// `GET /api/state`: the mode, every device, train and board (the v2 snapshot without its `type`).
 async fn api_state(State(core): State<Core>) -> impl IntoResponse {
-    Json(v2::State::of(core.track.layout(), &core.track.snapshot().await))
+    Json(core.link.snapshot().await)
 }

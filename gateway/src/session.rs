@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use crate::core::Core;
 use crate::limits::Bucket;
 use crate::metrics::Metrics;
-use crate::wire::v2::OperatorAction;
+use crate::step::Step;
 use crate::{protocol_2021, protocol_v2};
 
 /// Largest WebSocket frame accepted from a client, in bytes.
@@ -47,31 +47,6 @@ pub enum Protocol {
     V2,
 }
 
-/// What a client frame asks, as a protocol reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Step {
-    /// Nothing to carry out: answer with this frame (a frame that is no command).
-    Reply(String),
-    /// Carry out a track request; `id` is the command's id where the protocol has one.
-    Track {
-        /// The command's id.
-        id: Option<u64>,
-        /// The request.
-        request: Request,
-    },
-    /// Perform an operator action.
-    Operator {
-        /// The command's id.
-        id: u64,
-        /// The token the client sent.
-        token: String,
-        /// The action.
-        action: OperatorAction,
-    },
-    /// Send a snapshot.
-    Snapshot,
-}
-
 impl Protocol {
     /// Its name in metrics.
     fn name(self) -> &'static str {
@@ -93,9 +68,9 @@ impl Protocol {
     /// The feed it follows.
     fn feed(self, core: &Core) -> broadcast::Receiver<Utf8Bytes> {
         match self {
-            Protocol::V2021 => core.feeds.v2021.subscribe(),
-            Protocol::Speed2021 => core.feeds.speed.subscribe(),
-            Protocol::V2 => core.feeds.v2.subscribe(),
+            Protocol::V2021 => core.feeds().v2021.subscribe(),
+            Protocol::Speed2021 => core.feeds().speed.subscribe(),
+            Protocol::V2 => core.feeds().v2.subscribe(),
         }
     }
 
@@ -103,31 +78,31 @@ impl Protocol {
     async fn catch_up(self, core: &Core) -> Vec<Utf8Bytes> {
         match self {
             Protocol::V2021 => every_device_2021(core),
-            Protocol::Speed2021 => core.feeds.speeds_2021.borrow().to_vec(),
-            Protocol::V2 => vec![protocol_v2::snapshot(core.track.layout(), &core.track.snapshot().await).into()],
+            Protocol::Speed2021 => core.feeds().speeds_2021().to_vec(),
+            Protocol::V2 => vec![protocol_v2::snapshot(core.link.snapshot().await).into()],
         }
     }
 
     /// What a client frame asks.
     fn read(self, core: &Core, text: &str) -> Step {
         match self {
-            Protocol::V2021 => protocol_2021::read(core.track.layout(), text),
-            Protocol::Speed2021 => protocol_2021::read_speed(core.track.layout(), text),
-            Protocol::V2 => protocol_v2::read(core.track.layout(), text),
+            Protocol::V2021 => protocol_2021::read(core.layout(), text),
+            Protocol::Speed2021 => protocol_2021::read_speed(core.layout(), text),
+            Protocol::V2 => protocol_v2::read(core.layout(), text),
         }
     }
 }
 
 /// Every device's current 2021 frame.
 fn every_device_2021(core: &Core) -> Vec<Utf8Bytes> {
-    core.feeds.devices_2021.borrow().iter().flatten().cloned().collect()
+    core.feeds().devices_2021().iter().flatten().cloned().collect()
 }
 
 /// The 2021 frame of the device or train a request names, as it is now.
 fn current_2021(core: &Core, request: Request) -> Option<Utf8Bytes> {
     match request {
-        Request::Device { device, .. } => core.feeds.devices_2021.borrow().get(device).cloned().flatten(),
-        Request::Speed { train, .. } => core.feeds.speeds_2021.borrow().get(train).cloned(),
+        Request::Device { device, .. } => core.feeds().devices_2021().get(device).cloned().flatten(),
+        Request::Speed { train, .. } => core.feeds().speeds_2021().get(train).cloned(),
     }
 }
 

@@ -163,6 +163,11 @@ pub enum ServerFrame {
     },
     /// Something happened, in words.
     Event(Event),
+    /// The track's core went offline or came back (an edge gateway's link to it across the broker).
+    Online {
+        /// Whether it is online now.
+        online: bool,
+    },
 }
 
 /// The whole track: the v2 `snapshot` frame, and `GET /api/state`.
@@ -178,6 +183,14 @@ pub struct State {
     pub trains: Vec<Train>,
     /// Every servo board and speed controller.
     pub boards: Vec<Board>,
+    /// Whether the track's core is reachable: always in one process; on an edge gateway, whether the core is
+    /// online across the broker (when it is not, commands are refused and the rest is as last seen).
+    #[serde(default = "yes")]
+    pub online: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A device and its state.
@@ -295,6 +308,47 @@ impl State {
                 })
                 .collect(),
             boards: snap.boards.iter().map(|(_, h)| Board::of(h)).collect(),
+            online: true,
+        }
+    }
+
+    /// Takes in a change frame, as a client following the feed does (answers and events change nothing; a
+    /// snapshot replaces the whole). Every change sets a value, so taking one twice, or one the state already
+    /// holds, leaves the state as it was.
+    pub fn apply(&mut self, frame: &ServerFrame) {
+        match frame {
+            ServerFrame::Snapshot(s) => *self = s.clone(),
+            ServerFrame::Device(d) => {
+                if let Some(now) = self.devices.iter_mut().find(|x| x.name == d.name) {
+                    now.state = d.state;
+                }
+            }
+            ServerFrame::Speed { train, speed } => {
+                if let Some(now) = self.trains.iter_mut().find(|t| &t.name == train) {
+                    now.speed = Some(*speed);
+                }
+            }
+            ServerFrame::Trains { trains } => {
+                for t in trains {
+                    match self.trains.iter_mut().find(|x| x.name == t.name) {
+                        // The commanded speed comes with `speed` frames only.
+                        Some(now) => *now = Train { speed: now.speed, ..t.clone() },
+                        None => self.trains.push(t.clone()),
+                    }
+                }
+            }
+            ServerFrame::Board(b) => match self.boards.iter_mut().find(|x| x.name == b.name) {
+                Some(now) => *now = b.clone(),
+                None => self.boards.push(b.clone()),
+            },
+            ServerFrame::Mode { mode } => self.mode = *mode,
+            ServerFrame::Online { online } => self.online = *online,
+            ServerFrame::Ack { .. }
+            | ServerFrame::Rejected { .. }
+            | ServerFrame::Failed { .. }
+            | ServerFrame::Denied { .. }
+            | ServerFrame::Error { .. }
+            | ServerFrame::Event(_) => {}
         }
     }
 }

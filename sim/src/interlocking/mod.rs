@@ -89,6 +89,23 @@ pub enum RejectKind {
 }
 
 impl RejectKind {
+    /// Every rule.
+    pub const ALL: [RejectKind; 8] = [
+        RejectKind::StationRule,
+        RejectKind::SwitchInUse,
+        RejectKind::RouteOccupied,
+        RejectKind::RouteUnsafe,
+        RejectKind::NoStopAhead,
+        RejectKind::Reverse,
+        RejectKind::Unknown,
+        RejectKind::OutOfRange,
+    ];
+
+    /// The rule whose [`RejectKind::label`] is `label`.
+    pub fn from_label(label: &str) -> Option<RejectKind> {
+        RejectKind::ALL.into_iter().find(|k| k.label() == label)
+    }
+
     /// A short name for summaries.
     pub fn label(self) -> &'static str {
         match self {

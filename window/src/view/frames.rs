@@ -61,6 +61,10 @@ pub fn apply(picture: &mut Picture, text: &str) -> Result<Option<(u64, String)>,
             picture.log(format!("mode {}", word(&mode).to_uppercase()));
             return Ok(None);
         }
+        ServerFrame::Online { online } => {
+            picture.log(if online { "track online".into() } else { "track OFFLINE: commands are refused".to_string() });
+            return Ok(None);
+        }
         ServerFrame::Event(e) => {
             if e.kind == EventKind::Sensor
                 && let Some(sensor) = picture.drawing.sensors.iter().position(|x| Some(&x.name) == e.sensor.as_ref())

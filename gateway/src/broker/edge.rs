@@ -1,0 +1,315 @@
+//! A public edge gateway's [`Link`]: a track reached across the broker. It holds nothing that matters: the
+//! layout, the state and every change come from the core's topics; commands go to the core and wait for its
+//! reply (up to [`DEADLINE`]: after that the client is told the outcome is unknown, never that it was done);
+//! while the core is offline (its will) or the broker unreachable, commands are refused at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use hil::track::Outcome;
+use rumqttc::AsyncClient;
+use sim::interlocking::Request;
+use sim::layout::Layout;
+use tokio::sync::{oneshot, watch};
+
+use super::connect::{AT_LEAST_ONCE, Broker, Seen, drive};
+use super::on_site::unix_ms;
+use super::wire::{
+    ChangeMessage, CommandMessage, Effect, Follow, OFFLINE, ONLINE, Reply, ReplyMessage, SnapshotMessage, Topic,
+    Topics, decode, encode,
+};
+use crate::feeds::Feeds;
+use crate::link::{Link, Operated, Pending};
+use crate::wire::v2::{Command, OperatorAction, State};
+
+/// How long a command waits for the core's reply.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why a command is refused while the core is offline.
+pub const OFFLINE_REASON: &str = "the track is offline (its core is not connected): nothing was done";
+
+/// What a client is told when no reply came in time.
+pub const UNKNOWN_REASON: &str =
+    "no answer from the track in time: the command may or may not have been carried out (watch the device)";
+
+/// What a client is told when the core went away while its command was being carried out.
+pub const LOST_REASON: &str =
+    "the track went offline before answering: the command may or may not have been carried out (watch the device)";
+
+/// An edge's link to the core (see the module documentation). Cheap to clone.
+#[derive(Clone)]
+pub struct Edge {
+    shared: Arc<Shared>,
+    client: AsyncClient,
+    topics: Topics,
+    reply_to: String,
+    client_id: String,
+}
+
+/// What the connection loop and the doors share.
+struct Shared {
+    /// The layout and the feeds, once the core's layout came.
+    ready: OnceLock<(Arc<Layout>, Feeds)>,
+    follow: Mutex<Follow>,
+    /// Commands waiting for their reply, by id.
+    pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    /// Whether the core is online (and the broker reachable).
+    online: AtomicBool,
+    next_id: AtomicU64,
+    /// Whether the first state arrived.
+    started: watch::Sender<bool>,
+}
+
+impl Edge {
+    /// Connects to `broker` and follows the track under `topics`; returns once the core's layout and first
+    /// state came (telling how it waits every few seconds), trying the broker again with backoff meanwhile.
+    pub async fn connect(broker: &Broker, topics: Topics) -> Result<Edge, String> {
+        let client_id = format!("plarail-edge-{:016x}", rand_id());
+        let (client, events) = broker.client(&client_id, None)?;
+        let (started, mut waiting) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            ready: OnceLock::new(),
+            follow: Mutex::new(Follow::default()),
+            pending: Mutex::new(HashMap::new()),
+            online: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            started,
+        });
+        let reply_to = topics.topic(&Topic::Reply(client_id.clone()));
+        let edge = Edge { shared: shared.clone(), client: client.clone(), topics: topics.clone(), reply_to, client_id };
+        let (subscriber, url) = (edge.clone(), broker.url());
+        let problem = Arc::new(Mutex::new(String::from("not connected yet")));
+        let last_problem = problem.clone();
+        tokio::spawn(drive(url.clone(), events, move |seen| {
+            match seen {
+                Seen::Connected => {
+                    tracing::info!("connected to the broker {url}: following {}/", subscriber.topics.prefix());
+                    subscriber.subscribe();
+                }
+                Seen::Message { topic, payload } => subscriber.take(&topic, &payload),
+                Seen::Lost(e) => {
+                    tracing::warn!("{e}; trying again");
+                    *problem.lock().unwrap_or_else(|p| p.into_inner()) = e;
+                    subscriber.set_online(false);
+                }
+            }
+            true
+        }));
+        let mut waited = 0u64;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), waiting.wait_for(|s| *s)).await {
+                Ok(_) => return Ok(edge),
+                Err(_) => {
+                    waited += 5;
+                    let why = last_problem.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    tracing::warn!(
+                        "waited {waited} s for the track's layout and state on {} under {}/ ({why}); is the core \
+                         running with --broker?",
+                        broker.url(),
+                        topics.prefix()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Subscribes to the core's topics and this edge's replies.
+    fn subscribe(&self) {
+        let topics =
+            [Topic::Online, Topic::Layout, Topic::Snapshot, Topic::Change, Topic::Reply(self.client_id.clone())];
+        let filters = topics.iter().map(|t| rumqttc::SubscribeFilter::new(self.topics.topic(t), AT_LEAST_ONCE));
+        if let Err(e) = self.client.try_subscribe_many(filters) {
+            tracing::warn!("cannot subscribe to the track's topics: {e}");
+        }
+    }
+
+    /// Takes one message from the broker.
+    fn take(&self, topic: &str, payload: &[u8]) {
+        let shared = &self.shared;
+        match self.topics.parse(topic) {
+            Some(Topic::Layout) => self.take_layout(payload),
+            Some(Topic::Online) => self.set_online(payload == ONLINE.as_bytes()),
+            Some(Topic::Snapshot) => match decode::<SnapshotMessage>(payload) {
+                Ok(s) => {
+                    let effects = shared.follow().snapshot(s);
+                    self.effects(effects);
+                    self.start_if_ready();
+                }
+                Err(e) => tracing::warn!("a snapshot from the broker is not one, ignored: {e}"),
+            },
+            Some(Topic::Change) => match decode::<ChangeMessage>(payload) {
+                Ok(c) => {
+                    let effects = shared.follow().change(c);
+                    self.effects(effects);
+                }
+                Err(e) => tracing::warn!("a change from the broker is not one, ignored: {e}"),
+            },
+            Some(Topic::Reply(_)) => match decode::<ReplyMessage>(payload) {
+                Ok(r) => {
+                    if let Some(waiting) = shared.pending().remove(&r.id) {
+                        let _ = waiting.send(r.reply);
+                    }
+                }
+                Err(e) => tracing::warn!("a reply from the broker is not one, ignored: {e}"),
+            },
+            Some(Topic::Command) | None => {}
+        }
+    }
+
+    /// The core's layout: the first one is this edge's for good (a core restarted on another layout needs the
+    /// edges restarted).
+    fn take_layout(&self, payload: &[u8]) {
+        let parsed = std::str::from_utf8(payload)
+            .map_err(|e| e.to_string())
+            .and_then(|text| Layout::from_toml(text).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(layout) => {
+                if let Some((now, _)) = self.shared.ready.get() {
+                    if now.name != layout.name {
+                        tracing::error!(
+                            "the core now runs layout {}, this edge serves {}: restart the edge",
+                            layout.name,
+                            now.name
+                        );
+                    }
+                    return;
+                }
+                let layout = Arc::new(layout);
+                let state = self.shared.follow().state().cloned().unwrap_or_else(|| empty(&layout));
+                let _ = self.shared.ready.set((layout.clone(), Feeds::new(layout, &state)));
+                self.start_if_ready();
+            }
+            Err(e) => tracing::error!("the layout on the broker cannot be read: {e}"),
+        }
+    }
+
+    /// Marks the edge started once it has the layout and a state.
+    fn start_if_ready(&self) {
+        if self.shared.ready.get().is_some() && self.shared.follow().state().is_some() {
+            self.shared.started.send_if_modified(|s| !std::mem::replace(s, true));
+        }
+    }
+
+    /// Whether the core is online; going offline, every command waiting is told its outcome is unknown.
+    fn set_online(&self, online: bool) {
+        let was = self.shared.online.swap(online, Ordering::SeqCst);
+        if was != online {
+            tracing::info!("the track is {}", if online { ONLINE } else { OFFLINE });
+        }
+        let effects = self.shared.follow().online(online);
+        self.effects(effects);
+        if !online {
+            for (_, waiting) in self.shared.pending().drain() {
+                let _ = waiting.send(Reply::Failed { reason: LOST_REASON.into() });
+            }
+        }
+    }
+
+    /// Hands what came to the clients.
+    fn effects(&self, effects: Vec<Effect>) {
+        let Some((_, feeds)) = self.shared.ready.get() else { return };
+        for e in effects {
+            match e {
+                Effect::Frame(frame) => feeds.publish(&frame),
+                Effect::Reset(state) => feeds.reset(&state),
+            }
+        }
+    }
+
+    /// Sends a command to the core and waits for its reply.
+    async fn send(&self, command: Command) -> Reply {
+        if !self.shared.online.load(Ordering::SeqCst) {
+            return Reply::Failed { reason: OFFLINE_REASON.into() };
+        }
+        let id = format!("{}:{}", self.client_id, self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        self.shared.pending().insert(id.clone(), tx);
+        let message = CommandMessage {
+            id: id.clone(),
+            reply_to: self.reply_to.clone(),
+            deadline_unix_ms: unix_ms() + DEADLINE.as_millis() as u64,
+            command,
+        };
+        let sent =
+            self.client.publish(self.topics.topic(&Topic::Command), AT_LEAST_ONCE, false, encode(&message)).await;
+        let reply = match sent {
+            Err(e) => Reply::Failed { reason: format!("the command could not be sent to the track: {e}") },
+            Ok(()) => match tokio::time::timeout(DEADLINE, rx).await {
+                Ok(Ok(reply)) => reply,
+                _ => Reply::Failed { reason: UNKNOWN_REASON.into() },
+            },
+        };
+        self.shared.pending().remove(&id);
+        reply
+    }
+
+    /// The layout and feeds (set before [`Edge::connect`] returns).
+    fn ready(&self) -> &(Arc<Layout>, Feeds) {
+        self.shared.ready.get().expect("an edge is handed out only once its layout came")
+    }
+}
+
+impl Shared {
+    fn follow(&self) -> std::sync::MutexGuard<'_, Follow> {
+        self.follow.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Reply>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Link for Edge {
+    fn layout(&self) -> &Arc<Layout> {
+        &self.ready().0
+    }
+
+    fn feeds(&self) -> &Feeds {
+        &self.ready().1
+    }
+
+    fn apply(&self, request: Request) -> Pending<'_, Outcome> {
+        let layout = self.layout();
+        let command = match request {
+            Request::Device { device, state } => Command::Device { name: layout.devices[device].name.clone(), state },
+            Request::Speed { train, speed } => Command::Speed { train: layout.trains[train].name.clone(), speed },
+        };
+        Box::pin(async move { self.send(command).await.outcome() })
+    }
+
+    fn operate(&self, token: String, action: OperatorAction) -> Pending<'_, Operated> {
+        Box::pin(async move { self.send(Command::Operator { token, action }).await.operated() })
+    }
+
+    fn snapshot(&self) -> Pending<'_, State> {
+        let state = self.shared.follow().state().cloned().unwrap_or_else(|| empty(self.layout()));
+        Box::pin(std::future::ready(state))
+    }
+}
+
+/// The state of a layout before anything is known of it.
+fn empty(layout: &Layout) -> State {
+    State {
+        mode: hil::track::Mode::Sim,
+        time_ms: 0,
+        devices: layout
+            .devices
+            .iter()
+            .map(|d| crate::wire::v2::Device { name: d.name.clone(), kind: Some(d.kind), state: None })
+            .collect(),
+        trains: Vec::new(),
+        boards: Vec::new(),
+        online: false,
+    }
+}
+
+/// A random client id suffix (the broker tells edges apart by it).
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(unix_ms());
+    h.write_u32(std::process::id());
+    h.finish()
+}

@@ -1,0 +1,378 @@
+//! The broker wire, defined once: the topics under a prefix that names the layout, the messages on them, and
+//! the two pieces of logic each side keeps, as plain data: the edge's [`Follow`] (changes in order, a missed one
+//! noticed, a resync from the retained snapshot) and the core's [`Seen`] (a command carried out at most once
+//! even when the broker delivers it twice).
+//!
+//! | topic (under `PREFIX/`) | from → to | QoS, retained | payload |
+//! |---|---|---|---|
+//! | `online` | core → edges | 1, retained | `online`; the core's will: `offline` |
+//! | `layout` | core → edges | 1, retained | the layout file (TOML) the core runs |
+//! | `snapshot` | core → edges | 1, retained | [`SnapshotMessage`]: the whole track and the number of the last change in it |
+//! | `change` | core → edges | 1 | [`ChangeMessage`]: one v2 frame, numbered |
+//! | `command` | edges → core | 1 | [`CommandMessage`]: a command, its id, where to reply, its deadline |
+//! | `reply/CLIENT` | core → the edge whose client id is `CLIENT` | 1 | [`ReplyMessage`] |
+
+use std::collections::{HashMap, VecDeque};
+
+use hil::track::Outcome;
+use serde::{Deserialize, Serialize};
+use sim::interlocking::{RejectKind, Rejection};
+
+use crate::link::Operated;
+use crate::wire::v2::{Command, ServerFrame, State};
+
+/// The word on `online` while the core is connected.
+pub const ONLINE: &str = "online";
+
+/// The word on `online` once the core is gone (its will).
+pub const OFFLINE: &str = "offline";
+
+/// The topics of one layout's track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    prefix: String,
+}
+
+/// Which topic a message came on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topic {
+    /// `online`.
+    Online,
+    /// `layout`.
+    Layout,
+    /// `snapshot`.
+    Snapshot,
+    /// `change`.
+    Change,
+    /// `command`.
+    Command,
+    /// `reply/CLIENT`.
+    Reply(String),
+}
+
+impl Topics {
+    /// The default prefix of a layout: `plarail/<layout name>`.
+    pub fn of_layout(name: &str) -> Topics {
+        Topics { prefix: format!("plarail/{name}") }
+    }
+
+    /// Topics under `prefix` (no trailing `/`; no wildcards).
+    pub fn new(prefix: &str) -> Result<Topics, String> {
+        let prefix = prefix.trim_end_matches('/');
+        if prefix.is_empty() || prefix.contains(['+', '#', '\0']) {
+            return Err(format!("`{prefix}` is not a topic prefix (no wildcards, not empty)"));
+        }
+        Ok(Topics { prefix: prefix.to_string() })
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The topic of `which`.
+    pub fn topic(&self, which: &Topic) -> String {
+        let p = &self.prefix;
+        match which {
+            Topic::Online => format!("{p}/online"),
+            Topic::Layout => format!("{p}/layout"),
+            Topic::Snapshot => format!("{p}/snapshot"),
+            Topic::Change => format!("{p}/change"),
+            Topic::Command => format!("{p}/command"),
+            Topic::Reply(client) => format!("{p}/reply/{client}"),
+        }
+    }
+
+    /// Which of this prefix's topics `topic` is, if any.
+    pub fn parse(&self, topic: &str) -> Option<Topic> {
+        let rest = topic.strip_prefix(&self.prefix)?.strip_prefix('/')?;
+        Some(match rest {
+            "online" => Topic::Online,
+            "layout" => Topic::Layout,
+            "snapshot" => Topic::Snapshot,
+            "change" => Topic::Change,
+            "command" => Topic::Command,
+            _ => match rest.strip_prefix("reply/") {
+                Some(client) if !client.is_empty() && !client.contains('/') => Topic::Reply(client.to_string()),
+                _ => return None,
+            },
+        })
+    }
+}
+
+/// The whole track, as of change `seq` of the core's run `epoch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotMessage {
+    /// The core's run (its start, unix ms): numbers restart with it.
+    pub epoch: u64,
+    /// The last change the state holds (later ones may be in it too: every change sets a value).
+    pub seq: u64,
+    /// The state.
+    pub state: State,
+}
+
+/// One change: a v2 frame, numbered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeMessage {
+    /// The core's run.
+    pub epoch: u64,
+    /// Its number: one more than the change before.
+    pub seq: u64,
+    /// The frame.
+    pub frame: ServerFrame,
+}
+
+/// A command from an edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandMessage {
+    /// Its id, unique across edges (the edge's client id and a number).
+    pub id: String,
+    /// Where the reply goes.
+    pub reply_to: String,
+    /// Unix ms after which it must not be carried out (the client has been told the outcome is unknown).
+    pub deadline_unix_ms: u64,
+    /// The command (a device, a speed, or an operator action with its token).
+    pub command: Command,
+}
+
+/// The reply to a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyMessage {
+    /// The command's id.
+    pub id: String,
+    /// What became of it.
+    pub reply: Reply,
+}
+
+/// What became of a command on the core.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Reply {
+    /// Carried out.
+    Applied,
+    /// Refused by the interlocking.
+    Rejected {
+        /// The rule (its label).
+        rule: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// Not carried out, or not wholly; why.
+    Failed {
+        /// Why, in words.
+        reason: String,
+    },
+    /// An operator action without the operator token.
+    Denied,
+    /// An operator action done; what it did.
+    Done {
+        /// What it did, in words.
+        detail: String,
+    },
+}
+
+impl Reply {
+    /// A track command's outcome.
+    pub fn of_outcome(outcome: &Outcome) -> Reply {
+        match outcome {
+            Outcome::Applied => Reply::Applied,
+            Outcome::Rejected(r) => Reply::Rejected { rule: r.kind.label().into(), reason: r.message.clone() },
+            Outcome::Failed(reason) => Reply::Failed { reason: reason.clone() },
+        }
+    }
+
+    /// An operator action's result.
+    pub fn of_operated(operated: Operated) -> Reply {
+        match operated {
+            Operated::Denied => Reply::Denied,
+            Operated::Done(detail) => Reply::Done { detail },
+            Operated::Failed(reason) => Reply::Failed { reason },
+        }
+    }
+
+    /// The outcome of a track command this reply answers.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Reply::Applied | Reply::Done { .. } => Outcome::Applied,
+            Reply::Rejected { rule, reason } => Outcome::Rejected(Rejection {
+                kind: RejectKind::from_label(&rule).unwrap_or(RejectKind::Unknown),
+                message: reason,
+            }),
+            Reply::Failed { reason } => Outcome::Failed(reason),
+            Reply::Denied => Outcome::Failed("operator actions need the operator token".into()),
+        }
+    }
+
+    /// The result of an operator action this reply answers.
+    pub fn operated(self) -> Operated {
+        match self {
+            Reply::Denied => Operated::Denied,
+            Reply::Done { detail } => Operated::Done(detail),
+            Reply::Applied => Operated::Done(String::new()),
+            Reply::Rejected { reason, .. } | Reply::Failed { reason } => Operated::Failed(reason),
+        }
+    }
+}
+
+/// Encodes a message as JSON.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    // Our own types, with string keys only: encoding cannot fail.
+    serde_json::to_vec(message).unwrap_or_default()
+}
+
+/// Decodes a message, or says why it is not one.
+pub fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, String> {
+    serde_json::from_slice(payload).map_err(|e| format!("not a {}: {e}", std::any::type_name::<T>()))
+}
+
+/// What an edge does with what came from the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Hand this change to the clients.
+    Frame(ServerFrame),
+    /// Start the clients again from this state (changes were missed, or this is the first state).
+    Reset(State),
+}
+
+/// Changes missed while out of step kept at most, waiting for a snapshot to follow.
+const WAITING: usize = 4096;
+
+/// The edge's view of the core's changes: applied in order, each once; a gap noticed and closed from the next
+/// snapshot at least as new as it.
+#[derive(Debug, Default)]
+pub struct Follow {
+    /// The state, once a snapshot came.
+    state: Option<State>,
+    epoch: u64,
+    seq: u64,
+    in_step: bool,
+    waiting: VecDeque<ChangeMessage>,
+}
+
+impl Follow {
+    /// The state as the edge knows it (`None` before the first snapshot).
+    pub fn state(&self) -> Option<&State> {
+        self.state.as_ref()
+    }
+
+    /// Whether the state is up to date with every change seen.
+    pub fn in_step(&self) -> bool {
+        self.in_step
+    }
+
+    /// Sets whether the core is online (kept in the state, told to the clients).
+    pub fn online(&mut self, online: bool) -> Vec<Effect> {
+        match &mut self.state {
+            Some(s) if s.online != online => {
+                s.online = online;
+                vec![Effect::Frame(ServerFrame::Online { online })]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Takes in a change.
+    pub fn change(&mut self, c: ChangeMessage) -> Vec<Effect> {
+        if self.in_step && c.epoch == self.epoch {
+            if c.seq <= self.seq {
+                // Delivered again, or already in the snapshot: nothing new.
+                return Vec::new();
+            }
+            if c.seq == self.seq + 1 {
+                self.seq = c.seq;
+                if let Some(s) = &mut self.state {
+                    s.apply(&c.frame);
+                }
+                return vec![Effect::Frame(c.frame)];
+            }
+        }
+        // A gap, another run of the core, or no snapshot yet: wait for a snapshot.
+        self.in_step = false;
+        if self.waiting.len() == WAITING {
+            self.waiting.pop_front();
+        }
+        self.waiting.push_back(c);
+        Vec::new()
+    }
+
+    /// Takes in a snapshot: while in step, only one newer than the changes seen counts (it means changes were
+    /// skipped); out of step, it is the new start, and the changes waiting after it are applied.
+    pub fn snapshot(&mut self, s: SnapshotMessage) -> Vec<Effect> {
+        if self.in_step && s.epoch == self.epoch && s.seq <= self.seq {
+            // As new as what the edge has: its clock (the simulation time) is taken quietly.
+            if s.seq == self.seq
+                && let Some(now) = &mut self.state
+            {
+                now.time_ms = now.time_ms.max(s.state.time_ms);
+            }
+            return Vec::new();
+        }
+        if !self.in_step && self.state.is_some() && s.epoch == self.epoch && s.seq < self.seq {
+            // Older than what the clients already have.
+            return Vec::new();
+        }
+        let online = self.state.as_ref().is_none_or(|now| now.online);
+        self.epoch = s.epoch;
+        self.seq = s.seq;
+        self.in_step = true;
+        let mut state = s.state;
+        state.online = online;
+        self.state = Some(state.clone());
+        let mut effects = vec![Effect::Reset(state)];
+        let mut waiting: Vec<ChangeMessage> = self.waiting.drain(..).filter(|c| c.epoch == s.epoch).collect();
+        waiting.sort_by_key(|c| c.seq);
+        for c in waiting {
+            effects.extend(self.change(c));
+        }
+        // What was applied after the reset goes out as frames after it; the reset carries the state before them.
+        effects
+    }
+}
+
+/// Commands the core remembers, to carry each out at most once.
+const REMEMBERED: usize = 10_000;
+
+/// What the core does with a command it received.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// New: carry it out.
+    New,
+    /// Being carried out (delivered twice): its reply will go once it is done.
+    InProgress,
+    /// Carried out before: send this reply again.
+    Done(Reply),
+}
+
+/// The commands the core received lately (see [`Seen`]).
+#[derive(Debug, Default)]
+pub struct Received {
+    replies: HashMap<String, Option<Reply>>,
+    order: VecDeque<String>,
+}
+
+impl Received {
+    /// Notes command `id`, and says what to do with it.
+    pub fn begin(&mut self, id: &str) -> Seen {
+        match self.replies.get(id) {
+            Some(None) => Seen::InProgress,
+            Some(Some(reply)) => Seen::Done(reply.clone()),
+            None => {
+                if self.order.len() == REMEMBERED
+                    && let Some(old) = self.order.pop_front()
+                {
+                    self.replies.remove(&old);
+                }
+                self.order.push_back(id.to_string());
+                self.replies.insert(id.to_string(), None);
+                Seen::New
+            }
+        }
+    }
+
+    /// Notes what became of command `id`.
+    pub fn finish(&mut self, id: &str, reply: &Reply) {
+        if let Some(slot) = self.replies.get_mut(id) {
+            *slot = Some(reply.clone());
+        }
+    }
+}

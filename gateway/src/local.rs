@@ -1,0 +1,253 @@
+//! The track in this process: the [`Link`] of a gateway that runs the track itself (`serve`, and the on-site
+//! core). Commands go to the track and are journaled before they are acknowledged; operator actions are
+//! authorised against the operator token here; one task turns the track's events into v2 frames for the
+//! [`Feeds`], records their metrics and hands device changes to the journal.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use hil::track::{Outcome, Track, TrackEvent};
+use serde_json::{Value, json};
+use sim::interlocking::Request;
+use sim::layout::{Layout, OnOff};
+use sim::twin::EventKind;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::feeds::Feeds;
+use crate::journal::{Entry, JournalError, Writer};
+use crate::link::{Link, Operated, Pending};
+use crate::metrics::Metrics;
+use crate::operator;
+use crate::wire::v2::{self, OperatorAction, State};
+
+/// The track in this process (see the module documentation). Cheap to clone.
+#[derive(Clone)]
+pub struct Local {
+    /// The track.
+    pub track: Track,
+    feeds: Feeds,
+    journal: Option<Writer>,
+    operator_token: Option<Arc<str>>,
+}
+
+impl Local {
+    /// Starts following `track`: the feeds, the journal's writer (when `journal` is given) and the
+    /// once-a-second samples, recorded into `metrics`.
+    pub async fn start(
+        track: Track,
+        journal: Option<&crate::journal::Journal>,
+        operator_token: Option<&str>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Local, JournalError> {
+        metrics.mode(track.mode());
+        for (_, h) in track.boards() {
+            metrics.event(&TrackEvent::Board(h));
+        }
+        let journal = match journal {
+            Some(j) => {
+                let names = track.layout().devices.iter().map(|d| d.name.clone()).collect();
+                let desired = track.clone();
+                Some(j.writer(names, move |d| desired.desired(d))?)
+            }
+            None => None,
+        };
+        // Subscribe before the first state is read, so that nothing between the two is missed.
+        let events = track.subscribe();
+        let snapshot = track.snapshot().await;
+        let states: Vec<Option<OnOff>> = snapshot.state.devices.iter().map(|p| p.state()).collect();
+        let feeds = Feeds::new(track.layout().clone(), &State::of(track.layout(), &snapshot));
+        let follower = Follower { feeds: feeds.clone(), states, journal: journal.clone(), metrics: metrics.clone() };
+        tokio::spawn(follower.run(track.clone(), events));
+        tokio::spawn(sample_every_second(track.clone(), metrics));
+        Ok(Local { track, feeds, journal, operator_token: operator_token.map(Arc::from) })
+    }
+
+    /// Carries out a request: the track's outcome, recorded before it is returned in the journal (an applied
+    /// device state with it), so that an acknowledgement survives a crash.
+    async fn carry_out(&self, request: Request) -> Outcome {
+        let outcome = self.track.apply(request).await;
+        let layout = self.track.layout();
+        let (target, value) = match request {
+            Request::Device { device, state } => (&layout.devices[device].name, json!(state)),
+            Request::Speed { train, speed } => (&layout.trains[train].name, json!(speed)),
+        };
+        let (result, reason) = match &outcome {
+            Outcome::Applied => ("applied", None),
+            Outcome::Rejected(r) => ("rejected", Some(r.message.clone())),
+            Outcome::Failed(f) => ("failed", Some(f.clone())),
+        };
+        let mut entries =
+            vec![history(json!({ "target": target, "value": value, "result": result, "reason": reason }))];
+        if let (Outcome::Applied, Request::Device { device, .. }) = (&outcome, request) {
+            entries.push(Entry::Device(device));
+        }
+        match self.journal(entries).await {
+            Err(e) if outcome == Outcome::Applied => {
+                Outcome::Failed(format!("carried out on the track, but not recorded in the journal: {e}"))
+            }
+            _ => outcome,
+        }
+    }
+
+    /// Performs an operator action if `token` is the operator token, and records it in the journal.
+    async fn perform(&self, token: &str, action: OperatorAction) -> Operated {
+        if !operator::authorised(self.operator_token.as_deref(), token) {
+            return Operated::Denied;
+        }
+        let result = match action {
+            OperatorAction::Live | OperatorAction::LiveForce | OperatorAction::Sim => {
+                let (to, force) = operator::switch(action);
+                operator::switched(self.track.switch_mode(to, force).await)
+            }
+            OperatorAction::EmergencyStop | OperatorAction::Reset => {
+                let requests = operator::requests(self.track.layout(), self.track.mode(), action);
+                let mut outcomes = Vec::with_capacity(requests.len());
+                for r in requests {
+                    outcomes.push((r, self.carry_out(r).await));
+                }
+                operator::summarise(action, self.track.layout(), &outcomes)
+            }
+        };
+        let (done, text) = match &result {
+            Ok(detail) => ("applied", detail),
+            Err(reason) => ("failed", reason),
+        };
+        let action_word = json!(action);
+        let _ = self.journal(vec![history(json!({ "operator": action_word, "result": done, "reason": text }))]).await;
+        match result {
+            Ok(detail) => Operated::Done(detail),
+            Err(reason) => Operated::Failed(reason),
+        }
+    }
+
+    /// Writes `entries` to the journal (if there is one) and waits until they are on disk.
+    async fn journal(&self, entries: Vec<Entry>) -> Result<(), JournalError> {
+        match &self.journal {
+            Some(writer) => writer.commit(entries).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Link for Local {
+    fn layout(&self) -> &Arc<Layout> {
+        self.track.layout()
+    }
+
+    fn feeds(&self) -> &Feeds {
+        &self.feeds
+    }
+
+    fn apply(&self, request: Request) -> Pending<'_, Outcome> {
+        Box::pin(self.carry_out(request))
+    }
+
+    fn operate(&self, token: String, action: OperatorAction) -> Pending<'_, Operated> {
+        Box::pin(async move { self.perform(&token, action).await })
+    }
+
+    fn snapshot(&self) -> Pending<'_, State> {
+        Box::pin(async move { State::of(self.track.layout(), &self.track.snapshot().await) })
+    }
+}
+
+/// A history entry stamped with the time.
+fn history(mut entry: Value) -> Entry {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    entry["unix_ms"] = json!(now);
+    Entry::History(entry)
+}
+
+/// Samples the simulation's real-time factor and the process's memory and CPU time every second while the track
+/// runs.
+async fn sample_every_second(track: Track, metrics: Arc<Metrics>) {
+    let started = Instant::now();
+    let Some(first) = track.try_state().await else { return };
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let Some(now) = track.try_state().await else { return };
+        let wall = started.elapsed().as_secs_f64();
+        metrics.real_time_factor((now.time_ms - first.time_ms) as f64 / 1000.0 / wall);
+        metrics.resident_memory();
+        metrics.cpu_time();
+    }
+}
+
+/// The task behind the feeds: the track's events as v2 frames.
+struct Follower {
+    feeds: Feeds,
+    states: Vec<Option<OnOff>>,
+    journal: Option<Writer>,
+    metrics: Arc<Metrics>,
+}
+
+impl Follower {
+    async fn run(mut self, track: Track, mut events: tokio::sync::broadcast::Receiver<TrackEvent>) {
+        let layout = track.layout().clone();
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    self.metrics.event(&e);
+                    if let Some(frame) = self.frame(&layout, e) {
+                        self.feeds.publish(&frame);
+                    }
+                }
+                // Missed events: read the devices again (trains and boards come again by themselves).
+                Err(RecvError::Lagged(_)) => {
+                    let Some(state) = track.try_state().await else { return };
+                    for (device, p) in state.devices.iter().enumerate() {
+                        if let Some(frame) = self.device(&layout, device, p.state()) {
+                            self.feeds.publish(&frame);
+                        }
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// The v2 frame of what an event shows, if it shows anything.
+    fn frame(&mut self, layout: &Layout, event: TrackEvent) -> Option<v2::ServerFrame> {
+        Some(match event {
+            TrackEvent::Sim(e) => match e.kind {
+                EventKind::DeviceChanged { device, position } => return self.device(layout, device, position.state()),
+                EventKind::SensorPassed { sensor, train } => v2::ServerFrame::Event(v2::Event {
+                    kind: v2::EventKind::Sensor,
+                    text: e.describe(layout),
+                    sensor: Some(layout.sensors[sensor].name.clone()),
+                    train: Some(layout.trains[train].name.clone()),
+                }),
+                EventKind::Collision { .. } => v2::ServerFrame::event(v2::EventKind::Collision, e.describe(layout)),
+                EventKind::Derailment { .. } => v2::ServerFrame::event(v2::EventKind::Derailment, e.describe(layout)),
+                _ => return None,
+            },
+            TrackEvent::Divergence(d) => v2::ServerFrame::event(v2::EventKind::Divergence, d.describe(layout)),
+            TrackEvent::Board(h) => v2::ServerFrame::Board(v2::Board::of(&h)),
+            TrackEvent::Mode(mode) => v2::ServerFrame::Mode { mode },
+            TrackEvent::Trains(now) => {
+                v2::ServerFrame::Trains { trains: now.iter().map(|p| v2::Train::of(layout, p)).collect() }
+            }
+            TrackEvent::Speed { train, speed } => {
+                v2::ServerFrame::Speed { train: layout.trains[train].name.clone(), speed }
+            }
+            TrackEvent::Confirmed { device, state } => v2::ServerFrame::Device(v2::Device {
+                name: layout.devices[device].name.clone(),
+                kind: None,
+                state: Some(state),
+            }),
+            TrackEvent::SensorReport(_) => return None,
+        })
+    }
+
+    /// A device's state now: its frame if it changed, and the journal told.
+    fn device(&mut self, layout: &Layout, device: usize, state: Option<OnOff>) -> Option<v2::ServerFrame> {
+        if self.states[device] == state {
+            return None;
+        }
+        self.states[device] = state;
+        if let (Some(journal), Some(_)) = (&self.journal, state) {
+            journal.submit(vec![Entry::Device(device)]);
+        }
+        Some(v2::ServerFrame::Device(v2::Device { name: layout.devices[device].name.clone(), kind: None, state }))
+    }
+}

@@ -1,0 +1,486 @@
+//! The on-site core and public edges over a real MQTT broker (mosquitto, started here on a free loopback port):
+//! commands through an edge, two edges seeing each other's commands, the core gone and back, a command in flight
+//! when the core dies, the broker restarted, a command delivered twice, an edge started before the broker.
+//! And the broker wire's plain logic, which needs no broker.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use gateway::broker::connect::Broker;
+use gateway::broker::edge::{Edge, LOST_REASON, OFFLINE_REASON};
+use gateway::broker::wire::{
+    ChangeMessage, CommandMessage, Effect, Follow, Received, Reply, Seen, SnapshotMessage, Topic, Topics,
+};
+use gateway::wire::v2::{Command as V2Command, Device, ServerFrame, State};
+use hil::track::{Mode, Setup, Track};
+use sim::layout::OnOff;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::gateway_2021::{Ws, expect, frame};
+use crate::hil_track::{config, until};
+use crate::support::{layout_2021, layout_2021_text};
+
+const MOSQUITTO: &str = "needs mosquitto (Debian package mosquitto)";
+
+/// A mosquitto on a loopback port, stopped when dropped.
+pub struct Mosquitto {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Mosquitto {
+    /// Starts one on a free port.
+    pub fn start() -> Mosquitto {
+        Mosquitto::on(free_port())
+    }
+
+    /// Starts one on `port` and waits until it takes connections.
+    pub fn on(port: u16) -> Mosquitto {
+        let child = Command::new("mosquitto")
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto runs (apt-get install mosquitto)");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mosquitto { child, port }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The broker it is.
+    pub fn broker(&self) -> Broker {
+        Broker::parse(&self.url()).unwrap()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on (now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn topics() -> Topics {
+    Topics::of_layout("chofufes2021")
+}
+
+/// A core in this process publishing to `broker`: its track and HTTP address.
+pub async fn core(broker: &Broker, options: gateway::core::Options) -> (Track, gateway::core::Core, SocketAddr) {
+    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
+    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
+    gateway::broker::on_site::start(core.clone(), broker, topics(), layout_2021_text()).unwrap();
+    let addr = serve(gateway::server::router(core.clone())).await;
+    (track, core, addr)
+}
+
+/// An edge in this process: its HTTP address.
+pub async fn edge(broker: &Broker) -> SocketAddr {
+    let link = Edge::connect(broker, topics()).await.unwrap();
+    let core = gateway::core::Core::over(Arc::new(link), Default::default(), Default::default());
+    serve(gateway::server::router(core)).await
+}
+
+async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
+    addr
+}
+
+async fn ws(addr: SocketAddr, path: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.expect("connect").0
+}
+
+async fn send(ws: &mut Ws, v: serde_json::Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn state(addr: SocketAddr) -> serde_json::Value {
+    serde_json::from_str(&reqwest::get(format!("http://{addr}/api/state")).await.unwrap().text().await.unwrap())
+        .unwrap()
+}
+
+fn device_state(state: &serde_json::Value, name: &str) -> Option<String> {
+    state["devices"].as_array()?.iter().find(|d| d["name"] == name)?["state"].as_str().map(String::from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn two_edges_carry_commands_to_the_core_and_see_each_others_as_from_one_process() {
+    let _ = MOSQUITTO;
+    let mosquitto = Mosquitto::start();
+    let broker = mosquitto.broker();
+    let (_track, _core, core_addr) = core(&broker, Default::default()).await;
+    let (a, b) = (edge(&broker).await, edge(&broker).await);
+
+    // The edges serve the core's layout and state.
+    let layout = |addr: SocketAddr| async move {
+        reqwest::get(format!("http://{addr}/api/layout")).await.unwrap().text().await.unwrap()
+    };
+    assert_eq!(layout(a).await, layout(core_addr).await);
+    let mut on_a = ws(a, "/ws/v2").await;
+    let snapshot = expect(&mut on_a, |v| v["type"] == "snapshot").await;
+    assert_eq!(snapshot["devices"].as_array().unwrap().len(), 39);
+    assert_eq!(snapshot["online"], true);
+    let mut on_b = ws(b, "/ws/v2").await;
+    let mut old_b = ws(b, "/ws").await;
+    expect(&mut old_b, |v| *v == frame("chofu_b3", "ON")).await;
+
+    // A command on edge A: acknowledged by the core, seen on edge B by both protocols.
+    send(&mut on_a, serde_json::json!({"id": 1, "cmd": "device", "name": "chofu_b3", "state": "OFF"})).await;
+    assert_eq!(expect(&mut on_a, |v| v["id"] == 1).await["type"], "ack");
+    let d = expect(&mut on_b, |v| v["type"] == "device" && v["name"] == "chofu_b3").await;
+    assert_eq!(d["state"], "OFF");
+    expect(&mut old_b, |v| *v == frame("chofu_b3", "OFF")).await;
+    assert_eq!(device_state(&state(b).await, "chofu_b3").as_deref(), Some("OFF"));
+    assert_eq!(device_state(&state(core_addr).await, "chofu_b3").as_deref(), Some("OFF"));
+
+    // A refusal carries the interlocking's rule and reason, as on one process.
+    send(&mut on_b, serde_json::json!({"id": 2, "cmd": "device", "name": "meidaimae_s1", "state": "OFF"})).await;
+    let r = expect(&mut on_b, |v| v["id"] == 2).await;
+    assert_eq!((r["type"].as_str(), r["rule"].as_str()), (Some("rejected"), Some("route occupied")), "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("OKUTAMA"), "{r}");
+    // The 2021 page is told the error, then the truth.
+    old_b.send(Message::Text(frame("meidaimae_s1", "OFF").to_string().into())).await.unwrap();
+    let error = expect(&mut old_b, |v| v.get("error").is_some()).await;
+    assert!(error["error"].as_str().unwrap().contains("OKUTAMA"), "{error}");
+    expect(&mut old_b, |v| *v == frame("meidaimae_s1", "ON")).await;
+
+    // Speeds go across too, and reach a /speed client of the other edge.
+    let mut speed_a = ws(a, "/speed").await;
+    send(&mut on_b, serde_json::json!({"id": 3, "cmd": "speed", "train": "NIKKO", "speed": 40})).await;
+    assert_eq!(expect(&mut on_b, |v| v["id"] == 3).await["type"], "ack");
+    expect(&mut speed_a, |v| v["train_name"] == "NIKKO" && v["speed"] == 40).await;
+
+    // Operator actions carry the token to the core, which alone decides.
+    send(&mut on_a, serde_json::json!({"id": 4, "cmd": "operator", "token": "guess", "action": "emergency_stop"}))
+        .await;
+    assert_eq!(expect(&mut on_a, |v| v["id"] == 4).await["type"], "denied");
+    // The trains, as on the core.
+    let names = |s: serde_json::Value| -> Vec<String> {
+        s["trains"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(names(state(b).await), names(state(core_addr).await));
+    assert!(!names(state(b).await).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn an_operator_action_through_an_edge_is_done_by_the_core() {
+    let mosquitto = Mosquitto::start();
+    let broker = mosquitto.broker();
+    let token = "0123456789abcdef-operator";
+    let options = gateway::core::Options { operator_token: Some(token.into()), ..Default::default() };
+    let (track, _core, _) = core(&broker, options).await;
+    let mut on_edge = ws(edge(&broker).await, "/ws/v2").await;
+    send(&mut on_edge, serde_json::json!({"id": 1, "cmd": "operator", "token": token, "action": "emergency_stop"}))
+        .await;
+    let done = expect(&mut on_edge, |v| v["id"] == 1).await;
+    assert_eq!(done["type"], "ack", "{done}");
+    assert!(done["detail"].as_str().unwrap().contains("emergency stop"), "{done}");
+    assert!(track.speeds().iter().all(|&s| s == 0));
+}
+
+/// A core as its own process (`plarail-twin serve --broker`), killed with -9 when dropped.
+struct CoreProcess(Child);
+
+impl CoreProcess {
+    fn start(broker: &str, data_dir: &std::path::Path) -> CoreProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+            .args(["serve", "--broker", broker, "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"])
+            .args(["--log", "warn", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the core");
+        CoreProcess(child)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for CoreProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn a_core_killed_is_shown_offline_at_once_and_comes_back_with_its_journal() {
+    let mosquitto = Mosquitto::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut core = CoreProcess::start(&mosquitto.url(), data.path());
+    let edge_addr = edge(&mosquitto.broker()).await;
+    let mut on_edge = ws(edge_addr, "/ws/v2").await;
+    expect(&mut on_edge, |v| v["type"] == "snapshot" && v["online"] == true).await;
+    // Wait out the start-up restore: until then the boards take no command.
+    let mut id = 0;
+    let mut last = String::new();
+    let mut ack = async |ws: &mut Ws, name: &str, state: &str| {
+        for _ in 0..100 {
+            id += 1;
+            send(ws, serde_json::json!({"id": id, "cmd": "device", "name": name, "state": state})).await;
+            let answer = expect(ws, |v| v["id"] == id).await;
+            if answer["type"] == "ack" {
+                return;
+            }
+            last = answer.to_string();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{name} {state} never acknowledged: {last}");
+    };
+    ack(&mut on_edge, "chofu_b3", "OFF").await;
+
+    core.kill();
+    let killed = std::time::Instant::now();
+    expect(&mut on_edge, |v| v["type"] == "online" && v["online"] == false).await;
+    assert!(killed.elapsed() < Duration::from_secs(2), "offline shown after {:?}", killed.elapsed());
+    assert_eq!(state(edge_addr).await["online"], false);
+    send(&mut on_edge, serde_json::json!({"id": 1000, "cmd": "device", "name": "chofu_b3", "state": "ON"})).await;
+    let refused = expect(&mut on_edge, |v| v["id"] == 1000).await;
+    assert_eq!((refused["type"].as_str(), refused["reason"].as_str()), (Some("failed"), Some(OFFLINE_REASON)));
+
+    // Back: online again by itself, and the journal kept chofu_b3 where it was acknowledged.
+    let _core = CoreProcess::start(&mosquitto.url(), data.path());
+    expect(&mut on_edge, |v| v["type"] == "online" && v["online"] == true).await;
+    until("the restarted core's state on the edge", Duration::from_secs(20), async || {
+        device_state(&state(edge_addr).await, "chofu_b3").as_deref() == Some("OFF")
+    })
+    .await;
+    ack(&mut on_edge, "chofu_b3", "OFF").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn a_command_in_flight_when_the_core_dies_is_unknown_never_done() {
+    let mosquitto = Mosquitto::start();
+    let broker = mosquitto.broker();
+    // The core in a runtime of its own, so that it can die with its connections.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let core_broker = broker.clone();
+    let core_thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let track = runtime.block_on(async { core(&core_broker, Default::default()).await.0 });
+        tx.send(track).unwrap();
+        runtime
+    });
+    let track = rx.recv().unwrap();
+    let runtime = core_thread.join().unwrap();
+    let mut on_edge = ws(edge(&broker).await, "/ws/v2").await;
+    expect(&mut on_edge, |v| v["type"] == "snapshot").await;
+    // chofu_b3's board answers after 3 s.
+    let board = track.layout().devices[track.layout().device_id("chofu_b3").unwrap()].board;
+    track.virtual_boards()[board].set_faults(hil::virtual_boards::Faults { latency_ms: 3000, ..Default::default() });
+    send(&mut on_edge, serde_json::json!({"id": 1, "cmd": "device", "name": "chofu_b3", "state": "OFF"})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    runtime.shutdown_background();
+    let answer = expect(&mut on_edge, |v| v["id"] == 1).await;
+    assert_eq!((answer["type"].as_str(), answer["reason"].as_str()), (Some("failed"), Some(LOST_REASON)), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn after_a_broker_restart_the_clients_keep_their_sockets_and_the_state() {
+    let mosquitto = Mosquitto::start();
+    let (port, broker) = (mosquitto.port, mosquitto.broker());
+    let (_track, _core, _) = core(&broker, Default::default()).await;
+    let (a, b) = (edge(&broker).await, edge(&broker).await);
+    let (mut on_a, mut on_b) = (ws(a, "/ws/v2").await, ws(b, "/ws/v2").await);
+    send(&mut on_a, serde_json::json!({"id": 1, "cmd": "device", "name": "chofu_b3", "state": "OFF"})).await;
+    assert_eq!(expect(&mut on_a, |v| v["id"] == 1).await["type"], "ack");
+
+    drop(mosquitto);
+    expect(&mut on_b, |v| v["type"] == "online" && v["online"] == false).await;
+    let _back = Mosquitto::on(port);
+    // Both sides reconnect with backoff; the same sockets carry on.
+    expect(&mut on_b, |v| v["type"] == "online" && v["online"] == true).await;
+    until("edge A back online", Duration::from_secs(15), async || state(a).await["online"] == true).await;
+    let mut id = 10;
+    loop {
+        id += 1;
+        // Raising a stop rail is always allowed.
+        send(&mut on_b, serde_json::json!({"id": id, "cmd": "device", "name": "chofu_s2", "state": "ON"})).await;
+        let answer = expect(&mut on_b, |v| v["id"] == id).await;
+        if answer["type"] == "ack" {
+            break;
+        }
+        assert!(id < 60, "no command acknowledged after the broker came back: {answer}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    expect(&mut on_a, |v| v["type"] == "device" && v["name"] == "chofu_s2" && v["state"] == "ON").await;
+    assert_eq!(device_state(&state(a).await, "chofu_s2").as_deref(), Some("ON"));
+    assert_eq!(device_state(&state(a).await, "chofu_b3").as_deref(), Some("OFF"), "acknowledged before the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn a_command_the_broker_delivers_twice_is_carried_out_once() {
+    let mosquitto = Mosquitto::start();
+    let broker = mosquitto.broker();
+    let (_track, core, _) = core(&broker, Default::default()).await;
+    let (client, mut events) = broker.client("test-twice", None).unwrap();
+    let reply_to = topics().topic(&Topic::Reply("test-twice".into()));
+    client.subscribe(&reply_to, rumqttc::QoS::AtLeastOnce).await.unwrap();
+    let command = CommandMessage {
+        id: "test-twice:1".into(),
+        reply_to: reply_to.clone(),
+        deadline_unix_ms: gateway::broker::on_site::unix_ms() + 10_000,
+        command: V2Command::Device { name: "chofu_b3".into(), state: OnOff::Off },
+    };
+    let payload = gateway::broker::wire::encode(&command);
+    let publish = async |payload: Vec<u8>| {
+        client.publish(topics().topic(&Topic::Command), rumqttc::QoS::AtLeastOnce, false, payload).await.unwrap();
+    };
+    let reply = async |events: &mut rumqttc::EventLoop| loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.poll()).await.expect("a reply in time");
+        if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = event.unwrap() {
+            return gateway::broker::wire::decode::<gateway::broker::wire::ReplyMessage>(&p.payload).unwrap();
+        }
+    };
+    // Delivered twice at once (the second while the first is carried out), then once more after its reply.
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.poll()).await.expect("subscribed");
+        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = event.unwrap() {
+            break;
+        }
+    }
+    publish(payload.clone()).await;
+    publish(payload.clone()).await;
+    let first = reply(&mut events).await;
+    publish(payload.clone()).await;
+    let again = reply(&mut events).await;
+    for r in [&first, &again] {
+        assert_eq!((r.id.as_str(), &r.reply), ("test-twice:1", &Reply::Applied));
+    }
+    let metrics = core.metrics.render();
+    let carried_out: Vec<&str> = metrics.lines().filter(|l| l.starts_with("plarail_commands_total")).collect();
+    assert_eq!(carried_out.len(), 1, "{carried_out:?}");
+    assert!(carried_out[0].contains("chofu_b3") && carried_out[0].ends_with(" 1"), "{carried_out:?}");
+    // A command whose deadline passed is not carried out.
+    let late = CommandMessage { id: "test-twice:2".into(), deadline_unix_ms: 1, ..command };
+    publish(gateway::broker::wire::encode(&late)).await;
+    let r = reply(&mut events).await;
+    assert_eq!(r.id, "test-twice:2");
+    assert!(matches!(&r.reply, Reply::Failed { reason } if reason.contains("deadline")), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn an_edge_started_before_the_broker_waits_and_starts_once_it_is_there() {
+    let port = free_port();
+    let broker = Broker::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
+    let waiting = tokio::spawn({
+        let broker = broker.clone();
+        async move { edge(&broker).await }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!waiting.is_finished(), "an edge without its broker cannot serve");
+    let _mosquitto = Mosquitto::on(port);
+    let _core = core(&broker, Default::default()).await;
+    let addr = tokio::time::timeout(Duration::from_secs(20), waiting).await.expect("the edge started").unwrap();
+    assert_eq!(state(addr).await["online"], true);
+}
+
+// The wire's plain logic.
+
+fn snapshot_of(devices: &[(&str, Option<OnOff>)]) -> State {
+    State {
+        mode: Mode::Sim,
+        time_ms: 0,
+        devices: devices.iter().map(|(n, s)| Device { name: n.to_string(), kind: None, state: *s }).collect(),
+        trains: Vec::new(),
+        boards: Vec::new(),
+        online: true,
+    }
+}
+
+fn change(epoch: u64, seq: u64, name: &str, state: OnOff) -> ChangeMessage {
+    ChangeMessage {
+        epoch,
+        seq,
+        frame: ServerFrame::Device(Device { name: name.into(), kind: None, state: Some(state) }),
+    }
+}
+
+#[test]
+fn an_edge_applies_changes_in_order_once_and_resyncs_after_a_gap() {
+    let mut f = Follow::default();
+    // Before a snapshot, changes wait.
+    assert!(f.change(change(7, 3, "a", OnOff::Off)).is_empty());
+    let effects = f.snapshot(SnapshotMessage { epoch: 7, seq: 2, state: snapshot_of(&[("a", Some(OnOff::On))]) });
+    assert!(matches!(&effects[0], Effect::Reset(s) if s.devices[0].state == Some(OnOff::On)));
+    assert!(matches!(&effects[1], Effect::Frame(ServerFrame::Device(d)) if d.state == Some(OnOff::Off)));
+    assert_eq!(f.state().unwrap().devices[0].state, Some(OnOff::Off));
+    // The same change again (QoS 1 delivers at least once): nothing.
+    assert!(f.change(change(7, 3, "a", OnOff::Off)).is_empty());
+    assert_eq!(f.change(change(7, 4, "a", OnOff::On)).len(), 1);
+    // A gap: nothing applied until a snapshot as new as the gap.
+    assert!(f.change(change(7, 6, "a", OnOff::Off)).is_empty());
+    assert!(!f.in_step());
+    assert!(
+        f.snapshot(SnapshotMessage { epoch: 7, seq: 3, state: snapshot_of(&[("a", Some(OnOff::Off))]) }).is_empty()
+    );
+    let effects = f.snapshot(SnapshotMessage { epoch: 7, seq: 5, state: snapshot_of(&[("a", Some(OnOff::On))]) });
+    assert_eq!(effects.len(), 2, "{effects:?}");
+    assert!(f.in_step());
+    assert_eq!(f.state().unwrap().devices[0].state, Some(OnOff::Off));
+    // A new run of the core (restarted): its numbers start again, from its snapshot.
+    assert!(f.change(change(8, 1, "a", OnOff::On)).is_empty());
+    let effects = f.snapshot(SnapshotMessage { epoch: 8, seq: 0, state: snapshot_of(&[("a", Some(OnOff::Off))]) });
+    assert_eq!(effects.len(), 2);
+    assert_eq!(f.state().unwrap().devices[0].state, Some(OnOff::On));
+    // Offline and back: told once each.
+    assert_eq!(f.online(false), vec![Effect::Frame(ServerFrame::Online { online: false })]);
+    assert!(f.online(false).is_empty());
+    assert!(!f.state().unwrap().online);
+    assert_eq!(f.online(true).len(), 1);
+}
+
+#[test]
+fn the_core_carries_out_a_command_id_once() {
+    let mut r = Received::default();
+    assert_eq!(r.begin("e:1"), Seen::New);
+    assert_eq!(r.begin("e:1"), Seen::InProgress);
+    r.finish("e:1", &Reply::Applied);
+    assert_eq!(r.begin("e:1"), Seen::Done(Reply::Applied));
+    assert_eq!(r.begin("e:2"), Seen::New);
+}
+
+#[test]
+fn topics_and_broker_urls_are_read_strictly() {
+    let t = topics();
+    assert_eq!(t.topic(&Topic::Snapshot), "plarail/chofufes2021/snapshot");
+    assert_eq!(t.parse("plarail/chofufes2021/reply/edge-1"), Some(Topic::Reply("edge-1".into())));
+    assert_eq!(t.parse("plarail/chofufes2021/reply/a/b"), None);
+    assert_eq!(t.parse("plarail/chofufes2021x/change"), None);
+    assert_eq!(t.parse("plarail/chofufes2021/change"), Some(Topic::Change));
+    assert!(Topics::new("plarail/#").is_err());
+    let b = Broker::parse("mqtts://broker.example:8884").unwrap();
+    assert_eq!((b.host.as_str(), b.port, b.tls), ("broker.example", 8884, true));
+    assert_eq!(Broker::parse("mqtt://10.0.0.1").unwrap().port, 1883);
+    assert!(Broker::parse("http://10.0.0.1:1883").is_err());
+    assert!(Broker::parse("mqtt://:1883").is_err());
+    assert!(Broker::parse("mqtt://h:99999").is_err());
+}
