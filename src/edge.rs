@@ -34,6 +34,16 @@ pub struct EdgeArgs {
     /// Origins allowed to open a WebSocket (repeatable) [default: any].
     #[arg(long = "origin", env = "PLARAIL_ORIGINS", value_delimiter = ',')]
     origins: Vec<String>,
+    /// The on-site core's HTTP address (http://HOST:PORT), from which each watched camera is pulled once (WHEP)
+    /// for this edge's viewers [default: none: the cameras are listed with no signal].
+    #[arg(long, env = "PLARAIL_CORE_URL")]
+    core_url: Option<String>,
+    /// Local UDP address WebRTC connections bind (repeatable) [default: 0.0.0.0:0].
+    #[arg(long = "webrtc-udp", env = "PLARAIL_WEBRTC_UDP", value_delimiter = ',')]
+    webrtc_udp: Vec<SocketAddr>,
+    /// Video sessions one client address may have open at once on this edge.
+    #[arg(long, env = "PLARAIL_VIDEO_SESSIONS_PER_ADDRESS", default_value_t = 16)]
+    video_sessions_per_address: usize,
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, env = "PLARAIL_LOG", default_value = "info")]
     log: String,
@@ -49,6 +59,12 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
         args.rate_per_connection > 0.0 && args.rate_per_address > 0.0,
         "the rate limits must be positive numbers"
     );
+    if let Some(url) = &args.core_url {
+        anyhow::ensure!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "--core-url {url}: the core's HTTP address, http://HOST:PORT"
+        );
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         // Bound first: a port in use is told at once, not after the broker answered.
@@ -75,7 +91,22 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
             }
             None => None,
         };
-        gateway::server::serve(listener, gateway::server::router(core), crate::serve::shutdown_signal()).await?;
+        let sfu = video::SfuConfig {
+            udp: if args.webrtc_udp.is_empty() {
+                video::SfuConfig::default().udp
+            } else {
+                args.webrtc_udp.iter().map(ToString::to_string).collect()
+            },
+            per_address: args.video_sessions_per_address,
+            ..Default::default()
+        };
+        let core_url = args.core_url.as_deref().map(|u| u.trim_end_matches('/').to_string());
+        if core_url.is_none() {
+            tracing::warn!("no --core-url: the cameras are listed with no signal");
+        }
+        let video = video::Video::cascade(core.layout().clone(), core_url, sfu);
+        let app = gateway::server::router(core.clone()).merge(gateway::video::router(core, video));
+        gateway::server::serve(listener, app, crate::serve::shutdown_signal()).await?;
         if let Some(grpc) = grpc {
             grpc.await??;
         }

@@ -87,15 +87,29 @@ pub async fn core(broker: &Broker, options: gateway::core::Options) -> (Track, g
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
     gateway::broker::on_site::start(core.clone(), broker, topics(), layout_2021_text()).unwrap();
-    let addr = serve(gateway::server::router(core.clone())).await;
+    let config = video::VideoConfig {
+        sfu: video::SfuConfig { udp: vec!["127.0.0.1:0".into()], ..Default::default() },
+        ..Default::default()
+    };
+    let video = video::Video::start(track.layout().clone(), track.clone(), config).await.unwrap();
+    let app = gateway::server::router(core.clone()).merge(gateway::video::router(core.clone(), video));
+    let addr = serve(app).await;
     (track, core, addr)
 }
 
 /// An edge in this process: its HTTP address.
 pub async fn edge(broker: &Broker) -> SocketAddr {
+    edge_with_video(broker, None).await.0
+}
+
+/// An edge in this process whose cameras come from the core at `core` (`http://host:port`).
+pub async fn edge_with_video(broker: &Broker, core: Option<String>) -> (SocketAddr, video::Video) {
     let link = Edge::connect(broker, topics()).await.unwrap();
-    let core = gateway::core::Core::over(Arc::new(link), Default::default(), Default::default());
-    serve(gateway::server::router(core)).await
+    let core_ = gateway::core::Core::over(Arc::new(link), Default::default(), Default::default());
+    let sfu = video::SfuConfig { udp: vec!["127.0.0.1:0".into()], ..Default::default() };
+    let video = video::Video::cascade(core_.layout().clone(), core, sfu);
+    let app = gateway::server::router(core_.clone()).merge(gateway::video::router(core_, video.clone()));
+    (serve(app).await, video)
 }
 
 async fn serve(app: axum::Router) -> SocketAddr {
@@ -401,6 +415,38 @@ async fn an_edge_started_before_the_broker_waits_and_starts_once_it_is_there() {
     let _core = core(&broker, Default::default()).await;
     let addr = tokio::time::timeout(Duration::from_secs(20), waiting).await.expect("the edge started").unwrap();
     assert_eq!(state(addr).await["online"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn a_watched_camera_crosses_to_an_edge_once_however_many_watch_it_there() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
+    let mosquitto = Mosquitto::start();
+    let broker = mosquitto.broker();
+    let (_track, _core, core_addr) = core(&broker, Default::default()).await;
+    let (edge_addr, edge_video) = edge_with_video(&broker, Some(format!("http://{core_addr}"))).await;
+    let cameras = |addr: SocketAddr| async move {
+        let text = reqwest::get(format!("http://{addr}/api/cameras")).await.unwrap().text().await.unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let viewers = |list: serde_json::Value| {
+        list.as_array().unwrap().iter().find(|c| c["id"] == "chofu").unwrap()["viewers"].clone()
+    };
+    let base = format!("http://{edge_addr}");
+    let (one, mut rx1) = crate::video::watch(&base, "chofu", true).await;
+    let (two, mut rx2) = crate::video::watch(&base, "chofu", true).await;
+    crate::video::decoded(&mut rx1, 10, Duration::from_secs(30)).await;
+    crate::video::decoded(&mut rx2, 10, Duration::from_secs(30)).await;
+    // Two viewers here, one upstream session on the core.
+    assert_eq!(viewers(cameras(edge_addr).await), 2);
+    assert_eq!(viewers(cameras(core_addr).await), 1);
+    assert!(crate::video::camera(&edge_video, "chofu").on_air);
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("plarail_video_"), "the edge's video metrics");
+    one.close().await;
+    two.close().await;
+    // No one watches here: the edge stops pulling.
+    until("the upstream closed", Duration::from_secs(15), async || viewers(cameras(core_addr).await) == 0).await;
 }
 
 // The wire's plain logic.

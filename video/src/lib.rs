@@ -7,9 +7,11 @@
 //!   `pull`: the puller that turns a board's stream into H.264.
 //! - `hub`: one camera's stream and its viewers; `sfu`: the WebRTC sessions (WHEP viewers, WHIP publishers).
 //! - `sources`: what feeds each camera, and only while someone watches.
-//! - `viewer`: a WHEP viewer and WHIP publisher in Rust (tests, the load tool).
+//! - `viewer`: a WHEP viewer and WHIP publisher in Rust (tests, the load tool, an edge's upstream).
+//! - `cascade`: an edge gateway's cameras, each pulled once from the on-site core while watched.
 
 pub mod camera_board;
+pub mod cascade;
 pub mod h264;
 pub mod hub;
 pub mod mjpeg;
@@ -92,6 +94,17 @@ impl Video {
             tokio::spawn(sources::run(hub.clone(), track.clone(), painter.clone(), board, config.sim));
         }
         Ok(Video { sfu: Sfu::new(hubs, config.sfu), layout })
+    }
+
+    /// An edge gateway's video: the layout's cameras, each pulled from the core at `core` (`http://host:port`)
+    /// while anyone watches it here ([`cascade`]); without a core, every camera without signal.
+    pub fn cascade(layout: Arc<Layout>, core: Option<String>, config: SfuConfig) -> Video {
+        let hubs: Vec<Arc<hub::Hub>> = layout.cameras.iter().map(|c| Arc::new(hub::Hub::new(c.clone()))).collect();
+        let udp = config.udp.first().cloned().unwrap_or_else(|| "0.0.0.0:0".into());
+        for hub in hubs.iter().filter(|_| core.is_some()) {
+            tokio::spawn(cascade::run(hub.clone(), core.clone().unwrap_or_default(), udp.clone()));
+        }
+        Video { sfu: Sfu::new(hubs, config), layout }
     }
 
     /// Every camera with its state.

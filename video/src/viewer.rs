@@ -195,6 +195,26 @@ impl Client {
         }
     }
 
+    /// The loop that hands the camera's RTP packets, as they come, to `out` until the connection ends or `out`
+    /// is dropped (an edge's upstream); spawn it. Only the first call (of this or [`Client::frames`]) gets them.
+    pub fn packets(
+        &mut self,
+        out: tokio::sync::mpsc::UnboundedSender<rtp::Packet>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let tracks = self.tracks.take();
+        async move {
+            let Some(mut tracks) = tracks else { return };
+            let Some(track) = tracks.recv().await else { return };
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(packet) = event
+                    && out.send(packet).is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+
     /// Sends one RTP packet (a publisher), with its own SSRC and the payload type it negotiated.
     pub async fn send(&self, mut packet: rtp::Packet) -> Result<(), ClientError> {
         let Some((track, ssrc)) = &self.local else {

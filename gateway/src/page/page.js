@@ -14,7 +14,7 @@ const WORDS = {
     rejected: "できません", failed: "失敗しました", denied: "トークンが違います", error: "エラー",
     confirm_live: "実機 (LIVE) に切り替えますか?", confirm_force: "応答しないボードがあっても LIVE に切り替えますか?",
     running: "走行中", crashed: "衝突", derailed: "脱線", removed: "撤去", alive: "応答あり", down: "応答なし",
-    restoring: "復旧中", need_token: "トークンを入力してください", no_answer: "接続が切れ、結果は不明です",
+    restoring: "復旧中", track_offline: "線路オフライン（操作できません）", track_online: "線路オンライン", need_token: "トークンを入力してください", no_answer: "接続が切れ、結果は不明です",
   },
   en: {
     title: "Plarail remote control", fit: "Fit", legend_on: "stop", legend_off: "go", legend_switch: "switch (the line shows the way set)",
@@ -28,7 +28,7 @@ const WORDS = {
     rejected: "not allowed", failed: "failed", denied: "wrong token", error: "error",
     confirm_live: "Switch to the real track (LIVE)?", confirm_force: "Switch to LIVE even with boards not answering?",
     running: "running", crashed: "crashed", derailed: "derailed", removed: "removed", alive: "answers", down: "DOWN",
-    restoring: "restoring", need_token: "enter the operator token", no_answer: "connection lost before the answer",
+    restoring: "restoring", track_offline: "track offline (commands refused)", track_online: "track online", need_token: "enter the operator token", no_answer: "connection lost before the answer",
   },
 };
 const SVG = "http://www.w3.org/2000/svg";
@@ -227,6 +227,12 @@ function showConn(state) {
   $("conn").textContent = t(state);
 }
 
+// On an edge gateway the track's core can be offline (its broker link); one process is always online.
+function showOnline(online) {
+  $("offline").hidden = online;
+  $("offline").textContent = t("track_offline");
+}
+
 function showMode(mode) {
   $("mode").dataset.mode = mode;
   $("mode").textContent = mode.toUpperCase();
@@ -297,6 +303,7 @@ function onFrame(f) {
   switch (f.type) {
     case "snapshot":
       showMode(f.mode);
+      showOnline(f.online !== false);
       f.devices.forEach((d) => { if (devices.has(d.name)) { devices.get(d.name).state = d.state; showDevice(d.name); } });
       moveTrains(f.trains);
       boards.clear();
@@ -317,6 +324,7 @@ function onFrame(f) {
       break;
     case "board": boards.set(f.name, f); showBoards(); break;
     case "mode": showMode(f.mode); logEvent(`mode ${f.mode.toUpperCase()}`); break;
+    case "online": showOnline(f.online); logEvent(t(f.online ? "track_online" : "track_offline")); break;
     case "event":
       logEvent(f.text);
       if (f.sensor) flash(f.sensor);
