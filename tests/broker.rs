@@ -449,6 +449,160 @@ async fn a_watched_camera_crosses_to_an_edge_once_however_many_watch_it_there() 
     until("the upstream closed", Duration::from_secs(15), async || viewers(cameras(core_addr).await) == 0).await;
 }
 
+/// A mosquitto as the festival runs one: TLS with a CA of its own, logins, and the ACL shipped in
+/// `deploy/mosquitto/acl`.
+struct SecureBroker {
+    _mosquitto: Mosquitto,
+    dir: tempfile::TempDir,
+}
+
+impl SecureBroker {
+    fn start() -> SecureBroker {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |program: &str, args: &[&str]| {
+            let out = Command::new(program).args(args).current_dir(dir.path()).output().expect(program);
+            assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let subject = |cn: &str| format!("/CN={cn}");
+        run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-subj",
+                &subject("twin test CA"),
+            ],
+        );
+        run(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                &subject("localhost"),
+            ],
+        );
+        std::fs::write(dir.path().join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+        run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                "server.crt",
+                "-extfile",
+                "san.ext",
+            ],
+        );
+        run("mosquitto_passwd", &["-b", "-c", "passwd", "core", "core-secret"]);
+        run("mosquitto_passwd", &["-b", "passwd", "edge", "edge-secret"]);
+        let port = free_port();
+        let acl = crate::support::repo("deploy/mosquitto/acl");
+        let d = dir.path().display();
+        let conf = format!(
+            // Started as root, mosquitto would drop to its own user, which cannot read this private directory.
+            "user root\nper_listener_settings false\nallow_anonymous false\npassword_file {d}/passwd\nacl_file {}\n\
+             listener {port} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n",
+            acl.display()
+        );
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
+        let child = Command::new("mosquitto")
+            .args(["-c", &format!("{d}/mosquitto.conf")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto runs");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "mosquitto did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SecureBroker { _mosquitto: Mosquitto { child, port }, dir }
+    }
+
+    fn broker(&self, user: &str, password: &str) -> Broker {
+        let mut b = Broker::parse(&format!("mqtts://localhost:{}", self._mosquitto.port)).unwrap();
+        b.login = Some((user.into(), password.into()));
+        b.ca_file = Some(self.dir.path().join("ca.crt"));
+        b
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto) and openssl"]
+async fn over_tls_with_logins_only_the_core_writes_what_edges_show() {
+    let secure = SecureBroker::start();
+    let (_track, _core, _) = core(&secure.broker("core", "core-secret"), Default::default()).await;
+    let edge_broker = secure.broker("edge", "edge-secret");
+    let edge_addr = edge(&edge_broker).await;
+    let mut on_edge = ws(edge_addr, "/ws/v2").await;
+    expect(&mut on_edge, |v| v["type"] == "snapshot").await;
+
+    // An edge's login (or anyone's) writing the state topics: the broker drops it, the edges show nothing of it.
+    let (intruder, mut events) = edge_broker.client("plarail-edge-intruder", None).unwrap();
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let forged = SnapshotMessage {
+        epoch: u64::MAX,
+        seq: u64::MAX,
+        state: State { online: true, ..snapshot_of(&[("chofu_b3", Some(OnOff::Off))]) },
+    };
+    let publish = async |topic: Topic, payload: Vec<u8>| {
+        intruder.publish(topics().topic(&topic), rumqttc::QoS::AtLeastOnce, true, payload).await.unwrap();
+    };
+    publish(Topic::Snapshot, gateway::broker::wire::encode(&forged)).await;
+    publish(Topic::Change, gateway::broker::wire::encode(&change(u64::MAX, 1, "chofu_b3", OnOff::Off))).await;
+    publish(Topic::Online, b"offline".to_vec()).await;
+    // A command whose reply would go to a state topic is not carried out.
+    let bad = CommandMessage {
+        id: "x:1".into(),
+        reply_to: topics().topic(&Topic::Change),
+        deadline_unix_ms: gateway::broker::on_site::unix_ms() + 10_000,
+        command: V2Command::Device { name: "chofu_b3".into(), state: OnOff::Off },
+    };
+    publish(Topic::Command, gateway::broker::wire::encode(&bad)).await;
+    // A real command after them: once the edge shows it, what came before it has come too.
+    send(&mut on_edge, serde_json::json!({"id": 1, "cmd": "device", "name": "chofu_s2", "state": "ON"})).await;
+    assert_eq!(expect(&mut on_edge, |v| v["id"] == 1).await["type"], "ack");
+    let now = state(edge_addr).await;
+    assert_eq!(device_state(&now, "chofu_s2").as_deref(), Some("ON"));
+    assert_eq!(device_state(&now, "chofu_b3").as_deref(), Some("ON"), "the forged state never reached the edge");
+    assert_eq!(now["online"], true);
+
+    // A wrong password, or plain MQTT on the TLS port, does not connect.
+    for broker in [
+        secure.broker("edge", "guess"),
+        Broker::parse(&format!("mqtt://127.0.0.1:{}", secure._mosquitto.port)).unwrap(),
+    ] {
+        let (_client, mut events) = broker.client("plarail-edge-refused", None).unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), events.poll()).await.expect("an answer");
+        assert!(first.is_err(), "{broker:?} connected: {first:?}");
+    }
+}
+
 // The wire's plain logic.
 
 fn snapshot_of(devices: &[(&str, Option<OnOff>)]) -> State {
