@@ -30,9 +30,11 @@ pub struct LoadArgs {
     /// What else to load (without one: WebSocket clients).
     #[command(subcommand)]
     kind: Option<LoadKind>,
-    /// WebSocket URL the clients watch: `ws://HOST:PORT/ws` (2021 protocol) or `ws://HOST:PORT/ws/v2`.
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    url: String,
+    /// WebSocket URL the clients watch: `ws://HOST:PORT/ws` (2021 protocol) or `ws://HOST:PORT/ws/v2`; several
+    /// (repeat `--url`, or separate with commas: e.g. the edges of one core) share the clients and the commander
+    /// connections in turn.
+    #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8080/ws")]
+    url: Vec<String>,
     /// Clients watching the feed.
     #[arg(long, default_value_t = 1000)]
     clients: usize,
@@ -190,23 +192,35 @@ pub fn run(args: LoadArgs) -> anyhow::Result<bool> {
         return crate::load_video::run(video);
     }
     anyhow::ensure!(args.clients > 0 && args.rate > 0.0, "--clients and --rate must be positive");
-    anyhow::ensure!(args.url.starts_with("ws://"), "--url must be a ws:// URL, e.g. ws://127.0.0.1:8080/ws");
+    for url in &args.url {
+        anyhow::ensure!(url.starts_with("ws://"), "--url {url}: a ws:// URL, e.g. ws://127.0.0.1:8080/ws");
+    }
+    let v2 = |u: &String| u.trim_end_matches('/').ends_with("/ws/v2");
+    anyhow::ensure!(
+        args.url.iter().all(v2) || !args.url.iter().any(v2),
+        "--url: every URL watches the same protocol (/ws or /ws/v2)"
+    );
     tokio::runtime::Runtime::new()?.block_on(load(args))
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<bool> {
-    let base = args.url.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_string();
-    let v2_url = format!("ws://{base}/ws/v2");
-    let url_2021 = format!("ws://{base}/ws");
-    let metrics_url = format!("http://{base}/metrics");
-    let watch_v2 = args.url.trim_end_matches('/').ends_with("/ws/v2");
+    let bases: Vec<String> = args
+        .url
+        .iter()
+        .map(|u| u.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_string())
+        .collect();
+    let v2_urls: Vec<String> = bases.iter().map(|b| format!("ws://{b}/ws/v2")).collect();
+    let urls_2021: Vec<String> = bases.iter().map(|b| format!("ws://{b}/ws")).collect();
+    let metrics_urls: Vec<String> = bases.iter().map(|b| format!("http://{b}/metrics")).collect();
+    let (v2_url, url_2021) = (&v2_urls[0], &urls_2021[0]);
+    let watch_v2 = args.url[0].trim_end_matches('/').ends_with("/ws/v2");
 
     let commands_v2 = match args.commands {
         CommandProtocol::V2 => true,
         CommandProtocol::V2021 => false,
-        CommandProtocol::Auto => connect(&v2_url).await.is_ok(),
+        CommandProtocol::Auto => connect(v2_url).await.is_ok(),
     };
-    let switches = if commands_v2 { switches_v2(&v2_url).await? } else { switches_2021(&url_2021).await? };
+    let switches = if commands_v2 { switches_v2(v2_url).await? } else { switches_2021(url_2021).await? };
     let switches: Vec<Switch> = if args.switches.is_empty() {
         switches
     } else {
@@ -236,17 +250,20 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         limited: AtomicU64::new(0),
     });
 
-    let before = resident_bytes(&metrics_url).await;
+    let before = resident_bytes(&metrics_urls).await;
     let bar = ProgressBar::new(args.clients as u64);
     bar.set_style(
         ProgressStyle::with_template("connecting {pos}/{len} clients [{bar:40}] {elapsed}")?.progress_chars("=> "),
     );
     let mut open = futures_util::stream::iter(0..args.clients)
-        .map(|_| connect(&args.url))
+        .map(|i| {
+            let url = &args.url[i % args.url.len()];
+            async move { (url, connect(url).await) }
+        })
         .buffer_unordered(args.connect_concurrency.max(1));
     let mut watchers = tokio::task::JoinSet::new();
-    while let Some(ws) = open.next().await {
-        let (ws, _) = ws.with_context(|| format!("cannot open {}", args.url))?;
+    while let Some((url, ws)) = open.next().await {
+        let (ws, _) = ws.with_context(|| format!("cannot open {url}"))?;
         watchers.spawn(watch(ws, shared.clone(), watch_v2));
         bar.inc(1);
     }
@@ -254,14 +271,14 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     drop(open);
     // Let the first frames settle and the server sample its memory.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let idle = resident_bytes(&metrics_url).await;
+    let idle = resident_bytes(&metrics_urls).await;
 
     // One connection per switch: a session carries out its commands one at a time, so a command for a slow board
     // holds up only the next command of its own switch (in 2021, an error frame is then that switch's answer).
     let commanders = switches.len();
     let mut outboxes = Vec::new();
     for k in 0..commanders {
-        let url = if commands_v2 { &v2_url } else { &url_2021 };
+        let url = if commands_v2 { &v2_urls[k % bases.len()] } else { &urls_2021[k % bases.len()] };
         let (ws, _) = connect(url).await.with_context(|| format!("cannot open {url}"))?;
         let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -376,7 +393,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     println!(
         "clients: {} watching {} (all connected: {}), commands in the {} protocol over {} commander connections",
         args.clients,
-        args.url,
+        args.url.join(", "),
         closed == args.clients,
         if commands_v2 { "v2" } else { "2021" },
         commanders
@@ -409,12 +426,13 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     println!("updates lost: {lost}");
     match (before, idle) {
         (Some(b), Some(i)) => println!(
-            "server memory: {:.1} MiB before, {:.1} MiB with the clients idle: {:.1} KiB per idle client",
+            "server memory{}: {:.1} MiB before, {:.1} MiB with the clients idle: {:.1} KiB per idle client",
+            if bases.len() > 1 { format!(" (the {} servers together)", bases.len()) } else { String::new() },
             b / 1048576.0,
             i / 1048576.0,
             (i - b) / 1024.0 / args.clients as f64
         ),
-        _ => println!("server memory: not reported (no plarail_resident_bytes at {metrics_url})"),
+        _ => println!("server memory: not reported (no plarail_resident_bytes at {})", metrics_urls.join(", ")),
     }
     Ok(lost == 0)
 }
@@ -503,8 +521,17 @@ async fn next_text(ws: &mut Ws) -> Option<String> {
     }
 }
 
+/// The servers' resident memory together, if every one reports it.
+async fn resident_bytes(urls: &[String]) -> Option<f64> {
+    let mut total = 0.0;
+    for url in urls {
+        total += resident_bytes_of(url).await?;
+    }
+    Some(total)
+}
+
 /// The server's `plarail_resident_bytes`, if it reports it.
-async fn resident_bytes(url: &str) -> Option<f64> {
+async fn resident_bytes_of(url: &str) -> Option<f64> {
     let text = reqwest::get(url).await.ok()?.text().await.ok()?;
     metric(&text, "plarail_resident_bytes")
 }

@@ -57,8 +57,19 @@ impl Core {
         Ok(Core::over(Arc::new(local), options, metrics))
     }
 
-    /// The core over any link, recording into `metrics`.
+    /// The core over any link, recording into `metrics` (and the process's memory and CPU time every second).
     pub fn over(link: Arc<dyn Link>, options: Options, metrics: Arc<Metrics>) -> Core {
+        let sampled = Arc::downgrade(&metrics);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                // Until the gateway is gone.
+                let Some(metrics) = sampled.upgrade() else { return };
+                metrics.resident_memory();
+                metrics.cpu_time();
+            }
+        });
         Core {
             link,
             metrics,

@@ -158,8 +158,7 @@ fn history(mut entry: Value) -> Entry {
     Entry::History(entry)
 }
 
-/// Samples the simulation's real-time factor and the process's memory and CPU time every second while the track
-/// runs.
+/// Samples the simulation's real-time factor every second while the track runs.
 async fn sample_every_second(track: Track, metrics: Arc<Metrics>) {
     let started = Instant::now();
     let Some(first) = track.try_state().await else { return };
@@ -168,8 +167,6 @@ async fn sample_every_second(track: Track, metrics: Arc<Metrics>) {
         let Some(now) = track.try_state().await else { return };
         let wall = started.elapsed().as_secs_f64();
         metrics.real_time_factor((now.time_ms - first.time_ms) as f64 / 1000.0 / wall);
-        metrics.resident_memory();
-        metrics.cpu_time();
     }
 }
 
