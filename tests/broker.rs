@@ -286,22 +286,24 @@ async fn a_core_killed_is_shown_offline_at_once_and_comes_back_with_its_journal(
     ack(&mut on_edge, "chofu_b3", "OFF").await;
 }
 
+/// A core in a runtime of its own, so that it can die with its connections (`shutdown_background`).
+pub fn core_of_its_own(broker: &Broker) -> (Track, tokio::runtime::Runtime) {
+    let broker = broker.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let track = runtime.block_on(async { core(&broker, Default::default()).await.0 });
+        (track, runtime)
+    })
+    .join()
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn a_command_in_flight_when_the_core_dies_is_unknown_never_done() {
     let mosquitto = Mosquitto::start();
     let broker = mosquitto.broker();
-    // The core in a runtime of its own, so that it can die with its connections.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let core_broker = broker.clone();
-    let core_thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let track = runtime.block_on(async { core(&core_broker, Default::default()).await.0 });
-        tx.send(track).unwrap();
-        runtime
-    });
-    let track = rx.recv().unwrap();
-    let runtime = core_thread.join().unwrap();
+    let (track, runtime) = core_of_its_own(&broker);
     let mut on_edge = ws(edge(&broker).await, "/ws/v2").await;
     expect(&mut on_edge, |v| v["type"] == "snapshot").await;
     // chofu_b3's board answers after 3 s.
@@ -601,6 +603,83 @@ async fn over_tls_with_logins_only_the_core_writes_what_edges_show() {
         let first = tokio::time::timeout(Duration::from_secs(10), events.poll()).await.expect("an answer");
         assert!(first.is_err(), "{broker:?} connected: {first:?}");
     }
+}
+
+/// An edge as its own process (`plarail-twin edge`), killed with -9 when dropped.
+struct EdgeProcess(Child, SocketAddr);
+
+impl EdgeProcess {
+    async fn start(broker: &str) -> EdgeProcess {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+            .args(["edge", "--broker", broker, "--listen", &addr.to_string(), "--log", "warn"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start an edge");
+        until("the edge serves", Duration::from_secs(20), async || {
+            reqwest::get(format!("http://{addr}/api/state")).await.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        EdgeProcess(child, addr)
+    }
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn an_edge_killed_under_load_loses_its_clients_to_another_and_the_others_see_no_gap() {
+    let mosquitto = Mosquitto::start();
+    let (_track, _core, _) = core(&mosquitto.broker(), Default::default()).await;
+    let (doomed, other) = (EdgeProcess::start(&mosquitto.url()).await, EdgeProcess::start(&mosquitto.url()).await);
+    let mut on_doomed = ws(doomed.1, "/ws/v2").await;
+    let mut doomed = Some(doomed);
+    let mut on_other = ws(other.1, "/ws/v2").await;
+    let mut watcher = ws(other.1, "/ws/v2").await;
+    expect(&mut on_doomed, |v| v["type"] == "snapshot").await;
+    expect(&mut watcher, |v| v["type"] == "snapshot").await;
+    // Stop rails raised and lowered in turn, from the surviving edge, while the other one dies.
+    let rails = ["chofu_s1", "chofu_s2", "sasazuka_s1", "kitano_s1"];
+    let mut sent = Vec::new();
+    for (i, rail) in rails.iter().cycle().take(12).enumerate() {
+        if i == 4 {
+            doomed.take();
+        }
+        let state = if (i / rails.len()) % 2 == 0 { "ON" } else { "OFF" };
+        let id = i as u64 + 1;
+        send(&mut on_other, serde_json::json!({"id": id, "cmd": "device", "name": rail, "state": state})).await;
+        let answer = expect(&mut on_other, |v| v["id"] == id).await;
+        if answer["type"] == "ack" {
+            sent.push((rail.to_string(), state));
+        }
+    }
+    assert!(sent.len() >= 8, "most commands carried out: {sent:?}");
+    // The other edge's watcher saw every acknowledged change, in order.
+    for (rail, state) in &sent {
+        expect(&mut watcher, |v| v["type"] == "device" && v["name"] == rail.as_str() && v["state"] == *state).await;
+    }
+    // The dead edge's client lost its socket; reconnecting to the other edge, it starts from the whole state.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures_util::StreamExt;
+        loop {
+            match on_doomed.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the killed edge's socket closed");
+    let mut moved = ws(other.1, "/ws/v2").await;
+    let snapshot = expect(&mut moved, |v| v["type"] == "snapshot").await;
+    let (last_rail, last_state) = sent.last().unwrap();
+    let now = snapshot["devices"].as_array().unwrap().iter().find(|d| d["name"] == last_rail.as_str()).unwrap().clone();
+    assert_eq!(now["state"], *last_state);
 }
 
 // The wire's plain logic.

@@ -288,3 +288,43 @@ async fn the_page_operates_the_track_and_every_browser_sees_it() {
     }
     track.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and mosquitto: run by .ci/run"]
+async fn the_page_on_two_edges_operates_the_core_s_track_and_shows_it_offline() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
+    let mosquitto = crate::broker::Mosquitto::start();
+    let broker = mosquitto.broker();
+    let (track, core) = crate::broker::core_of_its_own(&broker);
+    let (a, b) = (crate::broker::edge(&broker).await, crate::broker::edge(&broker).await);
+    let mut desk = Browser::open(&format!("http://{a}/"), 1280, 1000).await;
+    let mut phone = Browser::open(&format!("http://{b}/"), 390, 844).await;
+    let limit = Duration::from_secs(20);
+    desk.until("desktop page connected", limit, LOADED).await;
+    phone.until("phone page connected", limit, LOADED).await;
+    assert_eq!(desk.eval("document.querySelector('#offline').hidden").await, json!(true));
+
+    // A click on one edge's page reaches the core's track and the other edge's page.
+    desk.click("svg [data-device=\"chofu_s2\"] .hit").await;
+    desk.until("the clicked stop rail raised", limit, &format!("{} === 'ON'", device_state("chofu_s2"))).await;
+    phone.until("the other edge's page sees it", limit, &format!("{} === 'ON'", device_state("chofu_s2"))).await;
+    let id = track.layout().device_id("chofu_s2").unwrap();
+    assert_eq!(track.state().await.devices[id].state(), Some(sim::layout::OnOff::On));
+    // A refusal shows the interlocking's reason, as on one process.
+    desk.click("svg [data-device=\"meidaimae_s1\"] .hit").await;
+    desk.until("the refusal shown", limit, "document.querySelector('#notice').dataset.kind === 'rejected'").await;
+    let notice = desk.eval("document.querySelector('#notice').textContent").await;
+    assert!(notice.as_str().unwrap().contains("OKUTAMA"), "{notice}");
+
+    // The core dies: both pages say the track is offline, and a click is refused with that reason.
+    core.shutdown_background();
+    for page in [&mut desk, &mut phone] {
+        page.until("track offline shown", limit, "document.querySelector('#offline').hidden === false").await;
+    }
+    phone.click(".devbtn[data-device=\"chofu_b3\"]").await;
+    phone.until("the refusal shown", limit, "document.querySelector('#notice').dataset.kind === 'failed'").await;
+    let notice = phone.eval("document.querySelector('#notice').textContent").await;
+    assert!(notice.as_str().unwrap().contains("offline"), "{notice}");
+    let png = desk.screenshot(&screenshot_path("page-edge-offline.png")).await;
+    assert!(png.starts_with(b"\x89PNG"));
+}
