@@ -650,7 +650,7 @@ async fn an_edge_killed_under_load_loses_its_clients_to_another_and_the_others_s
         if i == 4 {
             doomed.take();
         }
-        let state = if (i / rails.len()) % 2 == 0 { "ON" } else { "OFF" };
+        let state = if (i / rails.len()).is_multiple_of(2) { "ON" } else { "OFF" };
         let id = i as u64 + 1;
         send(&mut on_other, serde_json::json!({"id": id, "cmd": "device", "name": rail, "state": state})).await;
         let answer = expect(&mut on_other, |v| v["id"] == id).await;
@@ -731,6 +731,8 @@ fn an_edge_applies_changes_in_order_once_and_resyncs_after_a_gap() {
     assert_eq!(effects.len(), 2);
     assert_eq!(f.state().unwrap().devices[0].state, Some(OnOff::On));
     // Offline and back: told once each.
+    assert!(!f.state().unwrap().online, "offline until the core's `online` came");
+    assert_eq!(f.online(true), vec![Effect::Frame(ServerFrame::Online { online: true })]);
     assert_eq!(f.online(false), vec![Effect::Frame(ServerFrame::Online { online: false })]);
     assert!(f.online(false).is_empty());
     assert!(!f.state().unwrap().online);

@@ -476,3 +476,29 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
     last.kill().ok();
     last.wait().ok();
 }
+
+/// The broker flags are checked before anything starts: an edge needs a broker, a URL must be MQTT's, a CA
+/// file is for TLS and must exist.
+#[test]
+fn the_broker_flags_are_refused_with_what_is_wrong() {
+    for (args, says) in [
+        (&["edge", "--listen", "127.0.0.1:0"][..], "an edge needs --broker"),
+        (&["edge", "--broker", "http://127.0.0.1:1883"][..], "not a broker URL"),
+        (&["edge", "--broker", "mqtt://127.0.0.1:1883", "--broker-ca", "ca.pem"][..], "--broker-ca is for an mqtts://"),
+        (&["edge", "--broker", "mqtts://127.0.0.1:8883", "--broker-ca", "/nonexistent.pem"][..], "no such file"),
+        (&["edge", "--broker", "mqtt://127.0.0.1:1883", "--broker-password", "x"][..], "needs --broker-user"),
+        (&["edge", "--broker", "mqtt://127.0.0.1:1883", "--topics", "plarail/#"][..], "--topics"),
+        (
+            &["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--broker", "mqtt://:1883"][..],
+            "names no host",
+        ),
+        (
+            &["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--broker-user", "core"][..],
+            "need --broker",
+        ),
+    ] {
+        let (ok, text) = twin(args);
+        assert!(!ok, "{args:?} started: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
+}

@@ -63,8 +63,3 @@ pub fn answer(outcome: &Outcome) -> Option<String> {
 pub fn error(reason: &str) -> String {
     ServerFrame::error(reason).encode()
 }
-
-/// A train's speed frame.
-pub fn speed_frame(layout: &Layout, train: usize, speed: i32) -> String {
-    ServerFrame::speed(&layout.trains[train].name, speed).encode()
-}

@@ -247,6 +247,8 @@ pub struct Follow {
     seq: u64,
     in_step: bool,
     waiting: VecDeque<ChangeMessage>,
+    /// Whether the core is online (its `online` topic; unknown, so offline, until it comes).
+    online: bool,
 }
 
 impl Follow {
@@ -262,6 +264,7 @@ impl Follow {
 
     /// Sets whether the core is online (kept in the state, told to the clients).
     pub fn online(&mut self, online: bool) -> Vec<Effect> {
+        self.online = online;
         match &mut self.state {
             Some(s) if s.online != online => {
                 s.online = online;
@@ -311,7 +314,7 @@ impl Follow {
             // Older than what the clients already have.
             return Vec::new();
         }
-        let online = self.state.as_ref().is_none_or(|now| now.online);
+        let online = self.online;
         self.epoch = s.epoch;
         self.seq = s.seq;
         self.in_step = true;
