@@ -40,8 +40,13 @@ impl Mosquitto {
 
     /// Starts one on `port` and waits until it takes connections.
     pub fn on(port: u16) -> Mosquitto {
+        Mosquitto::with(&["-p", &port.to_string()], port)
+    }
+
+    /// Starts one with `args` that listens on `port`, and waits until it takes connections.
+    fn with(args: &[&str], port: u16) -> Mosquitto {
         let child = Command::new("mosquitto")
-            .args(["-p", &port.to_string()])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -532,18 +537,8 @@ impl SecureBroker {
             acl.display()
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
-        let child = Command::new("mosquitto")
-            .args(["-c", &format!("{d}/mosquitto.conf")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto runs");
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "mosquitto did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        SecureBroker { _mosquitto: Mosquitto { child, port }, dir }
+        let mosquitto = Mosquitto::with(&["-c", &format!("{d}/mosquitto.conf")], port);
+        SecureBroker { _mosquitto: mosquitto, dir }
     }
 
     fn broker(&self, user: &str, password: &str) -> Broker {
