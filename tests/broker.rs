@@ -218,6 +218,37 @@ async fn an_operator_action_through_an_edge_is_done_by_the_core() {
     assert!(track.speeds().iter().all(|&s| s == 0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn a_2021_grpc_client_drives_the_core_through_an_edge() {
+    use gateway::grpc::{v2, v2021};
+    let mosquitto = Mosquitto::start();
+    let broker = mosquitto.broker();
+    let (track, _core, _) = core(&broker, Default::default()).await;
+    let link = Edge::connect(&broker, topics()).await.unwrap();
+    let on_edge = gateway::core::Core::over(Arc::new(link), Default::default(), Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(gateway::grpc::Grpc::new(on_edge).serve(listener, std::future::pending()));
+    let command = |id: v2021::StationId, state: v2021::State| v2021::RequestSync {
+        station: Some(v2021::Stations { station_id: id as i32 }),
+        state: state as i32,
+    };
+    let mut control = v2021::control_client::ControlClient::connect(url.clone()).await.unwrap();
+    let ok = control.command2_internal(command(v2021::StationId::ChofuB3, v2021::State::Off)).await.unwrap();
+    assert_eq!(ok.into_inner().response, v2021::Response::Success as i32);
+    let chofu_b3 = track.layout().device_id("chofu_b3").unwrap();
+    assert_eq!(track.state().await.devices[chofu_b3].state(), Some(OnOff::Off), "driven on the core's track");
+    let refused = control.command2_internal(command(v2021::StationId::MeidaimaeS1, v2021::State::Off)).await.unwrap();
+    assert_eq!(refused.into_inner().response, v2021::Response::Failed as i32);
+    // The v2 feed on the edge: the core's state.
+    let mut twin = v2::twin_client::TwinClient::connect(url).await.unwrap();
+    let mut feed = twin.watch_state(v2::WatchRequest {}).await.unwrap().into_inner();
+    let first = feed.message().await.unwrap().unwrap();
+    assert_eq!((first.devices.len(), first.trains.len()), (39, 8));
+    assert_eq!(first.devices.iter().find(|d| d.name == "chofu_b3").unwrap().state, "OFF");
+}
+
 /// A core as its own process (`plarail-twin serve --broker`), killed with -9 when dropped.
 struct CoreProcess(Child);
 
