@@ -8,6 +8,7 @@ mod fuzz;
 mod gateway_2021;
 mod gateway_grpc;
 mod gateway_v2;
+mod hil_2023;
 mod hil_boards;
 mod hil_live;
 mod hil_protocol;

@@ -17,8 +17,10 @@
 pub mod arduino_json;
 pub mod client;
 pub mod firmware;
+pub mod firmware2023;
 pub mod ingest;
 pub mod mirror;
+pub mod mqtt2023;
 pub mod onboard;
 pub mod protocol;
 pub mod rig;

@@ -1,0 +1,139 @@
+//! The 2023 MQTT boards, row by row against the reference (`../shared/reference/plarail2023`, festival build
+//! `7beb801`): what a virtual board does with every topic and word, and what the twin reads from a board.
+
+use hil::firmware2023::{Act, Board, Build, Detector, Io, Setting};
+use hil::mqtt2023::{FromBoard, Target, Unreadable, delta_topic, get_accepted_topic, read, state_word};
+use sim::layout::OnOff;
+
+/// The festival's `chofu` board, its stops and point (`config/chofufes/chofu.json`), two of its detectors.
+fn chofu() -> Setting {
+    let io = |id: &str, pin| Io { id: id.into(), pin };
+    Setting {
+        name: "chofu".into(),
+        stops: vec![io("chofu_down_s1", 14), io("chofu_down_s2", 15), io("chofu_up_s1", 16), io("chofu_up_s2", 17)],
+        points: vec![io("chofu_down_p1", 13)],
+        detectors: vec![
+            Detector { block_id: "sakurajosui_down_b1".into(), target: "OPEN".into(), pin: 12 },
+            Detector { block_id: "chofu_up_b1".into(), target: "CLOSE".into(), pin: 22 },
+        ],
+    }
+}
+
+fn publish(topic: &str, payload: &str) -> Act {
+    Act::Publish { topic: topic.into(), payload: payload.as_bytes().to_vec() }
+}
+
+fn stop(pin: u8, angle: u32) -> Vec<Act> {
+    vec![Act::Move { pin, angle, hold_ms: Some(200) }]
+}
+
+fn point(pin: u8, angle: u32) -> Vec<Act> {
+    vec![Act::Move { pin, angle, hold_ms: None }]
+}
+
+#[test]
+fn a_2023_board_boots_connects_and_asks_its_state_once() {
+    let (mut board, at_boot) = Board::boot(chofu(), Build::Festival2023, 0);
+    assert_eq!(board.client_id(), "esp32-client-chofu");
+    // The point is attached at boot: the library's default pulse, neither normal nor reverse.
+    assert_eq!(at_boot, point(13, 92));
+    let first = board.connected();
+    let subscriptions: Vec<Act> = ["stop/+/get/accepted", "point/+/get/accepted", "stop/+/delta", "point/+/delta"]
+        .into_iter()
+        .map(Act::Subscribe)
+        .collect();
+    let mut want = subscriptions.clone();
+    want.push(publish("point/chofu_down_p1/get", "get"));
+    for s in ["chofu_down_s1", "chofu_down_s2", "chofu_up_s1", "chofu_up_s2"] {
+        want.push(publish(&format!("stop/{s}/get"), "get"));
+    }
+    assert_eq!(first, want);
+    assert!(!board.reconnects(), "the festival build never reconnects");
+    // The 2025 build reconnects and subscribes again, but never asks its state again.
+    let (mut later, _) = Board::boot(chofu(), Build::Reconnecting2025, 0);
+    later.connected();
+    assert!(later.reconnects());
+    assert_eq!(later.connected(), subscriptions);
+}
+
+#[test]
+fn a_2023_board_handles_every_topic_and_word_as_the_firmware() {
+    let huge = "STOP_STATE_STOP".to_string() + &" ".repeat(240);
+    let rows: Vec<(&str, &[u8], Vec<Act>)> = vec![
+        ("stop/chofu_up_s1/delta", b"STOP_STATE_STOP", stop(16, 180)),
+        ("stop/chofu_up_s1/delta", b"STOP_STATE_GO", stop(16, 0)),
+        ("stop/chofu_up_s2/get/accepted", b"STOP_STATE_GO", stop(17, 0)),
+        // The payload is read as a C string: what follows a NUL is not compared.
+        ("stop/chofu_down_s1/delta", b"STOP_STATE_STOP\0junk", stop(14, 180)),
+        // Exact words only.
+        ("stop/chofu_up_s1/delta", b"stop_state_stop", vec![]),
+        ("stop/chofu_up_s1/delta", b"STOP_STATE_STOP ", vec![]),
+        ("stop/chofu_up_s1/delta", b"STOP_STATE_UNKNOWN", vec![]),
+        ("stop/chofu_up_s1/delta", b"POINT_STATE_NORMAL", vec![]),
+        // Another board's id: every board gets every id (wildcards) and ignores the others'.
+        ("stop/shinjyuku_down_s1/delta", b"STOP_STATE_STOP", vec![]),
+        ("point/chofu_down_p1/delta", b"POINT_STATE_REVERSE", point(13, 179)),
+        ("point/chofu_down_p1/get/accepted", b"POINT_STATE_NORMAL", point(13, 159)),
+        ("point/chofu_down_p1/delta", b"POINT_STATE_UNKNOWN", vec![]),
+        ("point/chofu_down_p1/delta", b"STOP_STATE_GO", vec![]),
+        ("point/sakurajosui_down_p1/delta", b"POINT_STATE_REVERSE", vec![]),
+        // Any topic starting stop/ is handled alike, whatever its method.
+        ("stop/chofu_up_s1/anything", b"STOP_STATE_STOP", stop(16, 180)),
+        ("stop/chofu_up_s1", b"STOP_STATE_STOP", vec![]),
+        ("block/chofu_up_b1/update", b"CLOSE", vec![]),
+        // Beyond PubSubClient's 256-byte buffer: never reaches the callback.
+        ("stop/chofu_up_s1/delta", huge.as_bytes(), vec![]),
+    ];
+    for (topic, payload, want) in rows {
+        let (mut board, _) = Board::boot(chofu(), Build::Festival2023, 0);
+        assert_eq!(board.message(topic, payload), want, "{topic} {:?}", String::from_utf8_lossy(payload));
+    }
+}
+
+#[test]
+fn a_2023_detector_reports_every_3_s_while_closed_and_not_in_the_first_3_s() {
+    let (mut board, _) = Board::boot(chofu(), Build::Festival2023, 1_000);
+    let closed = [false, true];
+    let report = vec![publish("block/chofu_up_b1/update", "CLOSE")];
+    assert_eq!(board.detectors(1_000 + 2_999, &closed), vec![], "silent for 3 s after boot");
+    assert_eq!(board.detectors(1_000 + 3_000, &closed), report);
+    assert_eq!(board.detectors(1_000 + 5_999, &closed), vec![]);
+    assert_eq!(board.detectors(1_000 + 6_000, &closed), report, "again while held closed");
+    assert_eq!(board.detectors(1_000 + 20_000, &[false, false]), vec![], "open: nothing");
+    assert_eq!(
+        board.detectors(1_000 + 20_001, &[true, false]),
+        vec![publish("block/sakurajosui_down_b1/update", "OPEN")]
+    );
+}
+
+#[test]
+fn the_twin_reads_a_2023_board_s_messages_and_counts_the_rest() {
+    let rows: Vec<(&str, &[u8], Result<FromBoard, Unreadable>)> = vec![
+        ("point/chofu_down_p1/get", b"get", Ok(FromBoard::Get(Target::Point, "chofu_down_p1".into()))),
+        ("stop/shinjyuku_up_s1/get", b"anything", Ok(FromBoard::Get(Target::Stop, "shinjyuku_up_s1".into()))),
+        ("block/chofu_up_b1/update", b"CLOSE", Ok(FromBoard::Block("chofu_up_b1".into(), true))),
+        ("block/chofu_up_b1/update", b"OPEN", Ok(FromBoard::Block("chofu_up_b1".into(), false))),
+        ("block/chofu_up_b1/update", b"close", Err(Unreadable::Word("close".into()))),
+        ("block/chofu_up_b1/update", &[b'C'; 100], Err(Unreadable::Word("100 bytes".into()))),
+        ("stop/chofu_up_s1/delta", b"STOP_STATE_GO", Ok(FromBoard::Echo)),
+        ("point/chofu_down_p1/get/accepted", b"POINT_STATE_NORMAL", Ok(FromBoard::Echo)),
+        ("point/chofu_down_p1/update", b"x", Err(Unreadable::Method("point/chofu_down_p1/update".into()))),
+        ("block/chofu_up_b1/delta", b"x", Err(Unreadable::Method("block/chofu_up_b1/delta".into()))),
+        ("train/t1/update", b"x", Err(Unreadable::Target("train".into()))),
+        ("nfc/04a1b2/update", b"x", Err(Unreadable::Target("nfc".into()))),
+        ("stop/chofu_up_s1", b"get", Err(Unreadable::Topic("stop/chofu_up_s1".into()))),
+        ("stop//get", b"get", Err(Unreadable::Topic("stop//get".into()))),
+        ("stop/a/get/accepted/more", b"get", Err(Unreadable::Topic("stop/a/get/accepted/more".into()))),
+        ("stop/a/get/rejected", b"get", Err(Unreadable::Topic("stop/a/get/rejected".into()))),
+    ];
+    for (topic, payload, want) in rows {
+        assert_eq!(read(topic, payload), want, "{topic}");
+    }
+    // What the twin sends, in 2023's words.
+    assert_eq!(state_word(Target::Stop, OnOff::On), "STOP_STATE_STOP");
+    assert_eq!(state_word(Target::Stop, OnOff::Off), "STOP_STATE_GO");
+    assert_eq!(state_word(Target::Point, OnOff::On), "POINT_STATE_REVERSE");
+    assert_eq!(state_word(Target::Point, OnOff::Off), "POINT_STATE_NORMAL");
+    assert_eq!(delta_topic(Target::Stop, "chofu_up_s1"), "stop/chofu_up_s1/delta");
+    assert_eq!(get_accepted_topic(Target::Point, "chofu_down_p1"), "point/chofu_down_p1/get/accepted");
+}
