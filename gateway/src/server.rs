@@ -136,7 +136,7 @@ async fn api_history(
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
     let Some(journal) = core.options.journal.clone() else {
-        return (StatusCode::NOT_FOUND, Json(json!({ "error": "no journal: start with --data-dir" }))).into_response();
+        return (StatusCode::NOT_FOUND, Json(json!({ "error": "no command history here: it is kept by the gateway that runs the track, started with --data-dir" }))).into_response();
     };
     let bad = |what: String| (StatusCode::BAD_REQUEST, Json(json!({ "error": what }))).into_response();
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
