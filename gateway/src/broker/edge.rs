@@ -87,6 +87,8 @@ impl Edge {
                 Seen::Connected => {
                     tracing::info!("connected to the broker {url}: following {}/", subscriber.topics.prefix());
                     subscriber.subscribe();
+                    // The retained snapshot may be a second behind: ask for the state as it is now.
+                    subscriber.ask_snapshot();
                 }
                 Seen::Message { topic, payload } => subscriber.take(&topic, &payload),
                 Seen::Lost(e) => {
@@ -125,6 +127,21 @@ impl Edge {
         }
     }
 
+    /// Asks the core to publish its snapshot now (a command with no reply; the core publishes one snapshot for
+    /// any number of asks at once).
+    fn ask_snapshot(&self) {
+        let ask = CommandMessage {
+            id: format!("{}:snapshot", self.client_id),
+            reply_to: self.reply_to.clone(),
+            deadline_unix_ms: unix_ms() + DEADLINE.as_millis() as u64,
+            command: Command::Snapshot {},
+        };
+        let topic = self.topics.topic(&Topic::Command);
+        if let Err(e) = self.client.try_publish(topic, AT_LEAST_ONCE, false, encode(&ask)) {
+            tracing::warn!("cannot ask for the track's snapshot: {e}");
+        }
+    }
+
     /// Takes one message from the broker.
     fn take(&self, topic: &str, payload: &[u8]) {
         let shared = &self.shared;
@@ -141,8 +158,16 @@ impl Edge {
             },
             Some(Topic::Change) => match decode::<ChangeMessage>(payload) {
                 Ok(c) => {
-                    let effects = shared.follow().change(c);
+                    let (effects, in_step) = {
+                        let mut follow = shared.follow();
+                        let was = follow.in_step();
+                        (follow.change(c), !was || follow.in_step())
+                    };
                     self.effects(effects);
+                    if !in_step {
+                        // A change missed: ask for the snapshot rather than wait for the next one.
+                        self.ask_snapshot();
+                    }
                 }
                 Err(e) => tracing::warn!("a change from the broker is not one, ignored: {e}"),
             },

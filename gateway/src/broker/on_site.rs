@@ -77,9 +77,9 @@ pub fn start(core: Core, broker: &Broker, topics: Topics, layout_file: String) -
 }
 
 /// Publishes every change of the feed, numbered, and the retained snapshot every [`SNAPSHOT_EVERY`] when
-/// anything changed, at once after a (re)connection, and after changes were missed (a gap in the numbers tells
-/// the edges to take it).
-async fn publish(core: Core, client: AsyncClient, topics: Topics, epoch: u64, connected: Arc<Notify>) {
+/// anything changed, at once after a (re)connection or when an edge asks (`wanted`), and after changes were
+/// missed (a gap in the numbers tells the edges to take it).
+async fn publish(core: Core, client: AsyncClient, topics: Topics, epoch: u64, wanted: Arc<Notify>) {
     let mut feed = core.feeds().v2.subscribe();
     let (change_topic, snapshot_topic) = (topics.topic(&Topic::Change), topics.topic(&Topic::Snapshot));
     let mut seq = 0u64;
@@ -105,7 +105,7 @@ async fn publish(core: Core, client: AsyncClient, topics: Topics, epoch: u64, co
                 Err(RecvError::Closed) => return,
             },
             _ = tick.tick() => published != Some(seq),
-            _ = connected.notified() => true,
+            _ = wanted.notified() => true,
         };
         if snapshot_now {
             let state = core.link.snapshot().await;
@@ -162,9 +162,8 @@ async fn command(core: &Core, command: Command) -> Reply {
         Command::Device { name, state } => layout.device_id(&name).map(|device| Request::Device { device, state }),
         Command::Speed { train, speed } => layout.train_id(&train).map(|train| Request::Speed { train, speed }),
         Command::Operator { token, action } => return Reply::of_operated(core.operate(&token, action).await),
-        Command::Snapshot {} => {
-            return Reply::Failed { reason: "a snapshot is read from the snapshot topic, not asked for".into() };
-        }
+        // Taken before a command is carried out (see `start`).
+        Command::Snapshot {} => return Reply::Failed { reason: "a snapshot comes on the snapshot topic".into() },
     };
     match request {
         Some(request) => Reply::of_outcome(&core.apply(request).await),

@@ -9,7 +9,7 @@
 //! | `layout` | core → edges | 1, retained | the layout file (TOML) the core runs |
 //! | `snapshot` | core → edges | 1, retained | [`SnapshotMessage`]: the whole track and the number of the last change in it |
 //! | `change` | core → edges | 1 | [`ChangeMessage`]: one v2 frame, numbered |
-//! | `command` | edges → core | 1 | [`CommandMessage`]: a command, its id, where to reply, its deadline |
+//! | `command` | edges → core | 1 | [`CommandMessage`]: a command, its id, where to reply, its deadline (a `snapshot` command: publish the snapshot now, no reply) |
 //! | `reply/CLIENT` | core → the edge whose client id is `CLIENT` | 1 | [`ReplyMessage`] |
 
 use std::collections::{HashMap, VecDeque};
