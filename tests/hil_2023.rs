@@ -137,3 +137,134 @@ fn the_twin_reads_a_2023_board_s_messages_and_counts_the_rest() {
     assert_eq!(delta_topic(Target::Stop, "chofu_up_s1"), "stop/chofu_up_s1/delta");
     assert_eq!(get_accepted_topic(Target::Point, "chofu_down_p1"), "point/chofu_down_p1/get/accepted");
 }
+
+/// A test client on the broker: every message on `filters`, and a way to publish.
+struct Observer {
+    client: rumqttc::AsyncClient,
+    messages: tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+}
+
+impl Observer {
+    async fn start(port: u16, filters: &[&str]) -> Observer {
+        let options = rumqttc::MqttOptions::new(format!("observer-{port}"), "127.0.0.1", port);
+        let (client, mut events) = rumqttc::AsyncClient::new(options, 64);
+        for f in filters {
+            client.subscribe(*f, rumqttc::QoS::AtMostOnce).await.unwrap();
+        }
+        let (tx, messages) = tokio::sync::mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        let mut subscribed_tx = Some(subscribed_tx);
+        tokio::spawn(async move {
+            while let Ok(event) = events.poll().await {
+                match event {
+                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                        if let Some(done) = subscribed_tx.take() {
+                            let _ = done.send(());
+                        }
+                    }
+                    rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
+                        let _ = tx.send((p.topic, p.payload.to_vec()));
+                    }
+                    _ => {}
+                }
+            }
+        });
+        subscribed.await.unwrap();
+        Observer { client, messages }
+    }
+
+    async fn publish(&self, topic: &str, payload: &str) {
+        self.client.publish(topic, rumqttc::QoS::AtMostOnce, false, payload.as_bytes().to_vec()).await.unwrap();
+    }
+
+    /// The next message (within 10 s).
+    async fn next(&mut self) -> (String, String) {
+        let (t, p) = tokio::time::timeout(std::time::Duration::from_secs(10), self.messages.recv())
+            .await
+            .expect("a message in time")
+            .expect("observer running");
+        (t, String::from_utf8_lossy(&p).into_owned())
+    }
+}
+
+/// Servo moves seen, in order: `(pin, angle)`.
+type Moves = std::sync::Arc<std::sync::Mutex<Vec<(u8, u32)>>>;
+
+/// A servo callback and the moves it records.
+fn servos() -> (hil::virtual_mqtt_boards::Servo, Moves) {
+    let moves = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = moves.clone();
+    (std::sync::Arc::new(move |pin, angle| seen.lock().unwrap().push((pin, angle))), moves)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn a_virtual_2023_board_on_mosquitto_behaves_as_the_festival_firmware() {
+    use std::time::Duration;
+
+    use hil::virtual_mqtt_boards::{Faults, VirtualMqttBoard};
+    let mosquitto = crate::broker::Mosquitto::start();
+    let mut observer = Observer::start(mosquitto.port, &["+/+/get", "block/#"]).await;
+    let (servo, moves) = servos();
+    let board = VirtualMqttBoard::start(chofu(), Build::Festival2023, "127.0.0.1", mosquitto.port, None, servo);
+    // At start: a get per device, points first.
+    let mut gets = Vec::new();
+    for _ in 0..5 {
+        gets.push(observer.next().await);
+    }
+    assert_eq!(gets[0], ("point/chofu_down_p1/get".into(), "get".into()));
+    assert_eq!(gets[4], ("stop/chofu_up_s2/get".into(), "get".into()));
+    // The state manager's answer and a delta move the servos; another board's id moves nothing.
+    observer.publish("stop/chofu_up_s1/get/accepted", "STOP_STATE_STOP").await;
+    observer.publish("stop/hachioji_up_s1/delta", "STOP_STATE_STOP").await;
+    observer.publish("point/chofu_down_p1/delta", "POINT_STATE_REVERSE").await;
+    crate::hil_track::until("the servos moved", Duration::from_secs(10), async || moves.lock().unwrap().len() >= 3)
+        .await;
+    assert_eq!(moves.lock().unwrap()[..3], [(13, 92), (16, 180), (13, 179)]);
+    // A detector held closed reports its block (not in the first 3 s after boot), again every 3 s.
+    board.set_detector(1, true);
+    assert_eq!(observer.next().await, ("block/chofu_up_b1/update".into(), "CLOSE".into()));
+    board.set_detector(1, false);
+    // Dropped messages change nothing; the board stays as it was.
+    board.set_faults(Faults { drop_messages: true, ..Faults::default() });
+    observer.publish("stop/chofu_up_s1/delta", "STOP_STATE_GO").await;
+    crate::hil_track::until("the delta dropped", Duration::from_secs(10), async || board.dropped() == 1).await;
+    board.set_faults(Faults::default());
+    observer.publish("stop/chofu_up_s2/delta", "STOP_STATE_GO").await;
+    crate::hil_track::until("the next delta taken", Duration::from_secs(10), async || moves.lock().unwrap().len() >= 4)
+        .await;
+    assert_eq!(moves.lock().unwrap()[3..], [(17, 0)], "the dropped delta never moved chofu_up_s1");
+    // The festival build never reconnects.
+    board.cut();
+    crate::hil_track::until("given up for good", Duration::from_secs(5), async || board.gave_up()).await;
+    assert!(!board.online(), "the festival build stays offline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn the_2025_build_reconnects_and_subscribes_again_but_asks_nothing() {
+    use std::time::Duration;
+
+    use hil::virtual_mqtt_boards::VirtualMqttBoard;
+    let mosquitto = crate::broker::Mosquitto::start();
+    let mut observer = Observer::start(mosquitto.port, &["+/+/get"]).await;
+    let (servo, moves) = servos();
+    let board = VirtualMqttBoard::start(chofu(), Build::Reconnecting2025, "127.0.0.1", mosquitto.port, None, servo);
+    for _ in 0..5 {
+        observer.next().await;
+    }
+    board.cut();
+    crate::hil_track::until("offline", Duration::from_secs(5), async || !board.online()).await;
+    assert!(!board.gave_up());
+    crate::hil_track::until("back after 5 s", Duration::from_secs(15), async || board.online()).await;
+    // Subscribed again: a delta moves the servo; no get was asked again.
+    let before = moves.lock().unwrap().len();
+    let mut tries = 0;
+    while moves.lock().unwrap().len() == before {
+        observer.publish("stop/chofu_down_s1/delta", "STOP_STATE_STOP").await;
+        tries += 1;
+        assert!(tries < 50, "no delta taken after the reconnect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(observer.messages.try_recv().is_err(), "no get after a reconnect");
+}

@@ -28,6 +28,7 @@ pub mod speed;
 pub mod track;
 pub mod virtual_boards;
 pub mod virtual_controllers;
+pub mod virtual_mqtt_boards;
 
 /// Code generated from `proto/plarail2021.proto`: the 2021 gRPC services (no package, as in 2021), which the
 /// gateway serves and the onboard speed controllers answer.
