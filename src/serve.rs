@@ -75,7 +75,8 @@ pub struct ServeArgs {
 /// How a role reaches the MQTT broker (`serve --broker` as the on-site core, `edge`).
 #[derive(clap::Args, Default, Debug)]
 pub struct BrokerArgs {
-    /// The MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS) [default: none: one process].
+    /// The MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS); `serve` without one is one process, `edge`
+    /// needs one.
     #[arg(long, env = "PLARAIL_BROKER")]
     pub broker: Option<String>,
     /// User name for the broker's login.
