@@ -143,7 +143,8 @@ impl v2::twin_server::Twin for Grpc {
         tokio::spawn(async move {
             let mut last: Option<v2::TrackState> = None;
             loop {
-                let now = message(link.snapshot().await);
+                let Some(state) = link.snapshot().await else { return };
+                let now = message(state);
                 // Only what changed, and a slow reader waits for the latest state rather than a queue.
                 if last
                     .as_ref()

@@ -41,6 +41,6 @@ pub trait Link: Send + Sync + 'static {
     /// Performs an operator action if `token` is the operator token (the track's side alone decides).
     fn operate(&self, token: String, action: OperatorAction) -> Pending<'_, Operated>;
 
-    /// The whole track as it is now.
-    fn snapshot(&self) -> Pending<'_, State>;
+    /// The whole track as it is now; `None` once the track is stopped (the doors' background tasks end then).
+    fn snapshot(&self) -> Pending<'_, Option<State>>;
 }

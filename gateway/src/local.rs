@@ -146,8 +146,14 @@ impl Link for Local {
         Box::pin(async move { self.perform(&token, action).await })
     }
 
-    fn snapshot(&self) -> Pending<'_, State> {
-        Box::pin(async move { State::of(self.track.layout(), &self.track.snapshot().await) })
+    fn snapshot(&self) -> Pending<'_, Option<State>> {
+        Box::pin(async move {
+            let track = &self.track;
+            let state = track.try_state().await?;
+            let snapshot =
+                hil::track::Snapshot { mode: track.mode(), state, boards: track.boards(), speeds: track.speeds() };
+            Some(State::of(track.layout(), &snapshot))
+        })
     }
 }
 

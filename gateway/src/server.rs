@@ -179,7 +179,11 @@ async fn api_layout(State(core): State<Core>) -> impl IntoResponse {
     Json(core.layout().drawing())
 }
 
-/// `GET /api/state`: the mode, every device, train and board (the v2 snapshot without its `type`).
-async fn api_state(State(core): State<Core>) -> impl IntoResponse {
-    Json(core.link.snapshot().await)
+/// `GET /api/state`: the mode, every device, train and board (the v2 snapshot without its `type`); 503 once the
+/// track is stopped.
+async fn api_state(State(core): State<Core>) -> Response {
+    match core.link.snapshot().await {
+        Some(state) => Json(state).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "the track is stopped" }))).into_response(),
+    }
 }

@@ -79,7 +79,8 @@ impl Protocol {
         match self {
             Protocol::V2021 => every_device_2021(core),
             Protocol::Speed2021 => core.feeds().speeds_2021().to_vec(),
-            Protocol::V2 => vec![protocol_v2::snapshot(core.link.snapshot().await).into()],
+            // A stopped track has no state to catch up with.
+            Protocol::V2 => core.link.snapshot().await.map(|s| protocol_v2::snapshot(s).into()).into_iter().collect(),
         }
     }
 

@@ -164,32 +164,25 @@ impl Board {
             Some(nul) => &payload[..nul],
             None => payload,
         };
-        let id_of = |rest: &str| rest.split_once('/').map(|(id, _)| id.to_string());
-        if let Some(rest) = topic.strip_prefix("stop/") {
-            let Some(id) = id_of(rest) else { return Vec::new() };
-            let angle = match word {
-                b"STOP_STATE_GO" => STOP_OFF_ANGLE,
-                b"STOP_STATE_STOP" => STOP_ON_ANGLE,
-                _ => return Vec::new(),
-            };
-            return match self.setting.stops.iter().find(|s| s.id == id) {
-                Some(s) => vec![Act::Move { pin: s.pin, angle, hold_ms: Some(STOP_HOLD_MS) }],
-                None => Vec::new(),
-            };
+        // The two branches of `TopicRouter.cpp`: the devices, their two words and angles, and a stop rail's hold.
+        let (rest, devices, words, hold_ms) = if let Some(rest) = topic.strip_prefix("stop/") {
+            let words = [(&b"STOP_STATE_GO"[..], STOP_OFF_ANGLE), (&b"STOP_STATE_STOP"[..], STOP_ON_ANGLE)];
+            (rest, &self.setting.stops, words, Some(STOP_HOLD_MS))
+        } else if let Some(rest) = topic.strip_prefix("point/") {
+            let words = [
+                (&b"POINT_STATE_NORMAL"[..], POINT_STRAIGHT_ANGLE),
+                (&b"POINT_STATE_REVERSE"[..], POINT_REVERSE_ANGLE),
+            ];
+            (rest, &self.setting.points, words, None)
+        } else {
+            return Vec::new();
+        };
+        let Some((id, _)) = rest.split_once('/') else { return Vec::new() };
+        let Some(&(_, angle)) = words.iter().find(|(w, _)| *w == word) else { return Vec::new() };
+        match devices.iter().find(|d| d.id == id) {
+            Some(d) => vec![Act::Move { pin: d.pin, angle, hold_ms }],
+            None => Vec::new(),
         }
-        if let Some(rest) = topic.strip_prefix("point/") {
-            let Some(id) = id_of(rest) else { return Vec::new() };
-            let angle = match word {
-                b"POINT_STATE_NORMAL" => POINT_STRAIGHT_ANGLE,
-                b"POINT_STATE_REVERSE" => POINT_REVERSE_ANGLE,
-                _ => return Vec::new(),
-            };
-            return match self.setting.points.iter().find(|p| p.id == id) {
-                Some(p) => vec![Act::Move { pin: p.pin, angle, hold_ms: None }],
-                None => Vec::new(),
-            };
-        }
-        Vec::new()
     }
 
     /// One pass of the loop at `now_ms` with each detector's level (`true`: closed, LOW): the reports due.

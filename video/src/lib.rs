@@ -101,8 +101,10 @@ impl Video {
     pub fn cascade(layout: Arc<Layout>, core: Option<String>, config: SfuConfig) -> Video {
         let hubs: Vec<Arc<hub::Hub>> = layout.cameras.iter().map(|c| Arc::new(hub::Hub::new(c.clone()))).collect();
         let udp = config.udp.first().cloned().unwrap_or_else(|| "0.0.0.0:0".into());
-        for hub in hubs.iter().filter(|_| core.is_some()) {
-            tokio::spawn(cascade::run(hub.clone(), core.clone().unwrap_or_default(), udp.clone()));
+        if let Some(core) = &core {
+            for hub in &hubs {
+                tokio::spawn(cascade::run(hub.clone(), core.clone(), udp.clone()));
+            }
         }
         Video { sfu: Sfu::new(hubs, config), layout }
     }

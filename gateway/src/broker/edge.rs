@@ -158,13 +158,13 @@ impl Edge {
             },
             Some(Topic::Change) => match decode::<ChangeMessage>(payload) {
                 Ok(c) => {
-                    let (effects, in_step) = {
+                    let (effects, gap) = {
                         let mut follow = shared.follow();
-                        let was = follow.in_step();
-                        (follow.change(c), !was || follow.in_step())
+                        let was_in_step = follow.in_step();
+                        (follow.change(c), was_in_step && !follow.in_step())
                     };
                     self.effects(effects);
-                    if !in_step {
+                    if gap {
                         // A change missed: ask for the snapshot rather than wait for the next one.
                         self.ask_snapshot();
                     }
@@ -308,9 +308,9 @@ impl Link for Edge {
         Box::pin(async move { self.send(Command::Operator { token, action }).await.operated() })
     }
 
-    fn snapshot(&self) -> Pending<'_, State> {
+    fn snapshot(&self) -> Pending<'_, Option<State>> {
         let state = self.shared.follow().state().cloned().unwrap_or_else(|| empty(self.layout()));
-        Box::pin(std::future::ready(state))
+        Box::pin(std::future::ready(Some(state)))
     }
 }
 

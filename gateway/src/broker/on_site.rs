@@ -108,7 +108,8 @@ async fn publish(core: Core, client: AsyncClient, topics: Topics, epoch: u64, wa
             _ = wanted.notified() => true,
         };
         if snapshot_now {
-            let state = core.link.snapshot().await;
+            // The track stopped: nothing more to publish.
+            let Some(state) = core.link.snapshot().await else { return };
             let snapshot = encode(&SnapshotMessage { epoch, seq, state });
             if client.publish(&snapshot_topic, AT_LEAST_ONCE, true, snapshot).await.is_err() {
                 return;
