@@ -40,7 +40,7 @@ enum Command {
     },
     /// Serve every board of a layout over HTTP on loopback, on top of a running simulation (virtual boards).
     Boards {
-        /// Layout file (default: the embedded 2021 layout).
+        /// Layout file, or an embedded layout by name: chofufes2021 (the default), chofufes2023.
         #[arg(long)]
         layout: Option<PathBuf>,
         /// Where a board listens, as NAME=HOST:PORT by board name or layout address (repeatable), e.g.
@@ -85,7 +85,7 @@ struct WindowArgs {
     /// Operator token for operator actions (emergency stop, live toggle) on an attached gateway.
     #[arg(long, env = "PLARAIL_OPERATOR_TOKEN", hide_env_values = true)]
     operator_token: Option<String>,
-    /// Layout file (default: the embedded 2021 layout).
+    /// Layout file, or an embedded layout by name: chofufes2021 (the default), chofufes2023.
     #[arg(long)]
     layout: Option<PathBuf>,
     /// Render `--frames` frames, save a PNG of the window here, and exit.
@@ -146,6 +146,9 @@ fn main() -> ExitCode {
 /// The festival hour and the 2021 layout, built into the binary so that it runs from anywhere.
 const FESTIVAL_HOUR: &str = include_str!("../scenarios/festival-hour.toml");
 const LAYOUT_2021: &str = include_str!("../scenarios/layouts/chofufes2021.toml");
+/// The layouts built into the binary, by the name `--layout` takes instead of a file.
+const EMBEDDED_LAYOUTS: [(&str, &str); 2] =
+    [("chofufes2021", LAYOUT_2021), ("chofufes2023", include_str!("../scenarios/layouts/chofufes2023.toml"))];
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // No subcommand: `serve`, with its flags from the environment and their defaults.
@@ -274,18 +277,26 @@ fn parse_listen(s: &str) -> Result<(String, std::net::SocketAddr), String> {
     Ok((name, addr))
 }
 
-/// The layout file's text: the file's, or the embedded 2021 layout's.
+/// The layout file's text: the file's, an embedded layout's by its name (when no such file exists), or the
+/// embedded 2021 layout's.
 fn layout_file(path: Option<&std::path::Path>) -> anyhow::Result<String> {
-    match path {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read the layout {}", p.display())),
-        None => Ok(LAYOUT_2021.to_string()),
+    let Some(p) = path else { return Ok(LAYOUT_2021.to_string()) };
+    if let Some((_, text)) = EMBEDDED_LAYOUTS.iter().find(|(name, _)| p.as_os_str() == *name)
+        && !p.exists()
+    {
+        return Ok(text.to_string());
     }
+    std::fs::read_to_string(p).with_context(|| {
+        let names: Vec<&str> = EMBEDDED_LAYOUTS.iter().map(|(n, _)| *n).collect();
+        format!("cannot read the layout {} (a file, or one of the embedded layouts: {})", p.display(), names.join(", "))
+    })
 }
 
 fn load_layout(path: Option<PathBuf>) -> anyhow::Result<Layout> {
-    Ok(match path {
-        Some(p) => Layout::load(&p).with_context(|| format!("{} is not a valid layout", p.display()))?,
-        None => Layout::from_toml(LAYOUT_2021).context("the embedded 2021 layout")?,
+    let text = layout_file(path.as_deref())?;
+    Layout::from_toml(&text).with_context(|| match path {
+        Some(p) => format!("{} is not a valid layout", p.display()),
+        None => "the embedded 2021 layout".into(),
     })
 }
 

@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:50051].
     #[arg(long, env = "PLARAIL_GRPC_LISTEN")]
     grpc_listen: Option<SocketAddr>,
-    /// Layout file [default: the embedded 2021 layout].
+    /// Layout file, or an embedded layout by name: chofufes2021, chofufes2023 [default: chofufes2021].
     #[arg(long, env = "PLARAIL_LAYOUT")]
     layout: Option<PathBuf>,
     /// Which track commands drive at start: the simulation (`sim`) or the real boards (`live`) [default: sim].

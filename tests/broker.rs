@@ -789,6 +789,7 @@ fn snapshot_of(devices: &[(&str, Option<OnOff>)]) -> State {
         devices: devices.iter().map(|(n, s)| Device { name: n.to_string(), kind: None, state: *s }).collect(),
         trains: Vec::new(),
         boards: Vec::new(),
+        blocks: Vec::new(),
         online: true,
     }
 }

@@ -1,6 +1,7 @@
 //! The `cargo test` suite: layout validation, simulation behaviour, the interlocking, every scenario, and
 //! the command line. One test binary, a module per area.
 
+mod blocks;
 mod broker;
 mod cli;
 mod drawing;
@@ -22,6 +23,7 @@ mod scenarios;
 mod simulation;
 mod soak;
 mod speed;
+mod state_manager;
 mod support;
 mod video;
 mod video_parts;

@@ -194,3 +194,9 @@ pub fn controlled_train(name: &str, segment: &str, offset_mm: f64, toward: &str,
 /// Held by the tests that use a lot of CPU (a browser, a software-rendered window, video encoding and WebRTC
 /// handshakes) and by the timing-sensitive mirror test, so that they never run at the same time.
 pub static CPU_HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The 2023 Chofu festival layout (blocks, pass detectors, MQTT boards).
+pub fn layout_2023() -> Arc<Layout> {
+    let text = std::fs::read_to_string(repo("scenarios/layouts/chofufes2023.toml")).expect("2023 layout file");
+    Arc::new(Layout::from_toml(&text).expect("the 2023 layout is valid"))
+}

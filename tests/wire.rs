@@ -170,8 +170,10 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
             devices: vec![v2::Device { name: "chofu_b1".into(), kind: Some(DeviceKind::Switch), state: None }],
             trains: vec![train.clone()],
             boards: vec![board.clone()],
+            blocks: vec![v2::Block { id: "chofu_up_b1".into(), occupied: true }],
             online: false,
         }),
+        v2::ServerFrame::Block(v2::Block { id: "chofu_up_b1".into(), occupied: false }),
         v2::ServerFrame::Device(v2::Device { name: "chofu_b1".into(), kind: None, state: Some(OnOff::Off) }),
         v2::ServerFrame::Trains { trains: vec![train] },
         v2::ServerFrame::Board(board),
@@ -196,6 +198,8 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
     assert_eq!(gateway::wire::word(&TrainStatus::Derailed), "derailed");
     let speed = v2::ServerFrame::Speed { train: "TAKAO".into(), speed: 55 };
     assert_eq!(value(&speed.encode()), json!({ "type": "speed", "train": "TAKAO", "speed": 55 }));
+    let block = v2::ServerFrame::Block(v2::Block { id: "chofu_up_b1".into(), occupied: true });
+    assert_eq!(value(&block.encode()), json!({ "type": "block", "id": "chofu_up_b1", "occupied": true }));
     let command = v2::ClientFrame { id: 8, command: v2::Command::Snapshot {} };
     assert_eq!(value(&command.encode()), json!({ "id": 8, "cmd": "snapshot" }));
     assert_eq!(v2::ClientFrame::decode(&command.encode()), (Some(8), Ok(v2::Command::Snapshot {})));

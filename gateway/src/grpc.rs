@@ -188,5 +188,6 @@ fn message(state: crate::wire::v2::State) -> v2::TrackState {
                 speed: t.speed.unwrap_or_default(),
             })
             .collect(),
+        blocks: state.blocks.into_iter().map(|b| v2::BlockState { id: b.id, occupied: b.occupied }).collect(),
     }
 }

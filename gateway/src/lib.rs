@@ -19,6 +19,7 @@ pub mod protocol_2021;
 pub mod protocol_v2;
 pub mod server;
 pub mod session;
+pub mod state_manager;
 pub mod step;
 pub mod video;
 pub mod wire;

@@ -203,6 +203,9 @@ impl Follower {
                             self.feeds.publish(&frame);
                         }
                     }
+                    for (b, &occupied) in layout.blocks.iter().zip(&state.blocks) {
+                        self.feeds.publish(&v2::ServerFrame::Block(v2::Block { id: b.id.clone(), occupied }));
+                    }
                 }
                 Err(RecvError::Closed) => return,
             }
@@ -222,6 +225,9 @@ impl Follower {
                 }),
                 EventKind::Collision { .. } => v2::ServerFrame::event(v2::EventKind::Collision, e.describe(layout)),
                 EventKind::Derailment { .. } => v2::ServerFrame::event(v2::EventKind::Derailment, e.describe(layout)),
+                EventKind::BlockChanged { block, occupied } => {
+                    v2::ServerFrame::Block(v2::Block { id: layout.blocks[block].id.clone(), occupied })
+                }
                 _ => return None,
             },
             TrackEvent::Divergence(d) => v2::ServerFrame::event(v2::EventKind::Divergence, d.describe(layout)),

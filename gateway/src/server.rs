@@ -1,7 +1,7 @@
 //! The HTTP side: the phone control page on `/`, the 2021 WebSocket protocols on `/ws` and `/speed`, the v2
 //! protocol on `/ws/v2` (all driven by [`crate::session`]), the state snapshot on `/api/state`, the layout picture on
-//! `/api/layout`, the command history on `/api/history` and Prometheus metrics on `/metrics`, all over one
-//! [`Core`]; and the sensor ingest on `/registerPosition` of a track in this process ([`ingest`]).
+//! `/api/layout`, the command history on `/api/history`, Prometheus metrics on `/metrics` and the 2023 state
+//! manager's Connect API ([`crate::state_manager`]), all over one [`Core`]; and the sensor ingest on `/registerPosition` of a track in this process ([`ingest`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -37,7 +37,8 @@ pub fn router(core: Core) -> Router {
         .route("/speed", get(websocket))
         .route("/api/state", get(api_state))
         .route("/api/history", get(api_history))
-        .with_state(core)
+        .with_state(core.clone())
+        .merge(crate::state_manager::router(core))
 }
 
 /// Time a client has to send a request's headers; a slower one is disconnected (it would hold a connection

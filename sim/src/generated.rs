@@ -23,6 +23,8 @@ pub fn ring(trains: usize) -> Result<Layout, LayoutError> {
         segments: Vec::new(),
         devices: Vec::new(),
         sensors: Vec::new(),
+        blocks: Vec::new(),
+        detectors: Vec::new(),
         rules: Vec::new(),
         trains: Vec::new(),
         cameras: Vec::new(),

@@ -326,6 +326,7 @@ fn empty(layout: &Layout) -> State {
             .collect(),
         trains: Vec::new(),
         boards: Vec::new(),
+        blocks: Vec::new(),
         online: false,
     }
 }

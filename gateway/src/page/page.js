@@ -3,7 +3,7 @@
 
 const WORDS = {
   ja: {
-    title: "プラレール遠隔操作", fit: "全体", legend_on: "止める", legend_off: "通過", legend_switch: "ポイント (線が進路)",
+    title: "プラレール遠隔操作", fit: "全体", legend_on: "止める", legend_off: "通過", legend_switch: "ポイント (線が進路)", legend_free: "閉塞 開", legend_occupied: "閉塞 閉 (列車あり)",
     trains: "列車", devices: "ストップレール・ポイント", events: "できごと", operator: "運営者",
     token: "運営者トークン", emergency_stop: "非常停止", reset: "初期状態に戻す", live: "本番 (LIVE) へ",
     live_force: "強制的に LIVE へ", sim: "シミュレーション (SIM) へ", boards: "ボード",
@@ -17,7 +17,7 @@ const WORDS = {
     restoring: "復旧中", track_offline: "線路オフライン（操作できません）", track_online: "線路オンライン", need_token: "トークンを入力してください", no_answer: "接続が切れ、結果は不明です",
   },
   en: {
-    title: "Plarail remote control", fit: "Fit", legend_on: "stop", legend_off: "go", legend_switch: "switch (the line shows the way set)",
+    title: "Plarail remote control", fit: "Fit", legend_on: "stop", legend_off: "go", legend_switch: "switch (the line shows the way set)", legend_free: "block free", legend_occupied: "block occupied",
     trains: "Trains", devices: "Stop rails and switches", events: "Events", operator: "Operator",
     token: "Operator token", emergency_stop: "Emergency stop", reset: "Reset to initial state", live: "Go LIVE",
     live_force: "Force LIVE", sim: "Back to SIM", boards: "Boards",
@@ -36,6 +36,8 @@ const $ = (id) => document.getElementById(id);
 
 let lang = localStorage.getItem("lang") || (navigator.language.startsWith("ja") ? "ja" : "en");
 let drawing = null;
+// Block id -> its track polylines.
+const blocks = new Map();
 let socket = null;
 let retryMs = 500;
 let nextId = 1;
@@ -69,9 +71,18 @@ function stateWord(kind, state) {
 function build() {
   const map = $("map");
   map.setAttribute("viewBox", `0 0 ${drawing.width} ${drawing.height}`);
-  for (const track of drawing.tracks) {
-    el(SVG, "polyline", { class: "track", points: track.points.map((p) => p.join(",")).join(" ") }, map);
-  }
+  const lines = drawing.tracks.map((track) =>
+    el(SVG, "polyline", { class: "track", points: track.points.map((p) => p.join(",")).join(" ") }, map));
+  // Blocks (2023 layouts): their tracks drawn free or occupied, with a title naming the block.
+  (drawing.blocks || []).forEach((b) => {
+    const tracks = b.tracks.map((i) => lines[i]);
+    tracks.forEach((l) => { l.classList.add("block"); l.dataset.block = b.id; el(SVG, "title", {}, l).textContent = b.id; });
+    blocks.set(b.id, tracks);
+  });
+  document.querySelector(".blocklegend").hidden = blocks.size === 0;
+  (drawing.detectors || []).forEach((d) => {
+    el(SVG, "rect", { class: `detector ${d.target}`, x: d.at[0] - 3, y: d.at[1] - 3, width: 6, height: 6 }, map);
+  });
   drawing.sensors.forEach((s) => {
     el(SVG, "circle", { class: "sensor", r: 3.5, cx: s.at[0], cy: s.at[1], "data-sensor": s.name }, map);
   });
@@ -297,6 +308,11 @@ function operator(action) {
   send({ cmd: "operator", token, action }, t(action), true);
 }
 
+/** Draws a block occupied (a train is in it: CLOSE) or free (OPEN). */
+function showBlock(b) {
+  (blocks.get(b.id) || []).forEach((l) => l.classList.toggle("occupied", b.occupied));
+}
+
 // ---- the connection ----
 
 function onFrame(f) {
@@ -309,7 +325,9 @@ function onFrame(f) {
       boards.clear();
       f.boards.forEach((b) => boards.set(b.name, b));
       showBoards();
+      (f.blocks || []).forEach(showBlock);
       break;
+    case "block": showBlock(f); break;
     case "device":
       if (devices.has(f.name)) { devices.get(f.name).state = f.state; showDevice(f.name); }
       break;

@@ -156,6 +156,8 @@ pub enum ServerFrame {
     },
     /// A board's health changed.
     Board(Board),
+    /// A block became occupied or free.
+    Block(Block),
     /// The mode changed.
     Mode {
         /// The mode now.
@@ -183,6 +185,10 @@ pub struct State {
     pub trains: Vec<Train>,
     /// Every servo board and speed controller.
     pub boards: Vec<Board>,
+    /// Every block and whether it is occupied, as its detectors report (a layout without blocks has none, and
+    /// the key is left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<Block>,
     /// Whether the track's core is reachable: always in one process; on an edge gateway, whether the core is
     /// online across the broker (when it is not, commands are refused and the rest is as last seen).
     #[serde(default = "yes")]
@@ -225,6 +231,15 @@ pub struct Train {
     /// The speed it was last commanded, on the 2021 scale (in snapshots only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<i32>,
+}
+
+/// A block and whether a train is in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Its id.
+    pub id: String,
+    /// Occupied (`CLOSE`): a train is in it.
+    pub occupied: bool,
 }
 
 /// A servo board's or speed controller's health.
@@ -308,6 +323,12 @@ impl State {
                 })
                 .collect(),
             boards: snap.boards.iter().map(|(_, h)| Board::of(h)).collect(),
+            blocks: layout
+                .blocks
+                .iter()
+                .zip(&snap.state.blocks)
+                .map(|(b, &occupied)| Block { id: b.id.clone(), occupied })
+                .collect(),
             online: true,
         }
     }
@@ -341,6 +362,11 @@ impl State {
                 Some(now) => *now = b.clone(),
                 None => self.boards.push(b.clone()),
             },
+            ServerFrame::Block(b) => {
+                if let Some(now) = self.blocks.iter_mut().find(|x| x.id == b.id) {
+                    now.occupied = b.occupied;
+                }
+            }
             ServerFrame::Mode { mode } => self.mode = *mode,
             ServerFrame::Online { online } => self.online = *online,
             ServerFrame::Ack { .. }

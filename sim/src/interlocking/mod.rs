@@ -82,6 +82,8 @@ pub enum RejectKind {
     NoStopAhead,
     /// Reverse running is not protected by the blocks.
     Reverse,
+    /// A train would depart into a block its detectors report occupied.
+    BlockOccupied,
     /// The command names a device or train the layout does not have.
     Unknown,
     /// A speed off the scale.
@@ -90,13 +92,14 @@ pub enum RejectKind {
 
 impl RejectKind {
     /// Every rule.
-    pub const ALL: [RejectKind; 8] = [
+    pub const ALL: [RejectKind; 9] = [
         RejectKind::StationRule,
         RejectKind::SwitchInUse,
         RejectKind::RouteOccupied,
         RejectKind::RouteUnsafe,
         RejectKind::NoStopAhead,
         RejectKind::Reverse,
+        RejectKind::BlockOccupied,
         RejectKind::Unknown,
         RejectKind::OutOfRange,
     ];
@@ -115,6 +118,7 @@ impl RejectKind {
             RejectKind::RouteUnsafe => "route unsafe",
             RejectKind::NoStopAhead => "no stop ahead",
             RejectKind::Reverse => "reverse running",
+            RejectKind::BlockOccupied => "block occupied",
             RejectKind::Unknown => "unknown device or train",
             RejectKind::OutOfRange => "out of range",
         }
@@ -200,7 +204,10 @@ impl Interlocking {
                             None => Ok(()),
                         }
                     }
-                    DevicePlace::StopRail { .. } => self.check_release(device, state),
+                    DevicePlace::StopRail { .. } => {
+                        self.check_block(device, state)?;
+                        self.check_release(device, state)
+                    }
                 }
             }
         }
@@ -273,6 +280,27 @@ impl Interlocking {
             }
         }
         Ok(())
+    }
+
+    /// Lowering stop rail `device` where a layout has blocks: the block trains depart into from it must be free
+    /// (`OPEN`), as its detectors report.
+    fn check_block(&self, device: DeviceId, state: &TrackState) -> Result<(), Rejection> {
+        let occupied = self
+            .layout
+            .blocks
+            .iter()
+            .enumerate()
+            .find(|(id, b)| b.stops.contains(&device) && state.blocks.get(*id) == Some(&true));
+        match occupied {
+            Some((_, b)) => Err(Rejection {
+                kind: RejectKind::BlockOccupied,
+                message: format!(
+                    "{} cannot be lowered now: block {} ahead is occupied",
+                    self.layout.devices[device].name, b.id
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Lowering stop rail `device`: every train it releases needs a safe, bounded, unclaimed route.

@@ -156,7 +156,10 @@ impl Layout {
         let nodes = build_nodes(spec, &segments, &seg_ix, &device_ix)?;
         let devices = build_devices(spec, &segments, &nodes, &station_ix, &board_ix, &seg_ix, &node_ix)?;
         let sensors = build_sensors(spec, &segments, &board_ix, &seg_ix)?;
-        check_pins(spec, &devices, &sensors)?;
+        let block_ix = index("block", spec.blocks.iter().map(|b| b.id.as_str()))?;
+        let blocks = build_blocks(spec, &devices, &seg_ix, &device_ix)?;
+        let detectors = build_detectors(spec, &segments, &board_ix, &seg_ix, &block_ix)?;
+        check_pins(spec, &devices, &sensors, &detectors)?;
 
         let platforms = spec
             .platforms
@@ -206,6 +209,8 @@ impl Layout {
             segments,
             devices,
             sensors,
+            blocks,
+            detectors,
             rules,
             trains,
             cameras,
@@ -213,6 +218,7 @@ impl Layout {
             train_index: train_ix,
             sensor_index: sensor_ix,
             segment_index: seg_ix,
+            block_index: block_ix,
         })
     }
 }
@@ -328,8 +334,8 @@ fn build_devices(
             let entry = format!("device `{}`", d.name);
             let station = lookup(station_ix, &entry, "station", &d.station)?;
             let board = lookup(board_ix, &entry, "board", &d.board)?;
-            if spec.boards[board].kind != BoardKind::Servo {
-                return Err(invalid(&entry, format!("board `{}` is not a servo board", d.board)));
+            if !matches!(spec.boards[board].kind, BoardKind::Servo | BoardKind::Mqtt) {
+                return Err(invalid(&entry, format!("board `{}` is not a servo board or an MQTT board", d.board)));
             }
             if !SERVO_PINS.contains(&d.pin) {
                 return Err(LayoutError::NotServoPin { device: d.name.clone(), pin: d.pin });
@@ -387,35 +393,99 @@ fn build_sensors(
             let entry = format!("sensor `{}`", s.name);
             let seg = lookup(seg_ix, &entry, "segment", &s.segment)?;
             check_offset(&entry, s.offset_mm, &segments[seg])?;
-            let wiring = match (&s.board, s.pin) {
-                (Some(b), Some(pin)) => {
-                    let board = lookup(board_ix, &entry, "board", b)?;
-                    if spec.boards[board].kind != BoardKind::Sensor {
-                        return Err(invalid(&entry, format!("board `{b}` is not a sensor board")));
-                    }
-                    Some((board, pin))
-                }
-                (None, None) => None,
-                _ => return Err(invalid(&entry, "`board` and `pin` go together")),
-            };
+            let wiring =
+                wiring(spec, board_ix, &entry, (s.board.as_deref(), s.pin), BoardKind::Sensor, "a sensor board")?;
             Ok(Sensor { name: s.name.clone(), seg, offset: s.offset_mm, wiring })
         })
         .collect()
 }
 
-fn check_pins(spec: &LayoutSpec, devices: &[Device], sensors: &[Sensor]) -> Result<(), LayoutError> {
-    let mut used: HashMap<(usize, u32), &str> = HashMap::new();
+fn build_blocks(
+    spec: &LayoutSpec,
+    devices: &[Device],
+    seg_ix: &HashMap<String, usize>,
+    device_ix: &HashMap<String, usize>,
+) -> Result<Vec<Block>, LayoutError> {
+    spec.blocks
+        .iter()
+        .map(|b| {
+            let entry = format!("block `{}`", b.id);
+            if b.segments.is_empty() {
+                return Err(invalid(&entry, "a block covers at least one segment"));
+            }
+            let segs = b.segments.iter().map(|s| lookup(seg_ix, &entry, "segment", s)).collect::<Result<_, _>>()?;
+            let stops = b
+                .stops
+                .iter()
+                .map(|name| {
+                    let d = lookup(device_ix, &entry, "device", name)?;
+                    match devices[d].kind {
+                        DeviceKind::StopRail => Ok(d),
+                        DeviceKind::Switch => Err(invalid(&entry, format!("`{name}` is not a stop rail"))),
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Block { id: b.id.clone(), segs, stops })
+        })
+        .collect()
+}
+
+fn build_detectors(
+    spec: &LayoutSpec,
+    segments: &[Segment],
+    board_ix: &HashMap<String, usize>,
+    seg_ix: &HashMap<String, usize>,
+    block_ix: &HashMap<String, usize>,
+) -> Result<Vec<Detector>, LayoutError> {
+    let detectors = spec
+        .detectors
+        .iter()
+        .map(|d| {
+            let word = match d.target {
+                DetectorTarget::Close => "CLOSE",
+                DetectorTarget::Open => "OPEN",
+            };
+            let entry = format!("{word} detector of block `{}`", d.block);
+            let block = lookup(block_ix, &entry, "block", &d.block)?;
+            let seg = lookup(seg_ix, &entry, "segment", &d.segment)?;
+            check_offset(&entry, d.offset_mm, &segments[seg])?;
+            let wiring = wiring(spec, board_ix, &entry, (d.board.as_deref(), d.pin), BoardKind::Mqtt, "an MQTT board")?;
+            Ok(Detector { block, target: d.target, seg, offset: d.offset_mm, wiring })
+        })
+        .collect::<Result<Vec<_>, LayoutError>>()?;
+    for (id, b) in spec.blocks.iter().enumerate() {
+        for target in [DetectorTarget::Close, DetectorTarget::Open] {
+            if !detectors.iter().any(|d| d.block == id && d.target == target) {
+                let word = if target == DetectorTarget::Close { "CLOSE (entry)" } else { "OPEN (exit)" };
+                let entry = format!("block `{}`", b.id);
+                return Err(invalid(&entry, format!("no {word} detector")));
+            }
+        }
+    }
+    Ok(detectors)
+}
+
+fn check_pins(
+    spec: &LayoutSpec,
+    devices: &[Device],
+    sensors: &[Sensor],
+    detectors: &[Detector],
+) -> Result<(), LayoutError> {
+    let mut used: HashMap<(usize, u32), String> = HashMap::new();
     let users = devices
         .iter()
-        .map(|d| ((d.board, d.pin), d.name.as_str()))
-        .chain(sensors.iter().filter_map(|s| s.wiring.map(|w| (w, s.name.as_str()))));
+        .map(|d| ((d.board, d.pin), d.name.clone()))
+        .chain(sensors.iter().filter_map(|s| s.wiring.map(|w| (w, s.name.clone()))))
+        .chain(detectors.iter().filter_map(|d| {
+            d.wiring.map(|w| (w, format!("{:?} detector of `{}`", d.target, spec.blocks[d.block].id)))
+        }));
     for (key, name) in users {
-        if let Some(first) = used.insert(key, name) {
+        if let Some(first) = used.insert(key, name.clone()) {
             return Err(LayoutError::PinUsedTwice {
                 board: spec.boards[key.0].name.clone(),
                 pin: key.1,
-                first: first.to_string(),
-                second: name.to_string(),
+                first,
+                second: name,
             });
         }
     }
@@ -463,10 +533,27 @@ fn board_of_kind(
             BoardKind::Sensor => "sensor",
             BoardKind::Speed => "speed",
             BoardKind::Camera => "camera",
+            BoardKind::Mqtt => "mqtt",
         };
         return Err(invalid(entry, format!("board `{name}` is not {what} (kind = \"{word}\")")));
     }
     Ok(Some(board))
+}
+
+/// Where an entry is wired: a board of `kind` (`what` in words) and a pin, given together, or neither.
+fn wiring(
+    spec: &LayoutSpec,
+    board_ix: &HashMap<String, usize>,
+    entry: &str,
+    (board, pin): (Option<&str>, Option<u32>),
+    kind: BoardKind,
+    what: &str,
+) -> Result<Option<(BoardId, u32)>, LayoutError> {
+    match (board, pin) {
+        (Some(_), Some(pin)) => Ok(board_of_kind(spec, board_ix, entry, board, kind, what)?.map(|b| (b, pin))),
+        (None, None) => Ok(None),
+        _ => Err(invalid(entry, "`board` and `pin` go together")),
+    }
 }
 
 fn build_camera(

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::model::{DevicePlace, End, Layout, NodeRole, Port, along};
-use super::spec::DeviceKind;
+use super::spec::{DetectorTarget, DeviceKind};
 
 /// How far along a branch (schematic units) a switch's set-branch stub reaches.
 pub const STUB: f64 = 16.0;
@@ -28,6 +28,32 @@ pub struct Drawing {
     pub sensors: Vec<SensorMark>,
     /// Every train, in layout order.
     pub trains: Vec<TrainLabel>,
+    /// Blocks, drawn occupied or free (a layout without blocks has none, and the key is left out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<BlockMark>,
+    /// Pass detectors (left out without blocks).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub detectors: Vec<DetectorMark>,
+}
+
+/// A block: its id and the track lines it covers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BlockMark {
+    /// Block id.
+    pub id: String,
+    /// Indices into [`Drawing::tracks`].
+    pub tracks: Vec<usize>,
+}
+
+/// Where a pass detector sits.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DetectorMark {
+    /// Index into [`Drawing::blocks`].
+    pub block: usize,
+    /// `close` (the block's entry) or `open` (its exit).
+    pub target: &'static str,
+    /// Position.
+    pub at: [f64; 2],
 }
 
 /// A track segment's polyline.
@@ -139,6 +165,19 @@ impl Layout {
                     max_speed: t.max_speed,
                     length: t.length,
                     controller: t.controller.is_some(),
+                })
+                .collect(),
+            blocks: self.blocks.iter().map(|b| BlockMark { id: b.id.clone(), tracks: b.segs.clone() }).collect(),
+            detectors: self
+                .detectors
+                .iter()
+                .map(|d| DetectorMark {
+                    block: d.block,
+                    target: match d.target {
+                        DetectorTarget::Close => "close",
+                        DetectorTarget::Open => "open",
+                    },
+                    at: self.point_at(d.seg, d.offset),
                 })
                 .collect(),
         }

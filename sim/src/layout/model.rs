@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-pub use super::spec::{BoardKind, Branch, CanvasSpec, DeviceKind, OnOff};
+pub use super::spec::{BoardKind, Branch, CanvasSpec, DetectorTarget, DeviceKind, OnOff};
 
 /// Index of a segment in [`Layout::segments`].
 pub type SegId = usize;
@@ -12,6 +12,10 @@ pub type NodeId = usize;
 pub type DeviceId = usize;
 /// Index of a sensor in [`Layout::sensors`].
 pub type SensorId = usize;
+/// Index of a block in [`Layout::blocks`].
+pub type BlockId = usize;
+/// Index of a detector in [`Layout::detectors`].
+pub type DetectorId = usize;
 /// Index of a board in [`Layout::boards`].
 pub type BoardId = usize;
 /// Index of a train in [`Layout::trains`].
@@ -237,6 +241,33 @@ pub struct Sensor {
     pub wiring: Option<(BoardId, u32)>,
 }
 
+/// A block: occupied from the moment a train's front reaches its entry detector until its last car has left
+/// past its exit detector.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// Id, e.g. `chofu_up_b1`.
+    pub id: String,
+    /// Segments it covers.
+    pub segs: Vec<SegId>,
+    /// Stop rails trains depart from into it (not lowered while it is occupied).
+    pub stops: Vec<DeviceId>,
+}
+
+/// A pass detector: a micro-switch held closed while a train is over it.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    /// Its block.
+    pub block: BlockId,
+    /// Entry (`CLOSE`) or exit (`OPEN`).
+    pub target: DetectorTarget,
+    /// Segment.
+    pub seg: SegId,
+    /// Offset from the `from` end, mm.
+    pub offset: f64,
+    /// MQTT board and pin, if wired.
+    pub wiring: Option<(BoardId, u32)>,
+}
+
 /// One allowed combination of a rule group.
 #[derive(Debug, Clone)]
 pub struct RuleLine {
@@ -332,6 +363,10 @@ pub struct Layout {
     pub devices: Vec<Device>,
     /// Hall sensors.
     pub sensors: Vec<Sensor>,
+    /// Blocks (2023 layouts; none in 2021's).
+    pub blocks: Vec<Block>,
+    /// Pass detectors of the blocks.
+    pub detectors: Vec<Detector>,
     /// Rule groups.
     pub rules: Vec<RuleGroup>,
     /// Trains.
@@ -342,6 +377,7 @@ pub struct Layout {
     pub(super) train_index: HashMap<String, TrainId>,
     pub(super) sensor_index: HashMap<String, SensorId>,
     pub(super) segment_index: HashMap<String, SegId>,
+    pub(super) block_index: HashMap<String, BlockId>,
 }
 
 impl Layout {
@@ -363,6 +399,11 @@ impl Layout {
     /// Sensor by name.
     pub fn sensor_id(&self, name: &str) -> Option<SensorId> {
         self.sensor_index.get(name).copied()
+    }
+
+    /// Block by id.
+    pub fn block_id(&self, id: &str) -> Option<BlockId> {
+        self.block_index.get(id).copied()
     }
 
     /// Segment by id.
@@ -445,6 +486,14 @@ pub struct Summary {
     pub sensors: usize,
     /// Hall sensors wired to a sensor board.
     pub wired_sensors: usize,
+    /// Blocks.
+    pub blocks: usize,
+    /// Pass detectors.
+    pub detectors: usize,
+    /// Pass detectors wired to an MQTT board.
+    pub wired_detectors: usize,
+    /// MQTT boards (2023).
+    pub mqtt_boards: usize,
     /// Servo boards.
     pub servo_boards: usize,
     /// Sensor boards.
@@ -478,6 +527,10 @@ impl Layout {
             servo_devices: self.devices.len(),
             sensors: self.sensors.len(),
             wired_sensors: self.sensors.iter().filter(|s| s.wiring.is_some()).count(),
+            blocks: self.blocks.len(),
+            detectors: self.detectors.len(),
+            wired_detectors: self.detectors.iter().filter(|d| d.wiring.is_some()).count(),
+            mqtt_boards: boards(BoardKind::Mqtt),
             servo_boards: boards(BoardKind::Servo),
             sensor_boards: boards(BoardKind::Sensor),
             speed_controllers: boards(BoardKind::Speed),
@@ -495,10 +548,14 @@ impl std::fmt::Display for Summary {
         writeln!(f, "stop rails:     {}", self.stop_rails)?;
         writeln!(f, "servo devices:  {}", self.servo_devices)?;
         writeln!(f, "sensors:        {} ({} wired to a sensor board)", self.sensors, self.wired_sensors)?;
+        if self.blocks > 0 {
+            writeln!(f, "blocks:         {}", self.blocks)?;
+            writeln!(f, "detectors:      {} ({} wired to an MQTT board)", self.detectors, self.wired_detectors)?;
+        }
         writeln!(
             f,
-            "boards:         {} servo, {} sensor, {} speed controller(s)",
-            self.servo_boards, self.sensor_boards, self.speed_controllers
+            "boards:         {} servo, {} sensor, {} MQTT, {} speed controller(s)",
+            self.servo_boards, self.sensor_boards, self.mqtt_boards, self.speed_controllers
         )?;
         writeln!(f, "stations:       {}", self.stations)?;
         writeln!(f, "rule groups:    {}", self.rule_groups)?;

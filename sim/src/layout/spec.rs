@@ -37,6 +37,12 @@ pub struct LayoutSpec {
     /// Hall sensors.
     #[serde(default, rename = "sensor")]
     pub sensors: Vec<SensorSpec>,
+    /// Blocks: stretches of track whose occupancy detectors report (2023 layouts).
+    #[serde(default, rename = "block")]
+    pub blocks: Vec<BlockSpec>,
+    /// Pass detectors: micro-switches that close a block at its entry and open it at its exit.
+    #[serde(default, rename = "detector")]
+    pub detectors: Vec<DetectorSpec>,
     /// Per-station rule groups of allowed device combinations.
     #[serde(default, rename = "rule")]
     pub rules: Vec<RuleSpec>,
@@ -119,6 +125,9 @@ pub enum BoardKind {
     Speed,
     /// An ESP32 camera board (2022: ESP-EYE) serving MJPEG over HTTP (`GET /mjpeg/1`).
     Camera,
+    /// An ESP32 on the MQTT broker (2023 firmware): stop rails, points and block detectors, its client id
+    /// `esp32-client-<name>`.
+    Mqtt,
 }
 
 /// A board: an ESP32 on the layout, or a train's onboard speed controller.
@@ -128,7 +137,8 @@ pub struct BoardSpec {
     /// Name used by devices and sensors.
     pub name: String,
     /// Network address (`host:port` for servo boards and speed controllers, the reporting address for sensor
-    /// boards).
+    /// boards; none for an MQTT board, which is known by its name on the broker).
+    #[serde(default)]
     pub address: String,
     /// Servo or sensor board.
     pub kind: BoardKind,
@@ -264,6 +274,49 @@ pub struct SensorSpec {
     /// Sensor board name, if the sensor was wired.
     pub board: Option<String>,
     /// Pin on the sensor board.
+    pub pin: Option<u32>,
+}
+
+/// A block: a stretch of track that is occupied from the moment a train's front reaches its entry detector
+/// until its last car has left past its exit detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockSpec {
+    /// Unique id (2023: `<station>_<up|down>_b<n>`, named after the station a train departs from into it).
+    pub id: String,
+    /// The segments it covers (drawn occupied or free).
+    pub segments: Vec<String>,
+    /// The stop rails trains depart from into it: none of them may be lowered while it is occupied.
+    #[serde(default)]
+    pub stops: Vec<String>,
+}
+
+/// What a detector reports when a train presses it (its 2023 payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DetectorTarget {
+    /// At a block's entry: the block is occupied.
+    #[serde(rename = "CLOSE")]
+    Close,
+    /// At a block's exit: the block is free once the train has left it.
+    #[serde(rename = "OPEN")]
+    Open,
+}
+
+/// A pass detector: a micro-switch held closed while a train is over it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    /// The block it reports for.
+    pub block: String,
+    /// `CLOSE` (entry) or `OPEN` (exit).
+    pub target: DetectorTarget,
+    /// Segment it lies on.
+    pub segment: String,
+    /// Offset from the segment's `from` end, in millimetres.
+    pub offset_mm: f64,
+    /// Its MQTT board, if it is wired to one (a detector without a board exists in the simulation only).
+    pub board: Option<String>,
+    /// GPIO pin on the board.
     pub pin: Option<u32>,
 }
 

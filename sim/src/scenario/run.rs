@@ -49,6 +49,8 @@ pub struct Report {
     pub derailments: Vec<(u64, String, DerailCause)>,
     /// Sensor passes per train, in the layout's train order.
     pub sensor_passes: Vec<(String, usize)>,
+    /// Times each block became occupied, in the layout's block order (a layout without blocks has none).
+    pub block_entries: Vec<(String, usize)>,
 }
 
 impl Report {
@@ -94,6 +96,14 @@ impl Report {
             let total: usize = self.sensor_passes.iter().map(|x| x.1).sum();
             check(total >= n, format!("expected at least {n} sensor passes, got {total}"));
         }
+        if let Some(n) = expect.min_block_entries {
+            for (block, entries) in &self.block_entries {
+                check(
+                    *entries >= n,
+                    format!("expected trains to enter block {block} at least {n} times, got {entries}"),
+                );
+            }
+        }
         out
     }
 }
@@ -125,6 +135,12 @@ impl std::fmt::Display for Report {
         for (train, n) in &self.sensor_passes {
             writeln!(f, "  {train:<10} {n}")?;
         }
+        if !self.block_entries.is_empty() {
+            writeln!(f, "trains into each block:")?;
+            for (block, n) in &self.block_entries {
+                writeln!(f, "  {block:<20} {n}")?;
+            }
+        }
         write!(
             f,
             "sim time {:.1} s, wall time {:.3} s, real-time factor {:.0}x",
@@ -145,8 +161,11 @@ pub fn run(
     let started = Instant::now();
     let sim = Simulation::new(layout.clone(), config.step_ms)?;
     let mut track = Guarded::new(sim, Interlocking::new(layout.clone(), config.interlocking));
-    let mut report =
-        Report { sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(), ..Report::default() };
+    let mut report = Report {
+        sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(),
+        block_entries: layout.blocks.iter().map(|b| (b.id.clone(), 0)).collect(),
+        ..Report::default()
+    };
     let mut events: Vec<SimEvent> = Vec::new();
     let mut next = actions.iter().peekable();
     let steps = config.duration_ms / config.step_ms;
@@ -185,6 +204,7 @@ fn tally(layout: &Layout, events: &[SimEvent], report: &mut Report) {
     for e in events {
         match e.kind {
             EventKind::SensorPassed { train, .. } => report.sensor_passes[train].1 += 1,
+            EventKind::BlockChanged { block, occupied: true } => report.block_entries[block].1 += 1,
             EventKind::Collision { kind, trains: [a, b] } => {
                 report.collisions.push((e.time_ms, kind, [name(a), name(b)]))
             }

@@ -92,6 +92,8 @@ pub struct Expectations {
     pub min_sensor_passes_per_train: Option<usize>,
     /// At least this many sensor passes in all.
     pub min_sensor_passes: Option<usize>,
+    /// Trains enter every block at least this many times (layouts with blocks).
+    pub min_block_entries: Option<usize>,
 }
 
 /// Why a scenario cannot be loaded.

@@ -6,6 +6,7 @@
 //! run is deterministic: the same commands at the same steps give the same events.
 
 mod collide;
+mod detect;
 mod motion;
 pub mod thread;
 
@@ -14,7 +15,9 @@ use std::sync::Arc;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 
-use crate::layout::{DeviceId, DeviceKind, DevicePlace, Layout, OnOff, Placement, SensorId, TrainId};
+use crate::layout::{
+    BlockId, DetectorId, DeviceId, DeviceKind, DevicePlace, Layout, OnOff, Placement, SensorId, TrainId,
+};
 use crate::track::{Blocked, Body, DevicePosition, PlacementError};
 
 pub use collide::CollisionKind;
@@ -145,6 +148,20 @@ pub enum EventKind {
         /// Train.
         train: TrainId,
     },
+    /// A pass detector was pressed (a train came over it) or released (its last car left it).
+    DetectorChanged {
+        /// Detector.
+        detector: DetectorId,
+        /// Pressed.
+        closed: bool,
+    },
+    /// A block became occupied (`CLOSE`) or free (`OPEN`).
+    BlockChanged {
+        /// Block.
+        block: BlockId,
+        /// Occupied.
+        occupied: bool,
+    },
     /// Two trains touched; both are stopped.
     Collision {
         /// How they met.
@@ -223,6 +240,10 @@ pub struct TrackState {
     pub devices: Vec<DevicePosition>,
     /// Every train, by id.
     pub trains: Vec<TrainState>,
+    /// Whether each pass detector is pressed, by detector id (empty on a layout without blocks).
+    pub detectors: Vec<bool>,
+    /// Whether each block is occupied, by block id (empty on a layout without blocks).
+    pub blocks: Vec<bool>,
 }
 
 #[derive(Resource)]
@@ -292,6 +313,11 @@ impl Simulation {
             };
             trains.push(world.spawn(state).id());
         }
+        let occupancy = {
+            let placed: Vec<TrainState> = world.query::<&TrainState>().iter(&world).cloned().collect();
+            detect::Occupancy::new(&layout, &placed)
+        };
+        world.insert_resource(occupancy);
         world.insert_resource(motion::SegIndex::new(&layout));
         world.insert_resource(collide::Scratch::new(&layout));
         world.insert_resource(LayoutRes(layout.clone()));
@@ -300,7 +326,8 @@ impl Simulation {
         world.insert_resource(Outbox::default());
         let mut schedule = Schedule::default();
         schedule.set_executor(SingleThreadedExecutor::new());
-        schedule.add_systems((motion::tick_clock, motion::move_trains, collide::detect_collisions).chain());
+        schedule
+            .add_systems((motion::tick_clock, motion::move_trains, collide::detect_collisions, detect::detect).chain());
         Ok(Simulation { layout, world, schedule, trains })
     }
 
@@ -341,7 +368,14 @@ impl Simulation {
             time_ms: self.time_ms(),
             devices: self.devices().to_vec(),
             trains: (0..self.trains.len()).filter_map(|id| self.train(id).cloned()).collect(),
+            detectors: self.world.resource::<detect::Occupancy>().detectors.clone(),
+            blocks: self.blocks(),
         }
+    }
+
+    /// Whether each block is occupied, by block id (empty on a layout without blocks).
+    pub fn blocks(&self) -> Vec<bool> {
+        self.world.resource::<detect::Occupancy>().blocks()
     }
 
     /// Applies a command at the current time; events it causes are appended to `out`.
@@ -453,6 +487,18 @@ impl SimEvent {
             EventKind::StopRailPassed { device: d, train: t } => format!("{} passed stop rail {}", train(t), device(d)),
             EventKind::StopRailCleared { device: d, train: t } => {
                 format!("{} cleared stop rail {} (last car past)", train(t), device(d))
+            }
+            EventKind::DetectorChanged { detector, closed } => {
+                let d = &layout.detectors[detector];
+                let word = if closed { "pressed" } else { "released" };
+                format!("{:?} detector of {} {word}", d.target, layout.blocks[d.block].id)
+            }
+            EventKind::BlockChanged { block, occupied } => {
+                format!(
+                    "block {} {}",
+                    layout.blocks[block].id,
+                    if occupied { "CLOSE (occupied)" } else { "OPEN (free)" }
+                )
             }
             EventKind::Collision { kind, trains: [a, b] } => {
                 format!("COLLISION ({kind:?}): {} and {}", train(a), train(b))

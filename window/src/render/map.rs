@@ -24,6 +24,10 @@ pub const UNKNOWN: Color = Color::srgb(0.55, 0.55, 0.55);
 pub const SENSOR: Color = Color::srgb(0.45, 0.47, 0.52);
 /// A sensor a train just passed.
 pub const FLASH: Color = Color::srgb(1.0, 0.85, 0.1);
+/// A free block's track (2023 layouts).
+pub const BLOCK_FREE: Color = Color::srgb(0.18, 0.62, 0.27);
+/// An occupied block's track.
+pub const BLOCK_OCCUPIED: Color = Color::srgb(0.88, 0.19, 0.19);
 /// Radius of a stop rail's mark, logical pixels.
 pub const STOP_RAIL_RADIUS: f32 = 7.0;
 /// How near (logical pixels) a click must be to a device to toggle it.
@@ -88,6 +92,15 @@ pub fn draw(mut gizmos: Gizmos, picture: Res<super::Shown>, view: Res<MapView>, 
     let at = |p: [f64; 2]| world(view.to_screen(p), size);
     for t in &picture.drawing.tracks {
         gizmos.linestrip_2d(t.points.iter().map(|&p| at(p)), TRACK);
+    }
+    for (b, occupied) in picture.drawing.blocks.iter().zip(&picture.blocks) {
+        let colour = if *occupied { BLOCK_OCCUPIED } else { BLOCK_FREE };
+        for &t in &b.tracks {
+            for k in -1..=1 {
+                let nudge = Vec2::splat(k as f32 * 0.7);
+                gizmos.linestrip_2d(picture.drawing.tracks[t].points.iter().map(|&p| at(p) + nudge), colour);
+            }
+        }
     }
     for (s, flash) in picture.drawing.sensors.iter().zip(&picture.flashes) {
         let colour = if *flash > 0.0 { FLASH } else { SENSOR };

@@ -21,6 +21,13 @@ pub fn command(picture: &Picture, action: Action, id: u64, token: &str) -> Strin
     ClientFrame { id, command }.encode()
 }
 
+/// A block's occupancy, by its id.
+fn set_block(picture: &mut Picture, b: &gateway::wire::v2::Block) {
+    if let Some(i) = picture.drawing.blocks.iter().position(|x| x.id == b.id) {
+        picture.blocks[i] = b.occupied;
+    }
+}
+
 /// Reads a server frame into `picture`. A frame answering a command returns its id and the answer in words.
 pub fn apply(picture: &mut Picture, text: &str) -> Result<Option<(u64, String)>, String> {
     let answer = match ServerFrame::decode(text)? {
@@ -32,6 +39,13 @@ pub fn apply(picture: &mut Picture, text: &str) -> Result<Option<(u64, String)>,
             }
             trains(picture, &state.trains);
             picture.boards = state.boards.into_iter().map(|b| (b.name, b.alive)).collect();
+            for b in &state.blocks {
+                set_block(picture, b);
+            }
+            return Ok(None);
+        }
+        ServerFrame::Block(b) => {
+            set_block(picture, &b);
             return Ok(None);
         }
         ServerFrame::Device(d) => {

@@ -127,6 +127,7 @@ impl Local {
         picture.connected = true;
         picture.time_ms = sim.time_ms();
         picture.devices = sim.devices().iter().map(|p| p.state()).collect();
+        picture.blocks = sim.blocks();
         for (i, view) in picture.trains.iter_mut().enumerate() {
             let Some(t) = sim.train(i) else { continue };
             let front = t.body.front(layout);

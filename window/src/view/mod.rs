@@ -50,6 +50,8 @@ pub struct Picture {
     pub mode: Mode,
     /// Each board's name and whether it answers.
     pub boards: Vec<(String, bool)>,
+    /// Whether each block of the drawing is occupied (2023 layouts).
+    pub blocks: Vec<bool>,
     /// The event log, oldest first.
     pub log: VecDeque<String>,
     /// Seconds each sensor still flashes.
@@ -67,6 +69,7 @@ impl Picture {
             devices: vec![None; drawing.devices.len()],
             trains: vec![TrainView::default(); drawing.trains.len()],
             flashes: vec![0.0; drawing.sensors.len()],
+            blocks: vec![false; drawing.blocks.len()],
             drawing,
             mode: Mode::Sim,
             boards: Vec::new(),
