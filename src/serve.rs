@@ -67,7 +67,12 @@ pub struct ServeArgs {
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info].
     #[arg(long, env = "PLARAIL_LOG")]
     log: Option<String>,
-    /// The broker, as the on-site core: publish the track there and carry out the commands edges send.
+    /// The firmware the virtual 2023 boards run in sim mode: 2023 (the festival build: never reconnects) or 2025
+    /// (reconnects every 5 s, asks no state again) [default: 2023].
+    #[arg(long, env = "PLARAIL_FIRMWARE", value_parser = ["2023", "2025"])]
+    firmware: Option<String>,
+    /// The broker, as the on-site core: publish the track there and carry out the commands edges send; on a
+    /// layout with 2023 boards also the boards' broker (their topics beside the track's).
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -154,6 +159,7 @@ struct ConfigFile {
     webrtc_udp: Option<Vec<SocketAddr>>,
     video_sessions_per_address: Option<usize>,
     log: Option<String>,
+    firmware: Option<String>,
     broker: Option<String>,
     broker_user: Option<String>,
     broker_password: Option<String>,
@@ -178,6 +184,7 @@ pub struct Settings {
     webrtc_udp: Vec<SocketAddr>,
     video_sessions_per_address: usize,
     log: String,
+    firmware: hil::firmware2023::Build,
     broker: BrokerArgs,
 }
 
@@ -222,6 +229,11 @@ impl ServeArgs {
                 .or(file.video_sessions_per_address)
                 .unwrap_or(video::SfuConfig::default().per_address),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+            firmware: match self.firmware.or(file.firmware).as_deref() {
+                None | Some("2023") => hil::firmware2023::Build::Festival2023,
+                Some("2025") => hil::firmware2023::Build::Reconnecting2025,
+                Some(other) => anyhow::bail!("firmware `{other}`: 2023 or 2025"),
+            },
             broker: BrokerArgs {
                 broker: self.broker.broker.or(file.broker),
                 broker_user: self.broker.broker_user.or(file.broker_user),
@@ -231,6 +243,19 @@ impl ServeArgs {
             },
         })
     }
+}
+
+/// The broker of the layout's 2023 boards: `--broker`'s, on a layout that has MQTT boards (plain MQTT: the
+/// twin's 2023 board client does not speak TLS yet).
+fn boards_broker(
+    layout: &sim::layout::Layout,
+    broker: Option<&gateway::broker::connect::Broker>,
+) -> anyhow::Result<Option<hil::boards2023::BoardBroker>> {
+    let Some(b) = broker.filter(|_| layout.boards.iter().any(|b| b.kind == sim::layout::BoardKind::Mqtt)) else {
+        return Ok(None);
+    };
+    anyhow::ensure!(!b.tls, "--broker: the layout's 2023 boards are driven over plain mqtt:// only (not yet mqtts://)");
+    Ok(Some(hil::boards2023::BoardBroker { host: b.host.clone(), port: b.port, login: b.login.clone() }))
 }
 
 /// `NAME=HOST:PORT` (or `NAME=IP`, a sensor board's sender): a board by name or layout address, and an address.
@@ -300,10 +325,18 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let boards2023 = boards_broker(&layout, broker.as_ref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let live_boards: std::collections::HashMap<String, String> = args.boards.into_iter().collect();
-        let setup = hil::track::Setup { live_boards: live_boards.clone(), mode, desired, ..Default::default() };
+        let setup = hil::track::Setup {
+            live_boards: live_boards.clone(),
+            mode,
+            desired,
+            boards2023,
+            firmware2023: args.firmware,
+            ..Default::default()
+        };
         let track = hil::track::Track::start(layout.clone(), setup).await?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -268,3 +268,160 @@ async fn the_2025_build_reconnects_and_subscribes_again_but_asks_nothing() {
     }
     assert!(observer.messages.try_recv().is_err(), "no get after a reconnect");
 }
+
+#[test]
+fn the_twin_answers_a_get_with_the_desired_state_and_reads_block_reports_and_nothing_else() {
+    use hil::boards2023::{Reply, reply, setting_of};
+    let layout = crate::support::layout_2023();
+    let desired = |d: usize| if layout.devices[d].name == "chofu_down_p1" { OnOff::On } else { OnOff::Off };
+    let cases: [(&str, &str, Reply); 8] = [
+        (
+            "stop/chofu_up_s1/get",
+            "get",
+            Reply::Publish { topic: "stop/chofu_up_s1/get/accepted".into(), payload: "STOP_STATE_GO" },
+        ),
+        (
+            "point/chofu_down_p1/get",
+            "get",
+            Reply::Publish { topic: "point/chofu_down_p1/get/accepted".into(), payload: "POINT_STATE_REVERSE" },
+        ),
+        ("block/chofu_up_b1/update", "CLOSE", Reply::Block(layout.block_id("chofu_up_b1").unwrap(), true)),
+        ("block/chofu_up_b1/update", "OPEN", Reply::Block(layout.block_id("chofu_up_b1").unwrap(), false)),
+        ("stop/chofu_up_s1/delta", "STOP_STATE_GO", Reply::Nothing),
+        ("stop/chofu_up_s1/get/accepted", "STOP_STATE_GO", Reply::Nothing),
+        ("stop/nowhere_s1/get", "get", Reply::Unreadable("`stop/nowhere_s1/get`: the layout has no such stop".into())),
+        (
+            "point/chofu_up_s1/get",
+            "get",
+            Reply::Unreadable("`point/chofu_up_s1/get`: the layout has no such point".into()),
+        ),
+    ];
+    for (topic, payload, want) in cases {
+        assert_eq!(reply(&layout, topic, payload.as_bytes(), desired), want, "{topic} {payload}");
+    }
+    for (topic, payload) in [("block/nowhere_b1/update", "CLOSE"), ("block/chofu_up_b1/update", "HALF"), ("a/b", "x")] {
+        assert!(matches!(reply(&layout, topic, payload.as_bytes(), desired), Reply::Unreadable(_)), "{topic}");
+    }
+    // The chofu board's setting.json as the layout has it: the festival's pins.
+    let board = layout.boards.iter().position(|b| b.name == "chofu").unwrap();
+    let s = setting_of(&layout, board);
+    let pins = |io: &[Io]| io.iter().map(|i| (i.id.clone(), i.pin)).collect::<Vec<_>>();
+    assert_eq!(
+        pins(&s.stops),
+        [
+            ("chofu_down_s1".into(), 14),
+            ("chofu_down_s2".into(), 15),
+            ("chofu_up_s1".into(), 16),
+            ("chofu_up_s2".into(), 17)
+        ]
+    );
+    assert_eq!(pins(&s.points), [("chofu_down_p1".into(), 13)]);
+    assert_eq!(s.detectors.len(), 6);
+    assert!(s.detectors.contains(&Detector { block_id: "hachioji_up_b1".into(), target: "OPEN".into(), pin: 32 }));
+}
+
+/// The twin on the 2023 layout with its virtual 2023 boards on mosquitto (4x real time): a page's command
+/// reaches the board as a `…/delta` and the board moves the simulated servo; a departing train's detectors
+/// report its block CLOSE then OPEN over MQTT; what the twin cannot read is counted and changes nothing; a
+/// delta the board loses is a failed command, not a done one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_mosquitto() {
+    use std::time::Duration;
+
+    use futures_util::SinkExt;
+    use hil::boards2023::BoardBroker;
+    use hil::track::{Setup, Track, TrackConfig, TrackEvent};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::gateway_2021::{expect, serve};
+    use crate::hil_track::until;
+
+    let mosquitto = crate::broker::Mosquitto::start();
+    let mut observer = Observer::start(mosquitto.port, &["+/+/delta", "block/#"]).await;
+    let broker = BoardBroker { host: "127.0.0.1".into(), port: mosquitto.port, login: None };
+    let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
+    let setup = Setup { config, boards2023: Some(broker), ..Setup::default() };
+    let track = Track::start(crate::support::layout_2023(), setup).await.unwrap();
+    let booted = std::time::Instant::now();
+    let mut events = track.subscribe();
+    let boards = track.virtual_mqtt_boards();
+    assert_eq!(boards.len(), 5);
+    // At boot the points stand at the firmware's power-on angle, between positions, until each board's `get`
+    // is answered with the desired state.
+    until("every board asked its state and stands as desired", Duration::from_secs(20), async || {
+        boards.iter().all(|b| b.online()) && track.state().await.devices.iter().all(|d| d.state().is_some())
+    })
+    .await;
+    // The firmware reports no detector in its first 3 s.
+    until("the boards' first 3 s over", Duration::from_secs(10), async || {
+        booted.elapsed() > Duration::from_millis(3500)
+    })
+    .await;
+    let addr = serve(track.clone(), gateway::core::Options::default()).await;
+    let mut ws = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.unwrap().0;
+    expect(&mut ws, |v| v["type"] == "snapshot").await;
+    let command = serde_json::json!({"id": 1, "cmd": "device", "name": "shinjyuku_down_s1", "state": "OFF"});
+    ws.send(Message::Text(command.to_string().into())).await.unwrap();
+    assert_eq!(expect(&mut ws, |v| v["id"] == 1).await["type"], "ack");
+    assert_eq!(observer.next().await, ("stop/shinjyuku_down_s1/delta".into(), "STOP_STATE_GO".into()));
+    // KEIO8000 departs: Shinjuku's entry detector reports the block CLOSE, then Sakurajosui's exit detector OPEN
+    // (the stop rail raised behind the train comes between them as a delta).
+    let mut reported = Vec::new();
+    while reported.last().is_none_or(|w| w != "OPEN") {
+        let (topic, word) = observer.next().await;
+        if topic == "block/shinjyuku_down_b1/update" {
+            reported.push(word);
+        }
+    }
+    assert_eq!(reported, ["CLOSE", "OPEN"]);
+    let block = track.layout().block_id("shinjyuku_down_b1").unwrap();
+    let mut reports = Vec::new();
+    while reports.len() < 2 {
+        if let Ok(Ok(TrackEvent::BlockReport { block: b, close })) =
+            tokio::time::timeout(Duration::from_secs(10), events.recv()).await
+            && b == block
+        {
+            reports.push(close);
+        }
+    }
+    assert_eq!(reports, [true, false], "the twin took both reports, in order");
+    // Unreadable messages are counted, and change nothing.
+    let before = track.state().await.devices;
+    observer.publish("stop/nowhere_s9/get", "get").await;
+    observer.publish("block/shinjyuku_up_b1/update", "HALF").await;
+    until("both counted", Duration::from_secs(10), async || track.unreadable_mqtt() == 2).await;
+    assert_eq!(track.state().await.devices, before);
+    // A board that loses the delta: the command fails (it did not move), saying so.
+    let chofu = boards.iter().find(|b| b.name() == "chofu").unwrap();
+    chofu.set_faults(hil::virtual_mqtt_boards::Faults { drop_messages: true, ..Default::default() });
+    let command = serde_json::json!({"id": 2, "cmd": "device", "name": "chofu_down_p1", "state": "ON"});
+    ws.send(Message::Text(command.to_string().into())).await.unwrap();
+    let failed = expect_within(&mut ws, Duration::from_secs(10), |v| v["id"] == 2).await;
+    assert_eq!(failed["type"], "failed", "{failed}");
+    assert!(failed["reason"].as_str().unwrap().contains("did not move it"), "{failed}");
+    assert_eq!(
+        track.state().await.devices[track.layout().device_id("chofu_down_p1").unwrap()],
+        sim::track::DevicePosition::Off
+    );
+    track.stop();
+}
+
+/// Reads frames until one satisfies `want`, within `limit`.
+async fn expect_within(
+    ws: &mut crate::gateway_2021::Ws,
+    limit: std::time::Duration,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("a frame in time").unwrap().unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            if want(&v) {
+                return v;
+            }
+        }
+    }
+}

@@ -244,7 +244,7 @@ impl Follower {
                 kind: None,
                 state: Some(state),
             }),
-            TrackEvent::SensorReport(_) => return None,
+            TrackEvent::SensorReport(_) | TrackEvent::BlockReport { .. } => return None,
         })
     }
 

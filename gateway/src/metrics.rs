@@ -7,6 +7,7 @@
 //! | `plarail_command_seconds` | histogram | `result` |
 //! | `plarail_board_up` | gauge | `board` (1 alive, 0 not) |
 //! | `plarail_sensor_reports_total` | counter | |
+//! | `plarail_block_reports_total` | counter | 2023 detectors' reports over MQTT (`block/{id}/update`) |
 //! | `plarail_collisions_total`, `plarail_derailments_total`, `plarail_divergences_total` | counter | |
 //! | `plarail_sim_real_time_factor` | gauge | |
 //! | `plarail_mode` | gauge | `mode` (`sim`, `live`): 1 for the current mode |
@@ -111,6 +112,7 @@ impl Metrics {
                 gauge!("plarail_board_up", "board" => h.name.clone()).set(if h.alive { 1.0 } else { 0.0 })
             }
             TrackEvent::SensorReport(_) => counter!("plarail_sensor_reports_total").increment(1),
+            TrackEvent::BlockReport { .. } => counter!("plarail_block_reports_total").increment(1),
             TrackEvent::Divergence(_) => counter!("plarail_divergences_total").increment(1),
             TrackEvent::Mode(m) => mode(*m),
             TrackEvent::Sim(s) => match s.kind {

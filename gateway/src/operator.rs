@@ -49,6 +49,7 @@ pub fn switched(result: Result<SwitchReport, SwitchError>) -> Result<String, Str
             Ok(format!("mode {:?}; checked: {}", report.mode, checked.join(", ")))
         }
         Err(SwitchError::Unhealthy(down)) => Err(format!("not switched: boards not answering: {}", down.join(", "))),
+        Err(SwitchError::Unsupported(why)) => Err(format!("not switched: {why}")),
     }
 }
 

@@ -15,6 +15,7 @@
 //!   states and the live-mode toggle.
 
 pub mod arduino_json;
+pub mod boards2023;
 pub mod client;
 pub mod firmware;
 pub mod firmware2023;

@@ -57,7 +57,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Notify, broadcast, oneshot};
 
 use self::core::{Next, Poll, RestoreStep, TrackCore};
+use crate::boards2023::{BoardBroker, Boards2023, setting_of};
 use crate::client::{BoardClient, ClientConfig, Failure, Priority, Turn, servo_command};
+use crate::firmware2023::Build;
 use crate::ingest::{Senders, SensorReading};
 use crate::mirror::{Divergence, Mirror};
 use crate::protocol::BoardCommand;
@@ -65,6 +67,7 @@ use crate::rig::{Rig, RigError};
 use crate::speed::SpeedClient;
 use crate::virtual_boards::VirtualBoard;
 use crate::virtual_controllers::VirtualController;
+use crate::virtual_mqtt_boards::VirtualMqttBoard;
 
 /// Settings of a track.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,6 +171,13 @@ pub enum TrackEvent {
     SensorReport(SensorReading),
     /// Where the trains are now (sent when any train moved, about every `supervise_every`).
     Trains(Vec<TrainPosition>),
+    /// A 2023 board's detector reported its block over MQTT (`block/{id}/update`).
+    BlockReport {
+        /// The block.
+        block: usize,
+        /// `CLOSE` (a train is in it), else `OPEN`.
+        close: bool,
+    },
 }
 
 /// A train's position for views.
@@ -222,6 +232,10 @@ pub struct Setup {
     pub desired: Option<Vec<OnOff>>,
     /// Settings.
     pub config: TrackConfig,
+    /// The broker of the layout's 2023 MQTT boards; without one, their devices move in the simulation directly.
+    pub boards2023: Option<BoardBroker>,
+    /// The firmware the virtual 2023 boards run (sim mode).
+    pub firmware2023: Build,
 }
 
 impl Default for Setup {
@@ -232,6 +246,8 @@ impl Default for Setup {
             mode: Mode::Sim,
             desired: None,
             config: TrackConfig::default(),
+            boards2023: None,
+            firmware2023: Build::default(),
         }
     }
 }
@@ -242,6 +258,9 @@ pub enum SwitchError {
     /// Boards of the target track do not answer (switch with `force` to go anyway).
     #[error("boards not answering: {}", .0.join(", "))]
     Unhealthy(Vec<String>),
+    /// The twin cannot drive this track live (yet).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// What a switch of mode checked and did.
@@ -281,6 +300,17 @@ struct Inner {
     wake: HashMap<BoardId, Notify>,
     /// Told whenever a restore step is done.
     restored: Notify,
+    /// The 2023 MQTT boards' link, with a boards' broker.
+    mqtt: std::sync::OnceLock<Mqtt>,
+}
+
+/// The 2023 boards' side of a track: the twin's MQTT client and, in sim mode, the virtual boards.
+struct Mqtt {
+    link: Boards2023,
+    /// The virtual boards, by layout board.
+    boards: Vec<(BoardId, VirtualMqttBoard)>,
+    /// Each detector's virtual board (index into `boards`) and its index in that board's setting.
+    slots: Vec<Option<(usize, usize)>>,
 }
 
 /// A running track (see the module documentation). Cheap to clone.
@@ -339,7 +369,12 @@ impl Track {
             order,
             wake: driven.iter().map(|&b| (b, Notify::new())).collect(),
             restored: Notify::new(),
+            mqtt: std::sync::OnceLock::new(),
         });
+        if let Some(broker) = &setup.boards2023 {
+            let mqtt = start_mqtt(&inner, broker, setup.firmware2023, handle.requests.clone()).await;
+            let _ = inner.mqtt.set(mqtt);
+        }
         pump(inner.clone(), handle.outputs.clone());
         let track = Track { inner, boards, controllers, senders, sim: Arc::new(Mutex::new(Some(handle))) };
         for board in driven {
@@ -371,6 +406,15 @@ impl Track {
     /// state of every device is pushed to the target boards, and commands are routed to them.
     pub async fn switch_mode(&self, to: Mode, force: bool) -> Result<SwitchReport, SwitchError> {
         let inner = &self.inner;
+        if to == Mode::Live && inner.mqtt.get().is_some_and(|m| !m.boards.is_empty()) {
+            // Its virtual boards would take the real boards' client ids on the broker, and a festival board that
+            // is pushed off never comes back.
+            return Err(SwitchError::Unsupported(
+                "live mode with 2023 MQTT boards is not supported yet: the virtual boards hold the real boards' \
+                 client ids on the broker"
+                    .into(),
+            ));
+        }
         let _switch = inner.mode_lock.write().await;
         let targets = inner.core().addresses_in(to);
         let mut checked = Vec::new();
@@ -546,6 +590,22 @@ impl Track {
         if let Some(handle) = self.sim.lock().expect("sim handle").take() {
             handle.stop();
         }
+        if let Some(mqtt) = self.inner.mqtt.get() {
+            mqtt.link.stop();
+            for (_, board) in &mqtt.boards {
+                board.cut();
+            }
+        }
+    }
+
+    /// The virtual 2023 boards (sim mode with a boards' broker), by name.
+    pub fn virtual_mqtt_boards(&self) -> Vec<VirtualMqttBoard> {
+        self.inner.mqtt.get().map(|m| m.boards.iter().map(|(_, b)| b.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Messages on the boards' broker the twin could not read so far (0 without a boards' broker).
+    pub fn unreadable_mqtt(&self) -> u64 {
+        self.inner.mqtt.get().map_or(0, |m| m.link.unreadable())
     }
 }
 
@@ -677,22 +737,107 @@ async fn command_device(inner: &Inner, device: usize, state: OnOff) -> Outcome {
     }
 }
 
-/// A device on a 2023 MQTT board, which this track does not drive over MQTT yet: in sim mode the device moves
-/// in the simulation (as a train without a controller has its speed set there); in live mode the command fails,
-/// saying so, and nothing moves.
+/// How long a virtual 2023 board has to move a device after its `…/delta`.
+pub const MQTT_ACT: Duration = Duration::from_secs(2);
+
+/// A device on a 2023 MQTT board. With the boards' broker: its new state becomes the desired one (what a
+/// board's `get` is answered with) and is told to the boards (`…/delta`); in sim mode the virtual board moves
+/// the simulated servo, and the command is carried out once the device stands there (within [`MQTT_ACT`]).
+/// Without a broker, in sim mode the device moves in the simulation directly (as a train without a controller
+/// has its speed set there). In live mode the command fails, saying so, and nothing moves: the twin does not
+/// drive real 2023 boards yet.
 async fn on_mqtt_board(inner: &Inner, device: usize, state: OnOff) -> Outcome {
     let d = &inner.layout.devices[device];
     if inner.core().mode() == Mode::Live {
         let board = &inner.layout.boards[d.board].name;
-        return Outcome::Failed(format!("{} is on MQTT board {board}, which this twin does not drive yet", d.name));
+        return Outcome::Failed(format!(
+            "{} is on MQTT board {board}, which this twin does not drive live yet",
+            d.name
+        ));
     }
-    match sim_command(inner, SimCommand::SetDevice { device, state }).await {
-        Ok(()) => {
-            inner.core().commanded(device, state);
-            Outcome::Applied
+    let Some(mqtt) = inner.mqtt.get() else {
+        return match sim_command(inner, SimCommand::SetDevice { device, state }).await {
+            Ok(()) => {
+                inner.core().commanded(device, state);
+                Outcome::Applied
+            }
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
+    };
+    inner.core().commanded(device, state);
+    if let Err(e) = mqtt.link.delta(device, state) {
+        return Outcome::Failed(format!("{}: {e}", d.name));
+    }
+    let deadline = tokio::time::Instant::now() + MQTT_ACT;
+    loop {
+        if try_state(inner).await.is_some_and(|s| s.devices[device] == DevicePosition::from(state)) {
+            return Outcome::Applied;
         }
-        Err(e) => Outcome::Failed(e.to_string()),
+        if tokio::time::Instant::now() >= deadline {
+            let board = &inner.layout.boards[d.board].name;
+            return Outcome::Failed(format!(
+                "{} was told over MQTT but board {board} did not move it within {} s; it will be {} when the board \
+                 asks its state",
+                d.name,
+                MQTT_ACT.as_secs(),
+                sim::interlocking::on_off_words(d.kind, state)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// How long the twin waits for the boards' broker at start before its virtual boards boot anyway.
+pub const BROKER_WAIT: Duration = Duration::from_secs(10);
+
+/// Starts the 2023 boards' side: the twin's MQTT client and, once it is subscribed (a board asks its state only
+/// once, at its first connect: a `get` before the twin listens would go unanswered), in sim mode a virtual
+/// board per MQTT board moving the simulated servos (`requests`: the simulation's command channel).
+async fn start_mqtt(inner: &Arc<Inner>, broker: &BoardBroker, build: Build, requests: Sender<SimRequest>) -> Mqtt {
+    let layout = inner.layout.clone();
+    let weak = Arc::downgrade(inner);
+    let desired: crate::boards2023::Desired = Arc::new(move |d| match weak.upgrade() {
+        Some(inner) => inner.core().desired(d),
+        None => OnOff::On,
+    });
+    let (reports, mut reported) = tokio::sync::mpsc::unbounded_channel();
+    let link = Boards2023::start(layout.clone(), broker, desired, reports);
+    if !link.subscribed(BROKER_WAIT).await {
+        tracing::warn!(
+            "the boards' broker {}:{} is not there yet: boards that start now go unanswered until they ask again",
+            broker.host,
+            broker.port
+        );
+    }
+    let events = inner.events.clone();
+    tokio::spawn(async move {
+        while let Some((block, close)) = reported.recv().await {
+            let _ = events.send(TrackEvent::BlockReport { block, close });
+        }
+    });
+    let mut boards = Vec::new();
+    let mut slots = vec![None; layout.detectors.len()];
+    if inner.core().mode() == Mode::Sim {
+        for (id, _) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Mqtt) {
+            let pins: Vec<(u32, usize)> =
+                layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).map(|(i, d)| (d.pin, i)).collect();
+            let requests = requests.clone();
+            let servo: crate::virtual_mqtt_boards::Servo = Arc::new(move |pin, angle| {
+                if let Some(&(_, device)) = pins.iter().find(|(p, _)| *p == pin as u32) {
+                    let cmd = SimCommand::SetAngle { device, angle };
+                    let _ = requests.send(SimRequest::Command { id: 0, cmd });
+                }
+            });
+            let wired = layout.detectors.iter().enumerate().filter(|(_, d)| d.wiring.is_some_and(|(b, _)| b == id));
+            for (slot, (detector, _)) in wired.enumerate() {
+                slots[detector] = Some((boards.len(), slot));
+            }
+            let setting = setting_of(&layout, id);
+            let board = VirtualMqttBoard::start(setting, build, &broker.host, broker.port, broker.login.clone(), servo);
+            boards.push((id, board));
+        }
+    }
+    Mqtt { link, boards, slots }
 }
 
 /// How many attempts a request gets.
@@ -819,6 +964,12 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
                         }
                     }
                     Output::Event(e) => {
+                        if let (sim::twin::EventKind::DetectorChanged { detector, closed }, Some(mqtt)) =
+                            (e.kind, inner.mqtt.get())
+                            && let Some((board, slot)) = mqtt.slots[detector]
+                        {
+                            mqtt.boards[board].1.set_detector(slot, closed);
+                        }
                         if inner.core().mode() == Mode::Live {
                             inner.mirror.lock().expect("mirror").on_mirror_event(&inner.layout, &e);
                         }
