@@ -64,7 +64,8 @@ pub struct ServeArgs {
     /// page uses two [default: 16].
     #[arg(long, env = "PLARAIL_VIDEO_SESSIONS_PER_ADDRESS")]
     video_sessions_per_address: Option<usize>,
-    /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info].
+    /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info, the embedded MQTT
+    /// broker's own at warn].
     #[arg(long, env = "PLARAIL_LOG")]
     log: Option<String>,
     /// The firmware the virtual 2023 boards run in sim mode: 2023 (the festival build: never reconnects) or 2025
@@ -228,7 +229,7 @@ impl ServeArgs {
                 .video_sessions_per_address
                 .or(file.video_sessions_per_address)
                 .unwrap_or(video::SfuConfig::default().per_address),
-            log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+            log: self.log.or(file.log).unwrap_or_else(|| "info,rumqttd=warn".into()),
             firmware: match self.firmware.or(file.firmware).as_deref() {
                 None | Some("2023") => hil::firmware2023::Build::Festival2023,
                 Some("2025") => hil::firmware2023::Build::Reconnecting2025,
@@ -245,14 +246,20 @@ impl ServeArgs {
     }
 }
 
-/// The broker of the layout's 2023 boards: `--broker`'s, on a layout that has MQTT boards (plain MQTT: the
-/// twin's 2023 board client does not speak TLS yet).
+/// The broker of the layout's 2023 boards, on a layout that has MQTT boards: `--broker`'s (plain MQTT: the
+/// twin's 2023 board client does not speak TLS yet), else one embedded in this process on loopback.
 fn boards_broker(
     layout: &sim::layout::Layout,
     broker: Option<&gateway::broker::connect::Broker>,
 ) -> anyhow::Result<Option<hil::boards2023::BoardBroker>> {
-    let Some(b) = broker.filter(|_| layout.boards.iter().any(|b| b.kind == sim::layout::BoardKind::Mqtt)) else {
+    if !layout.boards.iter().any(|b| b.kind == sim::layout::BoardKind::Mqtt) {
         return Ok(None);
+    }
+    let Some(b) = broker else {
+        let embedded = hil::embedded_broker::EmbeddedBroker::start().context("the embedded MQTT broker")?;
+        tracing::info!("2023 boards: the embedded MQTT broker listens on {}", embedded.addr);
+        let host = embedded.addr.ip().to_string();
+        return Ok(Some(hil::boards2023::BoardBroker { host, port: embedded.addr.port(), login: None }));
     };
     anyhow::ensure!(!b.tls, "--broker: the layout's 2023 boards are driven over plain mqtt:// only (not yet mqtts://)");
     Ok(Some(hil::boards2023::BoardBroker { host: b.host.clone(), port: b.port, login: b.login.clone() }))

@@ -200,13 +200,25 @@ fn servos() -> (hil::virtual_mqtt_boards::Servo, Moves) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn a_virtual_2023_board_on_mosquitto_behaves_as_the_festival_firmware() {
+    let mosquitto = crate::broker::Mosquitto::start();
+    behaves_as_the_festival_firmware(mosquitto.port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_2023_board_on_the_embedded_broker_behaves_as_the_festival_firmware() {
+    let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    behaves_as_the_festival_firmware(broker.addr.port()).await;
+}
+
+/// A virtual board on the broker at `port`: its gets at start, the answers and deltas it takes (its own ids
+/// only), its detector reports, dropped messages, and no reconnect in the festival build.
+async fn behaves_as_the_festival_firmware(port: u16) {
     use std::time::Duration;
 
     use hil::virtual_mqtt_boards::{Faults, VirtualMqttBoard};
-    let mosquitto = crate::broker::Mosquitto::start();
-    let mut observer = Observer::start(mosquitto.port, &["+/+/get", "block/#"]).await;
+    let mut observer = Observer::start(port, &["+/+/get", "block/#"]).await;
     let (servo, moves) = servos();
-    let board = VirtualMqttBoard::start(chofu(), Build::Festival2023, "127.0.0.1", mosquitto.port, None, servo);
+    let board = VirtualMqttBoard::start(chofu(), Build::Festival2023, "127.0.0.1", port, None, servo);
     // At start: a get per device, points first.
     let mut gets = Vec::new();
     for _ in 0..5 {
@@ -243,13 +255,24 @@ async fn a_virtual_2023_board_on_mosquitto_behaves_as_the_festival_firmware() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn the_2025_build_reconnects_and_subscribes_again_but_asks_nothing() {
+    let mosquitto = crate::broker::Mosquitto::start();
+    reconnects_without_asking(mosquitto.port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_2025_build_on_the_embedded_broker_reconnects_and_subscribes_again_but_asks_nothing() {
+    let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    reconnects_without_asking(broker.addr.port()).await;
+}
+
+/// The 2025 build on the broker at `port`: cut, it is back after 5 s, subscribed again, asking nothing.
+async fn reconnects_without_asking(port: u16) {
     use std::time::Duration;
 
     use hil::virtual_mqtt_boards::VirtualMqttBoard;
-    let mosquitto = crate::broker::Mosquitto::start();
-    let mut observer = Observer::start(mosquitto.port, &["+/+/get"]).await;
+    let mut observer = Observer::start(port, &["+/+/get"]).await;
     let (servo, moves) = servos();
-    let board = VirtualMqttBoard::start(chofu(), Build::Reconnecting2025, "127.0.0.1", mosquitto.port, None, servo);
+    let board = VirtualMqttBoard::start(chofu(), Build::Reconnecting2025, "127.0.0.1", port, None, servo);
     for _ in 0..5 {
         observer.next().await;
     }
@@ -320,13 +343,26 @@ fn the_twin_answers_a_get_with_the_desired_state_and_reads_block_reports_and_not
     assert!(s.detectors.contains(&Detector { block_id: "hachioji_up_b1".into(), target: "OPEN".into(), pin: 32 }));
 }
 
-/// The twin on the 2023 layout with its virtual 2023 boards on mosquitto (4x real time): a page's command
-/// reaches the board as a `…/delta` and the board moves the simulated servo; a departing train's detectors
-/// report its block CLOSE then OPEN over MQTT; what the twin cannot read is counted and changes nothing; a
-/// delta the board loses is a failed command, not a done one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_mosquitto() {
+    let mosquitto = crate::broker::Mosquitto::start();
+    drives_the_2023_layout(mosquitto.port).await;
+}
+
+/// The same on the broker embedded in the twin's process (what `serve --layout chofufes2023` runs without
+/// `--broker`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_the_embedded_broker() {
+    let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    drives_the_2023_layout(broker.addr.port()).await;
+}
+
+/// The twin on the 2023 layout with its virtual 2023 boards on the broker at `port` (4x real time): a page's
+/// command reaches the board as a `…/delta` and the board moves the simulated servo; a departing train's
+/// detectors report its block CLOSE then OPEN over MQTT; what the twin cannot read is counted and changes
+/// nothing; a delta the board loses is a failed command, not a done one.
+async fn drives_the_2023_layout(port: u16) {
     use std::time::Duration;
 
     use futures_util::SinkExt;
@@ -337,9 +373,8 @@ async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_mosquitto() {
     use crate::gateway_2021::{expect, serve};
     use crate::hil_track::until;
 
-    let mosquitto = crate::broker::Mosquitto::start();
-    let mut observer = Observer::start(mosquitto.port, &["+/+/delta", "block/#"]).await;
-    let broker = BoardBroker { host: "127.0.0.1".into(), port: mosquitto.port, login: None };
+    let mut observer = Observer::start(port, &["+/+/delta", "block/#"]).await;
+    let broker = BoardBroker { host: "127.0.0.1".into(), port, login: None };
     let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
     let setup = Setup { config, boards2023: Some(broker), ..Setup::default() };
     let track = Track::start(crate::support::layout_2023(), setup).await.unwrap();

@@ -17,6 +17,7 @@
 pub mod arduino_json;
 pub mod boards2023;
 pub mod client;
+pub mod embedded_broker;
 pub mod firmware;
 pub mod firmware2023;
 pub mod ingest;

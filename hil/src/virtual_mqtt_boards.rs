@@ -123,14 +123,17 @@ impl VirtualMqttBoard {
 }
 
 /// The board's loop: connect, then messages and detectors, one at a time, until the connection is lost (and,
-/// for the 2025 build, again after 5 s).
+/// for the 2025 build, again after 5 s). The MQTT client's event loop runs in its own task and hands its events
+/// over a channel, so that the board's ticks never interrupt a connection being made.
 async fn run(mut board: Board, options: MqttOptions, shared: Arc<Shared>, servo: Servo, started: Instant) {
     loop {
-        let (client, mut events) = AsyncClient::new(options.clone(), 64);
+        let (client, events) = AsyncClient::new(options.clone(), 64);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let connection = tokio::spawn(forward(events, tx));
         let mut tick = tokio::time::interval(LOOP_EVERY);
         loop {
             let event = tokio::select! {
-                event = events.poll() => event,
+                event = rx.recv() => event,
                 _ = shared.cut.notified() => break,
                 _ = tick.tick() => {
                     let closed = shared.detectors.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -142,11 +145,11 @@ async fn run(mut board: Board, options: MqttOptions, shared: Arc<Shared>, servo:
                 }
             };
             match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                Some(Event::Incoming(Packet::ConnAck(_))) => {
                     shared.online.store(true, Ordering::SeqCst);
                     act(&client, &servo, board.connected()).await;
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
+                Some(Event::Incoming(Packet::Publish(p))) => {
                     let faults = *shared.faults.lock().unwrap_or_else(|e| e.into_inner());
                     if faults.drop_messages {
                         shared.dropped.fetch_add(1, Ordering::SeqCst);
@@ -157,10 +160,11 @@ async fn run(mut board: Board, options: MqttOptions, shared: Arc<Shared>, servo:
                     }
                     act(&client, &servo, board.message(&p.topic, &p.payload)).await;
                 }
-                Ok(_) => {}
-                Err(_) => break,
+                Some(_) => {}
+                None => break,
             }
         }
+        connection.abort();
         shared.online.store(false, Ordering::SeqCst);
         // The festival build stays offline until restarted.
         if !board.reconnects() {
@@ -168,6 +172,15 @@ async fn run(mut board: Board, options: MqttOptions, shared: Arc<Shared>, servo:
             return;
         }
         tokio::time::sleep(Duration::from_millis(RECONNECT_EVERY_MS)).await;
+    }
+}
+
+/// The MQTT client's event loop: its events to `tx` until the connection fails (or the board stops reading).
+async fn forward(mut events: rumqttc::EventLoop, tx: tokio::sync::mpsc::Sender<Event>) {
+    while let Ok(event) = events.poll().await {
+        if tx.send(event).await.is_err() {
+            return;
+        }
     }
 }
 
