@@ -258,11 +258,11 @@ fn boards_broker(
     let Some(b) = broker else {
         let embedded = hil::embedded_broker::EmbeddedBroker::start().context("the embedded MQTT broker")?;
         tracing::info!("2023 boards: the embedded MQTT broker listens on {}", embedded.addr);
-        let host = embedded.addr.ip().to_string();
-        return Ok(Some(hil::boards2023::BoardBroker { host, port: embedded.addr.port(), login: None }));
+        return Ok(Some(embedded.board_broker()));
     };
     anyhow::ensure!(!b.tls, "--broker: the layout's 2023 boards are driven over plain mqtt:// only (not yet mqtts://)");
-    Ok(Some(hil::boards2023::BoardBroker { host: b.host.clone(), port: b.port, login: b.login.clone() }))
+    let (host, port, login) = (b.host.clone(), b.port, b.login.clone());
+    Ok(Some(hil::boards2023::BoardBroker { host, port, login, presence: None }))
 }
 
 /// `NAME=HOST:PORT` (or `NAME=IP`, a sensor board's sender): a board by name or layout address, and an address.

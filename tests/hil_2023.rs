@@ -374,7 +374,7 @@ async fn drives_the_2023_layout(port: u16) {
     use crate::hil_track::until;
 
     let mut observer = Observer::start(port, &["+/+/delta", "block/#"]).await;
-    let broker = BoardBroker { host: "127.0.0.1".into(), port, login: None };
+    let broker = BoardBroker { host: "127.0.0.1".into(), port, login: None, presence: None };
     let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
     let setup = Setup { config, boards2023: Some(broker), ..Setup::default() };
     let track = Track::start(crate::support::layout_2023(), setup).await.unwrap();
@@ -459,4 +459,59 @@ async fn expect_within(
             }
         }
     }
+}
+
+/// Board presence and resync on the embedded broker (which tells its clients' comings and goings): every board
+/// shows up when its client connects and down when it goes; a command to a board that is not there fails at
+/// once, saying so; a delta the board lost is put right when the board connects again (the 2025 build, which
+/// reconnects but asks nothing): the twin tells it the desired state of each of its devices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
+    use std::time::Duration;
+
+    use hil::track::{Outcome, Setup, Track, TrackConfig};
+    use sim::interlocking::Request;
+    use sim::track::DevicePosition;
+
+    use crate::hil_track::until;
+
+    let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
+    let setup = Setup {
+        config,
+        boards2023: Some(broker.board_broker()),
+        firmware2023: Build::Reconnecting2025,
+        ..Setup::default()
+    };
+    let track = Track::start(crate::support::layout_2023(), setup).await.unwrap();
+    let layout = track.layout().clone();
+    let chofu_id = layout.boards.iter().position(|b| b.name == "chofu").unwrap();
+    let up = |track: &Track, board: usize| track.boards().iter().any(|(id, h)| *id == board && h.alive);
+    until("every board up and standing as desired", Duration::from_secs(20), async || {
+        (0..layout.boards.len()).all(|b| up(&track, b))
+            && track.state().await.devices.iter().all(|d| d.state().is_some())
+    })
+    .await;
+    let chofu = track.virtual_mqtt_boards().into_iter().find(|b| b.name() == "chofu").unwrap();
+    let point = layout.device_id("chofu_down_p1").unwrap();
+    let position = async || track.state().await.devices[point];
+
+    // The board loses the delta: the command fails, the point stays, and REVERSE is now the desired state.
+    chofu.set_faults(hil::virtual_mqtt_boards::Faults { drop_messages: true, ..Default::default() });
+    let reverse = Request::Device { device: point, state: OnOff::On };
+    assert!(matches!(track.apply(reverse).await, Outcome::Failed(r) if r.contains("did not move it")));
+    assert_eq!(position().await, DevicePosition::Off);
+    assert_eq!(track.desired(point), OnOff::On);
+    chofu.set_faults(hil::virtual_mqtt_boards::Faults::default());
+
+    // Its connection drops: down at once, and its commands fail saying so.
+    chofu.cut();
+    until("chofu down", Duration::from_secs(5), async || !up(&track, chofu_id)).await;
+    let stop = Request::Device { device: layout.device_id("chofu_up_s1").unwrap(), state: OnOff::Off };
+    assert!(matches!(track.apply(stop).await, Outcome::Failed(r) if r.contains("chofu is not connected")));
+
+    // Back after 5 s (the 2025 build): up, and told its devices' states: the point turns as desired.
+    until("chofu up again", Duration::from_secs(15), async || up(&track, chofu_id)).await;
+    until("the lost delta put right", Duration::from_secs(10), async || position().await == DevicePosition::On).await;
+    track.stop();
 }

@@ -16,8 +16,9 @@ use sim::layout::{BoardId, DetectorTarget, DeviceKind, Layout, OnOff};
 use crate::firmware2023::{Detector, Io, Setting};
 use crate::mqtt2023::{FromBoard, Target, delta_topic, get_accepted_topic, read, state_word};
 
-/// Where the boards' broker is (plain MQTT), and the login if it needs one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the boards' broker is (plain MQTT), the login if it needs one, and its clients' comings and goings
+/// where the broker tells them (the embedded one does; mosquitto does not).
+#[derive(Debug, Clone)]
 pub struct BoardBroker {
     /// Host name or address.
     pub host: String,
@@ -25,6 +26,13 @@ pub struct BoardBroker {
     pub port: u16,
     /// User and password.
     pub login: Option<(String, String)>,
+    /// Clients connecting and going, if the broker tells.
+    pub presence: Option<tokio::sync::broadcast::Sender<crate::embedded_broker::Presence>>,
+}
+
+/// The client id a 2023 board connects with (`esp32-client-<name>`).
+pub fn client_id(board: &str) -> String {
+    format!("esp32-client-{board}")
 }
 
 /// A layout board's `setting.json`: its stop rails and points by pin, its wired detectors.

@@ -2,18 +2,34 @@
 //! broker is given: `serve --layout chofufes2023` then runs its virtual boards with nothing installed. It is a
 //! plain broker for the boards' topics (QoS 0 and 1, wildcards; the 2023 protocol needs no retain, no will and
 //! no MQTT 5); the on-site core's wire to edges needs a real one (mosquitto, EMQX).
+//!
+//! rumqttd tells nobody when a client comes or goes, and the 2023 boards say nothing either (no will, no
+//! heartbeat), so clients reach it through a front in this process that reads each connection's CONNECT and
+//! reports [`Presence`]: a client id connected, and gone when its connection closes.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast;
+
+/// A client of the embedded broker came or went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// The client id connected.
+    Connected(String),
+    /// Its connection closed.
+    Gone(String),
+}
 
 /// A broker running in this process until the process ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EmbeddedBroker {
-    /// Where it listens (loopback).
+    /// Where clients connect (loopback).
     pub addr: SocketAddr,
+    presence: broadcast::Sender<Presence>,
 }
 
 /// The largest packet a client may send it (the 2023 boards' own limit is 256 bytes).
@@ -22,8 +38,8 @@ pub const MAX_PACKET: usize = 64 * 1024;
 impl EmbeddedBroker {
     /// Starts one on a free loopback port and waits (up to 5 s) until it takes connections.
     pub fn start() -> std::io::Result<EmbeddedBroker> {
-        // A free port, given back at once for the broker to take (it binds it itself).
-        let addr = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?;
+        // The broker's own port, free now and given back at once for it to take (it binds it itself).
+        let inner = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?;
         let connections = ConnectionSettings {
             connection_timeout_ms: 5000,
             max_payload_size: MAX_PACKET,
@@ -32,8 +48,13 @@ impl EmbeddedBroker {
             external_auth: None,
             dynamic_filters: true,
         };
-        let server =
-            ServerSettings { name: "boards".into(), listen: addr, tls: None, next_connection_delay_ms: 1, connections };
+        let server = ServerSettings {
+            name: "boards".into(),
+            listen: inner,
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections,
+        };
         let config = Config {
             id: 0,
             router: RouterConfig {
@@ -53,13 +74,77 @@ impl EmbeddedBroker {
             }
         })?;
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !answers(addr) {
+        while !answers(inner) {
             if Instant::now() > deadline {
-                return Err(std::io::Error::other(format!("the embedded MQTT broker did not listen on {addr}")));
+                return Err(std::io::Error::other(format!("the embedded MQTT broker did not listen on {inner}")));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(EmbeddedBroker { addr })
+        let front = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        front.set_nonblocking(true)?;
+        let addr = front.local_addr()?;
+        let (presence, _) = broadcast::channel(256);
+        let tx = presence.clone();
+        std::thread::Builder::new().name("mqtt-front".into()).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(serve_front(front, inner, tx));
+        })?;
+        Ok(EmbeddedBroker { addr, presence })
+    }
+
+    /// Clients coming and going from now on.
+    pub fn presence(&self) -> broadcast::Receiver<Presence> {
+        self.presence.subscribe()
+    }
+
+    /// The broker as the 2023 boards' broker of a track, with its presence reports.
+    pub fn board_broker(&self) -> crate::boards2023::BoardBroker {
+        crate::boards2023::BoardBroker {
+            host: self.addr.ip().to_string(),
+            port: self.addr.port(),
+            login: None,
+            presence: Some(self.presence.clone()),
+        }
+    }
+}
+
+/// The front: every connection passed through to the broker, its CONNECT's client id reported.
+async fn serve_front(front: TcpListener, inner: SocketAddr, presence: broadcast::Sender<Presence>) {
+    let Ok(front) = tokio::net::TcpListener::from_std(front) else { return };
+    while let Ok((client, _)) = front.accept().await {
+        tokio::spawn(pass_through(client, inner, presence.clone()));
+    }
+}
+
+/// One connection: its first packet read (a CONNECT names the client), then bytes both ways until either side
+/// closes.
+async fn pass_through(mut client: tokio::net::TcpStream, inner: SocketAddr, presence: broadcast::Sender<Presence>) {
+    let mut first = bytes::BytesMut::new();
+    let id = loop {
+        let mut probe = first.clone();
+        match rumqttc::Packet::read(&mut probe, MAX_PACKET) {
+            Ok(rumqttc::Packet::Connect(c)) => break Some(c.client_id),
+            Ok(_) => break None,
+            Err(rumqttc::Error::InsufficientBytes(_)) => {}
+            Err(_) => break None,
+        }
+        match client.read_buf(&mut first).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    };
+    let Ok(mut broker) = tokio::net::TcpStream::connect(inner).await else { return };
+    let _ = client.set_nodelay(true);
+    let _ = broker.set_nodelay(true);
+    if broker.write_all(&first).await.is_err() {
+        return;
+    }
+    if let Some(id) = &id {
+        let _ = presence.send(Presence::Connected(id.clone()));
+    }
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+    if let Some(id) = id {
+        let _ = presence.send(Presence::Gone(id));
     }
 }
 

@@ -207,7 +207,7 @@ pub struct Snapshot {
     pub mode: Mode,
     /// Devices and trains (the simulation's, or in live mode the mirror's).
     pub state: TrackState,
-    /// Health of every servo board and speed controller, by board id.
+    /// Health of every servo board, speed controller and (where the broker tells) 2023 MQTT board, by board id.
     pub boards: Vec<(BoardId, BoardHealth)>,
     /// Every train's speed as last commanded, on the 2021 scale.
     pub speeds: Vec<i32>,
@@ -220,7 +220,7 @@ pub fn live_address(live_boards: &HashMap<String, String>, board: &sim::layout::
 }
 
 /// Where a track starts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Setup {
     /// Where virtual boards listen, by board name or layout address (others: a free loopback port).
     pub listen: HashMap<String, SocketAddr>,
@@ -311,6 +311,8 @@ struct Mqtt {
     boards: Vec<(BoardId, VirtualMqttBoard)>,
     /// Each detector's virtual board (index into `boards`) and its index in that board's setting.
     slots: Vec<Option<(usize, usize)>>,
+    /// Each MQTT board's health, where the broker tells its clients' comings and goings.
+    health: Option<Mutex<HashMap<BoardId, (BoardHealth, u32)>>>,
 }
 
 /// A running track (see the module documentation). Cheap to clone.
@@ -469,9 +471,14 @@ impl Track {
         self.inner.events.subscribe()
     }
 
-    /// Health of every servo board and speed controller, by board id.
+    /// Health of every servo board, speed controller and (where the broker tells) 2023 MQTT board, by board id.
     pub fn boards(&self) -> Vec<(BoardId, BoardHealth)> {
-        self.inner.core().health()
+        let mut all = self.inner.core().health();
+        if let Some(health) = self.inner.mqtt.get().and_then(|m| m.health.as_ref()) {
+            all.extend(health.lock().expect("health").iter().map(|(&id, (h, _))| (id, h.clone())));
+            all.sort_by_key(|(id, _)| *id);
+        }
+        all
     }
 
     /// A device's desired state: the last one commanded (or started from).
@@ -764,6 +771,12 @@ async fn on_mqtt_board(inner: &Inner, device: usize, state: OnOff) -> Outcome {
             Err(e) => Outcome::Failed(e.to_string()),
         };
     };
+    if let Some(health) = &mqtt.health
+        && !health.lock().expect("health")[&d.board].0.alive
+    {
+        let board = &inner.layout.boards[d.board].name;
+        return Outcome::Failed(format!("board {board} is not connected to the broker"));
+    }
     inner.core().commanded(device, state);
     if let Err(e) = mqtt.link.delta(device, state) {
         return Outcome::Failed(format!("{}: {e}", d.name));
@@ -837,7 +850,72 @@ async fn start_mqtt(inner: &Arc<Inner>, broker: &BoardBroker, build: Build, requ
             boards.push((id, board));
         }
     }
-    Mqtt { link, boards, slots }
+    let health = broker.presence.as_ref().map(|presence| {
+        tokio::spawn(follow_presence(Arc::downgrade(inner), presence.subscribe()));
+        let address = |name: &str| format!("{} on {}:{}", crate::boards2023::client_id(name), broker.host, broker.port);
+        let boards = layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Mqtt);
+        let health =
+            |name: &str| BoardHealth { name: name.into(), address: address(name), alive: false, restoring: false };
+        Mutex::new(boards.map(|(id, b)| (id, (health(&b.name), 0))).collect())
+    });
+    Mqtt { link, boards, slots, health }
+}
+
+/// Follows the boards' broker's clients: a 2023 board is up while its client id is connected (counted: a board
+/// connecting again before its old connection is gone stays up). A board that comes up is told the desired
+/// state of its devices, one per restore spacing (the 2023 firmware asks only at its first connect, so after a
+/// reconnect nothing else would put a servo back that missed a delta).
+async fn follow_presence(
+    inner: std::sync::Weak<Inner>,
+    mut presence: broadcast::Receiver<crate::embedded_broker::Presence>,
+) {
+    use crate::embedded_broker::Presence;
+    loop {
+        let (id, connected) = match presence.recv().await {
+            Ok(Presence::Connected(id)) => (id, true),
+            Ok(Presence::Gone(id)) => (id, false),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let Some(board) = inner
+            .layout
+            .boards
+            .iter()
+            .position(|b| b.kind == BoardKind::Mqtt && crate::boards2023::client_id(&b.name) == id)
+        else {
+            continue;
+        };
+        let Some(health) = inner.mqtt.get().and_then(|m| m.health.as_ref()) else { return };
+        let changed = {
+            let mut all = health.lock().expect("health");
+            let (h, connections) = all.get_mut(&board).expect("every MQTT board");
+            *connections = if connected { *connections + 1 } else { connections.saturating_sub(1) };
+            let up = *connections > 0;
+            (h.alive != up).then(|| {
+                h.alive = up;
+                h.clone()
+            })
+        };
+        let Some(h) = changed else { continue };
+        let _ = inner.events.send(TrackEvent::Board(h.clone()));
+        if h.alive {
+            tokio::spawn(resync(inner.clone(), board));
+        }
+    }
+}
+
+/// Tells a 2023 board that came up the desired state of each of its devices, one per restore spacing (the first
+/// a spacing after it connected, once it has subscribed).
+async fn resync(inner: Arc<Inner>, board: BoardId) {
+    let Some(mqtt) = inner.mqtt.get() else { return };
+    for device in (0..inner.layout.devices.len()).filter(|&d| inner.layout.devices[d].board == board) {
+        tokio::time::sleep(inner.config.init_spacing).await;
+        let state = inner.core().desired(device);
+        if let Err(e) = mqtt.link.delta(device, state) {
+            tracing::warn!("2023 boards: cannot tell {} its state: {e}", inner.layout.devices[device].name);
+        }
+    }
 }
 
 /// How many attempts a request gets.
