@@ -328,3 +328,41 @@ async fn the_page_on_two_edges_operates_the_core_s_track_and_shows_it_offline() 
     let png = desk.screenshot(&screenshot_path("page-edge-offline.png")).await;
     assert!(png.starts_with(b"\x89PNG"));
 }
+
+/// The page on the 2023 layout, its boards on the embedded broker: every block drawn free with its detectors,
+/// the legend says what the colours mean; a click lowers Shinjuku's stop rail through MQTT, the train's block
+/// turns occupied, then free again once the train has left it; every 2023 board listed as answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium: run by .ci/run"]
+async fn the_page_draws_the_2023_blocks_occupied_and_free() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
+    let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let config = hil::track::TrackConfig { pace: 4.0, ..crate::hil_track::config() };
+    let setup = hil::track::Setup { config, boards2023: Some(broker.board_broker()), ..Default::default() };
+    let track = hil::track::Track::start(crate::support::layout_2023(), setup).await.unwrap();
+    let addr = crate::gateway_2021::serve(track.clone(), gateway::core::Options::default()).await;
+    let mut desk = Browser::open(&format!("http://{addr}/"), 1280, 1000).await;
+    let limit = Duration::from_secs(20);
+    let loaded = "document.querySelector('#conn').dataset.state === 'connected' && \
+                  document.querySelector('[data-device=\"shinjyuku_down_s1\"]').dataset.state !== ''";
+    desk.until("page connected", limit, loaded).await;
+    let drawn = desk
+        .eval("[document.querySelectorAll('.track.block').length, document.querySelectorAll('.detector').length, document.querySelector('.blocklegend').hidden]")
+        .await;
+    assert_eq!(drawn, json!([11, 22, false]));
+    let block = "document.querySelector('.track[data-block=\"shinjyuku_down_b1\"]').classList.contains('occupied')";
+    assert_eq!(desk.eval(block).await, json!(false));
+    desk.until(
+        "every 2023 board listed, answering",
+        limit,
+        "document.querySelectorAll('#boardlist li').length === 5 && !document.querySelector('#boardlist li.down')",
+    )
+    .await;
+    // The stop rail stands raised once its board has answered its get; a click lowers it.
+    desk.until("Shinjuku's stop rail raised", limit, &format!("{} === 'ON'", device_state("shinjyuku_down_s1"))).await;
+    desk.click("svg [data-device=\"shinjyuku_down_s1\"] .hit").await;
+    desk.until("the block occupied", limit, block).await;
+    desk.screenshot(&screenshot_path("page-2023-block-occupied.png")).await;
+    desk.until("the block free again", limit, &format!("!{block}")).await;
+    track.stop();
+}
