@@ -189,3 +189,22 @@ async fn bad_requests_get_connect_errors_and_change_nothing() {
     assert_eq!(json_call(addr, "", "GetStopStates", json!({})).await.1, before, "nothing changed");
     track.stop();
 }
+
+/// The 2023 auto-operation process's Connect client speaks HTTP/2 without TLS (prior knowledge): the gateway
+/// answers it there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_client_on_http2_without_tls_is_answered() {
+    let (track, addr) = twin().await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let r = h2
+        .post(format!("http://{addr}/{URL}/GetBlockStates"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.version(), r.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+    let blocks: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(blocks["states"].as_array().unwrap().len(), 11);
+    track.stop();
+}

@@ -83,7 +83,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one connection (HTTP/1.1, upgraded to a WebSocket where asked); at `stop`, ends it gracefully.
+/// Serves one connection (HTTP/1.1, upgraded to a WebSocket where asked, or HTTP/2 with prior knowledge, as the
+/// 2023 auto-operation process's Connect client speaks it); at `stop`, ends it gracefully.
 async fn connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -96,9 +97,10 @@ async fn connection(
         let mut app = app.clone();
         async move { tower_service::Service::call(&mut app, request).await }
     });
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).with_upgrades();
+    let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    http.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    http.http2().timer(hyper_util::rt::TokioTimer::new());
+    let conn = http.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tcp), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
