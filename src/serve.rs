@@ -82,7 +82,8 @@ pub struct ServeArgs {
 #[derive(clap::Args, Default, Debug)]
 pub struct BrokerArgs {
     /// The MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS); `serve` without one is one process, `edge`
-    /// needs one.
+    /// needs one. On a layout with 2023 boards it is also their broker (mqtt:// only); `serve` without one then
+    /// embeds one for them on loopback.
     #[arg(long, env = "PLARAIL_BROKER")]
     pub broker: Option<String>,
     /// User name for the broker's login.

@@ -544,8 +544,14 @@ async fn load_video_reports_frames_delay_cpu_and_memory_of_many_viewers() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "load video failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("6 of 6 viewers connected to `chofu`"), "{text}");
+    // Every frame sent reached every viewer: the count's window opens and closes on the camera's counter, so a
+    // frame in flight at either edge may be counted by a viewer and not by the camera, or the other way round
+    // (at most one a viewer: 6).
     let line = text.lines().find(|l| l.starts_with("frames received:")).expect("frames line");
-    assert!(line.contains("(100.00 %)") || line.contains("(99."), "{line}");
+    let numbers: Vec<u64> =
+        line.trim_start_matches("frames received: ").split([' ', '(']).filter_map(|w| w.parse().ok()).collect();
+    let (received, expected) = (numbers[0], numbers[1]);
+    assert!(received.abs_diff(expected) <= 6, "{line}");
     assert!(text.contains("delay from capture to arrival") && text.contains("p99"), "{text}");
     assert!(text.contains("server CPU:") && text.contains("per viewer"), "{text}");
     // An unknown camera is a clear error.
