@@ -358,8 +358,15 @@ async fn the_page_draws_the_2023_blocks_occupied_and_free() {
         "document.querySelectorAll('#boardlist li').length === 5 && !document.querySelector('#boardlist li.down')",
     )
     .await;
-    // The stop rail stands raised once its board has answered its get; a click lowers it.
-    desk.until("Shinjuku's stop rail raised", limit, &format!("{} === 'ON'", device_state("shinjyuku_down_s1"))).await;
+    // Every device stands as desired once its board has answered its get (the points boot between positions,
+    // where the interlocking lets no train run onto them); then a click lowers Shinjuku's stop rail.
+    desk.until(
+        "every device in place",
+        limit,
+        "[...document.querySelectorAll('svg .dev')].every((g) => g.dataset.state === 'ON' || g.dataset.state === 'OFF')",
+    )
+    .await;
+    assert_eq!(desk.eval(&device_state("shinjyuku_down_s1")).await, json!("ON"));
     desk.click("svg [data-device=\"shinjyuku_down_s1\"] .hit").await;
     desk.until("the block occupied", limit, block).await;
     desk.screenshot(&screenshot_path("page-2023-block-occupied.png")).await;
