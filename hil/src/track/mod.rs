@@ -374,8 +374,12 @@ impl Track {
             mqtt: std::sync::OnceLock::new(),
         });
         if let Some(broker) = &setup.boards2023 {
-            let mqtt = start_mqtt(&inner, broker, setup.firmware2023, handle.requests.clone()).await;
+            let (mqtt, presence) = start_mqtt(&inner, broker, setup.firmware2023, handle.requests.clone()).await;
             let _ = inner.mqtt.set(mqtt);
+            if let Some(presence) = presence {
+                // The boards' arrivals while the link started wait in the receiver.
+                tokio::spawn(follow_presence(Arc::downgrade(&inner), presence));
+            }
         }
         pump(inner.clone(), handle.outputs.clone());
         let track = Track { inner, boards, controllers, senders, sim: Arc::new(Mutex::new(Some(handle))) };
@@ -805,8 +809,14 @@ pub const BROKER_WAIT: Duration = Duration::from_secs(10);
 
 /// Starts the 2023 boards' side: the twin's MQTT client and, once it is subscribed (a board asks its state only
 /// once, at its first connect: a `get` before the twin listens would go unanswered), in sim mode a virtual
-/// board per MQTT board moving the simulated servos (`requests`: the simulation's command channel).
-async fn start_mqtt(inner: &Arc<Inner>, broker: &BoardBroker, build: Build, requests: Sender<SimRequest>) -> Mqtt {
+/// board per MQTT board moving the simulated servos (`requests`: the simulation's command channel); with the
+/// broker's clients' comings and goings since before the first board started, where it tells them.
+async fn start_mqtt(
+    inner: &Arc<Inner>,
+    broker: &BoardBroker,
+    build: Build,
+    requests: Sender<SimRequest>,
+) -> (Mqtt, Option<broadcast::Receiver<crate::embedded_broker::Presence>>) {
     let layout = inner.layout.clone();
     let weak = Arc::downgrade(inner);
     let desired: crate::boards2023::Desired = Arc::new(move |d| match weak.upgrade() {
@@ -814,6 +824,8 @@ async fn start_mqtt(inner: &Arc<Inner>, broker: &BoardBroker, build: Build, requ
         None => OnOff::On,
     });
     let (reports, mut reported) = tokio::sync::mpsc::unbounded_channel();
+    // Listening to the broker's clients before any virtual board starts, so that no board's arrival is missed.
+    let presence = broker.presence.as_ref().map(|p| p.subscribe());
     let link = Boards2023::start(layout.clone(), broker, desired, reports);
     if !link.subscribed(BROKER_WAIT).await {
         tracing::warn!(
@@ -850,15 +862,14 @@ async fn start_mqtt(inner: &Arc<Inner>, broker: &BoardBroker, build: Build, requ
             boards.push((id, board));
         }
     }
-    let health = broker.presence.as_ref().map(|presence| {
-        tokio::spawn(follow_presence(Arc::downgrade(inner), presence.subscribe()));
+    let health = presence.as_ref().map(|_| {
         let address = |name: &str| format!("{} on {}:{}", crate::boards2023::client_id(name), broker.host, broker.port);
         let boards = layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Mqtt);
         let health =
             |name: &str| BoardHealth { name: name.into(), address: address(name), alive: false, restoring: false };
         Mutex::new(boards.map(|(id, b)| (id, (health(&b.name), 0))).collect())
     });
-    Mqtt { link, boards, slots, health }
+    (Mqtt { link, boards, slots, health }, presence)
 }
 
 /// Follows the boards' broker's clients: a 2023 board is up while its client id is connected (counted: a board
