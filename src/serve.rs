@@ -73,7 +73,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PLARAIL_FIRMWARE", value_parser = ["2023", "2025"])]
     firmware: Option<String>,
     /// The broker, as the on-site core: publish the track there and carry out the commands edges send; on a
-    /// layout with 2023 boards also the boards' broker (their topics beside the track's).
+    /// layout with 2023 boards also the real boards' broker, which live mode drives (their topics beside the
+    /// track's).
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -82,8 +83,8 @@ pub struct ServeArgs {
 #[derive(clap::Args, Default, Debug)]
 pub struct BrokerArgs {
     /// The MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS); `serve` without one is one process, `edge`
-    /// needs one. On a layout with 2023 boards it is also their broker (mqtt:// only); `serve` without one then
-    /// embeds one for them on loopback.
+    /// needs one. On a layout with 2023 boards `serve` drives the real boards on it in live mode; the virtual
+    /// boards of sim mode always run on a broker embedded in the process (never beside the real ones).
     #[arg(long, env = "PLARAIL_BROKER")]
     pub broker: Option<String>,
     /// User name for the broker's login.
@@ -247,23 +248,27 @@ impl ServeArgs {
     }
 }
 
-/// The broker of the layout's 2023 boards, on a layout that has MQTT boards: `--broker`'s (plain MQTT: the
-/// twin's 2023 board client does not speak TLS yet), else one embedded in this process on loopback.
-fn boards_broker(
+/// The brokers of the layout's 2023 boards, on a layout that has MQTT boards: for the virtual boards one
+/// embedded in this process on loopback (sim mode), and for the real ones `--broker`'s (live mode), if given.
+fn boards_brokers(
     layout: &sim::layout::Layout,
     broker: Option<&gateway::broker::connect::Broker>,
-) -> anyhow::Result<Option<hil::boards2023::BoardBroker>> {
+) -> anyhow::Result<(Option<hil::boards2023::BoardBroker>, Option<hil::boards2023::BoardBroker>)> {
     if !layout.boards.iter().any(|b| b.kind == sim::layout::BoardKind::Mqtt) {
-        return Ok(None);
+        return Ok((None, None));
     }
-    let Some(b) = broker else {
-        let embedded = hil::embedded_broker::EmbeddedBroker::start().context("the embedded MQTT broker")?;
-        tracing::info!("2023 boards: the embedded MQTT broker listens on {}", embedded.addr);
-        return Ok(Some(embedded.board_broker()));
+    let embedded = hil::embedded_broker::EmbeddedBroker::start().context("the embedded MQTT broker")?;
+    tracing::info!("2023 boards: the virtual boards' embedded MQTT broker listens on {}", embedded.addr);
+    let live = match broker {
+        Some(b) => {
+            let tls = b.tls().map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
+            let (host, port, login) = (b.host.clone(), b.port, b.login.clone());
+            tracing::info!("2023 boards: live mode drives the real boards on {}", b.url());
+            Some(hil::boards2023::BoardBroker { host, port, login, tls, presence: None })
+        }
+        None => None,
     };
-    anyhow::ensure!(!b.tls, "--broker: the layout's 2023 boards are driven over plain mqtt:// only (not yet mqtts://)");
-    let (host, port, login) = (b.host.clone(), b.port, b.login.clone());
-    Ok(Some(hil::boards2023::BoardBroker { host, port, login, presence: None }))
+    Ok((Some(embedded.board_broker()), live))
 }
 
 /// `NAME=HOST:PORT` (or `NAME=IP`, a sensor board's sender): a board by name or layout address, and an address.
@@ -333,7 +338,7 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let boards2023 = boards_broker(&layout, broker.as_ref())?;
+    let (boards2023, live2023) = boards_brokers(&layout, broker.as_ref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let live_boards: std::collections::HashMap<String, String> = args.boards.into_iter().collect();
@@ -342,6 +347,7 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
             mode,
             desired,
             boards2023,
+            live2023,
             firmware2023: args.firmware,
             ..Default::default()
         };

@@ -30,6 +30,8 @@ pub struct Mosquitto {
     child: Child,
     /// Its port.
     pub port: u16,
+    /// Its configuration's folder, if it has one.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Mosquitto {
@@ -41,6 +43,19 @@ impl Mosquitto {
     /// Starts one on `port` and waits until it takes connections.
     pub fn on(port: u16) -> Mosquitto {
         Mosquitto::with(&["-p", &port.to_string()], port)
+    }
+
+    /// Starts one on a free port that tells its clients' comings and goings: its log's notices on
+    /// `$SYS/broker/log/N` (`log_dest topic`), as a festival's broker is set up for the 2023 boards' presence.
+    pub fn telling_clients() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest topic\nlog_type notice\n");
+        std::fs::write(&conf, text).unwrap();
+        let mut mosquitto = Mosquitto::with(&["-c", conf.to_str().unwrap()], port);
+        mosquitto._dir = Some(dir);
+        mosquitto
     }
 
     /// Starts one with `args` that listens on `port`, and waits until it takes connections.
@@ -56,7 +71,7 @@ impl Mosquitto {
             assert!(started.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Mosquitto { child, port }
+        Mosquitto { child, port, _dir: None }
     }
 
     /// Its URL.

@@ -3,6 +3,7 @@
 
 use hil::firmware2023::{Act, Board, Build, Detector, Io, Setting};
 use hil::mqtt2023::{FromBoard, Target, Unreadable, delta_topic, get_accepted_topic, read, state_word};
+use hil::presence::{Presence, read_sys};
 use sim::layout::OnOff;
 
 /// The festival's `chofu` board, its stops and point (`config/chofufes/chofu.json`), two of its detectors.
@@ -296,17 +297,26 @@ async fn reconnects_without_asking(port: u16) {
 fn the_twin_answers_a_get_with_the_desired_state_and_reads_block_reports_and_nothing_else() {
     use hil::boards2023::{Reply, reply, setting_of};
     let layout = crate::support::layout_2023();
-    let desired = |d: usize| if layout.devices[d].name == "chofu_down_p1" { OnOff::On } else { OnOff::Off };
+    let device = |name: &str| layout.device_id(name).unwrap();
+    let desired = |d: usize| Some(if layout.devices[d].name == "chofu_down_p1" { OnOff::On } else { OnOff::Off });
     let cases: [(&str, &str, Reply); 8] = [
         (
             "stop/chofu_up_s1/get",
             "get",
-            Reply::Publish { topic: "stop/chofu_up_s1/get/accepted".into(), payload: "STOP_STATE_GO" },
+            Reply::Publish {
+                device: device("chofu_up_s1"),
+                topic: "stop/chofu_up_s1/get/accepted".into(),
+                payload: "STOP_STATE_GO",
+            },
         ),
         (
             "point/chofu_down_p1/get",
             "get",
-            Reply::Publish { topic: "point/chofu_down_p1/get/accepted".into(), payload: "POINT_STATE_REVERSE" },
+            Reply::Publish {
+                device: device("chofu_down_p1"),
+                topic: "point/chofu_down_p1/get/accepted".into(),
+                payload: "POINT_STATE_REVERSE",
+            },
         ),
         ("block/chofu_up_b1/update", "CLOSE", Reply::Block(layout.block_id("chofu_up_b1").unwrap(), true)),
         ("block/chofu_up_b1/update", "OPEN", Reply::Block(layout.block_id("chofu_up_b1").unwrap(), false)),
@@ -325,6 +335,8 @@ fn the_twin_answers_a_get_with_the_desired_state_and_reads_block_reports_and_not
     for (topic, payload) in [("block/nowhere_b1/update", "CLOSE"), ("block/chofu_up_b1/update", "HALF"), ("a/b", "x")] {
         assert!(matches!(reply(&layout, topic, payload.as_bytes(), desired), Reply::Unreadable(_)), "{topic}");
     }
+    // The live track's link while the twin runs in sim mode holds a real board's `get` (told on the switch).
+    assert_eq!(reply(&layout, "stop/chofu_up_s1/get", b"get", |_| None), Reply::Held(device("chofu_up_s1")));
     // The chofu board's setting.json as the layout has it: the festival's pins.
     let board = layout.boards.iter().position(|b| b.name == "chofu").unwrap();
     let s = setting_of(&layout, board);
@@ -347,7 +359,7 @@ fn the_twin_answers_a_get_with_the_desired_state_and_reads_block_reports_and_not
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_mosquitto() {
     let mosquitto = crate::broker::Mosquitto::start();
-    drives_the_2023_layout(mosquitto.port).await;
+    drives_the_2023_layout(hil::boards2023::BoardBroker::plain("127.0.0.1", mosquitto.port)).await;
 }
 
 /// The same on the broker embedded in the twin's process (what `serve --layout chofufes2023` runs without
@@ -355,26 +367,24 @@ async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_mosquitto() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_the_embedded_broker() {
     let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
-    drives_the_2023_layout(broker.addr.port()).await;
+    drives_the_2023_layout(broker.board_broker()).await;
 }
 
-/// The twin on the 2023 layout with its virtual 2023 boards on the broker at `port` (4x real time): a page's
+/// The twin on the 2023 layout with its virtual 2023 boards on `broker` (4x real time): a page's
 /// command reaches the board as a `…/delta` and the board moves the simulated servo; a departing train's
 /// detectors report its block CLOSE then OPEN over MQTT; what the twin cannot read is counted and changes
 /// nothing; a delta the board loses is a failed command, not a done one.
-async fn drives_the_2023_layout(port: u16) {
+async fn drives_the_2023_layout(broker: hil::boards2023::BoardBroker) {
     use std::time::Duration;
 
     use futures_util::SinkExt;
-    use hil::boards2023::BoardBroker;
     use hil::track::{Setup, Track, TrackConfig, TrackEvent};
     use tokio_tungstenite::tungstenite::Message;
 
     use crate::gateway_2021::{expect, serve};
     use crate::hil_track::until;
 
-    let mut observer = Observer::start(port, &["+/+/delta", "block/#"]).await;
-    let broker = BoardBroker { host: "127.0.0.1".into(), port, login: None, presence: None };
+    let mut observer = Observer::start(broker.port, &["+/+/delta", "block/#"]).await;
     let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
     let setup = Setup { config, boards2023: Some(broker), ..Setup::default() };
     let track = Track::start(crate::support::layout_2023(), setup).await.unwrap();
@@ -514,4 +524,201 @@ async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
     until("chofu up again", Duration::from_secs(15), async || up(&track, chofu_id)).await;
     until("the lost delta put right", Duration::from_secs(10), async || position().await == DevicePosition::On).await;
     track.stop();
+}
+
+/// The mirror on 2023 block reports: a report snaps the mirrored train nearest the detector to it; the same
+/// detector held closed (re-reported every 3 s) is explained by the train over it; a report that no train near
+/// explains is a divergence, said in words.
+#[test]
+fn a_block_report_snaps_the_nearest_mirrored_train_or_is_a_divergence() {
+    use hil::mirror::{Divergence, Mirror};
+    use sim::layout::DetectorTarget;
+    use sim::twin::{SimCommand, Simulation};
+    let layout = crate::support::layout_2023();
+    let mut sim = Simulation::new(layout.clone(), 10).unwrap();
+    let mut mirror = Mirror::new(&layout, 1000);
+    let block = layout.block_id("shinjyuku_down_b1").unwrap();
+    let keio8000 = layout.trains.iter().position(|t| t.name == "KEIO8000").unwrap();
+    let entry = layout.detectors.iter().find(|d| d.block == block && d.target == DetectorTarget::Close).unwrap();
+    // KEIO8000 stands at Shinjuku's raised stop rail, just before the block's entry detector.
+    let (snap, d) = mirror.on_block_report(&layout, block, true, &sim.state());
+    assert_eq!(d, None);
+    let Some(SimCommand::Place { train, front }) = snap else { panic!("a snap: {snap:?}") };
+    assert_eq!((train, front.seg, front.offset), (keio8000, entry.seg, entry.offset));
+    sim.apply(snap.unwrap(), &mut Vec::new()).unwrap();
+    assert_eq!(mirror.on_block_report(&layout, block, true, &sim.state()), (None, None));
+    for train in 0..layout.trains.len() {
+        sim.apply(SimCommand::Remove { train }, &mut Vec::new()).unwrap();
+    }
+    let (snap, d) = mirror.on_block_report(&layout, block, true, &sim.state());
+    assert_eq!((snap, d), (None, Some(Divergence::Unexplained { block, close: true })));
+    assert_eq!(
+        d.unwrap().describe(&layout),
+        "block shinjyuku_down_b1 reported CLOSE, and no mirrored train is near its entry detector"
+    );
+}
+
+/// Live mode with real 2023 boards on the festival's broker (mosquitto telling its clients' comings and goings;
+/// the boards run the 2025 build, which reconnects) while the virtual boards stay on the embedded broker: the
+/// real boards' `get`s are held in sim mode and their devices told on the switch to live; a command drives the
+/// real board and the mirror follows; a board that drops off is shown down and its commands fail; a delta it
+/// lost is put right when it comes back; its detector's report moves the mirrored train.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn live_mode_drives_the_real_2023_boards_on_their_broker() {
+    use std::time::Duration;
+
+    use hil::boards2023::{BoardBroker, setting_of};
+    use hil::track::{Mode, Outcome, Setup, Track, TrackEvent};
+    use hil::virtual_mqtt_boards::{Faults, VirtualMqttBoard};
+    use sim::interlocking::Request;
+    use sim::layout::{BoardKind, DetectorTarget};
+    use sim::track::DevicePosition;
+
+    use crate::hil_track::until;
+
+    let festival = crate::broker::Mosquitto::telling_clients();
+    let embedded = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let layout = crate::support::layout_2023();
+    let setup = Setup {
+        config: crate::hil_track::config(),
+        boards2023: Some(embedded.board_broker()),
+        live2023: Some(BoardBroker::plain("127.0.0.1", festival.port)),
+        ..Setup::default()
+    };
+    let track = Track::start(layout.clone(), setup).await.unwrap();
+    let mut events = track.subscribe();
+    let mut real = Vec::new();
+    for (id, _) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Mqtt) {
+        let (servo, moves) = servos();
+        let setting = setting_of(&layout, id);
+        let board = VirtualMqttBoard::start(setting, Build::Reconnecting2025, "127.0.0.1", festival.port, None, servo);
+        real.push((id, board, moves));
+    }
+    let angle = |moves: &Moves, pin: u32| moves.lock().unwrap().iter().rev().find(|m| m.0 as u32 == pin).map(|m| m.1);
+    let stands = |board: usize, moves: &Moves| {
+        let on_board = layout.devices.iter().enumerate().filter(|(_, d)| d.board == board);
+        on_board.into_iter().all(|(i, d)| {
+            let want = if track.desired(i) == OnOff::On { d.on_angle } else { d.off_angle };
+            angle(moves, d.pin) == Some(want)
+        })
+    };
+    until("every real board connected", Duration::from_secs(10), async || real.iter().all(|r| r.1.online())).await;
+    let board = |name: &str| real.iter().find(|r| r.1.name() == name).unwrap();
+    let (chofu_id, chofu, chofu_moves) = board("chofu");
+    let point = layout.device_id("chofu_down_p1").unwrap();
+    let point_pin = layout.devices[point].pin;
+    assert!(!stands(*chofu_id, chofu_moves), "in sim mode a real board's get is not answered");
+
+    let report = track.switch_mode(Mode::Live, false).await.unwrap();
+    let chofu_checked = report.checked.iter().find(|c| c.0 == "chofu").unwrap();
+    assert!(chofu_checked.1.starts_with("esp32-client-chofu on 127.0.0.1:") && chofu_checked.2, "{report:?}");
+    until("every real board told its devices' desired states", Duration::from_secs(10), async || {
+        real.iter().all(|(id, _, moves)| stands(*id, moves))
+    })
+    .await;
+    let up = |board: usize| track.boards().iter().any(|(id, h)| *id == board && h.alive);
+    assert!(real.iter().all(|r| up(r.0)), "every real board shown up: {:?}", track.boards());
+
+    // A command drives the real board, and the mirror follows.
+    let reverse = Request::Device { device: point, state: OnOff::On };
+    assert_eq!(track.apply(reverse).await, Outcome::Applied);
+    until("chofu's point turned", Duration::from_secs(5), async || {
+        angle(chofu_moves, point_pin) == Some(layout.devices[point].on_angle)
+    })
+    .await;
+    assert_eq!(track.state().await.devices[point], DevicePosition::On);
+
+    // The board loses a delta (the 2023 protocol acknowledges nothing: told is done).
+    chofu.set_faults(Faults { drop_messages: true, ..Faults::default() });
+    let normal = Request::Device { device: point, state: OnOff::Off };
+    assert_eq!(track.apply(normal).await, Outcome::Applied);
+    assert_eq!(angle(chofu_moves, point_pin), Some(layout.devices[point].on_angle));
+    chofu.set_faults(Faults::default());
+    // It drops off the broker: shown down, and its commands fail saying so.
+    chofu.cut();
+    until("chofu down", Duration::from_secs(5), async || !up(*chofu_id)).await;
+    let stop = Request::Device { device: layout.device_id("chofu_up_s1").unwrap(), state: OnOff::Off };
+    assert!(matches!(track.apply(stop).await, Outcome::Failed(r) if r.contains("chofu is not connected")));
+    // Back after 5 s: up, and told its devices' states: the lost delta is put right.
+    until("chofu up again", Duration::from_secs(15), async || up(*chofu_id)).await;
+    until("the lost delta put right", Duration::from_secs(10), async || {
+        angle(chofu_moves, point_pin) == Some(layout.devices[point].off_angle)
+    })
+    .await;
+
+    // Shinjuku's entry detector of shinjyuku_down_b1 closes under the real KEIO8000: the mirror's KEIO8000,
+    // standing at the raised stop rail before it, is snapped onto the block.
+    let block = layout.block_id("shinjyuku_down_b1").unwrap();
+    let (shinjyuku_id, shinjyuku, _) = board("shinjyuku");
+    let slot = layout
+        .detectors
+        .iter()
+        .filter(|d| d.wiring.is_some_and(|(b, _)| b == *shinjyuku_id))
+        .position(|d| d.block == block && d.target == DetectorTarget::Close)
+        .unwrap();
+    let keio8000 = layout.trains.iter().position(|t| t.name == "KEIO8000").unwrap();
+    let on_block = async || {
+        let state = track.state().await;
+        state.trains[keio8000].body.segs.back().unwrap().0 == layout.blocks[block].segs[0]
+    };
+    assert!(!on_block().await, "KEIO8000 waits before the block");
+    shinjyuku.set_detector(slot, true);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("the report in time") {
+            Ok(TrackEvent::BlockReport { block: b, close: true }) if b == block => break,
+            Ok(TrackEvent::Divergence(d)) => panic!("{}", d.describe(&layout)),
+            _ => {}
+        }
+    }
+    shinjyuku.set_detector(slot, false);
+    until("the mirror's KEIO8000 on the block", Duration::from_secs(5), on_block).await;
+    track.stop();
+}
+
+/// A line of mosquitto's log on its `$SYS` topic, read.
+fn log(line: &str) -> Option<Presence> {
+    read_sys("$SYS/broker/log/N", line.as_bytes())
+}
+
+/// What mosquitto (`log_dest topic`) and EMQX tell of their clients, read into presence.
+#[test]
+fn mosquitto_s_log_lines_tell_clients_coming_and_going() {
+    let connected = Presence::Connected("esp32-client-chofu".into());
+    let gone = Presence::Gone("esp32-client-chofu".into());
+    // As mosquitto 2.0.11 wrote them.
+    assert_eq!(
+        log("1796550186: New client connected from 127.0.0.1:57126 as esp32-client-chofu (p2, c1, k60)."),
+        Some(connected.clone())
+    );
+    assert_eq!(
+        log("1796550188: New client connected from 10.0.0.5:1 as esp32-client-chofu (p2, c1, k60, u'a')."),
+        Some(connected)
+    );
+    assert_eq!(log("1796550186: Client esp32-client-chofu disconnected."), Some(gone.clone()));
+    assert_eq!(log("1796550198: Client esp32-client-chofu closed its connection."), Some(gone.clone()));
+    assert_eq!(log("1: Client esp32-client-chofu has exceeded timeout, disconnecting."), Some(gone.clone()));
+    assert_eq!(log("1: Socket error on client esp32-client-chofu, disconnecting."), Some(gone));
+    assert_eq!(log("1796550186: New connection from 127.0.0.1:57126 on port 18831."), None);
+    assert_eq!(log("1: Client esp32-client-chofu already connected, closing old connection."), None);
+    assert_eq!(log("garbage"), None);
+    assert_eq!(read_sys("$SYS/broker/log/N", &[0xff, 0xfe]), None);
+}
+
+#[test]
+fn emqx_s_client_events_tell_clients_coming_and_going_but_not_a_takeover() {
+    let topic = |id: &str, event: &str| format!("$SYS/brokers/emqx@10.0.0.1/clients/{id}/{event}");
+    assert_eq!(
+        read_sys(&topic("esp32-client-chofu", "connected"), br#"{"clientid":"esp32-client-chofu"}"#),
+        Some(Presence::Connected("esp32-client-chofu".into()))
+    );
+    assert_eq!(
+        read_sys(&topic("esp32-client-chofu", "disconnected"), br#"{"reason":"keepalive_timeout"}"#),
+        Some(Presence::Gone("esp32-client-chofu".into()))
+    );
+    assert_eq!(read_sys(&topic("a", "disconnected"), b"not json"), Some(Presence::Gone("a".into())));
+    assert_eq!(read_sys(&topic("a", "disconnected"), br#"{"reason":"takenover"}"#), None);
+    assert_eq!(read_sys(&topic("a", "disconnected"), br#"{"reason":"discarded"}"#), None);
+    assert_eq!(read_sys(&topic("a", "subscribed"), b"{}"), None);
+    assert_eq!(read_sys("$SYS/brokers/n/clients/a/b/connected", b"{}"), None);
 }

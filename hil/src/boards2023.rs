@@ -10,14 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use sim::layout::{BoardId, DetectorTarget, DeviceKind, Layout, OnOff};
+use tokio::sync::broadcast;
 
 use crate::firmware2023::{Detector, Io, Setting};
 use crate::mqtt2023::{FromBoard, Target, delta_topic, get_accepted_topic, read, state_word};
+use crate::presence::{Presence, SYS_FILTERS, read_sys};
 
-/// Where the boards' broker is (plain MQTT), the login if it needs one, and its clients' comings and goings
-/// where the broker tells them (the embedded one does; mosquitto does not).
+/// Where the boards' broker is, the login if it needs one, TLS for an mqtts:// one, and how it tells its
+/// clients' comings and goings.
 #[derive(Debug, Clone)]
 pub struct BoardBroker {
     /// Host name or address.
@@ -26,8 +28,18 @@ pub struct BoardBroker {
     pub port: u16,
     /// User and password.
     pub login: Option<(String, String)>,
-    /// Clients connecting and going, if the broker tells.
-    pub presence: Option<tokio::sync::broadcast::Sender<crate::embedded_broker::Presence>>,
+    /// TLS settings (mqtts://), or plain MQTT.
+    pub tls: Option<rumqttc::TlsConfiguration>,
+    /// Clients connecting and going as the embedded broker reports them, every one from its start; without it,
+    /// the link reads them from the broker's `$SYS` topics ([`crate::presence`]), from when it subscribed.
+    pub presence: Option<broadcast::Sender<Presence>>,
+}
+
+impl BoardBroker {
+    /// A plain MQTT broker at `host:port` without a login, whose `$SYS` topics tell presence.
+    pub fn plain(host: &str, port: u16) -> BoardBroker {
+        BoardBroker { host: host.into(), port, login: None, tls: None, presence: None }
+    }
 }
 
 /// The client id a 2023 board connects with (`esp32-client-<name>`).
@@ -80,13 +92,17 @@ pub fn target_of(kind: DeviceKind) -> Target {
 /// What the twin does with a message a board (or anyone) published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// Publish this (a `get` answered).
+    /// Publish this (a `get` of this device answered).
     Publish {
+        /// The device asked.
+        device: usize,
         /// Topic.
         topic: String,
         /// Payload.
         payload: &'static str,
     },
+    /// A `get` of this device left unanswered (the track this link drives is not the one in use).
+    Held(usize),
     /// A detector reported its block: the block's id and whether it reported `CLOSE`.
     Block(usize, bool),
     /// Nothing (the twin's own messages coming back).
@@ -95,14 +111,20 @@ pub enum Reply {
     Unreadable(String),
 }
 
-/// The twin's answer to a message: a `get` of a layout device is answered with its desired state (an unknown
-/// id is unreadable: 2023 did not answer it either); a block report of a layout block is taken.
-pub fn reply(layout: &Layout, topic: &str, payload: &[u8], desired: impl Fn(usize) -> OnOff) -> Reply {
+/// The twin's answer to a message: a `get` of a layout device is answered with its desired state, or held
+/// when `desired` gives none (an unknown id is unreadable: 2023 did not answer it either); a block report of a
+/// layout block is taken.
+pub fn reply(layout: &Layout, topic: &str, payload: &[u8], desired: impl Fn(usize) -> Option<OnOff>) -> Reply {
     match read(topic, payload) {
         Ok(FromBoard::Get(target, id)) => match layout.device_id(&id) {
-            Some(d) if target_of(layout.devices[d].kind) == target => {
-                Reply::Publish { topic: get_accepted_topic(target, &id), payload: state_word(target, desired(d)) }
-            }
+            Some(d) if target_of(layout.devices[d].kind) == target => match desired(d) {
+                Some(state) => Reply::Publish {
+                    device: d,
+                    topic: get_accepted_topic(target, &id),
+                    payload: state_word(target, state),
+                },
+                None => Reply::Held(d),
+            },
             _ => Reply::Unreadable(format!("`{topic}`: the layout has no such {}", target.word())),
         },
         Ok(FromBoard::Block(id, close)) => match layout.block_id(&id) {
@@ -117,8 +139,8 @@ pub fn reply(layout: &Layout, topic: &str, payload: &[u8], desired: impl Fn(usiz
 /// What the twin subscribes to (as the 2023 state manager, less its unused `train/#` and `setting/#`).
 pub const FILTERS: [&str; 3] = ["point/#", "stop/#", "block/#"];
 
-/// A device's desired state, asked when a board's `get` is answered.
-pub type Desired = Arc<dyn Fn(usize) -> OnOff + Send + Sync>;
+/// A device's desired state, asked when a board's `get` is answered (`None`: leave it unanswered).
+pub type Desired = Arc<dyn Fn(usize) -> Option<OnOff> + Send + Sync>;
 
 /// Where block reports go: (block, `CLOSE`).
 pub type Reports = tokio::sync::mpsc::UnboundedSender<(usize, bool)>;
@@ -133,18 +155,37 @@ pub struct Boards2023 {
     subscribed: Arc<AtomicU64>,
     stopped: Arc<AtomicBool>,
     unreadable: Arc<AtomicU64>,
+    /// Its subscriptions: the boards' topics, and the broker's `$SYS` presence topics where it has no other way.
+    filters: Vec<&'static str>,
+    presence: broadcast::Sender<Presence>,
+    /// Whether presence is told of every client from the start (the embedded broker).
+    told_from_start: bool,
 }
 
 impl Boards2023 {
-    /// Connects to the boards' broker as `plarail-twin-<layout>`; `get`s are answered from `desired`, block
-    /// reports go to `reports`. It reconnects by itself (every second) until stopped.
-    pub fn start(layout: Arc<Layout>, broker: &BoardBroker, desired: Desired, reports: Reports) -> Boards2023 {
-        let mut options = MqttOptions::new(format!("plarail-twin-{}", layout.name), broker.host.clone(), broker.port);
+    /// Connects to the boards' broker as `plarail-twin-<layout>-<role>`; `get`s are answered from `desired`,
+    /// block reports go to `reports`. It reconnects by itself (every second) until stopped.
+    pub fn start(
+        layout: Arc<Layout>,
+        role: &str,
+        broker: &BoardBroker,
+        desired: Desired,
+        reports: Reports,
+    ) -> Boards2023 {
+        let id = format!("plarail-twin-{}-{role}", layout.name);
+        let mut options = MqttOptions::new(id, broker.host.clone(), broker.port);
         options.set_keep_alive(Duration::from_secs(5)).set_clean_session(true);
         if let Some((user, password)) = &broker.login {
             options.set_credentials(user, password);
         }
+        if let Some(tls) = &broker.tls {
+            options.set_transport(Transport::tls_with_config(tls.clone()));
+        }
         let (client, events) = AsyncClient::new(options, 1024);
+        let mut filters = FILTERS.to_vec();
+        if broker.presence.is_none() {
+            filters.extend(SYS_FILTERS);
+        }
         let boards = Boards2023 {
             layout,
             client,
@@ -152,6 +193,9 @@ impl Boards2023 {
             subscribed: Arc::new(AtomicU64::new(0)),
             stopped: Arc::new(AtomicBool::new(false)),
             unreadable: Arc::new(AtomicU64::new(0)),
+            filters,
+            presence: broker.presence.clone().unwrap_or_else(|| broadcast::channel(256).0),
+            told_from_start: broker.presence.is_some(),
         };
         tokio::spawn(boards.clone().run(events, desired, reports));
         boards
@@ -166,13 +210,25 @@ impl Boards2023 {
     /// whether it is.
     pub async fn subscribed(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.subscribed.load(Ordering::SeqCst) < FILTERS.len() as u64 {
+        while self.subscribed.load(Ordering::SeqCst) < self.filters.len() as u64 {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         true
+    }
+
+    /// The boards' comings and goings from now on: as the broker tells them, and a board counted connected
+    /// when a message comes from it (a `get` of its device, a report of its detector).
+    pub fn presence(&self) -> broadcast::Receiver<Presence> {
+        self.presence.subscribe()
+    }
+
+    /// Whether [`Boards2023::presence`] tells every board from its start (else a board connected before the
+    /// link subscribed is unknown until it is heard from).
+    pub fn told_from_start(&self) -> bool {
+        self.told_from_start
     }
 
     /// Disconnects for good.
@@ -199,24 +255,49 @@ impl Boards2023 {
             .map_err(|e| format!("cannot publish to the boards' broker: {e}"))
     }
 
+    /// A message came from `board`: it is connected (told where the broker does not tell it from the start).
+    fn heard(&self, board: BoardId) {
+        if !self.told_from_start {
+            let _ = self.presence.send(Presence::Connected(client_id(&self.layout.boards[board].name)));
+        }
+    }
+
     async fn run(self, mut events: rumqttc::EventLoop, desired: Desired, reports: Reports) {
         while !self.stopped.load(Ordering::SeqCst) {
             match events.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     self.connected.store(true, Ordering::SeqCst);
                     self.subscribed.store(0, Ordering::SeqCst);
-                    for filter in FILTERS {
-                        let _ = self.client.try_subscribe(filter, QoS::AtLeastOnce);
+                    for filter in &self.filters {
+                        let _ = self.client.try_subscribe(*filter, QoS::AtLeastOnce);
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     self.subscribed.fetch_add(1, Ordering::SeqCst);
                 }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic.starts_with('$') => {
+                    if let Some(presence) = read_sys(&p.topic, &p.payload) {
+                        let _ = self.presence.send(presence);
+                    }
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => match reply(&self.layout, &p.topic, &p.payload, &*desired) {
-                    Reply::Publish { topic, payload } => {
+                    Reply::Publish { device, topic, payload } => {
+                        self.heard(self.layout.devices[device].board);
                         let _ = self.client.try_publish(topic, QoS::AtMostOnce, false, payload);
                     }
+                    Reply::Held(device) => {
+                        self.heard(self.layout.devices[device].board);
+                        tracing::info!(
+                            "2023 boards: {} asked its state on the track not in use; it is told when that track is",
+                            self.layout.devices[device].name
+                        );
+                    }
                     Reply::Block(block, close) => {
+                        let target = if close { DetectorTarget::Close } else { DetectorTarget::Open };
+                        let wired = self.layout.detectors.iter().filter(|d| d.block == block && d.target == target);
+                        for board in wired.filter_map(|d| d.wiring.map(|(b, _)| b)) {
+                            self.heard(board);
+                        }
                         let _ = reports.send((block, close));
                     }
                     Reply::Nothing => {}

@@ -5,7 +5,8 @@
 //!
 //! rumqttd tells nobody when a client comes or goes, and the 2023 boards say nothing either (no will, no
 //! heartbeat), so clients reach it through a front in this process that reads each connection's CONNECT and
-//! reports [`Presence`]: a client id connected, and gone when its connection closes.
+//! reports [`Presence`]: a client id connected (its first connection), and gone when its last one closes (a
+//! client that connects again before its old connection is gone stays connected).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -15,14 +16,7 @@ use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
-/// A client of the embedded broker came or went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Presence {
-    /// The client id connected.
-    Connected(String),
-    /// Its connection closed.
-    Gone(String),
-}
+use crate::presence::Presence;
 
 /// A broker running in this process until the process ends.
 #[derive(Debug, Clone)]
@@ -103,6 +97,7 @@ impl EmbeddedBroker {
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
             login: None,
+            tls: None,
             presence: Some(self.presence.clone()),
         }
     }
@@ -111,14 +106,43 @@ impl EmbeddedBroker {
 /// The front: every connection passed through to the broker, its CONNECT's client id reported.
 async fn serve_front(front: TcpListener, inner: SocketAddr, presence: broadcast::Sender<Presence>) {
     let Ok(front) = tokio::net::TcpListener::from_std(front) else { return };
+    let connections = Connections { counts: Default::default(), presence };
     while let Ok((client, _)) = front.accept().await {
-        tokio::spawn(pass_through(client, inner, presence.clone()));
+        tokio::spawn(pass_through(client, inner, connections.clone()));
+    }
+}
+
+/// The open connections of each client id, reporting an id's first and its last.
+#[derive(Clone)]
+struct Connections {
+    counts: std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>>,
+    presence: broadcast::Sender<Presence>,
+}
+
+impl Connections {
+    fn opened(&self, id: &str) {
+        let mut counts = self.counts.lock().expect("connections");
+        let n = counts.entry(id.to_string()).or_default();
+        *n += 1;
+        if *n == 1 {
+            let _ = self.presence.send(Presence::Connected(id.to_string()));
+        }
+    }
+
+    fn closed(&self, id: &str) {
+        let mut counts = self.counts.lock().expect("connections");
+        let n = counts.entry(id.to_string()).or_default();
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(id);
+            let _ = self.presence.send(Presence::Gone(id.to_string()));
+        }
     }
 }
 
 /// One connection: its first packet read (a CONNECT names the client), then bytes both ways until either side
 /// closes.
-async fn pass_through(mut client: tokio::net::TcpStream, inner: SocketAddr, presence: broadcast::Sender<Presence>) {
+async fn pass_through(mut client: tokio::net::TcpStream, inner: SocketAddr, connections: Connections) {
     let mut first = bytes::BytesMut::new();
     let id = loop {
         let mut probe = first.clone();
@@ -140,11 +164,11 @@ async fn pass_through(mut client: tokio::net::TcpStream, inner: SocketAddr, pres
         return;
     }
     if let Some(id) = &id {
-        let _ = presence.send(Presence::Connected(id.clone()));
+        connections.opened(id);
     }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-    if let Some(id) = id {
-        let _ = presence.send(Presence::Gone(id));
+    if let Some(id) = &id {
+        connections.closed(id);
     }
 }
 

@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod mirror;
 pub mod mqtt2023;
 pub mod onboard;
+pub mod presence;
 pub mod protocol;
 pub mod rig;
 pub mod speed;

@@ -6,8 +6,13 @@
 //! contradicts the prediction is a [`Divergence`]: a train id the layout does not know, a sensor other than
 //! the one expected next, or a train overdue: the mirror passed the next sensor and the real train has not
 //! reported it within the tolerance.
+//!
+//! On a layout with 2023 block detectors, a report names a block and CLOSE (its entry detector pressed) or
+//! OPEN (its exit detector), not a train: the mirror's train nearest that detector (before it on its way, or
+//! just past it) is snapped to it, and a report that no train within [`DETECTOR_REACH_MM`] explains is a
+//! divergence. A detector held closed reports again every 3 s: a train already over it explains that.
 
-use sim::layout::{Dir, Layout, Placement, SensorId, TrainId};
+use sim::layout::{BlockId, DetectorTarget, Dir, Layout, Placement, SensorId, TrainId};
 use sim::track::next_segment;
 use sim::twin::{EventKind, SimCommand, SimEvent, TrackState};
 
@@ -39,6 +44,13 @@ pub enum Divergence {
         /// The sensor it should have reached.
         sensor: SensorId,
     },
+    /// A block detector reported, and no mirrored train is near it.
+    Unexplained {
+        /// The block.
+        block: BlockId,
+        /// Whether it reported CLOSE (its entry detector), else OPEN (its exit detector).
+        close: bool,
+    },
 }
 
 impl Divergence {
@@ -54,6 +66,13 @@ impl Divergence {
                 format!("{} reported at {}, expected next at {}", train(t), sensor(got), sensor(expected))
             }
             Divergence::Overdue { train: t, sensor: s } => format!("{} is overdue at {}", train(t), sensor(s)),
+            Divergence::Unexplained { block, close } => {
+                let (word, which) = if close { ("CLOSE", "entry") } else { ("OPEN", "exit") };
+                format!(
+                    "block {} reported {word}, and no mirrored train is near its {which} detector",
+                    layout.blocks[block].id
+                )
+            }
         }
     }
 }
@@ -100,6 +119,45 @@ impl Mirror {
         follow.expect_next = next_wired_sensor(layout, state, front);
         follow.due = None;
         (Some(SimCommand::Place { train, front }), divergence)
+    }
+
+    /// A real block detector's report: the command that snaps the mirror's train nearest the detector to it,
+    /// or a divergence if no train is within [`DETECTOR_REACH_MM`]; nothing if a train is over it already.
+    pub fn on_block_report(
+        &mut self,
+        layout: &Layout,
+        block: BlockId,
+        close: bool,
+        state: &TrackState,
+    ) -> (Option<SimCommand>, Option<Divergence>) {
+        let target = if close { DetectorTarget::Close } else { DetectorTarget::Open };
+        let Some(detector) = layout.detectors.iter().find(|d| d.block == block && d.target == target) else {
+            return (None, Some(Divergence::Unexplained { block, close }));
+        };
+        let at = (detector.seg, detector.offset);
+        let over = |t: &sim::twin::TrainState| t.body.spans(layout).any(|s| s.seg == at.0 && s.contains(at.1));
+        if state.trains.iter().filter(|t| t.status != sim::twin::TrainStatus::Removed).any(over) {
+            return (None, None);
+        }
+        let mut nearest: Option<(f64, TrainId, Dir)> = None;
+        let on_track = state.trains.iter().enumerate().filter(|(_, t)| t.status != sim::twin::TrainStatus::Removed);
+        for (train, t) in on_track {
+            let ahead = distance_to(layout, state, t.body.front(layout), at);
+            let (seg, dir) = *t.body.segs.front().expect("a body");
+            let rear = Placement { seg, offset: sim::track::offset_of(&layout.segments[seg], dir, t.body.tail), dir };
+            let behind = distance_to(layout, state, Placement { dir: dir.flip(), ..rear }, at)
+                .map(|(d, dir)| (d + layout.trains[train].length, dir.flip()));
+            for (d, dir) in ahead.into_iter().chain(behind) {
+                if nearest.is_none_or(|n| d < n.0) {
+                    nearest = Some((d, train, dir));
+                }
+            }
+        }
+        let Some((_, train, dir)) = nearest else {
+            return (None, Some(Divergence::Unexplained { block, close }));
+        };
+        self.trains[train] = Follow::default();
+        (Some(SimCommand::Place { train, front: Placement { seg: at.0, offset: at.1, dir } }), None)
     }
 
     /// An event of the mirror's own simulation: passing the expected sensor starts the overdue clock.
@@ -159,6 +217,29 @@ fn next_wired_sensor(layout: &Layout, state: &TrackState, front: Placement) -> O
         return Some(id);
     }
     ahead(layout, state, front).skip(1).find_map(|(seg, dir)| seg_ahead(seg, dir, None))
+}
+
+/// How far along the track (mm) from a reporting block detector the mirror looks for the train that pressed it.
+pub const DETECTOR_REACH_MM: f64 = 3000.0;
+
+/// The distance from `from` along the set route to the point `at` (segment, offset), and the direction there,
+/// if it is within [`DETECTOR_REACH_MM`].
+fn distance_to(layout: &Layout, state: &TrackState, from: Placement, at: (usize, f64)) -> Option<(f64, Dir)> {
+    let mut travelled = 0.0;
+    for (i, (seg, dir)) in ahead(layout, state, from).enumerate() {
+        let s = &layout.segments[seg];
+        let start = if i == 0 { sim::track::offset_of(s, dir, from.offset) } else { 0.0 };
+        let point = sim::track::offset_of(s, dir, at.1);
+        if seg == at.0 && point >= start {
+            let d = travelled + point - start;
+            return (d <= DETECTOR_REACH_MM).then_some((d, dir));
+        }
+        travelled += s.length - start;
+        if travelled > DETECTOR_REACH_MM {
+            return None;
+        }
+    }
+    None
 }
 
 /// The segments from `front` onwards along the set route (at most the layout's segment count).

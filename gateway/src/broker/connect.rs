@@ -77,10 +77,15 @@ impl Broker {
         if let Some(will) = will {
             options.set_last_will(will);
         }
-        if self.tls {
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(self.tls_config()?))));
+        if let Some(tls) = self.tls()? {
+            options.set_transport(Transport::tls_with_config(tls));
         }
         Ok(options)
+    }
+
+    /// The TLS settings of an mqtts:// broker (`None` for mqtt://).
+    pub fn tls(&self) -> Result<Option<TlsConfiguration>, String> {
+        Ok(if self.tls { Some(TlsConfiguration::Rustls(Arc::new(self.tls_config()?))) } else { None })
     }
 
     /// The TLS settings: the CA file's certificates, or the system's roots.

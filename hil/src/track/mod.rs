@@ -40,6 +40,7 @@
 //! a command never sees a switch half done.
 
 pub mod core;
+mod mqtt;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -57,7 +58,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Notify, broadcast, oneshot};
 
 use self::core::{Next, Poll, RestoreStep, TrackCore};
-use crate::boards2023::{BoardBroker, Boards2023, setting_of};
+pub use self::mqtt::{BROKER_WAIT, MQTT_ACT};
+use crate::boards2023::BoardBroker;
 use crate::client::{BoardClient, ClientConfig, Failure, Priority, Turn, servo_command};
 use crate::firmware2023::Build;
 use crate::ingest::{Senders, SensorReading};
@@ -232,8 +234,11 @@ pub struct Setup {
     pub desired: Option<Vec<OnOff>>,
     /// Settings.
     pub config: TrackConfig,
-    /// The broker of the layout's 2023 MQTT boards; without one, their devices move in the simulation directly.
+    /// The broker of the layout's virtual 2023 MQTT boards (sim mode); without one, their devices move in the
+    /// simulation directly.
     pub boards2023: Option<BoardBroker>,
+    /// The broker of the real 2023 MQTT boards (live mode); never the virtual boards' one.
+    pub live2023: Option<BoardBroker>,
     /// The firmware the virtual 2023 boards run (sim mode).
     pub firmware2023: Build,
 }
@@ -247,6 +252,7 @@ impl Default for Setup {
             desired: None,
             config: TrackConfig::default(),
             boards2023: None,
+            live2023: None,
             firmware2023: Build::default(),
         }
     }
@@ -300,19 +306,8 @@ struct Inner {
     wake: HashMap<BoardId, Notify>,
     /// Told whenever a restore step is done.
     restored: Notify,
-    /// The 2023 MQTT boards' link, with a boards' broker.
-    mqtt: std::sync::OnceLock<Mqtt>,
-}
-
-/// The 2023 boards' side of a track: the twin's MQTT client and, in sim mode, the virtual boards.
-struct Mqtt {
-    link: Boards2023,
-    /// The virtual boards, by layout board.
-    boards: Vec<(BoardId, VirtualMqttBoard)>,
-    /// Each detector's virtual board (index into `boards`) and its index in that board's setting.
-    slots: Vec<Option<(usize, usize)>>,
-    /// Each MQTT board's health, where the broker tells its clients' comings and goings.
-    health: Option<Mutex<HashMap<BoardId, (BoardHealth, u32)>>>,
+    /// The 2023 MQTT boards' links, with their brokers.
+    mqtt: std::sync::OnceLock<mqtt::Mqtt>,
 }
 
 /// A running track (see the module documentation). Cheap to clone.
@@ -373,13 +368,9 @@ impl Track {
             restored: Notify::new(),
             mqtt: std::sync::OnceLock::new(),
         });
-        if let Some(broker) = &setup.boards2023 {
-            let (mqtt, presence) = start_mqtt(&inner, broker, setup.firmware2023, handle.requests.clone()).await;
-            let _ = inner.mqtt.set(mqtt);
-            if let Some(presence) = presence {
-                // The boards' arrivals while the link started wait in the receiver.
-                tokio::spawn(follow_presence(Arc::downgrade(&inner), presence));
-            }
+        if setup.boards2023.is_some() || setup.live2023.is_some() {
+            let (sim, live) = (setup.boards2023.as_ref(), setup.live2023.as_ref());
+            mqtt::start(&inner, sim, live, setup.firmware2023, handle.requests.clone()).await;
         }
         pump(inner.clone(), handle.outputs.clone());
         let track = Track { inner, boards, controllers, senders, sim: Arc::new(Mutex::new(Some(handle))) };
@@ -412,18 +403,16 @@ impl Track {
     /// state of every device is pushed to the target boards, and commands are routed to them.
     pub async fn switch_mode(&self, to: Mode, force: bool) -> Result<SwitchReport, SwitchError> {
         let inner = &self.inner;
-        if to == Mode::Live && inner.mqtt.get().is_some_and(|m| !m.boards.is_empty()) {
-            // Its virtual boards would take the real boards' client ids on the broker, and a festival board that
-            // is pushed off never comes back.
-            return Err(SwitchError::Unsupported(
-                "live mode with 2023 MQTT boards is not supported yet: the virtual boards hold the real boards' \
-                 client ids on the broker"
-                    .into(),
-            ));
-        }
+        let has_mqtt = inner.layout.boards.iter().any(|b| b.kind == BoardKind::Mqtt);
+        let mut checked = match (to, inner.mqtt.get()) {
+            (Mode::Live, Some(mqtt)) => mqtt.check_live().map_err(SwitchError::Unsupported)?,
+            (Mode::Live, None) if has_mqtt => {
+                return Err(SwitchError::Unsupported("the layout's 2023 boards have no broker".into()));
+            }
+            _ => Vec::new(),
+        };
         let _switch = inner.mode_lock.write().await;
         let targets = inner.core().addresses_in(to);
-        let mut checked = Vec::new();
         for (b, address) in targets {
             let alive = reachable(inner, b, &address).await;
             checked.push((inner.layout.boards[b].name.clone(), address, alive));
@@ -439,6 +428,9 @@ impl Track {
         let changed = inner.core().switch(to, Instant::now());
         for h in changed {
             let _ = inner.events.send(TrackEvent::Board(h));
+        }
+        if let Some(mqtt) = inner.mqtt.get() {
+            mqtt.switched(inner, to);
         }
         for wake in inner.wake.values() {
             wake.notify_one();
@@ -478,8 +470,8 @@ impl Track {
     /// Health of every servo board, speed controller and (where the broker tells) 2023 MQTT board, by board id.
     pub fn boards(&self) -> Vec<(BoardId, BoardHealth)> {
         let mut all = self.inner.core().health();
-        if let Some(health) = self.inner.mqtt.get().and_then(|m| m.health.as_ref()) {
-            all.extend(health.lock().expect("health").iter().map(|(&id, (h, _))| (id, h.clone())));
+        if let Some(mqtt) = self.inner.mqtt.get() {
+            all.extend(mqtt.health(self.mode()));
             all.sort_by_key(|(id, _)| *id);
         }
         all
@@ -602,21 +594,18 @@ impl Track {
             handle.stop();
         }
         if let Some(mqtt) = self.inner.mqtt.get() {
-            mqtt.link.stop();
-            for (_, board) in &mqtt.boards {
-                board.cut();
-            }
+            mqtt.stop();
         }
     }
 
     /// The virtual 2023 boards (sim mode with a boards' broker), by name.
     pub fn virtual_mqtt_boards(&self) -> Vec<VirtualMqttBoard> {
-        self.inner.mqtt.get().map(|m| m.boards.iter().map(|(_, b)| b.clone()).collect()).unwrap_or_default()
+        self.inner.mqtt.get().map(|m| m.virtual_boards()).unwrap_or_default()
     }
 
     /// Messages on the boards' broker the twin could not read so far (0 without a boards' broker).
     pub fn unreadable_mqtt(&self) -> u64 {
-        self.inner.mqtt.get().map_or(0, |m| m.link.unreadable())
+        self.inner.mqtt.get().map_or(0, |m| m.unreadable())
     }
 }
 
@@ -732,7 +721,7 @@ impl Inner {
 async fn command_device(inner: &Inner, device: usize, state: OnOff) -> Outcome {
     let board = inner.layout.devices[device].board;
     if inner.layout.boards[board].kind == BoardKind::Mqtt {
-        return on_mqtt_board(inner, device, state).await;
+        return mqtt::command(inner, device, state).await;
     }
     let (address, _) = inner.target(board);
     let turn = inner.client.turn(&address, Priority::Command).await;
@@ -745,187 +734,6 @@ async fn command_device(inner: &Inner, device: usize, state: OnOff) -> Outcome {
             Err(again) => Outcome::Failed(again.to_string()),
         },
         Err(f) => Outcome::Failed(f.to_string()),
-    }
-}
-
-/// How long a virtual 2023 board has to move a device after its `…/delta`.
-pub const MQTT_ACT: Duration = Duration::from_secs(2);
-
-/// A device on a 2023 MQTT board. With the boards' broker: its new state becomes the desired one (what a
-/// board's `get` is answered with) and is told to the boards (`…/delta`); in sim mode the virtual board moves
-/// the simulated servo, and the command is carried out once the device stands there (within [`MQTT_ACT`]).
-/// Without a broker, in sim mode the device moves in the simulation directly (as a train without a controller
-/// has its speed set there). In live mode the command fails, saying so, and nothing moves: the twin does not
-/// drive real 2023 boards yet.
-async fn on_mqtt_board(inner: &Inner, device: usize, state: OnOff) -> Outcome {
-    let d = &inner.layout.devices[device];
-    if inner.core().mode() == Mode::Live {
-        let board = &inner.layout.boards[d.board].name;
-        return Outcome::Failed(format!(
-            "{} is on MQTT board {board}, which this twin does not drive live yet",
-            d.name
-        ));
-    }
-    let Some(mqtt) = inner.mqtt.get() else {
-        return match sim_command(inner, SimCommand::SetDevice { device, state }).await {
-            Ok(()) => {
-                inner.core().commanded(device, state);
-                Outcome::Applied
-            }
-            Err(e) => Outcome::Failed(e.to_string()),
-        };
-    };
-    if let Some(health) = &mqtt.health
-        && !health.lock().expect("health")[&d.board].0.alive
-    {
-        let board = &inner.layout.boards[d.board].name;
-        return Outcome::Failed(format!("board {board} is not connected to the broker"));
-    }
-    inner.core().commanded(device, state);
-    if let Err(e) = mqtt.link.delta(device, state) {
-        return Outcome::Failed(format!("{}: {e}", d.name));
-    }
-    let deadline = tokio::time::Instant::now() + MQTT_ACT;
-    loop {
-        if try_state(inner).await.is_some_and(|s| s.devices[device] == DevicePosition::from(state)) {
-            return Outcome::Applied;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let board = &inner.layout.boards[d.board].name;
-            return Outcome::Failed(format!(
-                "{} was told over MQTT but board {board} did not move it within {} s; it will be {} when the board \
-                 asks its state",
-                d.name,
-                MQTT_ACT.as_secs(),
-                sim::interlocking::on_off_words(d.kind, state)
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// How long the twin waits for the boards' broker at start before its virtual boards boot anyway.
-pub const BROKER_WAIT: Duration = Duration::from_secs(10);
-
-/// Starts the 2023 boards' side: the twin's MQTT client and, once it is subscribed (a board asks its state only
-/// once, at its first connect: a `get` before the twin listens would go unanswered), in sim mode a virtual
-/// board per MQTT board moving the simulated servos (`requests`: the simulation's command channel); with the
-/// broker's clients' comings and goings since before the first board started, where it tells them.
-async fn start_mqtt(
-    inner: &Arc<Inner>,
-    broker: &BoardBroker,
-    build: Build,
-    requests: Sender<SimRequest>,
-) -> (Mqtt, Option<broadcast::Receiver<crate::embedded_broker::Presence>>) {
-    let layout = inner.layout.clone();
-    let weak = Arc::downgrade(inner);
-    let desired: crate::boards2023::Desired = Arc::new(move |d| match weak.upgrade() {
-        Some(inner) => inner.core().desired(d),
-        None => OnOff::On,
-    });
-    let (reports, mut reported) = tokio::sync::mpsc::unbounded_channel();
-    // Listening to the broker's clients before any virtual board starts, so that no board's arrival is missed.
-    let presence = broker.presence.as_ref().map(|p| p.subscribe());
-    let link = Boards2023::start(layout.clone(), broker, desired, reports);
-    if !link.subscribed(BROKER_WAIT).await {
-        tracing::warn!(
-            "the boards' broker {}:{} is not there yet: boards that start now go unanswered until they ask again",
-            broker.host,
-            broker.port
-        );
-    }
-    let events = inner.events.clone();
-    tokio::spawn(async move {
-        while let Some((block, close)) = reported.recv().await {
-            let _ = events.send(TrackEvent::BlockReport { block, close });
-        }
-    });
-    let mut boards = Vec::new();
-    let mut slots = vec![None; layout.detectors.len()];
-    if inner.core().mode() == Mode::Sim {
-        for (id, _) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Mqtt) {
-            let pins: Vec<(u32, usize)> =
-                layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).map(|(i, d)| (d.pin, i)).collect();
-            let requests = requests.clone();
-            let servo: crate::virtual_mqtt_boards::Servo = Arc::new(move |pin, angle| {
-                if let Some(&(_, device)) = pins.iter().find(|(p, _)| *p == pin as u32) {
-                    let cmd = SimCommand::SetAngle { device, angle };
-                    let _ = requests.send(SimRequest::Command { id: 0, cmd });
-                }
-            });
-            let wired = layout.detectors.iter().enumerate().filter(|(_, d)| d.wiring.is_some_and(|(b, _)| b == id));
-            for (slot, (detector, _)) in wired.enumerate() {
-                slots[detector] = Some((boards.len(), slot));
-            }
-            let setting = setting_of(&layout, id);
-            let board = VirtualMqttBoard::start(setting, build, &broker.host, broker.port, broker.login.clone(), servo);
-            boards.push((id, board));
-        }
-    }
-    let health = presence.as_ref().map(|_| {
-        let address = |name: &str| format!("{} on {}:{}", crate::boards2023::client_id(name), broker.host, broker.port);
-        let boards = layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Mqtt);
-        let health =
-            |name: &str| BoardHealth { name: name.into(), address: address(name), alive: false, restoring: false };
-        Mutex::new(boards.map(|(id, b)| (id, (health(&b.name), 0))).collect())
-    });
-    (Mqtt { link, boards, slots, health }, presence)
-}
-
-/// Follows the boards' broker's clients: a 2023 board is up while its client id is connected (counted: a board
-/// connecting again before its old connection is gone stays up). A board that comes up is told the desired
-/// state of its devices, one per restore spacing (the 2023 firmware asks only at its first connect, so after a
-/// reconnect nothing else would put a servo back that missed a delta).
-async fn follow_presence(
-    inner: std::sync::Weak<Inner>,
-    mut presence: broadcast::Receiver<crate::embedded_broker::Presence>,
-) {
-    use crate::embedded_broker::Presence;
-    loop {
-        let (id, connected) = match presence.recv().await {
-            Ok(Presence::Connected(id)) => (id, true),
-            Ok(Presence::Gone(id)) => (id, false),
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let Some(inner) = inner.upgrade() else { return };
-        let Some(board) = inner
-            .layout
-            .boards
-            .iter()
-            .position(|b| b.kind == BoardKind::Mqtt && crate::boards2023::client_id(&b.name) == id)
-        else {
-            continue;
-        };
-        let Some(health) = inner.mqtt.get().and_then(|m| m.health.as_ref()) else { return };
-        let changed = {
-            let mut all = health.lock().expect("health");
-            let (h, connections) = all.get_mut(&board).expect("every MQTT board");
-            *connections = if connected { *connections + 1 } else { connections.saturating_sub(1) };
-            let up = *connections > 0;
-            (h.alive != up).then(|| {
-                h.alive = up;
-                h.clone()
-            })
-        };
-        let Some(h) = changed else { continue };
-        let _ = inner.events.send(TrackEvent::Board(h.clone()));
-        if h.alive {
-            tokio::spawn(resync(inner.clone(), board));
-        }
-    }
-}
-
-/// Tells a 2023 board that came up the desired state of each of its devices, one per restore spacing (the first
-/// a spacing after it connected, once it has subscribed).
-async fn resync(inner: Arc<Inner>, board: BoardId) {
-    let Some(mqtt) = inner.mqtt.get() else { return };
-    for device in (0..inner.layout.devices.len()).filter(|&d| inner.layout.devices[d].board == board) {
-        tokio::time::sleep(inner.config.init_spacing).await;
-        let state = inner.core().desired(device);
-        if let Err(e) = mqtt.link.delta(device, state) {
-            tracing::warn!("2023 boards: cannot tell {} its state: {e}", inner.layout.devices[device].name);
-        }
     }
 }
 
@@ -966,7 +774,7 @@ async fn drive(inner: &Inner, turn: &Turn, device: usize, state: OnOff, attempts
 /// (housekeeping gives way to it), and makes it the device's desired state once done.
 async fn protect(inner: Arc<Inner>, device: usize, state: OnOff) {
     if inner.layout.boards[inner.layout.devices[device].board].kind == BoardKind::Mqtt {
-        let _ = on_mqtt_board(&inner, device, state).await;
+        let _ = mqtt::command(&inner, device, state).await;
         return;
     }
     let (address, _) = inner.target(inner.layout.devices[device].board);
@@ -1055,9 +863,8 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
                     Output::Event(e) => {
                         if let (sim::twin::EventKind::DetectorChanged { detector, closed }, Some(mqtt)) =
                             (e.kind, inner.mqtt.get())
-                            && let Some((board, slot)) = mqtt.slots[detector]
                         {
-                            mqtt.boards[board].1.set_detector(slot, closed);
+                            mqtt.detector_changed(detector, closed);
                         }
                         if inner.core().mode() == Mode::Live {
                             inner.mirror.lock().expect("mirror").on_mirror_event(&inner.layout, &e);
