@@ -571,15 +571,19 @@ async fn a_watched_camera_crosses_to_an_edge_once_however_many_watch_it_there() 
     until("the upstream closed", Duration::from_secs(15), async || viewers(cameras(core_addr).await) == 0).await;
 }
 
-/// A mosquitto as the festival runs one: TLS with a CA of its own, logins, and the ACL shipped in
-/// `deploy/mosquitto/acl`.
-struct SecureBroker {
+/// A mosquitto as the festival runs one: TLS with a CA of its own, logins (`core`, `edge`, `board`), the ACL
+/// shipped in `deploy/mosquitto/acl`, its log's notices on `$SYS/broker/log/N` as `deploy/mosquitto` has them,
+/// and a plain listener for the 2023 boards on the venue's network.
+pub struct SecureBroker {
     _mosquitto: Mosquitto,
     dir: tempfile::TempDir,
+    /// The plain listener's port (the boards'; same logins and ACL).
+    pub plain_port: u16,
 }
 
 impl SecureBroker {
-    fn start() -> SecureBroker {
+    /// Starts one on free ports.
+    pub fn start() -> SecureBroker {
         let dir = tempfile::tempdir().unwrap();
         let run = |program: &str, args: &[&str]| {
             let out = Command::new(program).args(args).current_dir(dir.path()).output().expect(program);
@@ -642,21 +646,24 @@ impl SecureBroker {
         );
         run("mosquitto_passwd", &["-b", "-c", "passwd", "core", "core-secret"]);
         run("mosquitto_passwd", &["-b", "passwd", "edge", "edge-secret"]);
-        let port = free_port();
+        run("mosquitto_passwd", &["-b", "passwd", "board", "board-secret"]);
+        let (port, plain_port) = (free_port(), free_port());
         let acl = crate::support::repo("deploy/mosquitto/acl");
         let d = dir.path().display();
         let conf = format!(
             // Started as root, mosquitto would drop to its own user, which cannot read this private directory.
             "user root\nper_listener_settings false\nallow_anonymous false\npassword_file {d}/passwd\nacl_file {}\n\
+             log_dest topic\nlog_type notice\nlistener {plain_port} 127.0.0.1\n\
              listener {port} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n",
             acl.display()
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
         let mosquitto = Mosquitto::with(&["-c", &format!("{d}/mosquitto.conf")], port);
-        SecureBroker { _mosquitto: mosquitto, dir }
+        SecureBroker { _mosquitto: mosquitto, dir, plain_port }
     }
 
-    fn broker(&self, user: &str, password: &str) -> Broker {
+    /// The broker over TLS with a login.
+    pub fn broker(&self, user: &str, password: &str) -> Broker {
         let mut b = Broker::parse(&format!("mqtts://localhost:{}", self._mosquitto.port)).unwrap();
         b.login = Some((user.into(), password.into()));
         b.ca_file = Some(self.dir.path().join("ca.crt"));

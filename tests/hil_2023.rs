@@ -722,3 +722,53 @@ fn emqx_s_client_events_tell_clients_coming_and_going_but_not_a_takeover() {
     assert_eq!(read_sys(&topic("a", "subscribed"), b"{}"), None);
     assert_eq!(read_sys("$SYS/brokers/n/clients/a/b/connected", b"{}"), None);
 }
+
+/// Live mode as the festival's broker is set up in `deploy/mosquitto` (its ACL, logins, the log on its `$SYS`
+/// topic): the twin reaches the boards' topics and the broker's log over mqtts:// with the core's login, a board
+/// connects with its own login on the venue's plain listener. Live from the start, the board's `get`s are
+/// answered, a command moves its servo, and its comings and goings show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto) and openssl"]
+async fn live_mode_reaches_2023_boards_over_tls_with_the_deploy_acl() {
+    use std::time::Duration;
+
+    use hil::boards2023::{BoardBroker, setting_of};
+    use hil::track::{Mode, Outcome, Setup, Track};
+    use hil::virtual_mqtt_boards::VirtualMqttBoard;
+    use sim::interlocking::Request;
+
+    use crate::hil_track::until;
+
+    let secure = crate::broker::SecureBroker::start();
+    let core = secure.broker("core", "core-secret");
+    let live = BoardBroker {
+        host: core.host.clone(),
+        port: core.port,
+        login: core.login.clone(),
+        tls: core.tls().unwrap(),
+        presence: None,
+    };
+    assert!(live.tls.is_some());
+    let setup =
+        Setup { mode: Mode::Live, config: crate::hil_track::config(), live2023: Some(live), ..Setup::default() };
+    let layout = crate::support::layout_2023();
+    let track = Track::start(layout.clone(), setup).await.unwrap();
+    let chofu_id = layout.boards.iter().position(|b| b.name == "chofu").unwrap();
+    let up = || track.boards().iter().any(|(id, h)| *id == chofu_id && h.alive);
+    assert!(!up());
+    let (servo, moves) = servos();
+    let login = Some(("board".to_string(), "board-secret".to_string()));
+    let setting = setting_of(&layout, chofu_id);
+    let chofu = VirtualMqttBoard::start(setting, Build::Festival2023, "127.0.0.1", secure.plain_port, login, servo);
+    until("chofu shown up", Duration::from_secs(10), async || up()).await;
+    let point = layout.device_id("chofu_down_p1").unwrap();
+    let d = &layout.devices[point];
+    let angle = || moves.lock().unwrap().iter().rev().find(|m| m.0 as u32 == d.pin).map(|m| m.1);
+    until("chofu's get answered: its point as desired", Duration::from_secs(10), async || angle() == Some(d.off_angle))
+        .await;
+    assert_eq!(track.apply(Request::Device { device: point, state: OnOff::On }).await, Outcome::Applied);
+    until("chofu's point turned", Duration::from_secs(5), async || angle() == Some(d.on_angle)).await;
+    chofu.cut();
+    until("chofu shown down", Duration::from_secs(5), async || !up()).await;
+    track.stop();
+}
