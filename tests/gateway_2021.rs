@@ -38,7 +38,16 @@ pub async fn connect(addr: std::net::SocketAddr) -> Ws {
 
 /// Reads frames until one satisfies `want` (or fails after 5 s); returns it.
 pub async fn expect(ws: &mut Ws, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    expect_within(ws, Duration::from_secs(5), want).await
+}
+
+/// Reads text frames until one satisfies `want`, within `limit`.
+pub async fn expect_within(
+    ws: &mut Ws,
+    limit: Duration,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let msg = tokio::time::timeout(left, ws.next()).await.expect("a frame in time").expect("open").expect("frame");

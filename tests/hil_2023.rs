@@ -381,7 +381,7 @@ async fn drives_the_2023_layout(broker: hil::boards2023::BoardBroker) {
     use hil::track::{Setup, Track, TrackConfig, TrackEvent};
     use tokio_tungstenite::tungstenite::Message;
 
-    use crate::gateway_2021::{expect, serve};
+    use crate::gateway_2021::{expect, expect_within, serve};
     use crate::hil_track::until;
 
     let mut observer = Observer::start(broker.port, &["+/+/delta", "block/#"]).await;
@@ -450,25 +450,6 @@ async fn drives_the_2023_layout(broker: hil::boards2023::BoardBroker) {
         sim::track::DevicePosition::Off
     );
     track.stop();
-}
-
-/// Reads frames until one satisfies `want`, within `limit`.
-async fn expect_within(
-    ws: &mut crate::gateway_2021::Ws,
-    limit: std::time::Duration,
-    want: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    use futures_util::StreamExt;
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("a frame in time").unwrap().unwrap();
-        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
-            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
-            if want(&v) {
-                return v;
-            }
-        }
-    }
 }
 
 /// Board presence and resync on the embedded broker (which tells its clients' comings and goings): every board

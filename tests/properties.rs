@@ -37,7 +37,14 @@ fn visitors() -> impl Strategy<Value = Vec<Timed>> {
 }
 
 fn run_case(actions: &[Timed], interlocking: bool) -> Report {
-    let config = RunConfig { duration_ms: DURATION_MS, step_ms: 10, interlocking, pace: None };
+    let config = RunConfig {
+        duration_ms: DURATION_MS,
+        step_ms: 10,
+        interlocking,
+        pace: None,
+        operation: Default::default(),
+        quiet_ms: 0,
+    };
     run(layout_2021(), &config, actions, |_, _| {}).expect("the 2021 layout starts")
 }
 

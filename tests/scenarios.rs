@@ -51,3 +51,80 @@ fn a_bad_scenario_file_gets_a_clear_error() {
     let e = Scenario::load(&path).unwrap_err().to_string();
     assert!(e.contains("bad.toml") && e.contains("duration_s"), "{e}");
 }
+
+/// The twin's automatic operation against the 2023 auto-operation's rule alone, on the same hour of the 2021
+/// layout (8 trains, no visitors): the twin's moves more trains through every station, serves every station,
+/// keeps every train moving (no standstill over 60 s beyond its dwell) and has no accident; the 2023 rule has
+/// no interlocking behind it.
+#[test]
+fn automatic_operation_moves_more_trains_than_the_2023_rule_and_safely() {
+    let auto = Scenario::load(&repo("scenarios/festival-hour-auto.toml")).unwrap();
+    let rule = Scenario::load(&repo("scenarios/festival-hour-rule2023.toml")).unwrap();
+    assert_eq!((auto.layout.trains.len(), auto.spec.duration_s), (8, 3600));
+    assert_eq!((rule.spec.duration_s, rule.spec.visitors.count, auto.spec.visitors.count), (3600, 0, 0));
+    let a = run_scenario(&auto, None, |_, _| {}).unwrap();
+    let r = run_scenario(&rule, None, |_, _| {}).unwrap();
+    assert!(a.collisions.is_empty() && a.derailments.is_empty(), "{a}");
+    let through = |report: &sim::scenario::Report| report.station_passes.iter().map(|s| s.1).sum::<usize>();
+    assert!(
+        through(&a) > 2 * through(&r),
+        "auto {} trains through stations, the 2023 rule {}",
+        through(&a),
+        through(&r)
+    );
+    assert!(a.station_passes.iter().all(|s| s.1 >= 10), "every station served: {a}");
+    assert!(a.longest_standstill.iter().all(|s| s.1 <= 60_000), "{a}");
+    assert_eq!(a.deadlocks, (0, 0));
+}
+
+/// Automatic operation tells each train's plan: its next stop, and why it stands (its dwell counting down, the
+/// train in its way); a train arriving at a station it calls at dwells there before it departs.
+#[test]
+fn automatic_operation_tells_each_train_s_next_stop_and_why_it_waits() {
+    use sim::auto::{Auto, AutoConfig, AutoEvent, NoHolds, Wait};
+    use sim::interlocking::Interlocking;
+    use sim::interlocking::guarded::Guarded;
+    use sim::twin::Simulation;
+
+    let layout = crate::support::layout_2021();
+    let mut track = Guarded::new(Simulation::new(layout.clone(), 10).unwrap(), Interlocking::new(layout.clone(), true));
+    let mut auto = Auto::new(layout.clone(), AutoConfig::default());
+    let mut events = Vec::new();
+    let mut arrived = Vec::new();
+    let mut departed = Vec::new();
+    let mut seen_dwell = None;
+    while track.sim().time_ms() < 120_000 {
+        if track.sim().time_ms().is_multiple_of(200) {
+            let (requests, found) = auto.tick(&track.sim().state(), track.interlocking(), &NoHolds);
+            for r in requests {
+                track.request(&r, &mut events).expect("automatic operation asks only what the interlocking allows");
+            }
+            for e in found {
+                match e {
+                    AutoEvent::Arrived { train, .. } => arrived.push((train, track.sim().time_ms())),
+                    AutoEvent::Departed { train, stood_ms, .. } => departed.push((train, stood_ms)),
+                    _ => {}
+                }
+            }
+            let plans = auto.plans();
+            if seen_dwell.is_none()
+                && let Some((t, p)) = plans.iter().enumerate().find(|(_, p)| matches!(p.wait, Some(Wait::Dwell { .. })))
+            {
+                let words = p.wait.as_ref().unwrap().describe(&layout, track.sim().time_ms());
+                seen_dwell = Some((t, p.next_stop, words));
+            }
+            assert!(plans.iter().all(|p| p.automatic), "every train runs automatically");
+        }
+        track.step(&mut events);
+        events.clear();
+    }
+    let (train, next_stop, words) = seen_dwell.expect("a train dwelled");
+    assert!(next_stop.is_some(), "the dwelling train's plan names its stop");
+    assert!(words.starts_with("dwell, ") && words.ends_with(" s left"), "{words}");
+    assert!(arrived.iter().any(|(t, _)| *t == train));
+    // Every departure after an arrival came at least a dwell (10 s) after it.
+    for (t, stood) in departed.iter().filter(|(t, _)| arrived.iter().any(|(a, _)| a == t)) {
+        assert!(*stood >= layout.trains[*t].dwell_ms, "{} stood {stood} ms", layout.trains[*t].name);
+    }
+    assert!(departed.len() >= 8, "trains depart again and again: {departed:?}");
+}

@@ -100,6 +100,7 @@ pub fn ring(trains: usize) -> Result<Layout, LayoutError> {
                 speed_mm_s: 200,
                 controller: None,
                 start: PlacementSpec { segment: id("link", i), offset_mm: 900.0, toward: id("sw", next) },
+                service: Default::default(),
             });
         }
     }

@@ -35,6 +35,16 @@ impl Guarded {
         &self.sim
     }
 
+    /// The interlocking.
+    pub fn interlocking(&self) -> &Interlocking {
+        &self.interlocking
+    }
+
+    /// Applies `request` without the interlocking (a baseline that had none).
+    pub fn unguarded(&mut self, request: &Request, events: &mut Vec<SimEvent>) -> Result<(), SimError> {
+        self.sim.apply(request.command(self.sim.layout()), events)
+    }
+
     /// Checks `request` against the track as it is now and, if allowed, applies it.
     pub fn request(&mut self, request: &Request, events: &mut Vec<SimEvent>) -> Result<(), Refusal> {
         self.interlocking.check(request, &self.sim.state()).map_err(Refusal::Rejected)?;

@@ -180,7 +180,7 @@ impl Layout {
         let trains = spec
             .trains
             .iter()
-            .map(|t| build_train(t, &segments, &seg_ix, &node_ix, spec, &board_ix))
+            .map(|t| build_train(t, &segments, &seg_ix, &node_ix, spec, &board_ix, &station_ix))
             .collect::<Result<Vec<_>, LayoutError>>()?;
 
         index("camera", spec.cameras.iter().map(|c| c.id.as_str()))?;
@@ -583,8 +583,14 @@ fn build_train(
     node_ix: &HashMap<String, usize>,
     spec: &LayoutSpec,
     board_ix: &HashMap<String, usize>,
+    station_ix: &HashMap<String, usize>,
 ) -> Result<Train, LayoutError> {
     let entry = format!("train `{}`", t.name);
+    let calls = t.service.calls.iter().map(|c| lookup(station_ix, &entry, "station", c)).collect::<Result<_, _>>()?;
+    let dwell_s = t.service.dwell_s.unwrap_or(DEFAULT_DWELL_S);
+    if !(dwell_s.is_finite() && (0.0..=3600.0).contains(&dwell_s)) {
+        return Err(invalid(&entry, format!("dwell {dwell_s} s must be within 0..3600")));
+    }
     let controller =
         board_of_kind(spec, board_ix, &entry, t.controller.as_deref(), BoardKind::Speed, "a speed controller")?;
     let seg = lookup(seg_ix, &entry, "segment", &t.start.segment)?;
@@ -611,5 +617,7 @@ fn build_train(
         speed: t.speed_mm_s,
         controller,
         start: Placement { seg, offset: t.start.offset_mm, dir },
+        calls,
+        dwell_ms: (dwell_s * 1000.0).round() as u64,
     })
 }

@@ -314,7 +314,21 @@ pub struct Train {
     pub controller: Option<BoardId>,
     /// Where its front starts.
     pub start: Placement,
+    /// The stations it calls at in automatic operation (every station when empty).
+    pub calls: Vec<StationId>,
+    /// Its dwell at a station it calls at, ms.
+    pub dwell_ms: u64,
 }
+
+impl Train {
+    /// Whether it calls at (dwells at) `station` in automatic operation.
+    pub fn calls_at(&self, station: StationId) -> bool {
+        self.calls.is_empty() || self.calls.contains(&station)
+    }
+}
+
+/// A train's dwell at a station when its service does not say (s).
+pub const DEFAULT_DWELL_S: f64 = 10.0;
 
 /// What a camera shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

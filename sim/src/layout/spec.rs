@@ -375,4 +375,20 @@ pub struct TrainSpec {
     pub controller: Option<String>,
     /// Where the front starts.
     pub start: PlacementSpec,
+    /// Its service in automatic operation [default: it calls at every station, dwelling 10 s].
+    #[serde(default)]
+    pub service: ServiceSpec,
+}
+
+/// A train's service pattern in automatic operation: the stations it calls at (dwells), the dwell. It stops at
+/// every raised stop rail on its way all the same (the only way to stop a train without a speed controller); at
+/// a station it does not call at it departs as soon as its route ahead is clear.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Station ids it calls at [default: every station].
+    #[serde(default)]
+    pub calls: Vec<String>,
+    /// Dwell at a station it calls at, seconds [default: 10].
+    pub dwell_s: Option<f64>,
 }

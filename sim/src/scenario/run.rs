@@ -4,12 +4,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::spec::{Expectations, Scenario};
+use super::spec::{Expectations, Scenario, ScenarioOperation};
 use super::visitors::{Timed, generate, resolve};
+use crate::auto::{Auto, AutoConfig, AutoEvent, Holds};
 use crate::interlocking::guarded::{Guarded, Refusal};
-use crate::interlocking::{Interlocking, RejectKind};
-use crate::layout::Layout;
-use crate::twin::{CollisionKind, DerailCause, EventKind, SimEvent, Simulation, StartError};
+use crate::interlocking::{Interlocking, RejectKind, Request};
+use crate::layout::{Layout, StationId, TrainId};
+use crate::twin::{CollisionKind, DerailCause, EventKind, SimEvent, Simulation, StartError, TrackState, TrainStatus};
+
+/// How often automatic operation (or the 2023 rule) looks at the track, simulated ms (2023 polled every 200 ms).
+pub const AUTO_EVERY_MS: u64 = 200;
 
 /// A run's settings, independent of any file.
 #[derive(Debug, Clone)]
@@ -22,6 +26,10 @@ pub struct RunConfig {
     pub interlocking: bool,
     /// `None`: as fast as possible; `Some(f)`: paced to the wall clock at `f` times real time.
     pub pace: Option<f64>,
+    /// Who runs the trains besides the visitors.
+    pub operation: ScenarioOperation,
+    /// Mixed operation: how long a station or train stays a visitor's after their last command, ms.
+    pub quiet_ms: u64,
 }
 
 /// What a run did.
@@ -51,6 +59,17 @@ pub struct Report {
     pub sensor_passes: Vec<(String, usize)>,
     /// Times each block became occupied, in the layout's block order (a layout without blocks has none).
     pub block_entries: Vec<(String, usize)>,
+    /// Trains through each station (a train's front coming onto one of its platforms), in the layout's station
+    /// order.
+    pub station_passes: Vec<(String, usize)>,
+    /// Each train's longest standstill beyond its dwell while running (not crashed or derailed), ms.
+    pub longest_standstill: Vec<(String, u64)>,
+    /// Requests automatic operation (or the 2023 rule) made, and how many of them the track refused.
+    pub auto_requests: (usize, usize),
+    /// Visitor commands refused because automatic operation owns what they were for.
+    pub refused_automatic: usize,
+    /// Deadlocks reported (trains waiting on each other in a cycle), and how many of them were broken.
+    pub deadlocks: (usize, usize),
 }
 
 impl Report {
@@ -96,6 +115,25 @@ impl Report {
             let total: usize = self.sensor_passes.iter().map(|x| x.1).sum();
             check(total >= n, format!("expected at least {n} sensor passes, got {total}"));
         }
+        if let Some(n) = expect.min_trains_per_station {
+            for (station, passes) in &self.station_passes {
+                check(*passes >= n, format!("expected at least {n} trains through {station}, got {passes}"));
+            }
+        }
+        if let Some(limit) = expect.max_standstill_s {
+            for (train, ms) in &self.longest_standstill {
+                check(
+                    *ms <= limit * 1000,
+                    format!(
+                        "expected {train} to stand at most {limit} s beyond its dwell, it stood {:.1} s",
+                        *ms as f64 / 1000.0
+                    ),
+                );
+            }
+        }
+        if let Some(n) = expect.deadlocks {
+            check(self.deadlocks.0 == n, format!("expected {n} deadlock(s), got {}", self.deadlocks.0));
+        }
         if let Some(n) = expect.min_block_entries {
             for (block, entries) in &self.block_entries {
                 check(
@@ -135,6 +173,21 @@ impl std::fmt::Display for Report {
         for (train, n) in &self.sensor_passes {
             writeln!(f, "  {train:<10} {n}")?;
         }
+        if self.auto_requests.0 > 0 || self.refused_automatic > 0 {
+            writeln!(
+                f,
+                "automatic:    {} requests ({} refused by the track), {} visitor commands refused, {} deadlocks ({} broken)",
+                self.auto_requests.0, self.auto_requests.1, self.refused_automatic, self.deadlocks.0, self.deadlocks.1
+            )?;
+        }
+        writeln!(f, "trains through each station:")?;
+        for (station, n) in &self.station_passes {
+            writeln!(f, "  {station:<16} {n}")?;
+        }
+        writeln!(f, "longest standstill beyond dwell:")?;
+        for (train, ms) in &self.longest_standstill {
+            writeln!(f, "  {train:<10} {:.1} s", *ms as f64 / 1000.0)?;
+        }
         if !self.block_entries.is_empty() {
             writeln!(f, "trains into each block:")?;
             for (block, n) in &self.block_entries {
@@ -164,11 +217,16 @@ pub fn run(
     let mut report = Report {
         sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(),
         block_entries: layout.blocks.iter().map(|b| (b.id.clone(), 0)).collect(),
+        station_passes: layout.stations.iter().map(|s| (s.id.clone(), 0)).collect(),
+        longest_standstill: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(),
         ..Report::default()
     };
     let mut events: Vec<SimEvent> = Vec::new();
     let mut next = actions.iter().peekable();
     let steps = config.duration_ms / config.step_ms;
+    let mut auto = Auto::new(layout.clone(), AutoConfig::default());
+    let mut holds = VisitorHolds::new(&layout, config.quiet_ms);
+    let mut standing = vec![(0, None); layout.trains.len()];
     for _ in 0..steps {
         let now = track.sim().time_ms();
         while let Some(timed) = next.next_if(|a| a.time_ms <= now) {
@@ -177,14 +235,23 @@ pub fn run(
                 report.idle += 1;
                 continue;
             };
+            if config.operation == ScenarioOperation::Auto {
+                report.refused_automatic += 1;
+                continue;
+            }
+            holds.commanded(&layout, &request, now);
             match track.request(&request, &mut events) {
                 Ok(()) => report.applied += 1,
                 Err(Refusal::Failed(_)) => report.failed += 1,
                 Err(Refusal::Rejected(rejection)) => *report.rejected.entry(rejection.kind).or_default() += 1,
             }
         }
+        if now.is_multiple_of(AUTO_EVERY_MS) {
+            operate(config.operation, &mut track, &mut auto, &holds.at(now), &mut events, &mut report);
+        }
         report.auto_raises += track.step(&mut events);
         tally(&layout, &events, &mut report);
+        stood(&layout, &track.sim().state(), config.step_ms, &mut standing, &mut report);
         observe(track.sim().time_ms(), &events);
         events.clear();
         if let Some(factor) = config.pace {
@@ -197,6 +264,104 @@ pub fn run(
     report.sim_ms = track.sim().time_ms();
     report.wall = started.elapsed();
     Ok(report)
+}
+
+/// One round of automatic operation (or of the 2023 rule): its requests made, its findings counted.
+fn operate(
+    operation: ScenarioOperation,
+    track: &mut Guarded,
+    auto: &mut Auto,
+    holds: &dyn Holds,
+    events: &mut Vec<SimEvent>,
+    report: &mut Report,
+) {
+    let state = track.sim().state();
+    let (requests, guarded) = match operation {
+        ScenarioOperation::Manual => return,
+        ScenarioOperation::Auto | ScenarioOperation::Mixed => {
+            let (requests, found) = auto.tick(&state, track.interlocking(), holds);
+            for e in found {
+                match e {
+                    AutoEvent::Deadlock { .. } => report.deadlocks.0 += 1,
+                    AutoEvent::DeadlockBroken { .. } => report.deadlocks.1 += 1,
+                    AutoEvent::Arrived { .. } | AutoEvent::Departed { .. } => {}
+                }
+            }
+            (requests, true)
+        }
+        ScenarioOperation::Rule2023 => (crate::auto::rule_2023(track.sim().layout(), &state), false),
+    };
+    for r in requests {
+        report.auto_requests.0 += 1;
+        let done = if guarded { track.request(&r, events).is_ok() } else { track.unguarded(&r, events).is_ok() };
+        report.auto_requests.1 += usize::from(!done);
+    }
+}
+
+/// Counts how long each running train has stood (its front where it was a step before), and keeps each
+/// one's longest standstill beyond its dwell.
+fn stood(
+    layout: &Layout,
+    state: &TrackState,
+    step_ms: u64,
+    standing: &mut [(u64, Option<(usize, f64)>)],
+    report: &mut Report,
+) {
+    for (t, train) in state.trains.iter().enumerate() {
+        let front = train.body.front(layout);
+        let here = Some((front.seg, front.offset));
+        let (still, at) = &mut standing[t];
+        *still = if train.status == TrainStatus::Running && *at == here { *still + step_ms } else { 0 };
+        if at.is_some_and(|(seg, _)| seg != front.seg) {
+            for station in layout.platforms.iter().filter(|p| p.seg == front.seg).map(|p| p.station) {
+                report.station_passes[station].1 += 1;
+            }
+        }
+        *at = here;
+        let standing = &standing[t].0;
+        let beyond = standing.saturating_sub(layout.trains[t].dwell_ms);
+        report.longest_standstill[t].1 = report.longest_standstill[t].1.max(beyond);
+    }
+}
+
+/// What the scenario's visitors hold in mixed operation: the station of each device and each train they
+/// commanded, until a quiet period has passed since.
+struct VisitorHolds {
+    quiet_ms: u64,
+    stations: Vec<Option<u64>>,
+    trains: Vec<Option<u64>>,
+}
+
+impl VisitorHolds {
+    fn new(layout: &Layout, quiet_ms: u64) -> VisitorHolds {
+        VisitorHolds { quiet_ms, stations: vec![None; layout.stations.len()], trains: vec![None; layout.trains.len()] }
+    }
+
+    fn commanded(&mut self, layout: &Layout, request: &Request, now: u64) {
+        match *request {
+            Request::Device { device, .. } => self.stations[layout.devices[device].station] = Some(now),
+            Request::Speed { train, .. } => self.trains[train] = Some(now),
+        }
+    }
+
+    fn at(&self, now: u64) -> HeldAt<'_> {
+        HeldAt { holds: self, now }
+    }
+}
+
+/// [`VisitorHolds`] at one instant.
+struct HeldAt<'a> {
+    holds: &'a VisitorHolds,
+    now: u64,
+}
+
+impl Holds for HeldAt<'_> {
+    fn station(&self, station: StationId) -> bool {
+        self.holds.stations[station].is_some_and(|t| self.now < t + self.holds.quiet_ms)
+    }
+    fn train(&self, train: TrainId) -> bool {
+        self.holds.trains[train].is_some_and(|t| self.now < t + self.holds.quiet_ms)
+    }
 }
 
 fn tally(layout: &Layout, events: &[SimEvent], report: &mut Report) {
@@ -221,8 +386,15 @@ pub fn run_scenario(
     observe: impl FnMut(u64, &[SimEvent]),
 ) -> Result<Report, StartError> {
     let spec = &scenario.spec;
-    let config =
-        RunConfig { duration_ms: spec.duration_s * 1000, step_ms: spec.step_ms, interlocking: spec.interlocking, pace };
-    let actions = generate(&spec.visitors, config.duration_ms, spec.seed);
+    let config = RunConfig {
+        duration_ms: spec.duration_s * 1000,
+        step_ms: spec.step_ms,
+        interlocking: spec.interlocking,
+        pace,
+        operation: spec.operation,
+        quiet_ms: spec.quiet_s * 1000,
+    };
+    let visiting_ms = spec.visitors.until_s.map_or(config.duration_ms, |s| (s * 1000).min(config.duration_ms));
+    let actions = generate(&spec.visitors, visiting_ms, spec.seed);
     run(Arc::new(scenario.layout.clone()), &config, &actions, observe)
 }

@@ -28,6 +28,12 @@ pub struct ScenarioSpec {
     /// Whether the interlocking checks commands.
     #[serde(default = "yes")]
     pub interlocking: bool,
+    /// Who runs the trains besides the visitors [default: manual, the visitors alone].
+    #[serde(default)]
+    pub operation: ScenarioOperation,
+    /// Mixed operation: how long a station or train stays a visitor's after their last command, seconds.
+    #[serde(default = "default_quiet_s")]
+    pub quiet_s: u64,
     /// The simulated visitors.
     pub visitors: VisitorsSpec,
     /// Per-train overrides of the layout's speeds and start positions.
@@ -46,6 +52,26 @@ fn yes() -> bool {
     true
 }
 
+fn default_quiet_s() -> u64 {
+    30
+}
+
+/// Who runs the trains in a scenario besides its visitors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioOperation {
+    /// The visitors alone.
+    #[default]
+    Manual,
+    /// The twin's automatic operation; visitors' commands are refused.
+    Auto,
+    /// The twin's automatic operation, except what visitors operate.
+    Mixed,
+    /// The 2023 auto-operation's rule alone (a baseline: no interlocking behind it).
+    #[serde(rename = "rule2023")]
+    Rule2023,
+}
+
 /// The load of simulated visitors.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +88,9 @@ pub struct VisitorsSpec {
     pub speed: f64,
     /// Share (0..1) of commands chosen to cause a collision or derailment.
     pub adversarial: f64,
+    /// When the visitors go quiet, seconds from the start [default: they act to the end].
+    #[serde(default)]
+    pub until_s: Option<u64>,
 }
 
 /// Overrides one train of the layout.
@@ -94,6 +123,12 @@ pub struct Expectations {
     pub min_sensor_passes: Option<usize>,
     /// Trains enter every block at least this many times (layouts with blocks).
     pub min_block_entries: Option<usize>,
+    /// Trains pass through every station at least this many times.
+    pub min_trains_per_station: Option<usize>,
+    /// No running train stands still longer than this beyond its dwell, seconds.
+    pub max_standstill_s: Option<u64>,
+    /// Exact number of deadlocks reported.
+    pub deadlocks: Option<usize>,
 }
 
 /// Why a scenario cannot be loaded.

@@ -1,0 +1,725 @@
+//! Automatic operation: the trains run the layout by themselves, through the interlocking.
+//!
+//! Plain Rust, no IO, time passed in, deterministic: [`Auto::tick`] looks at the track and answers with the
+//! requests to make (each goes through the interlocking as a visitor's does) and what happened.
+//!
+//! A train without a speed controller stops only at a raised stop rail (as 2021-2023 had to), so a train runs on
+//! until one holds it. Held at a stop rail of a station it calls at, it dwells; then the route to its next stop
+//! rail is chosen (a setting for each point ahead; the station served least recently first, then the fewest
+//! points thrown), and it departs when the interlocking lets its stop rail be lowered: its route ahead claimed
+//! and clear. The interlocking raises the stop rail behind it. A train that cannot go says why: its dwell, the
+//! train whose track its route would run into, or a visitor holding its station (mixed operation).
+//!
+//! Trains that wait on each other in a cycle, every one of them past its dwell, are a deadlock: every route of
+//! every train in it has been tried (routing around is the only way out a stop-rail layout has), so it is
+//! reported once it has lasted [`AutoConfig::deadlock_report_ms`].
+
+use std::sync::Arc;
+
+use crate::interlocking::route::{Claim, RouteEnd, gap_to, route_ahead};
+use crate::interlocking::{Interlocking, Rejection, Request};
+use crate::layout::{DeviceId, DeviceKind, DevicePlace, Dir, Layout, NodeId, OnOff, Placement, StationId, TrainId};
+use crate::track::{DevicePosition, next_segment, offset_of};
+use crate::twin::{TrackState, TrainStatus};
+
+/// Settings of automatic operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoConfig {
+    /// How long trains must have waited on each other in a cycle before it is reported as a deadlock, ms.
+    pub deadlock_report_ms: u64,
+}
+
+impl Default for AutoConfig {
+    fn default() -> Self {
+        AutoConfig { deadlock_report_ms: 5000 }
+    }
+}
+
+/// Why an automatic train stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// Calling at a station until this time (ms).
+    Dwell {
+        /// When its dwell ends.
+        until_ms: u64,
+    },
+    /// Its route ahead would run into this train's track (or is refused for another reason, in words).
+    Route {
+        /// The train in the way, if one is.
+        by: Option<TrainId>,
+        /// The interlocking's reason.
+        reason: String,
+    },
+    /// Behind this train, closer than the headway.
+    Behind(TrainId),
+    /// A visitor holds its station or the train (mixed operation).
+    Visitor,
+    /// Not running (crashed, derailed, taken off).
+    Stopped,
+}
+
+impl Wait {
+    /// The reason in words.
+    pub fn describe(&self, layout: &Layout, now_ms: u64) -> String {
+        let train = |t: TrainId| layout.trains[t].name.as_str();
+        match self {
+            Wait::Dwell { until_ms } => format!("dwell, {} s left", until_ms.saturating_sub(now_ms).div_ceil(1000)),
+            Wait::Route { by: Some(t), .. } => format!("route blocked by {}", train(*t)),
+            Wait::Route { by: None, reason } => format!("route refused: {reason}"),
+            Wait::Behind(t) => format!("behind {}", train(*t)),
+            Wait::Visitor => "held by a visitor".into(),
+            Wait::Stopped => "not running".into(),
+        }
+    }
+}
+
+/// What automatic operation knows and plans of one train, for the doors.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrainPlan {
+    /// Whether it runs automatically now.
+    pub automatic: bool,
+    /// The stop rail it will stop at next (or stands at).
+    pub next_stop: Option<DeviceId>,
+    /// Why it stands, if it does.
+    pub wait: Option<Wait>,
+}
+
+/// Something automatic operation did or found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoEvent {
+    /// A train came to stand at a station it calls at.
+    Arrived {
+        /// Train.
+        train: TrainId,
+        /// Station.
+        station: StationId,
+    },
+    /// A train departed from a stop rail, after standing there this long (its dwell included), and this long
+    /// past its dwell.
+    Departed {
+        /// Train.
+        train: TrainId,
+        /// Stop rail.
+        device: DeviceId,
+        /// How long it stood, ms.
+        stood_ms: u64,
+        /// How long past its dwell, ms.
+        late_ms: u64,
+    },
+    /// Trains wait on each other in a cycle (reported once it has lasted the configured time).
+    Deadlock {
+        /// The trains in the cycle.
+        trains: Vec<TrainId>,
+    },
+    /// A reported deadlock is over (a train of it found a route).
+    DeadlockBroken {
+        /// The trains that were in it.
+        trains: Vec<TrainId>,
+    },
+}
+
+/// What a visitor holds in mixed operation.
+pub trait Holds {
+    /// Whether a visitor holds the devices of `station`.
+    fn station(&self, station: StationId) -> bool;
+    /// Whether a visitor holds `train`.
+    fn train(&self, train: TrainId) -> bool;
+}
+
+/// Nobody holds anything (automatic operation).
+pub struct NoHolds;
+
+impl Holds for NoHolds {
+    fn station(&self, _: StationId) -> bool {
+        false
+    }
+    fn train(&self, _: TrainId) -> bool {
+        false
+    }
+}
+
+/// One train's bookkeeping.
+#[derive(Debug, Clone, Default)]
+struct Follow {
+    /// The stop rail it stands at, since when (ms), and whether its departure was asked for.
+    standing: Option<(DeviceId, u64, bool)>,
+    plan: TrainPlan,
+}
+
+/// Automatic operation of one layout (see the module documentation).
+pub struct Auto {
+    layout: Arc<Layout>,
+    config: AutoConfig,
+    trains: Vec<Follow>,
+    /// When each station was last called at (ms; `None`: never).
+    served: Vec<Option<u64>>,
+    /// The cycle of trains waiting on each other, since when, and whether it was reported.
+    cycle: Option<(Vec<TrainId>, u64, bool)>,
+    /// The switch device at each node, if it has one.
+    switch_at: Vec<Option<DeviceId>>,
+    /// The stations with a platform along each segment.
+    platforms: Vec<Vec<StationId>>,
+    /// Each train's front segment at the last round.
+    fronts: Vec<Option<usize>>,
+}
+
+/// A way from a stop rail to the next one: the settings of the switches it runs through, the stations whose
+/// platforms it passes (the next stop's included), and where it ends.
+#[derive(Debug, Clone, PartialEq)]
+struct Way {
+    settings: Vec<(DeviceId, OnOff)>,
+    stations: Vec<StationId>,
+    next_stop: DeviceId,
+    /// The direction of travel at the next stop.
+    dir: Dir,
+}
+
+impl Auto {
+    /// Automatic operation of `layout`.
+    pub fn new(layout: Arc<Layout>, config: AutoConfig) -> Auto {
+        let mut switch_at = vec![None; layout.nodes.len()];
+        for (id, d) in layout.devices.iter().enumerate() {
+            if let DevicePlace::Switch { node } = d.place {
+                switch_at[node] = Some(id);
+            }
+        }
+        let mut platforms = vec![Vec::new(); layout.segments.len()];
+        for p in &layout.platforms {
+            if !platforms[p.seg].contains(&p.station) {
+                platforms[p.seg].push(p.station);
+            }
+        }
+        Auto {
+            fronts: vec![None; layout.trains.len()],
+            platforms,
+            trains: vec![Follow::default(); layout.trains.len()],
+            served: vec![None; layout.stations.len()],
+            cycle: None,
+            switch_at,
+            layout,
+            config,
+        }
+    }
+
+    /// Each train's plan, by train.
+    pub fn plans(&self) -> Vec<TrainPlan> {
+        self.trains.iter().map(|t| t.plan.clone()).collect()
+    }
+
+    /// One round at `state.time_ms`: the requests to make, in order (a train's switches, then its stop rail),
+    /// and what happened. `interlocking` decides what may be done (each request is checked again when made);
+    /// `holds`: what visitors hold.
+    pub fn tick(
+        &mut self,
+        state: &TrackState,
+        interlocking: &Interlocking,
+        holds: &dyn Holds,
+    ) -> (Vec<Request>, Vec<AutoEvent>) {
+        let now = state.time_ms;
+        let layout = self.layout.clone();
+        let mut requests = Vec::new();
+        let mut events = Vec::new();
+        // Switches and stop rails this round's requests set, so that later trains plan with them.
+        let mut world = state.clone();
+        for r in self.restore(state, holds) {
+            if let Request::Device { device, state } = r {
+                world.devices[device] = DevicePosition::from(state);
+            }
+            requests.push(r);
+        }
+        let mut waits_for: Vec<Option<TrainId>> = vec![None; layout.trains.len()];
+        for (train, t) in state.trains.iter().enumerate() {
+            // A train coming onto a platform serves its station.
+            let seg = t.body.segs.back().map(|x| x.0);
+            if seg != self.fronts[train] {
+                self.fronts[train] = seg;
+                for &station in seg.map_or(&[][..], |s| &self.platforms[s][..]) {
+                    self.served[station] = Some(now);
+                }
+            }
+            let held_by_visitor = holds.train(train);
+            let follow = &mut self.trains[train];
+            follow.plan.automatic = !held_by_visitor && t.status == TrainStatus::Running;
+            if t.status != TrainStatus::Running {
+                follow.standing = None;
+                follow.plan.wait = Some(Wait::Stopped);
+                continue;
+            }
+            let Some(device) = t.held_at else {
+                follow.standing = None;
+                let route = route_ahead(&layout, &world.devices, t.body.front(&layout));
+                follow.plan.next_stop = match route.end {
+                    RouteEnd::StopRail(d) => Some(d),
+                    _ => None,
+                };
+                follow.plan.wait = None;
+                if t.limit == Some(0)
+                    && let Some(leader) = nearest_ahead(&layout, state, train)
+                {
+                    follow.plan.wait = Some(Wait::Behind(leader));
+                    waits_for[train] = Some(leader);
+                }
+                continue;
+            };
+            let station = layout.devices[device].station;
+            let (since, asked) = match follow.standing {
+                Some((d, since, asked)) if d == device => (since, asked),
+                _ => {
+                    follow.standing = Some((device, now, false));
+                    if layout.trains[train].calls_at(station) {
+                        self.served[station] = Some(now);
+                        events.push(AutoEvent::Arrived { train, station });
+                    }
+                    (now, false)
+                }
+            };
+            let follow = &mut self.trains[train];
+            follow.plan.next_stop = Some(device);
+            let dwell = if layout.trains[train].calls_at(station) { layout.trains[train].dwell_ms } else { 0 };
+            if held_by_visitor || holds.station(station) {
+                follow.plan.wait = Some(Wait::Visitor);
+                continue;
+            }
+            if now < since + dwell {
+                follow.plan.wait = Some(Wait::Dwell { until_ms: since + dwell });
+                continue;
+            }
+            match self.depart(&world, interlocking, train, device) {
+                Ok((way, made)) => {
+                    for r in &made {
+                        if let Request::Device { device, state } = *r {
+                            world.devices[device] = DevicePosition::from(state);
+                        }
+                    }
+                    requests.extend(made);
+                    let follow = &mut self.trains[train];
+                    follow.plan.next_stop = Some(way.next_stop);
+                    follow.plan.wait = None;
+                    follow.standing = Some((device, since, true));
+                    if !asked {
+                        let stood_ms = now - since;
+                        let late_ms = stood_ms.saturating_sub(dwell);
+                        events.push(AutoEvent::Departed { train, device, stood_ms, late_ms });
+                    }
+                }
+                Err(wait) => {
+                    if let Wait::Route { by: Some(other), .. } = wait {
+                        waits_for[train] = Some(other);
+                    }
+                    self.trains[train].plan.wait = Some(wait);
+                }
+            }
+        }
+        events.extend(self.follow_cycle(&waits_for, now));
+        (requests, events)
+    }
+
+    /// What automatic operation puts back where nobody holds it: a lowered stop rail no train is over raised
+    /// (so that trains call at its station), an automatic train's speed its service speed.
+    fn restore(&self, state: &TrackState, holds: &dyn Holds) -> Vec<Request> {
+        let layout = &self.layout;
+        let mut out = Vec::new();
+        for (device, d) in layout.devices.iter().enumerate() {
+            let DevicePlace::StopRail { seg, offset } = d.place else { continue };
+            if state.devices[device] != DevicePosition::Off || holds.station(d.station) {
+                continue;
+            }
+            let under = state
+                .trains
+                .iter()
+                .filter(|t| t.status != TrainStatus::Removed)
+                .any(|t| t.body.spans(layout).any(|s| s.seg == seg && s.contains(offset)));
+            if !under {
+                out.push(Request::Device { device, state: OnOff::On });
+            }
+        }
+        for (train, t) in state.trains.iter().enumerate() {
+            let speed = crate::interlocking::on_scale(layout, train, layout.trains[train].speed);
+            let set = crate::interlocking::on_scale(layout, train, t.set_speed.max(0) as u32);
+            if t.status == TrainStatus::Running && !holds.train(train) && (t.set_speed < 0 || set != speed) {
+                out.push(Request::Speed { train, speed });
+            }
+        }
+        out
+    }
+
+    /// The requests that depart `train` from stop rail `device` by the best way the interlocking allows, or
+    /// why it cannot go (the preferred way's refusal, and the train in its way).
+    fn depart(
+        &self,
+        state: &TrackState,
+        interlocking: &Interlocking,
+        train: TrainId,
+        device: DeviceId,
+    ) -> Result<(Way, Vec<Request>), Wait> {
+        let mut ways = self.ways(state, train, device);
+        let calls = |w: &Way| self.layout.trains[train].calls_at(self.layout.devices[w.next_stop].station);
+        let thrown = |w: &Way| w.settings.iter().filter(|(d, s)| state.devices[*d] != DevicePosition::from(*s)).count();
+        // The way towards the stations waiting longest for a train first (see `demand`).
+        let demand = |w: &Way| std::cmp::Reverse(self.demand(state, w));
+        ways.sort_by_key(|w| (!calls(w), demand(w), thrown(w)));
+        let mut refused: Option<(TrackState, Rejection)> = None;
+        for way in ways {
+            let mut world = state.clone();
+            match attempt(&self.layout, interlocking, &mut world, device, &way) {
+                Ok(made) => return Ok((way, made)),
+                Err(r) => {
+                    refused.get_or_insert((world, r));
+                }
+            }
+        }
+        Err(match refused {
+            Some((world, r)) => Wait::Route { by: self.in_the_way(&world, train, device), reason: r.message },
+            None => Wait::Route { by: None, reason: "no stop rail ahead to run to".into() },
+        })
+    }
+
+    /// The train whose claim the route of `train`, released from `device` with the devices of `world`, would
+    /// run into.
+    fn in_the_way(&self, world: &TrackState, train: TrainId, device: DeviceId) -> Option<TrainId> {
+        let mut devices = world.devices.clone();
+        devices[device] = DevicePosition::Off;
+        let mine = Claim::of(&self.layout, &devices, &world.trains[train]);
+        world
+            .trains
+            .iter()
+            .filter(|o| o.id != train && o.status != TrainStatus::Removed)
+            .find(|o| mine.conflicts(&Claim::of(&self.layout, &world.devices, o)))
+            .map(|o| o.id)
+    }
+
+    /// How much `way` is wanted: the longest any station on it, or within [`LOOKAHEAD_HOPS`] stops beyond it,
+    /// has waited for a train, each divided by one plus the stops between (a station never served has waited
+    /// since the start).
+    fn demand(&self, state: &TrackState, way: &Way) -> u64 {
+        let now = state.time_ms;
+        let waited = |s: StationId| now - self.served[s].unwrap_or(0) + 1;
+        let mut best = way.stations.iter().map(|&s| waited(s)).max().unwrap_or(0);
+        let mut frontier = vec![(way.next_stop, way.dir)];
+        let mut seen = frontier.clone();
+        for hops in 1..=LOOKAHEAD_HOPS {
+            let mut next = Vec::new();
+            for &(stop, dir) in &frontier {
+                for w in self.ways_from(&state.devices, stop, dir) {
+                    best = best.max(w.stations.iter().map(|&s| waited(s) / (hops + 1)).max().unwrap_or(0));
+                    if !seen.contains(&(w.next_stop, w.dir)) {
+                        seen.push((w.next_stop, w.dir));
+                        next.push((w.next_stop, w.dir));
+                    }
+                }
+            }
+            frontier = next;
+        }
+        best
+    }
+
+    /// Every way from stop rail `device` (where `train` stands) to a next stop rail, through any setting of the
+    /// switches it meets (a trailed switch set for the branch it comes from).
+    fn ways(&self, state: &TrackState, train: TrainId, device: DeviceId) -> Vec<Way> {
+        self.ways_from(&state.devices, device, state.trains[train].body.front(&self.layout).dir)
+    }
+
+    /// Every way from stop rail `device` run over in `dir` to a next stop rail.
+    fn ways_from(&self, devices: &[DevicePosition], device: DeviceId, dir: Dir) -> Vec<Way> {
+        let DevicePlace::StopRail { seg, offset } = self.layout.devices[device].place else { return Vec::new() };
+        let mut out = Vec::new();
+        let start = Placement { seg, offset, dir };
+        self.walk(&mut devices.to_vec(), start, (Vec::new(), Vec::new()), 0.0, &mut out);
+        out
+    }
+
+    /// Walks on from `at` to the next stop rail, branching at every switch not yet set on this way.
+    fn walk(
+        &self,
+        devices: &mut Vec<DevicePosition>,
+        at: Placement,
+        (settings, stations): (Vec<(DeviceId, OnOff)>, Vec<StationId>),
+        walked: f64,
+        out: &mut Vec<Way>,
+    ) {
+        let layout = &self.layout;
+        let s = &layout.segments[at.seg];
+        let from = offset_of(s, at.dir, at.offset);
+        let next_stop = layout
+            .stop_rails_on(at.seg)
+            .map(|(d, o)| (d, offset_of(s, at.dir, o)))
+            .filter(|&(_, p)| p > from + 1e-6)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((next_stop, _)) = next_stop {
+            let mut stations = stations;
+            stations.push(layout.devices[next_stop].station);
+            out.push(Way { settings, stations, next_stop, dir: at.dir });
+            return;
+        }
+        let walked = walked + s.length - from;
+        if walked > layout.track_length() {
+            return;
+        }
+        let node: NodeId = s.node_ahead(at.dir);
+        let choices: Vec<Option<OnOff>> = match self.switch_at[node] {
+            Some(switch) if !settings.iter().any(|(d, _)| *d == switch) => vec![Some(OnOff::Off), Some(OnOff::On)],
+            _ => vec![None],
+        };
+        for choice in choices {
+            let switch = self.switch_at[node];
+            let before = switch.map(|d| devices[d]);
+            let mut settings = settings.clone();
+            if let (Some(d), Some(c)) = (switch, choice) {
+                devices[d] = DevicePosition::from(c);
+                settings.push((d, c));
+            }
+            if let Ok((next, dir)) = next_segment(layout, at.seg, at.dir, devices) {
+                let entry = if dir == Dir::Forward { 0.0 } else { layout.segments[next].length };
+                let mut stations = stations.clone();
+                stations.extend(self.platforms[next].iter().filter(|s| !stations.contains(s)).collect::<Vec<_>>());
+                let on = Placement { seg: next, offset: entry, dir };
+                self.walk(devices, on, (settings, stations), walked, out);
+            }
+            if let (Some(d), Some(b)) = (switch, before) {
+                devices[d] = b;
+            }
+        }
+    }
+
+    /// Follows the cycle of trains waiting on each other: found, reported once it has lasted, broken.
+    fn follow_cycle(&mut self, waits_for: &[Option<TrainId>], now: u64) -> Vec<AutoEvent> {
+        let found = cycle(waits_for);
+        let mut events = Vec::new();
+        match (&mut self.cycle, found) {
+            (Some((trains, since, reported)), Some(found)) if *trains == found => {
+                if !*reported && now - *since >= self.config.deadlock_report_ms {
+                    *reported = true;
+                    events.push(AutoEvent::Deadlock { trains: trains.clone() });
+                }
+            }
+            (current, found) => {
+                if let Some((trains, _, true)) = current.take() {
+                    events.push(AutoEvent::DeadlockBroken { trains });
+                }
+                *current = found.map(|f| (f, now, false));
+            }
+        }
+        events
+    }
+}
+
+/// The requests that set `way`'s switches and lower `device`, with the other devices of a station rule that the
+/// rule needs changed with them (the 2021 stations allow only some combinations), in an order the interlocking
+/// allows step by step on `world` (left as the last order tried leaves it, up to its refusal).
+fn attempt(
+    layout: &Layout,
+    interlocking: &Interlocking,
+    world: &mut TrackState,
+    device: DeviceId,
+    way: &Way,
+) -> Result<Vec<Request>, Rejection> {
+    let mut wanted: Vec<(DeviceId, OnOff)> = way.settings.clone();
+    wanted.push((device, OnOff::Off));
+    wanted.extend(companions(layout, world, &wanted));
+    let release = Request::Device { device, state: OnOff::Off };
+    let mut changes: Vec<Request> = wanted
+        .iter()
+        .filter(|&&(d, s)| d != device && world.devices[d] != DevicePosition::from(s))
+        .map(|&(d, s)| Request::Device { device: d, state: s })
+        .collect();
+    // Raises first (always allowed), then switches, then the other lowerings; other orders if that one is refused.
+    changes.sort_by_key(|r| match *r {
+        Request::Device { state: OnOff::On, device } if layout.devices[device].kind == DeviceKind::StopRail => 0,
+        Request::Device { device, .. } if layout.devices[device].kind == DeviceKind::Switch => 1,
+        _ => 2,
+    });
+    let start = world.clone();
+    let mut first: Option<Rejection> = None;
+    for order in orders(changes.len()).take(MAX_ORDERS) {
+        *world = start.clone();
+        let mut made = Vec::new();
+        let result = order.iter().map(|&i| &changes[i]).chain(std::iter::once(&release)).try_for_each(|r| {
+            interlocking.check(r, world)?;
+            if let Request::Device { device, state } = *r {
+                world.devices[device] = DevicePosition::from(state);
+            }
+            made.push(*r);
+            Ok(())
+        });
+        match result {
+            Ok(()) => return Ok(made),
+            Err(r) => {
+                first.get_or_insert(r);
+            }
+        }
+    }
+    Err(first.expect("at least one order is tried"))
+}
+
+/// How many stops beyond a way's next one its demand looks.
+pub const LOOKAHEAD_HOPS: u64 = 3;
+
+/// At most this many orders of a departure's device changes are tried.
+const MAX_ORDERS: usize = 24;
+
+/// The orders of `n` items: the given one first, then the others (permutations in lexicographic order).
+fn orders(n: usize) -> impl Iterator<Item = Vec<usize>> {
+    let mut next = Some((0..n).collect::<Vec<usize>>());
+    std::iter::from_fn(move || {
+        let current = next.take()?;
+        let mut p = current.clone();
+        // The next permutation, if any.
+        if let Some(i) = (1..p.len()).rev().find(|&i| p[i - 1] < p[i]) {
+            let j = (i..p.len()).rev().find(|&j| p[j] > p[i - 1]).expect("a larger item after i - 1");
+            p.swap(i - 1, j);
+            p[i..].reverse();
+            next = Some(p);
+        }
+        Some(current)
+    })
+}
+
+/// The other devices of the station rules that `wanted` touches (and those the changes touch in turn), set as the
+/// allowed combination needing the fewest changes (never lowering a stop rail another train stands at, never
+/// undoing what is wanted or already chosen).
+fn companions(layout: &Layout, world: &TrackState, wanted: &[(DeviceId, OnOff)]) -> Vec<(DeviceId, OnOff)> {
+    let mut after: Vec<Option<OnOff>> = world.devices.iter().map(|d| d.state()).collect();
+    for &(d, s) in wanted {
+        after[d] = Some(s);
+    }
+    let mut chosen: Vec<(DeviceId, OnOff)> = wanted.to_vec();
+    let mut extra = Vec::new();
+    for _ in 0..4 {
+        let added = companions_once(layout, world, &chosen, &mut after);
+        if added.is_empty() {
+            break;
+        }
+        chosen.extend(&added);
+        extra.extend(added);
+    }
+    extra
+}
+
+/// One round of [`companions`]: the rule groups `chosen` touches that `after` does not satisfy, each set.
+fn companions_once(
+    layout: &Layout,
+    world: &TrackState,
+    chosen: &[(DeviceId, OnOff)],
+    after: &mut [Option<OnOff>],
+) -> Vec<(DeviceId, OnOff)> {
+    let fixed = |d: DeviceId| chosen.iter().find(|(w, _)| *w == d).map(|(_, s)| *s);
+    let occupied = |d: DeviceId| world.trains.iter().any(|t| t.held_at == Some(d));
+    let mut extra = Vec::new();
+    for group in layout.rules.iter().filter(|g| chosen.iter().any(|(d, _)| g.devices.contains(d))) {
+        let holds = |after: &[Option<OnOff>], line: &crate::layout::RuleLine| {
+            line.on.iter().all(|&d| after[d] == Some(OnOff::On))
+                && line.off.iter().all(|&d| after[d] == Some(OnOff::Off))
+        };
+        if group.allowed.iter().any(|line| holds(after, line)) {
+            continue;
+        }
+        let needs = |line: &crate::layout::RuleLine| -> Option<Vec<(DeviceId, OnOff)>> {
+            let mut out = Vec::new();
+            for (&d, s) in line.on.iter().map(|d| (d, OnOff::On)).chain(line.off.iter().map(|d| (d, OnOff::Off))) {
+                match fixed(d) {
+                    Some(w) if w != s => return None,
+                    Some(_) => {}
+                    None if after[d] == Some(s) => {}
+                    None if s == OnOff::Off && layout.devices[d].kind == DeviceKind::StopRail && occupied(d) => {
+                        return None;
+                    }
+                    None => out.push((d, s)),
+                }
+            }
+            Some(out)
+        };
+        if let Some(best) = group.allowed.iter().filter_map(needs).min_by_key(|n| n.len()) {
+            for &(d, s) in &best {
+                after[d] = Some(s);
+            }
+            extra.extend(best);
+        }
+    }
+    extra
+}
+
+/// The nearest train ahead of `train` along its route (within the layout's length), if any.
+fn nearest_ahead(layout: &Layout, state: &TrackState, train: TrainId) -> Option<TrainId> {
+    let route = route_ahead(layout, &state.devices, state.trains[train].body.front(layout));
+    state
+        .trains
+        .iter()
+        .filter(|o| o.id != train && o.status != TrainStatus::Removed)
+        .filter_map(|o| gap_to(&route, &o.body.spans(layout).collect::<Vec<_>>()).map(|g| (g, o.id)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, id)| id)
+}
+
+/// The first cycle in a waits-for graph (each train waits for at most one), as its trains in ascending order.
+fn cycle(waits_for: &[Option<TrainId>]) -> Option<Vec<TrainId>> {
+    for start in 0..waits_for.len() {
+        let mut seen = vec![start];
+        let mut at = start;
+        while let Some(next) = waits_for[at] {
+            if next == start {
+                seen.sort_unstable();
+                return Some(seen);
+            }
+            if seen.contains(&next) {
+                break;
+            }
+            seen.push(next);
+            at = next;
+        }
+    }
+    None
+}
+
+/// The 2023 auto-operation's rule alone, as a baseline (`backend/auto-operation/main.ts`, festival build): every
+/// stop rail raised while the stretch beyond it is occupied (a 2023 layout's block; else the track to the next
+/// stop rail on the set route), lowered otherwise. It sets nothing else and nothing checks it (2023 had
+/// no interlocking). A stop rail's direction is that of the trains coming to it; one no train's way reaches is
+/// left as it is.
+pub fn rule_2023(layout: &Layout, state: &TrackState) -> Vec<Request> {
+    let running = || state.trains.iter().filter(|t| t.status != TrainStatus::Removed);
+    let bodies: Vec<(TrainId, Vec<crate::track::Span>)> =
+        running().map(|t| (t.id, t.body.spans(layout).collect())).collect();
+    // Every stop rail on a train's way (all stop rails passed through), with the direction it is run over.
+    let mut through = state.devices.clone();
+    for (d, device) in layout.devices.iter().enumerate() {
+        if device.kind == DeviceKind::StopRail {
+            through[d] = DevicePosition::Off;
+        }
+    }
+    let mut directions: Vec<Option<Dir>> = vec![None; layout.devices.len()];
+    for t in running() {
+        for (span, dir) in route_ahead(layout, &through, t.body.front(layout)).spans {
+            for (d, offset) in layout.stop_rails_on(span.seg) {
+                if span.contains(offset) && directions[d].is_none() {
+                    directions[d] = Some(dir);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (device, dir) in directions.iter().enumerate().filter_map(|(d, dir)| dir.map(|dir| (d, dir))) {
+        let DevicePlace::StopRail { seg, offset } = layout.devices[device].place else { continue };
+        let occupied = match layout.blocks.iter().position(|b| b.stops.contains(&device)) {
+            Some(b) => state.blocks.get(b) == Some(&true),
+            None => {
+                // To the next stop rail, whatever its state (a block's fixed extent).
+                let mut devices = state.devices.clone();
+                for (d, x) in layout.devices.iter().enumerate() {
+                    if x.kind == DeviceKind::StopRail {
+                        devices[d] = DevicePosition::On;
+                    }
+                }
+                devices[device] = DevicePosition::Off;
+                let route = route_ahead(layout, &devices, Placement { seg, offset, dir });
+                // Beyond it: not the train standing at it.
+                let beyond = bodies.iter().filter(|(t, _)| state.trains[*t].held_at != Some(device));
+                beyond.into_iter().any(|(_, b)| gap_to(&route, b).is_some())
+            }
+        };
+        let wanted = if occupied { OnOff::On } else { OnOff::Off };
+        if state.devices[device] != DevicePosition::from(wanted) {
+            out.push(Request::Device { device, state: wanted });
+        }
+    }
+    out
+}
