@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// (reconnects every 5 s, asks no state again) [default: 2023].
     #[arg(long, env = "PLARAIL_FIRMWARE", value_parser = ["2023", "2025"])]
     firmware: Option<String>,
+    /// How the layout is run at start: manual (visitors and the operator), auto (every train automatic,
+    /// visitors' commands refused) or mixed (automatic except where a visitor operates); the operator changes
+    /// it at run time [default: manual].
+    #[arg(long, env = "PLARAIL_OPERATION", value_parser = ["manual", "auto", "mixed"])]
+    operation: Option<String>,
     /// The broker, as the on-site core: publish the track there and carry out the commands edges send; on a
     /// layout with 2023 boards also the real boards' broker, which live mode drives (their topics beside the
     /// track's).
@@ -163,6 +168,7 @@ struct ConfigFile {
     video_sessions_per_address: Option<usize>,
     log: Option<String>,
     firmware: Option<String>,
+    operation: Option<String>,
     broker: Option<String>,
     broker_user: Option<String>,
     broker_password: Option<String>,
@@ -188,6 +194,7 @@ pub struct Settings {
     video_sessions_per_address: usize,
     log: String,
     firmware: hil::firmware2023::Build,
+    operation: sim::auto::Operation,
     broker: BrokerArgs,
 }
 
@@ -236,6 +243,10 @@ impl ServeArgs {
                 None | Some("2023") => hil::firmware2023::Build::Festival2023,
                 Some("2025") => hil::firmware2023::Build::Reconnecting2025,
                 Some(other) => anyhow::bail!("firmware `{other}`: 2023 or 2025"),
+            },
+            operation: match self.operation.or(file.operation) {
+                Some(word) => word.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+                None => sim::auto::Operation::Manual,
             },
             broker: BrokerArgs {
                 broker: self.broker.broker.or(file.broker),
@@ -349,6 +360,7 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
             boards2023,
             live2023,
             firmware2023: args.firmware,
+            operation: args.operation,
             ..Default::default()
         };
         let track = hil::track::Track::start(layout.clone(), setup).await?;

@@ -807,6 +807,8 @@ async fn an_edge_killed_under_load_loses_its_clients_to_another_and_the_others_s
 fn snapshot_of(devices: &[(&str, Option<OnOff>)]) -> State {
     State {
         mode: Mode::Sim,
+        operation: sim::auto::Operation::Manual,
+        plans: Vec::new(),
         time_ms: 0,
         devices: devices.iter().map(|(n, s)| Device { name: n.to_string(), kind: None, state: *s }).collect(),
         trains: Vec::new(),

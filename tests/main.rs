@@ -1,6 +1,7 @@
 //! The `cargo test` suite: layout validation, simulation behaviour, the interlocking, every scenario, and
 //! the command line. One test binary, a module per area.
 
+mod automatic;
 mod blocks;
 mod broker;
 mod cli;

@@ -158,6 +158,12 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
         speed: Some(100),
     };
     let board = v2::Board { name: "servo-107".into(), address: "127.0.0.1:1".into(), alive: true, restoring: false };
+    let plan = v2::Plan {
+        train: "TAKAO".into(),
+        automatic: true,
+        next_stop: Some("chofu_s1".into()),
+        waiting: Some("dwell, 4 s left".into()),
+    };
     let frames = [
         v2::ServerFrame::Ack { id: 1, detail: None },
         v2::ServerFrame::Rejected { id: 2, rule: "station".into(), reason: "r".into() },
@@ -166,6 +172,8 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
         v2::ServerFrame::Error { id: None, reason: "e".into() },
         v2::ServerFrame::Snapshot(v2::State {
             mode: Mode::Live,
+            operation: sim::auto::Operation::Mixed,
+            plans: vec![plan.clone()],
             time_ms: 5,
             devices: vec![v2::Device { name: "chofu_b1".into(), kind: Some(DeviceKind::Switch), state: None }],
             trains: vec![train.clone()],
@@ -178,6 +186,8 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
         v2::ServerFrame::Trains { trains: vec![train] },
         v2::ServerFrame::Board(board),
         v2::ServerFrame::Mode { mode: Mode::Sim },
+        v2::ServerFrame::Operation { operation: sim::auto::Operation::Auto },
+        v2::ServerFrame::Plans { plans: vec![plan.clone()] },
         v2::ServerFrame::Online { online: false },
         v2::ServerFrame::Speed { train: "TAKAO".into(), speed: 55 },
         v2::ServerFrame::Event(v2::Event {
@@ -198,6 +208,15 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
     assert_eq!(gateway::wire::word(&TrainStatus::Derailed), "derailed");
     let speed = v2::ServerFrame::Speed { train: "TAKAO".into(), speed: 55 };
     assert_eq!(value(&speed.encode()), json!({ "type": "speed", "train": "TAKAO", "speed": 55 }));
+    let operation = v2::ServerFrame::Operation { operation: sim::auto::Operation::Mixed };
+    assert_eq!(value(&operation.encode()), json!({ "type": "operation", "operation": "mixed" }));
+    let plans = v2::ServerFrame::Plans { plans: vec![plan] };
+    assert_eq!(
+        value(&plans.encode()),
+        json!({ "type": "plans", "plans": [
+            { "train": "TAKAO", "automatic": true, "next_stop": "chofu_s1", "waiting": "dwell, 4 s left" }
+        ] })
+    );
     let block = v2::ServerFrame::Block(v2::Block { id: "chofu_up_b1".into(), occupied: true });
     assert_eq!(value(&block.encode()), json!({ "type": "block", "id": "chofu_up_b1", "occupied": true }));
     let command = v2::ClientFrame { id: 8, command: v2::Command::Snapshot {} };

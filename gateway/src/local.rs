@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hil::track::{Outcome, Track, TrackEvent};
 use serde_json::{Value, json};
+use sim::auto::Operation;
 use sim::interlocking::Request;
 use sim::layout::{Layout, OnOff};
 use sim::twin::EventKind;
@@ -40,6 +41,7 @@ impl Local {
         metrics: Arc<Metrics>,
     ) -> Result<Local, JournalError> {
         metrics.mode(track.mode());
+        metrics.operation(track.automatic().0);
         for (_, h) in track.boards() {
             metrics.event(&TrackEvent::Board(h));
         }
@@ -64,8 +66,11 @@ impl Local {
 
     /// Carries out a request: the track's outcome, recorded before it is returned in the journal (an applied
     /// device state with it), so that an acknowledgement survives a crash.
-    async fn carry_out(&self, request: Request) -> Outcome {
-        let outcome = self.track.apply(request).await;
+    async fn carry_out(&self, request: Request, by: By) -> Outcome {
+        let outcome = match by {
+            By::Visitor => self.track.apply(request).await,
+            By::Operator => self.track.apply_as_operator(request).await,
+        };
         let layout = self.track.layout();
         let (target, value) = match request {
             Request::Device { device, state } => (&layout.devices[device].name, json!(state)),
@@ -100,12 +105,19 @@ impl Local {
                 operator::switched(self.track.switch_mode(to, force).await)
             }
             OperatorAction::EmergencyStop | OperatorAction::Reset => {
+                // The operator takes the layout over: automatic operation would undo the stop.
+                self.track.set_operation(Operation::Manual);
                 let requests = operator::requests(self.track.layout(), self.track.mode(), action);
                 let mut outcomes = Vec::with_capacity(requests.len());
                 for r in requests {
-                    outcomes.push((r, self.carry_out(r).await));
+                    outcomes.push((r, self.carry_out(r, By::Operator).await));
                 }
                 operator::summarise(action, self.track.layout(), &outcomes)
+            }
+            OperatorAction::Manual | OperatorAction::Auto | OperatorAction::Mixed => {
+                let operation = operator::operation(action);
+                self.track.set_operation(operation);
+                Ok(format!("operation {}", json!(operation).as_str().unwrap_or("?")))
             }
         };
         let (done, text) = match &result {
@@ -139,7 +151,7 @@ impl Link for Local {
     }
 
     fn apply(&self, request: Request) -> Pending<'_, Outcome> {
-        Box::pin(self.carry_out(request))
+        Box::pin(self.carry_out(request, By::Visitor))
     }
 
     fn operate(&self, token: String, action: OperatorAction) -> Pending<'_, Operated> {
@@ -150,11 +162,25 @@ impl Link for Local {
         Box::pin(async move {
             let track = &self.track;
             let state = track.try_state().await?;
-            let snapshot =
-                hil::track::Snapshot { mode: track.mode(), state, boards: track.boards(), speeds: track.speeds() };
+            let (operation, plans) = track.automatic();
+            let snapshot = hil::track::Snapshot {
+                mode: track.mode(),
+                operation,
+                plans,
+                state,
+                boards: track.boards(),
+                speeds: track.speeds(),
+            };
             Some(State::of(track.layout(), &snapshot))
         })
     }
+}
+
+/// Who asks for a request: a visitor's is refused under automatic operation, an operator's is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum By {
+    Visitor,
+    Operator,
 }
 
 /// A history entry stamped with the time.
@@ -191,6 +217,11 @@ impl Follower {
             match events.recv().await {
                 Ok(e) => {
                     self.metrics.event(&e);
+                    match &e {
+                        TrackEvent::Auto(a) => self.metrics.automatic(&layout, a),
+                        TrackEvent::Plans { plans, .. } => self.metrics.waiting(plans),
+                        _ => {}
+                    }
                     if let Some(frame) = self.frame(&layout, e) {
                         self.feeds.publish(&frame);
                     }
@@ -233,6 +264,11 @@ impl Follower {
             TrackEvent::Divergence(d) => v2::ServerFrame::event(v2::EventKind::Divergence, d.describe(layout)),
             TrackEvent::Board(h) => v2::ServerFrame::Board(v2::Board::of(&h)),
             TrackEvent::Mode(mode) => v2::ServerFrame::Mode { mode },
+            TrackEvent::Operation(operation) => v2::ServerFrame::Operation { operation },
+            TrackEvent::Plans { time_ms, plans } => {
+                v2::ServerFrame::Plans { plans: v2::Plan::all(layout, &plans, time_ms) }
+            }
+            TrackEvent::Auto(e) => v2::ServerFrame::event(v2::EventKind::Automatic, e.describe(layout)),
             TrackEvent::Trains(now) => {
                 v2::ServerFrame::Trains { trains: now.iter().map(|p| v2::Train::of(layout, p)).collect() }
             }

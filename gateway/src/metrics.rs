@@ -24,6 +24,8 @@ use std::time::Duration;
 use hil::track::{Mode, Outcome, TrackEvent};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use sim::auto::{AutoEvent, Operation, TrainPlan, Wait};
+use sim::layout::Layout;
 use sim::twin::EventKind;
 
 /// One gateway's metrics: its own recorder, so that what `/metrics` shows is what this gateway recorded (a
@@ -120,13 +122,50 @@ impl Metrics {
                 EventKind::Derailment { .. } => counter!("plarail_derailments_total").increment(1),
                 _ => {}
             },
-            TrackEvent::Trains(_) | TrackEvent::Speed { .. } | TrackEvent::Confirmed { .. } => {}
+            TrackEvent::Operation(o) => operation(*o),
+            TrackEvent::Trains(_)
+            | TrackEvent::Speed { .. }
+            | TrackEvent::Confirmed { .. }
+            | TrackEvent::Plans { .. }
+            | TrackEvent::Auto(_) => {}
         });
     }
 
     /// The current mode.
     pub fn mode(&self, m: Mode) {
         self.record(|| mode(m));
+    }
+
+    /// The current operation.
+    pub fn operation(&self, o: Operation) {
+        self.record(|| operation(o));
+    }
+
+    /// What automatic operation did: a call at a station (trains per hour through it), a departure (how long
+    /// the train stood, how late against its dwell), a deadlock found or broken.
+    pub fn automatic(&self, layout: &Layout, e: &AutoEvent) {
+        self.record(|| match e {
+            AutoEvent::Arrived { station, .. } => {
+                let station = layout.stations[*station].id.clone();
+                counter!("plarail_auto_calls_total", "station" => station).increment(1)
+            }
+            AutoEvent::Departed { stood_ms, late_ms, .. } => {
+                histogram!("plarail_auto_stood_seconds").record(*stood_ms as f64 / 1000.0);
+                histogram!("plarail_auto_late_seconds").record(*late_ms as f64 / 1000.0);
+            }
+            AutoEvent::Deadlock { .. } => counter!("plarail_deadlocks_total", "state" => "found").increment(1),
+            AutoEvent::DeadlockBroken { .. } => counter!("plarail_deadlocks_total", "state" => "broken").increment(1),
+        });
+    }
+
+    /// How many automatic trains wait now, by reason (`dwell`, `route`, `behind`, `visitor`, `stopped`).
+    pub fn waiting(&self, plans: &[TrainPlan]) {
+        self.record(|| {
+            for reason in ["dwell", "route", "behind", "visitor", "stopped"] {
+                let n = plans.iter().filter(|p| p.wait.as_ref().map(wait_word) == Some(reason)).count();
+                gauge!("plarail_auto_waiting_trains", "reason" => reason).set(n as f64);
+            }
+        });
     }
 
     /// Simulated time over wall time since the track started.
@@ -156,6 +195,23 @@ impl Metrics {
         if let (Some(user), Some(system)) = (ticks(14), ticks(15)) {
             self.record(|| gauge!("plarail_cpu_seconds_total").set((user + system) / 100.0));
         }
+    }
+}
+
+/// A wait's reason as a label.
+fn wait_word(w: &Wait) -> &'static str {
+    match w {
+        Wait::Dwell { .. } => "dwell",
+        Wait::Route { .. } => "route",
+        Wait::Behind(_) => "behind",
+        Wait::Visitor => "visitor",
+        Wait::Stopped => "stopped",
+    }
+}
+
+fn operation(o: Operation) {
+    for (word, each) in [("manual", Operation::Manual), ("auto", Operation::Auto), ("mixed", Operation::Mixed)] {
+        gauge!("plarail_operation", "operation" => word).set(if o == each { 1.0 } else { 0.0 });
     }
 }
 

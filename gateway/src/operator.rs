@@ -32,6 +32,15 @@ pub fn authorised(configured: Option<&str>, given: &str) -> bool {
     configured.is_some_and(|t| bool::from(t.as_bytes().ct_eq(given.as_bytes())))
 }
 
+/// The operation an action sets (`manual`, `auto`, `mixed`; manual for any other action).
+pub fn operation(action: Action) -> sim::auto::Operation {
+    match action {
+        Action::Auto => sim::auto::Operation::Auto,
+        Action::Mixed => sim::auto::Operation::Mixed,
+        _ => sim::auto::Operation::Manual,
+    }
+}
+
 /// The mode an action switches to, and whether it switches even with boards not answering.
 pub fn switch(action: Action) -> (Mode, bool) {
     (if action == Action::Sim { Mode::Sim } else { Mode::Live }, action == Action::LiveForce)
@@ -54,7 +63,7 @@ pub fn switched(result: Result<SwitchReport, SwitchError>) -> Result<String, Str
 }
 
 /// The commands an emergency stop or a reset is made of, in the order they are carried out (none for the
-/// switches of mode).
+/// switches of mode or operation).
 pub fn requests(layout: &Layout, mode: Mode, action: Action) -> Vec<Request> {
     let stop_rails = |state: Option<OnOff>| -> Vec<Request> {
         (0..layout.devices.len())
@@ -64,7 +73,7 @@ pub fn requests(layout: &Layout, mode: Mode, action: Action) -> Vec<Request> {
             .collect()
     };
     match action {
-        Action::Live | Action::LiveForce | Action::Sim => Vec::new(),
+        Action::Live | Action::LiveForce | Action::Sim | Action::Manual | Action::Auto | Action::Mixed => Vec::new(),
         Action::EmergencyStop => {
             let mut requests = stop_rails(None);
             requests.extend(settable(layout, mode).map(|train| Request::Speed { train, speed: 0 }));

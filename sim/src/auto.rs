@@ -22,6 +22,35 @@ use crate::layout::{DeviceId, DeviceKind, DevicePlace, Dir, Layout, NodeId, OnOf
 use crate::track::{DevicePosition, next_segment, offset_of};
 use crate::twin::{TrackState, TrainStatus};
 
+/// How the layout is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Visitors and the operator run everything.
+    #[default]
+    Manual,
+    /// Every train runs automatically; visitors' commands are refused with the reason "automatic operation".
+    Auto,
+    /// Automatic, except where a visitor operates (a station or a train is theirs until a quiet period passes).
+    Mixed,
+}
+
+impl std::str::FromStr for Operation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Operation, String> {
+        match s {
+            "manual" => Ok(Operation::Manual),
+            "auto" => Ok(Operation::Auto),
+            "mixed" => Ok(Operation::Mixed),
+            other => Err(format!("operation `{other}`: manual, auto or mixed")),
+        }
+    }
+}
+
+/// How often automatic operation (or the 2023 rule) looks at the track, ms (2023 polled every 200 ms).
+pub const AUTO_EVERY_MS: u64 = 200;
+
 /// Settings of automatic operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AutoConfig {
@@ -118,12 +147,83 @@ pub enum AutoEvent {
     },
 }
 
+impl AutoEvent {
+    /// The event in words.
+    pub fn describe(&self, layout: &Layout) -> String {
+        let train = |t: &TrainId| layout.trains[*t].name.as_str();
+        let trains = |ts: &[TrainId]| ts.iter().map(train).collect::<Vec<_>>().join(", ");
+        match self {
+            AutoEvent::Arrived { train: t, station } => {
+                format!("{} calls at {}", train(t), layout.stations[*station].name_en)
+            }
+            AutoEvent::Departed { train: t, device, stood_ms, late_ms } => format!(
+                "{} departs from {} after {:.0} s ({:.0} s past its dwell)",
+                train(t),
+                layout.devices[*device].name,
+                *stood_ms as f64 / 1000.0,
+                *late_ms as f64 / 1000.0
+            ),
+            AutoEvent::Deadlock { trains: ts } => {
+                format!("deadlock: {} wait on each other and no way round is free", trains(ts))
+            }
+            AutoEvent::DeadlockBroken { trains: ts } => format!("deadlock of {} broken", trains(ts)),
+        }
+    }
+}
+
 /// What a visitor holds in mixed operation.
 pub trait Holds {
     /// Whether a visitor holds the devices of `station`.
     fn station(&self, station: StationId) -> bool;
     /// Whether a visitor holds `train`.
     fn train(&self, train: TrainId) -> bool;
+}
+
+/// What visitors hold in mixed operation: a station whose device a visitor commanded, a train whose speed a
+/// visitor set, each until a time (`T`: simulation ms, or a wall-clock instant).
+#[derive(Debug, Clone)]
+pub struct VisitorHolds<T> {
+    stations: Vec<Option<T>>,
+    trains: Vec<Option<T>>,
+}
+
+impl<T: Copy + PartialOrd> VisitorHolds<T> {
+    /// Nothing held on `layout`.
+    pub fn new(layout: &Layout) -> VisitorHolds<T> {
+        VisitorHolds { stations: vec![None; layout.stations.len()], trains: vec![None; layout.trains.len()] }
+    }
+
+    /// A visitor's `request`: its station or train is theirs until `until` (a request naming nothing the
+    /// layout has holds nothing).
+    pub fn commanded(&mut self, layout: &Layout, request: &Request, until: T) {
+        match *request {
+            Request::Device { device, .. } if device < layout.devices.len() => {
+                self.stations[layout.devices[device].station] = Some(until);
+            }
+            Request::Speed { train, .. } if train < layout.trains.len() => self.trains[train] = Some(until),
+            _ => {}
+        }
+    }
+
+    /// What is held at `now`.
+    pub fn at(&self, now: T) -> HeldAt<'_, T> {
+        HeldAt { holds: self, now }
+    }
+}
+
+/// [`VisitorHolds`] at one instant.
+pub struct HeldAt<'a, T> {
+    holds: &'a VisitorHolds<T>,
+    now: T,
+}
+
+impl<T: Copy + PartialOrd> Holds for HeldAt<'_, T> {
+    fn station(&self, station: StationId) -> bool {
+        self.holds.stations[station].is_some_and(|until| self.now < until)
+    }
+    fn train(&self, train: TrainId) -> bool {
+        self.holds.trains[train].is_some_and(|until| self.now < until)
+    }
 }
 
 /// Nobody holds anything (automatic operation).

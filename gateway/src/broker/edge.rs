@@ -318,6 +318,8 @@ impl Link for Edge {
 fn empty(layout: &Layout) -> State {
     State {
         mode: hil::track::Mode::Sim,
+        operation: sim::auto::Operation::Manual,
+        plans: Vec::new(),
         time_ms: 0,
         devices: layout
             .devices

@@ -14,7 +14,8 @@ const WORDS = {
     rejected: "できません", failed: "失敗しました", denied: "トークンが違います", error: "エラー",
     confirm_live: "実機 (LIVE) に切り替えますか?", confirm_force: "応答しないボードがあっても LIVE に切り替えますか?",
     running: "走行中", crashed: "衝突", derailed: "脱線", removed: "撤去", alive: "応答あり", down: "応答なし",
-    restoring: "復旧中", track_offline: "線路オフライン（操作できません）", track_online: "線路オンライン", need_token: "トークンを入力してください", no_answer: "接続が切れ、結果は不明です",
+    manual: "手動運転", mixed: "自動 (来場者優先)", auto: "全自動", op_manual: "手動", op_mixed: "自動+来場者", op_auto: "全自動",
+    automatic: "自動", by_hand: "手動", next_stop: "次", restoring: "復旧中", track_offline: "線路オフライン（操作できません）", track_online: "線路オンライン", need_token: "トークンを入力してください", no_answer: "接続が切れ、結果は不明です",
   },
   en: {
     title: "Plarail remote control", fit: "Fit", legend_on: "stop", legend_off: "go", legend_switch: "switch (the line shows the way set)", legend_free: "block free", legend_occupied: "block occupied",
@@ -28,7 +29,8 @@ const WORDS = {
     rejected: "not allowed", failed: "failed", denied: "wrong token", error: "error",
     confirm_live: "Switch to the real track (LIVE)?", confirm_force: "Switch to LIVE even with boards not answering?",
     running: "running", crashed: "crashed", derailed: "derailed", removed: "removed", alive: "answers", down: "DOWN",
-    restoring: "restoring", track_offline: "track offline (commands refused)", track_online: "track online", need_token: "enter the operator token", no_answer: "connection lost before the answer",
+    manual: "Manual operation", mixed: "Automatic, visitors first", auto: "Fully automatic", op_manual: "MANUAL", op_mixed: "MIXED", op_auto: "AUTO",
+    automatic: "auto", by_hand: "by hand", next_stop: "next", restoring: "restoring", track_offline: "track offline (commands refused)", track_online: "track online", need_token: "enter the operator token", no_answer: "connection lost before the answer",
   },
 };
 const SVG = "http://www.w3.org/2000/svg";
@@ -136,9 +138,10 @@ function build() {
     // only (and the 2021 controller ignored negative speeds).
     const meter = el(null, "meter", { min: 0, max: 100, value: 0, "aria-label": `${tr.name} ${t("speed")}` }, li);
     const info = el(null, "span", { class: "info" }, li);
+    const plan = el(null, "span", { class: "plan", hidden: "" }, li);
     const slider = el(null, "input", { type: "range", min: 0, max: 100, step: 5, value: 0, "aria-label": tr.name }, li);
     slider.addEventListener("change", () => setSpeed(tr.name, Number(slider.value)));
-    trains.set(tr.name, { g, label, li, kind, meter, info, slider, stop, controller: tr.controller, status: "running", speed: 0, set: 0 });
+    trains.set(tr.name, { g, label, li, kind, meter, info, plan, slider, stop, controller: tr.controller, status: "running", speed: 0, set: 0 });
   });
   fit();
   window.addEventListener("resize", fit);
@@ -199,6 +202,14 @@ function showTrain(name) {
   tr.kind.textContent = t(tr.controller ? "controller" : "simulated");
   tr.meter.value = tr.set;
   tr.info.textContent = `${t("speed")} ${tr.set} · ${t(tr.status)} ${Math.round(tr.speed)} mm/s`;
+  const plan = plans.get(name);
+  tr.plan.hidden = !plan;
+  if (plan) {
+    const parts = [t(plan.automatic ? "automatic" : "by_hand")];
+    if (plan.next_stop) parts.push(`${t("next_stop")} ${plan.next_stop}`);
+    if (plan.waiting) parts.push(plan.waiting);
+    tr.plan.textContent = parts.join(" · ");
+  }
 }
 
 // Train names go where they collide with no station name and no other train's name: above the train, else
@@ -242,6 +253,20 @@ function showConn(state) {
 function showOnline(online) {
   $("offline").hidden = online;
   $("offline").textContent = t("track_offline");
+}
+
+let operation = "manual";
+const plans = new Map(); // train name -> automatic operation's plan
+
+/** Shows how the layout is run (hidden in manual operation) and each train's plan. */
+function showOperation(op, list) {
+  operation = op;
+  plans.clear();
+  (list || []).forEach((p) => plans.set(p.train, p));
+  $("operation").hidden = op === "manual";
+  $("operation").dataset.operation = op;
+  $("operation").textContent = t(`op_${op}`);
+  for (const name of trains.keys()) showTrain(name);
 }
 
 function showMode(mode) {
@@ -319,6 +344,7 @@ function onFrame(f) {
   switch (f.type) {
     case "snapshot":
       showMode(f.mode);
+      showOperation(f.operation || "manual", f.plans);
       showOnline(f.online !== false);
       f.devices.forEach((d) => { if (devices.has(d.name)) { devices.get(d.name).state = d.state; showDevice(d.name); } });
       moveTrains(f.trains);
@@ -342,6 +368,8 @@ function onFrame(f) {
       break;
     case "board": boards.set(f.name, f); showBoards(); break;
     case "mode": showMode(f.mode); logEvent(`mode ${f.mode.toUpperCase()}`); break;
+    case "operation": showOperation(f.operation, f.operation === "manual" ? [] : [...plans.values()]); logEvent(t(f.operation)); break;
+    case "plans": showOperation(operation, operation === "manual" ? [] : f.plans); break;
     case "online": showOnline(f.online); logEvent(t(f.online ? "track_online" : "track_offline")); break;
     case "event":
       logEvent(f.text);

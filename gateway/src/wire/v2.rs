@@ -15,6 +15,7 @@
 
 use hil::track::{BoardHealth, Mode, Snapshot, TrainPosition};
 use serde::{Deserialize, Serialize};
+use sim::auto::{Operation, TrainPlan};
 use sim::layout::{DeviceKind, Layout, OnOff};
 use sim::twin::TrainStatus;
 
@@ -68,6 +69,12 @@ pub enum OperatorAction {
     LiveForce,
     /// Switch back to the simulation.
     Sim,
+    /// Run the layout by hand (visitors and the operator).
+    Manual,
+    /// Run every train automatically (visitors' commands refused).
+    Auto,
+    /// Run automatically except where a visitor operates.
+    Mixed,
     /// Raise every stop rail and stop every train.
     EmergencyStop,
     /// Drive every device and train back to the layout's initial state.
@@ -163,6 +170,16 @@ pub enum ServerFrame {
         /// The mode now.
         mode: Mode,
     },
+    /// The operation changed.
+    Operation {
+        /// The operation now.
+        operation: Operation,
+    },
+    /// Automatic operation's plans changed (every train's).
+    Plans {
+        /// Each train's plan.
+        plans: Vec<Plan>,
+    },
     /// Something happened, in words.
     Event(Event),
     /// The track's core went offline or came back (an edge gateway's link to it across the broker).
@@ -177,6 +194,12 @@ pub enum ServerFrame {
 pub struct State {
     /// Which track the commands drive.
     pub mode: Mode,
+    /// How the layout is run: `manual`, `auto` or `mixed`.
+    #[serde(default)]
+    pub operation: Operation,
+    /// Automatic operation's plan for each train (left out in manual operation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<Plan>,
     /// Simulation time, ms.
     pub time_ms: u64,
     /// Every device.
@@ -233,6 +256,35 @@ pub struct Train {
     pub speed: Option<i32>,
 }
 
+/// Automatic operation's plan for a train.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The train.
+    pub train: String,
+    /// Whether it runs automatically now.
+    pub automatic: bool,
+    /// The stop rail it stops at next (or stands at).
+    pub next_stop: Option<String>,
+    /// Why it stands, in words (none while it runs).
+    pub waiting: Option<String>,
+}
+
+impl Plan {
+    /// Every train's plan as views see it.
+    pub fn all(layout: &Layout, plans: &[TrainPlan], now_ms: u64) -> Vec<Plan> {
+        plans
+            .iter()
+            .enumerate()
+            .map(|(t, p)| Plan {
+                train: layout.trains[t].name.clone(),
+                automatic: p.automatic,
+                next_stop: p.next_stop.map(|d| layout.devices[d].name.clone()),
+                waiting: p.wait.as_ref().map(|w| w.describe(layout, now_ms)),
+            })
+            .collect()
+    }
+}
+
 /// A block and whether a train is in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
@@ -282,6 +334,8 @@ pub enum EventKind {
     Derailment,
     /// In live mode, the real track contradicted the mirror.
     Divergence,
+    /// Automatic operation: a train called at a station or departed, a deadlock.
+    Automatic,
 }
 
 impl ServerFrame {
@@ -306,6 +360,11 @@ impl State {
     pub fn of(layout: &Layout, snap: &Snapshot) -> State {
         State {
             mode: snap.mode,
+            operation: snap.operation,
+            plans: match snap.operation {
+                Operation::Manual => Vec::new(),
+                _ => Plan::all(layout, &snap.plans, snap.state.time_ms),
+            },
             time_ms: snap.state.time_ms,
             devices: layout
                 .devices
@@ -368,6 +427,8 @@ impl State {
                 }
             }
             ServerFrame::Mode { mode } => self.mode = *mode,
+            ServerFrame::Operation { operation } => self.operation = *operation,
+            ServerFrame::Plans { plans } => self.plans = plans.clone(),
             ServerFrame::Online { online } => self.online = *online,
             ServerFrame::Ack { .. }
             | ServerFrame::Rejected { .. }

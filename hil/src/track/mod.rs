@@ -39,6 +39,7 @@
 //! keep. Commands hold `mode` for reading across their IO, and a switch of mode holds it for writing, so that
 //! a command never sees a switch half done.
 
+mod automatic;
 pub mod core;
 mod mqtt;
 
@@ -57,6 +58,7 @@ use sim::twin::{SimCommand, SimError, SimEvent, TrackState};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Notify, broadcast, oneshot};
 
+pub use self::automatic::AUTO_EVERY;
 use self::core::{Next, Poll, RestoreStep, TrackCore};
 pub use self::mqtt::{BROKER_WAIT, MQTT_ACT};
 use crate::boards2023::BoardBroker;
@@ -169,6 +171,17 @@ pub enum TrackEvent {
     Divergence(Divergence),
     /// The mode changed.
     Mode(Mode),
+    /// The operation changed (manual, auto, mixed).
+    Operation(sim::auto::Operation),
+    /// Automatic operation's plan for each train changed (by train), at this simulation time.
+    Plans {
+        /// Simulation time, ms.
+        time_ms: u64,
+        /// Each train's plan.
+        plans: Vec<sim::auto::TrainPlan>,
+    },
+    /// Automatic operation did or found something (a train arrived or departed, a deadlock).
+    Auto(sim::auto::AutoEvent),
     /// A hall-sensor board reported a train (accepted by the ingest endpoint), in either mode.
     SensorReport(SensorReading),
     /// Where the trains are now (sent when any train moved, about every `supervise_every`).
@@ -207,6 +220,10 @@ impl TrainPosition {
 pub struct Snapshot {
     /// The mode.
     pub mode: Mode,
+    /// How the layout is run.
+    pub operation: sim::auto::Operation,
+    /// Automatic operation's plan for each train, by train.
+    pub plans: Vec<sim::auto::TrainPlan>,
     /// Devices and trains (the simulation's, or in live mode the mirror's).
     pub state: TrackState,
     /// Health of every servo board, speed controller and (where the broker tells) 2023 MQTT board, by board id.
@@ -241,7 +258,14 @@ pub struct Setup {
     pub live2023: Option<BoardBroker>,
     /// The firmware the virtual 2023 boards run (sim mode).
     pub firmware2023: Build,
+    /// How the layout is run at start.
+    pub operation: sim::auto::Operation,
+    /// Mixed operation: how long a station or train stays a visitor's after their last command.
+    pub quiet: Duration,
 }
+
+/// Mixed operation's quiet period by default.
+pub const QUIET: Duration = Duration::from_secs(30);
 
 impl Default for Setup {
     fn default() -> Self {
@@ -254,6 +278,8 @@ impl Default for Setup {
             boards2023: None,
             live2023: None,
             firmware2023: Build::default(),
+            operation: sim::auto::Operation::Manual,
+            quiet: QUIET,
         }
     }
 }
@@ -308,6 +334,8 @@ struct Inner {
     restored: Notify,
     /// The 2023 MQTT boards' links, with their brokers.
     mqtt: std::sync::OnceLock<mqtt::Mqtt>,
+    /// The operation and automatic operation's bookkeeping.
+    automatic: Mutex<automatic::Automatic>,
 }
 
 /// A running track (see the module documentation). Cheap to clone.
@@ -346,6 +374,7 @@ impl Track {
         let driven: Vec<BoardId> = core.health().into_iter().map(|(id, _)| id).collect();
         let (events, _) = broadcast::channel(4096);
         let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
+        let automatic = automatic::Automatic::new(layout.clone(), setup.operation, setup.quiet);
         let inner = Arc::new(Inner {
             interlocking: Interlocking::new(layout.clone(), config.interlocking),
             core: Mutex::new(core),
@@ -367,6 +396,7 @@ impl Track {
             wake: driven.iter().map(|&b| (b, Notify::new())).collect(),
             restored: Notify::new(),
             mqtt: std::sync::OnceLock::new(),
+            automatic: Mutex::new(automatic),
         });
         if setup.boards2023.is_some() || setup.live2023.is_some() {
             let (sim, live) = (setup.boards2023.as_ref(), setup.live2023.as_ref());
@@ -379,6 +409,7 @@ impl Track {
         }
         tokio::spawn(watch_trains(Arc::downgrade(&track.inner)));
         tokio::spawn(follow(Arc::downgrade(&track.inner), readings_rx));
+        tokio::spawn(automatic::run(Arc::downgrade(&track.inner)));
         Ok(track)
     }
 
@@ -499,7 +530,15 @@ impl Track {
 
     /// The mode, the devices and trains, and the boards' health.
     pub async fn snapshot(&self) -> Snapshot {
-        Snapshot { mode: self.mode(), state: self.state().await, boards: self.boards(), speeds: self.speeds() }
+        let (operation, plans) = self.automatic();
+        Snapshot {
+            mode: self.mode(),
+            operation,
+            plans,
+            state: self.state().await,
+            boards: self.boards(),
+            speeds: self.speeds(),
+        }
     }
 
     /// Like [`Track::state`], but `None` once the track is stopped.
@@ -512,79 +551,31 @@ impl Track {
         state(&self.inner).await
     }
 
-    /// Checks a command with the interlocking and carries it out.
+    /// A visitor's command: refused under automatic operation (in mixed operation it holds its station or
+    /// train), else checked with the interlocking and carried out.
     pub async fn apply(&self, req: Request) -> Outcome {
-        let inner = &self.inner;
-        let _mode = inner.mode_lock.read().await;
-        // A place among the device commands in flight (their combinations are checked).
-        let _slot = match req {
-            Request::Device { .. } => Some(inner.in_flight_slots.acquire().await.expect("never closed")),
-            Request::Speed { .. } => None,
-        };
-        let checked = {
-            let _check = inner.checking.lock().await;
-            let now = state(inner).await;
-            let pending: Vec<(usize, OnOff)> =
-                inner.in_flight.lock().expect("in flight").iter().map(|&(_, d, s)| (d, s)).collect();
-            if let Err(r) = inner.interlocking.check_pending(&req, &now, &pending) {
-                return Outcome::Rejected(r);
-            }
-            match req {
-                Request::Device { device, state } => {
-                    let board = inner.layout.devices[device].board;
-                    if let Err(reason) = inner.core().admit(board) {
-                        return Outcome::Failed(reason);
-                    }
-                    let ticket = InFlight::new(inner, device, state);
-                    let order = queue_now(inner.order[board].clone().lock_owned()).await;
-                    Checked::Device { device, state, was: now.devices[device], ticket, order }
-                }
-                Request::Speed { train, speed } => match inner.layout.trains[train].controller {
-                    Some(board) => {
-                        if let Err(reason) = inner.core().admit(board) {
-                            return Outcome::Failed(reason);
-                        }
-                        let order = queue_now(inner.order[board].clone().lock_owned()).await;
-                        Checked::Controller { train, speed, order }
-                    }
-                    None if self.mode() == Mode::Live => {
-                        return Outcome::Failed(format!(
-                            "{} has no onboard speed controller: on the real track it runs at its own speed",
-                            inner.layout.trains[train].name
-                        ));
-                    }
-                    // Sent now, so that speeds reach the simulation in the order of their checks.
-                    None => {
-                        let ack = sim_send(inner, Request::Speed { train, speed }.command(&inner.layout));
-                        Checked::Simulation { train, speed, ack }
-                    }
-                },
-            }
-        };
-        let (train, speed, result) = match checked {
-            Checked::Device { device, state, was, ticket, order } => {
-                let _order = order.wait().await;
-                let outcome = command_device(inner, device, state).await;
-                if outcome == Outcome::Applied && was == DevicePosition::from(state) {
-                    let _ = inner.events.send(TrackEvent::Confirmed { device, state });
-                }
-                drop(ticket);
-                return outcome;
-            }
-            Checked::Controller { train, speed, order } => {
-                let _order = order.wait().await;
-                let sent = inner.core().controller_speed(train, speed);
-                (train, speed, control(inner, train, sent).await.map_err(|f| f.to_string()))
-            }
-            Checked::Simulation { train, speed, ack } => (train, speed, sim_ack(ack).await.map_err(|e| e.to_string())),
-        };
-        match result {
-            Ok(()) => {
-                inner.core().speed_commanded(train, speed);
-                let _ = inner.events.send(TrackEvent::Speed { train, speed });
-                Outcome::Applied
-            }
-            Err(reason) => Outcome::Failed(reason),
+        let visitor = self.inner.automatic.lock().expect("automatic").visitor(&self.inner.layout, &req, Instant::now());
+        if let Err(r) = visitor {
+            return Outcome::Rejected(r);
+        }
+        carry_out(&self.inner, req).await
+    }
+
+    /// Carries out an operator's request (emergency stop, reset): as [`Track::apply`], whatever the operation.
+    pub async fn apply_as_operator(&self, req: Request) -> Outcome {
+        carry_out(&self.inner, req).await
+    }
+
+    /// How the layout is run, and automatic operation's plan for each train (by train).
+    pub fn automatic(&self) -> (sim::auto::Operation, Vec<sim::auto::TrainPlan>) {
+        let automatic = self.inner.automatic.lock().expect("automatic");
+        (automatic.operation(), automatic.plans())
+    }
+
+    /// Sets how the layout is run (the operator's); told to subscribers if it changed.
+    pub fn set_operation(&self, operation: sim::auto::Operation) {
+        if self.inner.automatic.lock().expect("automatic").set(operation) {
+            let _ = self.inner.events.send(TrackEvent::Operation(operation));
         }
     }
 
@@ -606,6 +597,81 @@ impl Track {
     /// Messages on the boards' broker the twin could not read so far (0 without a boards' broker).
     pub fn unreadable_mqtt(&self) -> u64 {
         self.inner.mqtt.get().map_or(0, |m| m.unreadable())
+    }
+}
+
+/// Carries out a request checked by the interlocking (see [`Track::apply`]), whoever asks it.
+async fn carry_out(inner: &Arc<Inner>, req: Request) -> Outcome {
+    let _mode = inner.mode_lock.read().await;
+    // A place among the device commands in flight (their combinations are checked).
+    let _slot = match req {
+        Request::Device { .. } => Some(inner.in_flight_slots.acquire().await.expect("never closed")),
+        Request::Speed { .. } => None,
+    };
+    let checked = {
+        let _check = inner.checking.lock().await;
+        let now = state(inner).await;
+        let pending: Vec<(usize, OnOff)> =
+            inner.in_flight.lock().expect("in flight").iter().map(|&(_, d, s)| (d, s)).collect();
+        if let Err(r) = inner.interlocking.check_pending(&req, &now, &pending) {
+            return Outcome::Rejected(r);
+        }
+        match req {
+            Request::Device { device, state } => {
+                let board = inner.layout.devices[device].board;
+                if let Err(reason) = inner.core().admit(board) {
+                    return Outcome::Failed(reason);
+                }
+                let ticket = InFlight::new(inner, device, state);
+                let order = queue_now(inner.order[board].clone().lock_owned()).await;
+                Checked::Device { device, state, was: now.devices[device], ticket, order }
+            }
+            Request::Speed { train, speed } => match inner.layout.trains[train].controller {
+                Some(board) => {
+                    if let Err(reason) = inner.core().admit(board) {
+                        return Outcome::Failed(reason);
+                    }
+                    let order = queue_now(inner.order[board].clone().lock_owned()).await;
+                    Checked::Controller { train, speed, order }
+                }
+                None if inner.core().mode() == Mode::Live => {
+                    return Outcome::Failed(format!(
+                        "{} has no onboard speed controller: on the real track it runs at its own speed",
+                        inner.layout.trains[train].name
+                    ));
+                }
+                // Sent now, so that speeds reach the simulation in the order of their checks.
+                None => {
+                    let ack = sim_send(inner, Request::Speed { train, speed }.command(&inner.layout));
+                    Checked::Simulation { train, speed, ack }
+                }
+            },
+        }
+    };
+    let (train, speed, result) = match checked {
+        Checked::Device { device, state, was, ticket, order } => {
+            let _order = order.wait().await;
+            let outcome = command_device(inner, device, state).await;
+            if outcome == Outcome::Applied && was == DevicePosition::from(state) {
+                let _ = inner.events.send(TrackEvent::Confirmed { device, state });
+            }
+            drop(ticket);
+            return outcome;
+        }
+        Checked::Controller { train, speed, order } => {
+            let _order = order.wait().await;
+            let sent = inner.core().controller_speed(train, speed);
+            (train, speed, control(inner, train, sent).await.map_err(|f| f.to_string()))
+        }
+        Checked::Simulation { train, speed, ack } => (train, speed, sim_ack(ack).await.map_err(|e| e.to_string())),
+    };
+    match result {
+        Ok(()) => {
+            inner.core().speed_commanded(train, speed);
+            let _ = inner.events.send(TrackEvent::Speed { train, speed });
+            Outcome::Applied
+        }
+        Err(reason) => Outcome::Failed(reason),
     }
 }
 

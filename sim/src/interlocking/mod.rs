@@ -88,11 +88,13 @@ pub enum RejectKind {
     Unknown,
     /// A speed off the scale.
     OutOfRange,
+    /// Automatic operation owns what the command is for.
+    Automatic,
 }
 
 impl RejectKind {
     /// Every rule.
-    pub const ALL: [RejectKind; 9] = [
+    pub const ALL: [RejectKind; 10] = [
         RejectKind::StationRule,
         RejectKind::SwitchInUse,
         RejectKind::RouteOccupied,
@@ -102,6 +104,7 @@ impl RejectKind {
         RejectKind::BlockOccupied,
         RejectKind::Unknown,
         RejectKind::OutOfRange,
+        RejectKind::Automatic,
     ];
 
     /// The rule whose [`RejectKind::label`] is `label`.
@@ -121,6 +124,7 @@ impl RejectKind {
             RejectKind::BlockOccupied => "block occupied",
             RejectKind::Unknown => "unknown device or train",
             RejectKind::OutOfRange => "out of range",
+            RejectKind::Automatic => "automatic operation",
         }
     }
 }

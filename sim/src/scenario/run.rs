@@ -6,14 +6,11 @@ use std::time::{Duration, Instant};
 
 use super::spec::{Expectations, Scenario, ScenarioOperation};
 use super::visitors::{Timed, generate, resolve};
-use crate::auto::{Auto, AutoConfig, AutoEvent, Holds};
+use crate::auto::{AUTO_EVERY_MS, Auto, AutoConfig, AutoEvent, Holds, VisitorHolds};
 use crate::interlocking::guarded::{Guarded, Refusal};
-use crate::interlocking::{Interlocking, RejectKind, Request};
-use crate::layout::{Layout, StationId, TrainId};
+use crate::interlocking::{Interlocking, RejectKind};
+use crate::layout::Layout;
 use crate::twin::{CollisionKind, DerailCause, EventKind, SimEvent, Simulation, StartError, TrackState, TrainStatus};
-
-/// How often automatic operation (or the 2023 rule) looks at the track, simulated ms (2023 polled every 200 ms).
-pub const AUTO_EVERY_MS: u64 = 200;
 
 /// A run's settings, independent of any file.
 #[derive(Debug, Clone)]
@@ -225,7 +222,7 @@ pub fn run(
     let mut next = actions.iter().peekable();
     let steps = config.duration_ms / config.step_ms;
     let mut auto = Auto::new(layout.clone(), AutoConfig::default());
-    let mut holds = VisitorHolds::new(&layout, config.quiet_ms);
+    let mut holds = VisitorHolds::new(&layout);
     let mut standing = vec![(0, None); layout.trains.len()];
     for _ in 0..steps {
         let now = track.sim().time_ms();
@@ -239,7 +236,7 @@ pub fn run(
                 report.refused_automatic += 1;
                 continue;
             }
-            holds.commanded(&layout, &request, now);
+            holds.commanded(&layout, &request, now + config.quiet_ms);
             match track.request(&request, &mut events) {
                 Ok(()) => report.applied += 1,
                 Err(Refusal::Failed(_)) => report.failed += 1,
@@ -321,46 +318,6 @@ fn stood(
         let standing = &standing[t].0;
         let beyond = standing.saturating_sub(layout.trains[t].dwell_ms);
         report.longest_standstill[t].1 = report.longest_standstill[t].1.max(beyond);
-    }
-}
-
-/// What the scenario's visitors hold in mixed operation: the station of each device and each train they
-/// commanded, until a quiet period has passed since.
-struct VisitorHolds {
-    quiet_ms: u64,
-    stations: Vec<Option<u64>>,
-    trains: Vec<Option<u64>>,
-}
-
-impl VisitorHolds {
-    fn new(layout: &Layout, quiet_ms: u64) -> VisitorHolds {
-        VisitorHolds { quiet_ms, stations: vec![None; layout.stations.len()], trains: vec![None; layout.trains.len()] }
-    }
-
-    fn commanded(&mut self, layout: &Layout, request: &Request, now: u64) {
-        match *request {
-            Request::Device { device, .. } => self.stations[layout.devices[device].station] = Some(now),
-            Request::Speed { train, .. } => self.trains[train] = Some(now),
-        }
-    }
-
-    fn at(&self, now: u64) -> HeldAt<'_> {
-        HeldAt { holds: self, now }
-    }
-}
-
-/// [`VisitorHolds`] at one instant.
-struct HeldAt<'a> {
-    holds: &'a VisitorHolds,
-    now: u64,
-}
-
-impl Holds for HeldAt<'_> {
-    fn station(&self, station: StationId) -> bool {
-        self.holds.stations[station].is_some_and(|t| self.now < t + self.holds.quiet_ms)
-    }
-    fn train(&self, train: TrainId) -> bool {
-        self.holds.trains[train].is_some_and(|t| self.now < t + self.holds.quiet_ms)
     }
 }
 

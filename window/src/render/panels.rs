@@ -9,8 +9,17 @@ use bevy_egui::{EguiContexts, egui};
 use super::map::{MapView, train_colour};
 use super::{LOG_HEIGHT, PANEL_WIDTH, Shown, Twin};
 use crate::view::{Action, Pace, controller_words};
+use sim::auto::Operation;
 use sim::interlocking::{FULL_SPEED, on_off_words};
 use sim::layout::OnOff;
+
+/// A train's automatic plan in words: `auto · next chofu_s2 · dwell, 4 s left`.
+fn plan_words(plan: &gateway::wire::v2::Plan) -> String {
+    let mut words = vec![if plan.automatic { "auto" } else { "by hand" }.to_string()];
+    words.extend(plan.next_stop.as_ref().map(|s| format!("next {s}")));
+    words.extend(plan.waiting.clone());
+    words.join(" · ")
+}
 
 /// Fonts tried, in order, for Japanese station names (Debian's `fonts-ipafont-gothic` first).
 pub const JAPANESE_FONTS: &[&str] = &[
@@ -76,6 +85,15 @@ pub fn ui(
                     state.confirm_live = Some(to_live);
                 }
             });
+            ui.horizontal(|ui| {
+                ui.label("operation");
+                for operation in [Operation::Manual, Operation::Auto, Operation::Mixed] {
+                    let chosen = picture.operation == operation;
+                    if ui.selectable_label(chosen, gateway::wire::word(&operation)).clicked() && !chosen {
+                        actions.push(Action::Operation(operation));
+                    }
+                }
+            });
             if let Twin::Local(local) = &mut *twin {
                 ui.horizontal(|ui| {
                     ui.label("speed");
@@ -135,6 +153,9 @@ pub fn ui(
                         ui.label(egui::RichText::new(&label.name).strong());
                         ui.label(format!("{} · {} mm/s", gateway::wire::word(&t.status), t.speed));
                     });
+                    if let Some(plan) = picture.plans.get(i) {
+                        ui.label(plan_words(plan));
+                    }
                     ui.horizontal(|ui| {
                         // The 2021 page's speed: 0..100 in steps of 5 (no reverse: the blocks protect forward
                         // running only).

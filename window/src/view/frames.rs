@@ -17,6 +17,9 @@ pub fn command(picture: &Picture, action: Action, id: u64, token: &str) -> Strin
         Action::EmergencyStop => operator(OperatorAction::EmergencyStop),
         Action::Live(true) => operator(OperatorAction::Live),
         Action::Live(false) => operator(OperatorAction::Sim),
+        Action::Operation(sim::auto::Operation::Manual) => operator(OperatorAction::Manual),
+        Action::Operation(sim::auto::Operation::Auto) => operator(OperatorAction::Auto),
+        Action::Operation(sim::auto::Operation::Mixed) => operator(OperatorAction::Mixed),
     };
     ClientFrame { id, command }.encode()
 }
@@ -33,6 +36,8 @@ pub fn apply(picture: &mut Picture, text: &str) -> Result<Option<(u64, String)>,
     let answer = match ServerFrame::decode(text)? {
         ServerFrame::Snapshot(state) => {
             picture.mode = state.mode;
+            picture.operation = state.operation;
+            picture.plans = state.plans;
             picture.time_ms = state.time_ms;
             for d in &state.devices {
                 set_device(picture, d);
@@ -68,6 +73,15 @@ pub fn apply(picture: &mut Picture, text: &str) -> Result<Option<(u64, String)>,
                 Some(x) => x.1 = b.alive,
                 None => picture.boards.push((b.name, b.alive)),
             }
+            return Ok(None);
+        }
+        ServerFrame::Operation { operation } => {
+            picture.operation = operation;
+            picture.log(format!("operation {}", word(&operation)));
+            return Ok(None);
+        }
+        ServerFrame::Plans { plans } => {
+            picture.plans = plans;
             return Ok(None);
         }
         ServerFrame::Mode { mode } => {

@@ -1,8 +1,11 @@
-//! A standalone twin for a view: the simulation behind its interlocking, stepped at the view's chosen pace.
+//! A standalone twin for a view: the simulation behind its interlocking, stepped at the view's chosen pace, with
+//! automatic operation when the user turns it on (the user's commands then come as a visitor's: refused in
+//! `auto`, holding their station or train for [`QUIET_MS`] in `mixed`).
 
 use std::sync::Arc;
 
 use super::{Action, Pace, Picture, TrainView};
+use sim::auto::{Auto, AutoConfig, Operation, VisitorHolds};
 use sim::interlocking::guarded::{Guarded, Refusal};
 use sim::interlocking::{Interlocking, Request, on_scale};
 use sim::layout::{DeviceKind, Layout, OnOff};
@@ -20,14 +23,28 @@ pub struct Local {
     events: Vec<SimEvent>,
     pace: Pace,
     owed_ms: f64,
+    operation: Operation,
+    auto: Auto,
+    holds: VisitorHolds<u64>,
 }
+
+/// Mixed operation: how long the user's station or train stays theirs after their last command, simulated ms.
+pub const QUIET_MS: u64 = 30_000;
 
 impl Local {
     /// A twin of `layout` at real time.
     pub fn new(layout: Arc<Layout>) -> Result<Local, String> {
         let sim = Simulation::new(layout.clone(), STEP_MS).map_err(|e| format!("{e:?}"))?;
-        let track = Guarded::new(sim, Interlocking::new(layout, true));
-        Ok(Local { track, events: Vec::new(), pace: Pace::Times(1.0), owed_ms: 0.0 })
+        let track = Guarded::new(sim, Interlocking::new(layout.clone(), true));
+        Ok(Local {
+            track,
+            events: Vec::new(),
+            pace: Pace::Times(1.0),
+            owed_ms: 0.0,
+            operation: Operation::Manual,
+            holds: VisitorHolds::new(&layout),
+            auto: Auto::new(layout, AutoConfig::default()),
+        })
     }
 
     /// The pace.
@@ -65,6 +82,20 @@ impl Local {
     }
 
     fn step(&mut self, picture: &mut Picture) {
+        let now = self.track.sim().time_ms();
+        if self.operation != Operation::Manual && now.is_multiple_of(sim::auto::AUTO_EVERY_MS) {
+            let state = self.track.sim().state();
+            let (requests, found) = self.auto.tick(&state, self.track.interlocking(), &self.holds.at(now));
+            let layout = self.track.sim().layout().clone();
+            for e in found {
+                picture.log(e.describe(&layout));
+            }
+            for r in requests {
+                if self.track.request(&r, &mut self.events).is_err() {
+                    break;
+                }
+            }
+        }
         self.track.step(&mut self.events);
         self.log_events(picture);
     }
@@ -74,12 +105,17 @@ impl Local {
         let layout = self.track.sim().layout().clone();
         match action {
             Action::Device { device, state } => {
-                self.request(Request::Device { device, state }, &action.describe(&picture.drawing), picture);
+                self.visitor(Request::Device { device, state }, &action.describe(&picture.drawing), picture);
             }
             Action::Speed { train, speed } => {
-                self.request(Request::Speed { train, speed }, &action.describe(&picture.drawing), picture);
+                self.visitor(Request::Speed { train, speed }, &action.describe(&picture.drawing), picture);
+            }
+            Action::Operation(operation) => {
+                self.operation = operation;
+                picture.log(action.describe(&picture.drawing));
             }
             Action::EmergencyStop => {
+                self.operation = Operation::Manual;
                 picture.log("emergency stop: every stop rail up, every train stopped");
                 for (device, d) in layout.devices.iter().enumerate() {
                     if d.kind == DeviceKind::StopRail {
@@ -94,6 +130,22 @@ impl Local {
             Action::Live(_) => picture.log("refused: a standalone twin has no real boards (attach to a gateway)"),
         }
         self.show(picture);
+    }
+
+    /// The user's command, as a visitor's: refused under automatic operation, holding its station or train in
+    /// mixed operation.
+    fn visitor(&mut self, request: Request, what: &str, picture: &mut Picture) {
+        match self.operation {
+            Operation::Auto => {
+                picture.log(format!("{what}: REJECTED (automatic operation): switch to mixed or manual"))
+            }
+            Operation::Mixed => {
+                let until = self.track.sim().time_ms() + QUIET_MS;
+                self.holds.commanded(self.track.sim().layout(), &request, until);
+                self.request(request, what, picture);
+            }
+            Operation::Manual => self.request(request, what, picture),
+        }
     }
 
     fn request(&mut self, request: Request, what: &str, picture: &mut Picture) {
@@ -126,6 +178,11 @@ impl Local {
         let layout = sim.layout();
         picture.connected = true;
         picture.time_ms = sim.time_ms();
+        picture.operation = self.operation;
+        picture.plans = match self.operation {
+            Operation::Manual => Vec::new(),
+            _ => gateway::wire::v2::Plan::all(layout, &self.auto.plans(), sim.time_ms()),
+        };
         picture.devices = sim.devices().iter().map(|p| p.state()).collect();
         picture.blocks = sim.blocks();
         for (i, view) in picture.trains.iter_mut().enumerate() {

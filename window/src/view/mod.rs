@@ -48,6 +48,10 @@ pub struct Picture {
     pub trains: Vec<TrainView>,
     /// `sim` or `live`.
     pub mode: Mode,
+    /// How the layout is run: manual, auto or mixed.
+    pub operation: sim::auto::Operation,
+    /// Automatic operation's plan for each train (empty in manual operation).
+    pub plans: Vec<gateway::wire::v2::Plan>,
     /// Each board's name and whether it answers.
     pub boards: Vec<(String, bool)>,
     /// Whether each block of the drawing is occupied (2023 layouts).
@@ -72,6 +76,8 @@ impl Picture {
             blocks: vec![false; drawing.blocks.len()],
             drawing,
             mode: Mode::Sim,
+            operation: sim::auto::Operation::Manual,
+            plans: Vec::new(),
             boards: Vec::new(),
             log: VecDeque::new(),
             time_ms: 0,
@@ -129,6 +135,8 @@ pub enum Action {
     EmergencyStop,
     /// Switch to the real boards (`true`) or back to the simulation.
     Live(bool),
+    /// Run the layout by hand, automatically, or mixed.
+    Operation(sim::auto::Operation),
 }
 
 impl Action {
@@ -141,6 +149,7 @@ impl Action {
             }
             Action::Speed { train, speed } => format!("{} speed {speed}", drawing.trains[train].name),
             Action::EmergencyStop => "emergency stop".into(),
+            Action::Operation(o) => format!("operation {}", gateway::wire::word(&o)),
             Action::Live(true) => "go LIVE".into(),
             Action::Live(false) => "back to SIM".into(),
         }

@@ -1,0 +1,90 @@
+//! Automatic operation on a running twin: the operation on every door (`/api/state`, v2 snapshots and frames),
+//! the operator's switch between manual, auto and mixed, visitors refused under `auto` and holding their station
+//! under `mixed`, and the trains running by themselves through the same track path as a visitor's commands.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use hil::track::{Outcome, Setup, Track, TrackConfig, TrackEvent};
+use sim::auto::{AutoEvent, Operation};
+use sim::interlocking::{RejectKind, Request};
+use sim::layout::OnOff;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::gateway_2021::{expect, expect_within, serve};
+use crate::hil_track::config;
+use crate::support::layout_2021;
+
+const TOKEN: &str = "operator-token-0123456789";
+
+async fn api_state(addr: std::net::SocketAddr) -> serde_json::Value {
+    let text = reqwest::get(format!("http://{addr}/api/state")).await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn send(ws: &mut crate::gateway_2021::Ws, v: serde_json::Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_turns_automatic_operation_on_and_the_trains_run_by_themselves() {
+    // Four times real time, so that dwells (10 s) pass in a few seconds.
+    let setup = Setup { config: TrackConfig { pace: 4.0, ..config() }, operation: Operation::Auto, ..Setup::default() };
+    let track = Track::start(layout_2021(), setup).await.unwrap();
+    let mut events = track.subscribe();
+    let options = gateway::core::Options { operator_token: Some(TOKEN.into()), ..Default::default() };
+    let addr = serve(track.clone(), options).await;
+
+    // Started in auto: on /api/state and in the snapshot, with each train's plan.
+    let state = api_state(addr).await;
+    assert_eq!(state["operation"], "auto", "{state}");
+    let mut ws = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.unwrap().0;
+    let snapshot = expect(&mut ws, |v| v["type"] == "snapshot").await;
+    assert_eq!(snapshot["operation"], "auto");
+
+    // A visitor is refused, saying why.
+    let chofu_s1 = track.layout().device_id("chofu_s1").unwrap();
+    let lower = Request::Device { device: chofu_s1, state: OnOff::Off };
+    assert!(matches!(track.apply(lower).await, Outcome::Rejected(r) if r.kind == RejectKind::Automatic));
+    send(&mut ws, serde_json::json!({"id": 1, "cmd": "device", "name": "chofu_s1", "state": "OFF"})).await;
+    let refused = expect(&mut ws, |v| v["id"] == 1).await;
+    assert_eq!((refused["type"].as_str(), refused["rule"].as_str()), (Some("rejected"), Some("automatic operation")));
+
+    // The trains run by themselves: a train departs after its dwell, and the plans say why trains stand.
+    let departed = async {
+        loop {
+            if let Ok(TrackEvent::Auto(AutoEvent::Departed { stood_ms, .. })) = events.recv().await
+                && stood_ms >= 10_000
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), departed).await.expect("a train departs after its dwell");
+    let plans = expect_within(&mut ws, Duration::from_secs(10), |v| {
+        v["type"] == "plans" && v["plans"].as_array().unwrap().iter().any(|p| p["waiting"].is_string())
+    })
+    .await;
+    let plans = plans["plans"].as_array().unwrap();
+    assert_eq!(plans.len(), 8);
+    assert!(plans.iter().all(|p| p["automatic"] == true), "{plans:?}");
+    assert!(plans.iter().any(|p| p["next_stop"].is_string()), "{plans:?}");
+
+    // The operator switches to mixed (the token is needed): a visitor's command is carried out again.
+    send(&mut ws, serde_json::json!({"id": 2, "cmd": "operator", "token": "wrong", "action": "mixed"})).await;
+    assert_eq!(expect(&mut ws, |v| v["id"] == 2).await["type"], "denied");
+    send(&mut ws, serde_json::json!({"id": 3, "cmd": "operator", "token": TOKEN, "action": "mixed"})).await;
+    assert_eq!(expect(&mut ws, |v| v["id"] == 3).await["type"], "ack");
+    assert_eq!(expect(&mut ws, |v| v["type"] == "operation").await["operation"], "mixed");
+    let stop = track.layout().device_id("motoyawata_s1").unwrap();
+    assert_eq!(track.apply(Request::Device { device: stop, state: OnOff::On }).await, Outcome::Applied);
+
+    // An emergency stop hands the layout back to the operator: manual operation, every train stopped.
+    send(&mut ws, serde_json::json!({"id": 4, "cmd": "operator", "token": TOKEN, "action": "emergency_stop"})).await;
+    assert_eq!(expect(&mut ws, |v| v["id"] == 4).await["type"], "ack");
+    assert_eq!(track.automatic().0, Operation::Manual);
+    let state = api_state(addr).await;
+    assert_eq!(state["operation"], "manual");
+    assert!(state.get("plans").is_none(), "no plans in manual operation: {state}");
+    track.stop();
+}
