@@ -373,3 +373,65 @@ async fn the_page_draws_the_2023_blocks_occupied_and_free() {
     desk.until("the block free again", limit, &format!("!{block}")).await;
     track.stop();
 }
+
+/// On a desktop-wide screen (1400 px) the page uses its width: the whole map shows (no station name cut at its
+/// edge), no two station names run into each other (Kudanshita and Sasazuka share a platform track), the lists
+/// and the video beside the map rather than below it. The operator turns on mixed operation from the page: the
+/// badge shows it and every train's plan (automatic, next stop, why it waits) appears in the train list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium: run by .ci/run"]
+async fn a_desktop_wide_page_shows_the_whole_map_and_the_operator_turns_on_mixed_operation() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
+    const TOKEN: &str = "operator-token-0123456789";
+    let options = gateway::core::Options { operator_token: Some(TOKEN.into()), ..Default::default() };
+    let (track, addr) = gateway_with(options).await;
+    let mut desk = Browser::open(&format!("http://{addr}/"), 1400, 1000).await;
+    let limit = Duration::from_secs(20);
+    desk.until("desktop page connected", limit, LOADED).await;
+
+    let cut = desk
+        .eval(
+            "(() => { const map = document.querySelector('#map').getBoundingClientRect(); \
+             return [...document.querySelectorAll('svg .station')].filter(s => { const r = s.getBoundingClientRect(); \
+             return r.left < map.left || r.right > map.right || r.top < map.top || r.bottom > map.bottom; }) \
+             .map(s => s.textContent); })()",
+        )
+        .await;
+    assert_eq!(cut, json!([]), "station names cut at the map's edge");
+    let overlapping = desk
+        .eval(
+            "(() => { const names = [...document.querySelectorAll('svg .station')]; const out = []; \
+             names.forEach((a, i) => names.slice(i + 1).forEach(b => { const p = a.getBoundingClientRect(), \
+             q = b.getBoundingClientRect(); if (p.left < q.right && q.left < p.right && p.top < q.bottom && \
+             q.top < p.bottom) out.push(a.textContent + '/' + b.textContent); })); return out; })()",
+        )
+        .await;
+    assert_eq!(overlapping, json!([]), "station names running into each other");
+    let beside = desk
+        .eval(
+            "(() => { const map = document.querySelector('#mapbox').getBoundingClientRect(); \
+             const list = document.querySelector('#trains').getBoundingClientRect(); \
+             return list.left >= map.right && list.top < map.bottom; })()",
+        )
+        .await;
+    assert_eq!(beside, json!(true), "the lists beside the map");
+    assert_eq!(desk.eval("document.documentElement.scrollWidth <= 1400").await, json!(true));
+
+    // The operator turns on mixed operation.
+    assert_eq!(desk.eval("document.querySelector('#operation').hidden").await, json!(true));
+    desk.eval("document.querySelector('#operator').open = true").await;
+    desk.eval(&format!("document.querySelector('#token').value = {TOKEN:?}")).await;
+    desk.click("[data-action=\"mixed\"]").await;
+    desk.until("the badge shows mixed", limit, "!document.querySelector('#operation').hidden && document.querySelector('#operation').dataset.operation === 'mixed'").await;
+    assert_eq!(track.automatic().0, sim::auto::Operation::Mixed);
+    desk.until(
+        "every train's plan shown",
+        limit,
+        "[...document.querySelectorAll('#trainlist .plan')].filter(p => !p.hidden && p.textContent.length > 0).length === 8",
+    )
+    .await;
+    desk.eval("window.scrollTo(0, 0)").await;
+    let png = desk.screenshot(&screenshot_path("page-desktop-wide.png")).await;
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    track.stop();
+}

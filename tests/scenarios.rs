@@ -128,3 +128,125 @@ fn automatic_operation_tells_each_train_s_next_stop_and_why_it_waits() {
     }
     assert!(departed.len() >= 8, "trains depart again and again: {departed:?}");
 }
+
+/// Two trains on a loop of two stop rails, each standing at one: each one's way runs into the other's track, a
+/// cycle no way round breaks. Automatic operation finds it and reports it (after 5 s, well within the 10 s the
+/// operator is promised), once, naming both trains, and moves neither.
+#[test]
+fn a_deadlock_no_way_round_breaks_is_reported_within_ten_seconds() {
+    use sim::auto::{Auto, AutoConfig, AutoEvent, NoHolds, Wait};
+    use sim::interlocking::Interlocking;
+    use sim::interlocking::guarded::Guarded;
+    use sim::layout::Layout;
+    use sim::twin::Simulation;
+
+    let text = r#"
+name = "two-trains-loop"
+canvas = { width = 200, height = 100 }
+
+[[station]]
+id = "east"
+name_ja = "東"
+name_en = "East"
+
+[[station]]
+id = "west"
+name_ja = "西"
+name_en = "West"
+
+[[board]]
+name = "servo"
+address = "127.0.0.1:1"
+kind = "servo"
+
+[[node]]
+id = "a"
+x = 0
+y = 50
+
+[[node]]
+id = "b"
+x = 200
+y = 50
+
+[[segment]]
+id = "north"
+from = "a"
+to = "b"
+length_mm = 1000
+
+[[segment]]
+id = "south"
+from = "b"
+to = "a"
+length_mm = 1000
+
+[[device]]
+name = "east_s1"
+kind = "stop_rail"
+station = "east"
+board = "servo"
+pin = 13
+on_angle = 30
+off_angle = 90
+initial = "ON"
+segment = "north"
+offset_mm = 900
+
+[[device]]
+name = "west_s1"
+kind = "stop_rail"
+station = "west"
+board = "servo"
+pin = 14
+on_angle = 30
+off_angle = 90
+initial = "ON"
+segment = "south"
+offset_mm = 900
+
+[[train]]
+name = "A"
+length_mm = 450
+max_speed_mm_s = 300
+speed_mm_s = 200
+start = { segment = "north", offset_mm = 850, toward = "b" }
+service = { dwell_s = 1 }
+
+[[train]]
+name = "B"
+length_mm = 450
+max_speed_mm_s = 300
+speed_mm_s = 200
+start = { segment = "south", offset_mm = 850, toward = "a" }
+service = { dwell_s = 1 }
+"#;
+    let layout = std::sync::Arc::new(Layout::from_toml(text).unwrap());
+    let mut track = Guarded::new(Simulation::new(layout.clone(), 10).unwrap(), Interlocking::new(layout.clone(), true));
+    let mut auto = Auto::new(layout.clone(), AutoConfig::default());
+    let mut events = Vec::new();
+    let mut reported = Vec::new();
+    while track.sim().time_ms() < 20_000 {
+        if track.sim().time_ms().is_multiple_of(200) {
+            let (requests, found) = auto.tick(&track.sim().state(), track.interlocking(), &NoHolds);
+            assert!(requests.is_empty(), "nothing can be done: {requests:?}");
+            reported.extend(found.into_iter().filter_map(|e| match e {
+                AutoEvent::Deadlock { trains } => Some((track.sim().time_ms(), trains)),
+                _ => None,
+            }));
+        }
+        track.step(&mut events);
+        events.clear();
+    }
+    assert_eq!(reported.len(), 1, "reported once: {reported:?}");
+    let (at, trains) = &reported[0];
+    assert_eq!(trains, &vec![0, 1]);
+    assert!(*at <= 10_000, "reported at {at} ms");
+    let plans = auto.plans();
+    assert!(matches!(plans[0].wait, Some(Wait::Route { by: Some(1), .. })), "{:?}", plans[0]);
+    assert!(matches!(plans[1].wait, Some(Wait::Route { by: Some(0), .. })), "{:?}", plans[1]);
+    assert_eq!(
+        AutoEvent::Deadlock { trains: trains.clone() }.describe(&layout),
+        "deadlock: A, B wait on each other and no way round is free"
+    );
+}

@@ -72,6 +72,7 @@ function stateWord(kind, state) {
 
 function build() {
   const map = $("map");
+  view = { x: 0, y: 0, width: drawing.width, height: drawing.height };
   map.setAttribute("viewBox", `0 0 ${drawing.width} ${drawing.height}`);
   const lines = drawing.tracks.map((track) =>
     el(SVG, "polyline", { class: "track", points: track.points.map((p) => p.join(",")).join(" ") }, map));
@@ -92,6 +93,8 @@ function build() {
     const label = el(SVG, "text", { class: "station", x: s.at[0], y: s.at[1] - 14 }, map);
     label.dataset.ja = s.name_ja;
     label.dataset.en = s.name_en;
+    label.dataset.x = s.at[0];
+    label.dataset.y = s.at[1] - 14;
     stationLabels.push(label);
   });
   const byStation = new Map();
@@ -156,12 +159,12 @@ function build() {
 
 function setZoom(z) {
   zoom = Math.min(Math.max(z, 0.2), 4);
-  $("map").setAttribute("width", Math.round(drawing.width * zoom));
-  $("map").setAttribute("height", Math.round(drawing.height * zoom));
+  $("map").setAttribute("width", Math.round(view.width * zoom));
+  $("map").setAttribute("height", Math.round(view.height * zoom));
 }
 
 function fit() {
-  setZoom(($("mapscroll").clientWidth || drawing.width) / drawing.width);
+  setZoom(($("mapscroll").clientWidth || view.width) / view.width);
 }
 
 // Every text in the current language.
@@ -171,7 +174,7 @@ function words() {
   for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
   for (const e of document.querySelectorAll("[data-ja]")) e.textContent = e.dataset[lang];
   document.title = t("title");
-  stationBoxes = null; // the station names changed size
+  placeStations(); // the station names changed size
   placeLabels();
   for (const name of devices.keys()) showDevice(name);
   for (const name of trains.keys()) showTrain(name);
@@ -216,6 +219,36 @@ function showTrain(name) {
 // below, right or left of it.
 const stationLabels = [];
 let stationBoxes = null;
+
+// The drawing's area on the map: the layout's canvas grown to hold every label.
+let view = { x: 0, y: 0, width: 0, height: 0 };
+
+/** Station names where they overlap no other (two stations on one platform segment: one below the other),
+ * and the map's view grown to hold them all (a name at the canvas's edge is not cut). */
+function placeStations() {
+  const placed = [];
+  for (const label of stationLabels) {
+    const x = Number(label.dataset.x), y = Number(label.dataset.y);
+    for (const dy of [0, 18, -18, 36, -36, 54]) {
+      label.setAttribute("x", x);
+      label.setAttribute("y", y + dy);
+      const box = label.getBBox();
+      if (!placed.some((b) => overlaps(b, box)) || dy === 54) {
+        placed.push(box);
+        break;
+      }
+    }
+  }
+  stationBoxes = placed;
+  const all = $("map").getBBox();
+  const margin = 6;
+  const x = Math.min(0, all.x - margin), y = Math.min(0, all.y - margin);
+  const right = Math.max(drawing.width, all.x + all.width + margin);
+  const bottom = Math.max(drawing.height, all.y + all.height + margin);
+  view = { x, y, width: right - x, height: bottom - y };
+  $("map").setAttribute("viewBox", `${view.x} ${view.y} ${view.width} ${view.height}`);
+  fit();
+}
 
 function overlaps(a, b) {
   return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
