@@ -139,3 +139,43 @@ async fn dropped_watch_streams_end_their_tasks_on_a_still_track() {
     until("the streams' tasks ended", Duration::from_secs(5), async || tasks() + 50 <= with_streams).await;
     track.stop();
 }
+
+/// The v2 gRPC feed carries how the layout is run and each train's automatic plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_feed_carries_the_operation_and_each_train_s_plan() {
+    let setup = Setup { config: config(), operation: sim::auto::Operation::Auto, ..Setup::default() };
+    let track = Track::start(crate::support::layout_2021(), setup).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let core = gateway::core::Core::start(track.clone(), Default::default()).await.unwrap();
+    tokio::spawn(gateway::grpc::Grpc::new(core).serve(listener, std::future::pending()));
+    let mut twin = v2::twin_client::TwinClient::connect(url).await.unwrap();
+    let mut feed = twin.watch_state(v2::WatchRequest {}).await.unwrap().into_inner();
+    let planned = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let m = feed.message().await.unwrap().unwrap();
+            if m.plans.iter().any(|p| !p.waiting.is_empty()) {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the plans stream in");
+    assert_eq!(planned.operation, "auto");
+    assert_eq!(planned.plans.len(), 8);
+    assert!(planned.plans.iter().all(|p| p.automatic), "{:?}", planned.plans);
+    assert!(planned.plans.iter().any(|p| p.waiting.starts_with("dwell")), "{:?}", planned.plans);
+    track.set_operation(sim::auto::Operation::Manual);
+    let manual = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let m = feed.message().await.unwrap().unwrap();
+            if m.operation == "manual" {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the change of operation streams in");
+    assert!(manual.plans.iter().all(|p| !p.automatic), "{:?}", manual.plans);
+    track.stop();
+}

@@ -189,5 +189,16 @@ fn message(state: crate::wire::v2::State) -> v2::TrackState {
             })
             .collect(),
         blocks: state.blocks.into_iter().map(|b| v2::BlockState { id: b.id, occupied: b.occupied }).collect(),
+        operation: word(&state.operation),
+        plans: state
+            .plans
+            .into_iter()
+            .map(|p| v2::TrainPlan {
+                train: p.train,
+                automatic: p.automatic,
+                next_stop: p.next_stop.unwrap_or_default(),
+                waiting: p.waiting.unwrap_or_default(),
+            })
+            .collect(),
     }
 }
