@@ -44,6 +44,7 @@ fn run_case(actions: &[Timed], interlocking: bool) -> Report {
         pace: None,
         operation: Default::default(),
         quiet_ms: 0,
+        board_failures: Vec::new(),
     };
     run(layout_2021(), &config, actions, |_, _| {}).expect("the 2021 layout starts")
 }

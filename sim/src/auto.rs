@@ -306,8 +306,8 @@ impl Auto {
         self.trains.iter().map(|t| t.plan.clone()).collect()
     }
 
-    /// One round at `state.time_ms`: the requests to make, in order (a train's switches, then its stop rail),
-    /// and what happened. `interlocking` decides what may be done (each request is checked again when made);
+    /// One round at `state.time_ms`: the requests to make, in order (the train standing longest first; a
+    /// train's switches, then its stop rail), and what happened. `interlocking` decides what may be done (each request is checked again when made);
     /// `holds`: what visitors hold.
     pub fn tick(
         &mut self,
@@ -328,7 +328,12 @@ impl Auto {
             requests.push(r);
         }
         let mut waits_for: Vec<Option<TrainId>> = vec![None; layout.trains.len()];
-        for (train, t) in state.trains.iter().enumerate() {
+        // The train standing longest first: it is first to claim the track it waits for (else trains arriving
+        // from another side could take it again and again).
+        let mut order: Vec<TrainId> = (0..state.trains.len()).collect();
+        order.sort_by_key(|&t| self.trains[t].standing.map_or(u64::MAX, |(_, since, _)| since));
+        for train in order {
+            let t = &state.trains[train];
             // A train coming onto a platform serves its station.
             let seg = t.body.segs.back().map(|x| x.0);
             if seg != self.fronts[train] {

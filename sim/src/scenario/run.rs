@@ -8,7 +8,7 @@ use super::spec::{Expectations, Scenario, ScenarioOperation};
 use super::visitors::{Timed, generate, resolve};
 use crate::auto::{AUTO_EVERY_MS, Auto, AutoConfig, AutoEvent, Holds, VisitorHolds};
 use crate::interlocking::guarded::{Guarded, Refusal};
-use crate::interlocking::{Interlocking, RejectKind};
+use crate::interlocking::{Interlocking, RejectKind, Request};
 use crate::layout::Layout;
 use crate::twin::{CollisionKind, DerailCause, EventKind, SimEvent, Simulation, StartError, TrackState, TrainStatus};
 
@@ -27,6 +27,8 @@ pub struct RunConfig {
     pub operation: ScenarioOperation,
     /// Mixed operation: how long a station or train stays a visitor's after their last command, ms.
     pub quiet_ms: u64,
+    /// Boards down for a while: (board id, from ms, until ms); a command for a device on one fails meanwhile.
+    pub board_failures: Vec<(usize, u64, u64)>,
 }
 
 /// What a run did.
@@ -237,6 +239,10 @@ pub fn run(
                 continue;
             }
             holds.commanded(&layout, &request, now + config.quiet_ms);
+            if down(&layout, &config.board_failures, &request, now) {
+                report.failed += 1;
+                continue;
+            }
             match track.request(&request, &mut events) {
                 Ok(()) => report.applied += 1,
                 Err(Refusal::Failed(_)) => report.failed += 1,
@@ -244,7 +250,8 @@ pub fn run(
             }
         }
         if now.is_multiple_of(AUTO_EVERY_MS) {
-            operate(config.operation, &mut track, &mut auto, &holds.at(now), &mut events, &mut report);
+            let failures = (&*layout, &config.board_failures[..], now);
+            operate(config.operation, &mut track, &mut auto, &holds.at(now), failures, &mut events, &mut report);
         }
         report.auto_raises += track.step(&mut events);
         tally(&layout, &events, &mut report);
@@ -263,12 +270,24 @@ pub fn run(
     Ok(report)
 }
 
-/// One round of automatic operation (or of the 2023 rule): its requests made, its findings counted.
+/// Whether `request` is for a device on a board that is down at `now`.
+fn down(layout: &Layout, failures: &[(usize, u64, u64)], request: &Request, now: u64) -> bool {
+    match *request {
+        Request::Device { device, .. } => failures
+            .iter()
+            .any(|&(board, from, until)| layout.devices[device].board == board && (from..until).contains(&now)),
+        Request::Speed { .. } => false,
+    }
+}
+
+/// One round of automatic operation (or of the 2023 rule): its requests made (a request for a device on a board
+/// that is down fails, and the rest of the round is dropped), its findings counted.
 fn operate(
     operation: ScenarioOperation,
     track: &mut Guarded,
     auto: &mut Auto,
     holds: &dyn Holds,
+    (layout, failures, now): (&Layout, &[(usize, u64, u64)], u64),
     events: &mut Vec<SimEvent>,
     report: &mut Report,
 ) {
@@ -290,8 +309,14 @@ fn operate(
     };
     for r in requests {
         report.auto_requests.0 += 1;
-        let done = if guarded { track.request(&r, events).is_ok() } else { track.unguarded(&r, events).is_ok() };
-        report.auto_requests.1 += usize::from(!done);
+        let done = !down(layout, failures, &r, now)
+            && if guarded { track.request(&r, events).is_ok() } else { track.unguarded(&r, events).is_ok() };
+        if !done {
+            report.auto_requests.1 += 1;
+            if guarded {
+                break;
+            }
+        }
     }
 }
 
@@ -350,6 +375,14 @@ pub fn run_scenario(
         pace,
         operation: spec.operation,
         quiet_ms: spec.quiet_s * 1000,
+        board_failures: spec
+            .board_failures
+            .iter()
+            .filter_map(|f| {
+                let board = scenario.layout.boards.iter().position(|b| b.name == f.board)?;
+                Some((board, f.from_s * 1000, (f.from_s + f.for_s) * 1000))
+            })
+            .collect(),
     };
     let visiting_ms = spec.visitors.until_s.map_or(config.duration_ms, |s| (s * 1000).min(config.duration_ms));
     let actions = generate(&spec.visitors, visiting_ms, spec.seed);

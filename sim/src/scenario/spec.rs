@@ -39,6 +39,9 @@ pub struct ScenarioSpec {
     /// Per-train overrides of the layout's speeds and start positions.
     #[serde(default, rename = "train")]
     pub trains: Vec<TrainOverride>,
+    /// Boards that fail for a while: every command for a device on one fails meanwhile.
+    #[serde(default, rename = "board_failure")]
+    pub board_failures: Vec<BoardFailure>,
     /// What must hold at the end.
     #[serde(default)]
     pub expect: Expectations,
@@ -91,6 +94,18 @@ pub struct VisitorsSpec {
     /// When the visitors go quiet, seconds from the start [default: they act to the end].
     #[serde(default)]
     pub until_s: Option<u64>,
+}
+
+/// A servo board that stops answering for a while, then comes back (its devices stay where they were).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardFailure {
+    /// The board's name.
+    pub board: String,
+    /// When it fails, seconds from the start.
+    pub from_s: u64,
+    /// For how long, seconds.
+    pub for_s: u64,
 }
 
 /// Overrides one train of the layout.
@@ -226,6 +241,11 @@ impl Scenario {
         }
         let layout = Layout::from_spec(&layout_spec)
             .map_err(|source| ScenarioError::Layout { path: layout_path.into(), source })?;
+        for f in &spec.board_failures {
+            if !layout.boards.iter().any(|b| b.name == f.board) {
+                return Err(check(format!("board_failure names unknown board `{}`", f.board)));
+            }
+        }
         Ok(Scenario { spec, layout })
     }
 }
