@@ -88,3 +88,56 @@ async fn the_operator_turns_automatic_operation_on_and_the_trains_run_by_themsel
     assert!(state.get("plans").is_none(), "no plans in manual operation: {state}");
     track.stop();
 }
+
+/// In live mode automatic operation works the real track: its requests go through the same path as a visitor's,
+/// to the real boards (here a "real" layout: a simulation behind virtual boards), and its plans follow the
+/// mirror. A train's dwell ends, its stop rail is lowered on the real board, and the real train departs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_live_mode_automatic_operation_drives_the_real_boards() {
+    use hil::rig::Rig;
+    use hil::track::Mode;
+    use sim::twin::thread::Request as SimRequest;
+
+    let real = Rig::start(layout_2021(), &std::collections::HashMap::new(), 1.0).await.unwrap();
+    let live_boards = real.layout.boards.iter().zip(real.addresses()).map(|(b, a)| (b.name.clone(), a)).collect();
+    let setup =
+        Setup { live_boards, config: config(), mode: Mode::Live, operation: Operation::Auto, ..Setup::default() };
+    let track = Track::start(layout_2021(), setup).await.unwrap();
+    let mut events = track.subscribe();
+    // Every servo's moves on the real boards so far (the start-up restore), by device.
+    let moves = |real: &Rig| -> Vec<u64> {
+        real.layout
+            .devices
+            .iter()
+            .map(|d| real.board(&real.layout.boards[d.board].name).map_or(0, |b| b.moves(d.pin)))
+            .collect()
+    };
+    crate::hil_track::until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let before = moves(&real);
+    let departed = async {
+        loop {
+            if let Ok(TrackEvent::Auto(AutoEvent::Departed { train, device, .. })) = events.recv().await {
+                return (train, device);
+            }
+        }
+    };
+    let (train, device) =
+        tokio::time::timeout(Duration::from_secs(30), departed).await.expect("a train departs after its dwell");
+    // The real board lowered the stop rail (the real simulation's device moved), and the real train runs past it.
+    let real_state = || {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        real.sim.requests.send(SimRequest::Snapshot(tx)).unwrap();
+        rx.recv_timeout(Duration::from_secs(5)).unwrap()
+    };
+    let held = real_state().trains[train].held_at;
+    crate::hil_track::until("the real train left the stop rail", Duration::from_secs(10), async || {
+        real_state().trains[train].held_at != Some(device)
+    })
+    .await;
+    assert!(held.is_none() || held == Some(device));
+    assert!(moves(&real)[device] > before[device], "the real board moved the stop rail's servo");
+    let (operation, plans) = track.automatic();
+    assert_eq!((operation, plans.len()), (Operation::Auto, 8));
+    track.stop();
+    real.sim.stop();
+}
