@@ -135,7 +135,7 @@ impl Mirror {
             return (None, Some(Divergence::Unexplained { block, close }));
         };
         let at = (detector.seg, detector.offset);
-        let over = |t: &sim::twin::TrainState| t.body.spans(layout).any(|s| s.seg == at.0 && s.contains(at.1));
+        let over = |t: &sim::twin::TrainState| t.body.covers(layout, at.0, at.1);
         if state.trains.iter().filter(|t| t.status != sim::twin::TrainStatus::Removed).any(over) {
             return (None, None);
         }

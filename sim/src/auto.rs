@@ -307,8 +307,8 @@ impl Auto {
     }
 
     /// One round at `state.time_ms`: the requests to make, in order (the train standing longest first; a
-    /// train's switches, then its stop rail), and what happened. `interlocking` decides what may be done (each request is checked again when made);
-    /// `holds`: what visitors hold.
+    /// train's switches, then its stop rail), and what happened. `interlocking` decides what may be done (each
+    /// request is checked again when made); `holds`: what visitors hold.
     pub fn tick(
         &mut self,
         state: &TrackState,
@@ -322,9 +322,7 @@ impl Auto {
         // Switches and stop rails this round's requests set, so that later trains plan with them.
         let mut world = state.clone();
         for r in self.restore(state, holds) {
-            if let Request::Device { device, state } = r {
-                world.devices[device] = DevicePosition::from(state);
-            }
+            set(&mut world, &r);
             requests.push(r);
         }
         let mut waits_for: Vec<Option<TrainId>> = vec![None; layout.trains.len()];
@@ -391,11 +389,7 @@ impl Auto {
             }
             match self.depart(&world, interlocking, train, device) {
                 Ok((way, made)) => {
-                    for r in &made {
-                        if let Request::Device { device, state } = *r {
-                            world.devices[device] = DevicePosition::from(state);
-                        }
-                    }
+                    made.iter().for_each(|r| set(&mut world, r));
                     requests.extend(made);
                     let follow = &mut self.trains[train];
                     follow.plan.next_stop = Some(way.next_stop);
@@ -433,7 +427,7 @@ impl Auto {
                 .trains
                 .iter()
                 .filter(|t| t.status != TrainStatus::Removed)
-                .any(|t| t.body.spans(layout).any(|s| s.seg == seg && s.contains(offset)));
+                .any(|t| t.body.covers(layout, seg, offset));
             if !under {
                 out.push(Request::Device { device, state: OnOff::On });
             }
@@ -462,7 +456,8 @@ impl Auto {
         let thrown = |w: &Way| w.settings.iter().filter(|(d, s)| state.devices[*d] != DevicePosition::from(*s)).count();
         // The way towards the stations waiting longest for a train first (see `demand`).
         let demand = |w: &Way| std::cmp::Reverse(self.demand(state, w));
-        ways.sort_by_key(|w| (!calls(w), demand(w), thrown(w)));
+        // (Cached: a way's demand walks the ways beyond it.)
+        ways.sort_by_cached_key(|w| (!calls(w), demand(w), thrown(w)));
         let mut refused: Option<(TrackState, Rejection)> = None;
         for way in ways {
             let mut world = state.clone();
@@ -608,6 +603,13 @@ impl Auto {
     }
 }
 
+/// `world` as it will be once a device request is carried out (a speed request sets no device).
+fn set(world: &mut TrackState, request: &Request) {
+    if let Request::Device { device, state } = *request {
+        world.devices[device] = DevicePosition::from(state);
+    }
+}
+
 /// The requests that set `way`'s switches and lower `device`, with the other devices of a station rule that the
 /// rule needs changed with them (the 2021 stations allow only some combinations), in an order the interlocking
 /// allows step by step on `world` (left as the last order tried leaves it, up to its refusal).
@@ -640,9 +642,7 @@ fn attempt(
         let mut made = Vec::new();
         let result = order.iter().map(|&i| &changes[i]).chain(std::iter::once(&release)).try_for_each(|r| {
             interlocking.check(r, world)?;
-            if let Request::Device { device, state } = *r {
-                world.devices[device] = DevicePosition::from(state);
-            }
+            set(world, r);
             made.push(*r);
             Ok(())
         });
@@ -785,12 +785,7 @@ pub fn rule_2023(layout: &Layout, state: &TrackState) -> Vec<Request> {
     let bodies: Vec<(TrainId, Vec<crate::track::Span>)> =
         running().map(|t| (t.id, t.body.spans(layout).collect())).collect();
     // Every stop rail on a train's way (all stop rails passed through), with the direction it is run over.
-    let mut through = state.devices.clone();
-    for (d, device) in layout.devices.iter().enumerate() {
-        if device.kind == DeviceKind::StopRail {
-            through[d] = DevicePosition::Off;
-        }
-    }
+    let through = every_stop_rail(layout, &state.devices, DevicePosition::Off);
     let mut directions: Vec<Option<Dir>> = vec![None; layout.devices.len()];
     for t in running() {
         for (span, dir) in route_ahead(layout, &through, t.body.front(layout)).spans {
@@ -801,21 +796,17 @@ pub fn rule_2023(layout: &Layout, state: &TrackState) -> Vec<Request> {
             }
         }
     }
+    // Stretches end at the next stop rail, whatever its state (a block's fixed extent).
+    let mut raised = every_stop_rail(layout, &state.devices, DevicePosition::On);
     let mut out = Vec::new();
     for (device, dir) in directions.iter().enumerate().filter_map(|(d, dir)| dir.map(|dir| (d, dir))) {
         let DevicePlace::StopRail { seg, offset } = layout.devices[device].place else { continue };
         let occupied = match layout.blocks.iter().position(|b| b.stops.contains(&device)) {
             Some(b) => state.blocks.get(b) == Some(&true),
             None => {
-                // To the next stop rail, whatever its state (a block's fixed extent).
-                let mut devices = state.devices.clone();
-                for (d, x) in layout.devices.iter().enumerate() {
-                    if x.kind == DeviceKind::StopRail {
-                        devices[d] = DevicePosition::On;
-                    }
-                }
-                devices[device] = DevicePosition::Off;
-                let route = route_ahead(layout, &devices, Placement { seg, offset, dir });
+                raised[device] = DevicePosition::Off;
+                let route = route_ahead(layout, &raised, Placement { seg, offset, dir });
+                raised[device] = DevicePosition::On;
                 // Beyond it: not the train standing at it.
                 let beyond = bodies.iter().filter(|(t, _)| state.trains[*t].held_at != Some(device));
                 beyond.into_iter().any(|(_, b)| gap_to(&route, b).is_some())
@@ -824,6 +815,17 @@ pub fn rule_2023(layout: &Layout, state: &TrackState) -> Vec<Request> {
         let wanted = if occupied { OnOff::On } else { OnOff::Off };
         if state.devices[device] != DevicePosition::from(wanted) {
             out.push(Request::Device { device, state: wanted });
+        }
+    }
+    out
+}
+
+/// `devices` with every stop rail at `at`.
+fn every_stop_rail(layout: &Layout, devices: &[DevicePosition], at: DevicePosition) -> Vec<DevicePosition> {
+    let mut out = devices.to_vec();
+    for (d, device) in layout.devices.iter().enumerate() {
+        if device.kind == DeviceKind::StopRail {
+            out[d] = at;
         }
     }
     out

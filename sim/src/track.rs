@@ -220,6 +220,11 @@ impl Body {
         Placement { seg, offset: offset_of(&layout.segments[seg], dir, self.head), dir }
     }
 
+    /// Whether the body covers offset `at` of segment `seg`.
+    pub fn covers(&self, layout: &Layout, seg: SegId, at: f64) -> bool {
+        self.spans(layout).any(|s| s.seg == seg && s.contains(at))
+    }
+
     /// The spans the body covers, rear first.
     pub fn spans<'a>(&'a self, layout: &'a Layout) -> impl Iterator<Item = Span> + 'a {
         let n = self.segs.len();

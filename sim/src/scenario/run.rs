@@ -173,10 +173,12 @@ impl std::fmt::Display for Report {
             writeln!(f, "  {train:<10} {n}")?;
         }
         if self.auto_requests.0 > 0 || self.refused_automatic > 0 {
+            let (requests, refused) = self.auto_requests;
             writeln!(
                 f,
-                "automatic:    {} requests ({} refused by the track), {} visitor commands refused, {} deadlocks ({} broken)",
-                self.auto_requests.0, self.auto_requests.1, self.refused_automatic, self.deadlocks.0, self.deadlocks.1
+                "automatic:    {requests} requests ({refused} refused by the track), {} visitor commands refused, \
+                 {} deadlocks ({} broken)",
+                self.refused_automatic, self.deadlocks.0, self.deadlocks.1
             )?;
         }
         writeln!(f, "trains through each station:")?;
