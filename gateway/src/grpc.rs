@@ -145,11 +145,9 @@ impl v2::twin_server::Twin for Grpc {
             loop {
                 let Some(state) = link.snapshot().await else { return };
                 let now = message(state);
-                // Only what changed, and a slow reader waits for the latest state rather than a queue.
-                if last
-                    .as_ref()
-                    .is_none_or(|l| l.devices != now.devices || l.trains != now.trains || l.mode != now.mode)
-                {
+                // Only what changed (anything but the time), and a slow reader waits for the latest state rather
+                // than a queue.
+                if last.as_ref().is_none_or(|l| *l != v2::TrackState { time_ms: l.time_ms, ..now.clone() }) {
                     if tx.send(Ok(now.clone())).await.is_err() {
                         return;
                     }

@@ -220,6 +220,8 @@ impl Follower {
                     match &e {
                         TrackEvent::Auto(a) => self.metrics.automatic(&layout, a),
                         TrackEvent::Plans { plans, .. } => self.metrics.waiting(plans),
+                        // No train waits on automatic operation in manual operation.
+                        TrackEvent::Operation(Operation::Manual) => self.metrics.waiting(&[]),
                         _ => {}
                     }
                     if let Some(frame) = self.frame(&layout, e) {

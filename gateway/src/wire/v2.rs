@@ -427,7 +427,13 @@ impl State {
                 }
             }
             ServerFrame::Mode { mode } => self.mode = *mode,
-            ServerFrame::Operation { operation } => self.operation = *operation,
+            ServerFrame::Operation { operation } => {
+                self.operation = *operation;
+                // In manual operation no train has a plan (as a snapshot has none).
+                if *operation == Operation::Manual {
+                    self.plans.clear();
+                }
+            }
             ServerFrame::Plans { plans } => self.plans = plans.clone(),
             ServerFrame::Online { online } => self.online = *online,
             ServerFrame::Ack { .. }

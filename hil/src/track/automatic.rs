@@ -43,8 +43,12 @@ impl Automatic {
         self.operation
     }
 
-    /// Sets the operation; whether it changed.
+    /// Sets the operation; whether it changed. In manual operation no train has a plan: the plans are cleared
+    /// with the change (so that nobody sees manual operation with automatic plans in between).
     pub(super) fn set(&mut self, operation: Operation) -> bool {
+        if operation == Operation::Manual {
+            self.plans = vec![TrainPlan::default(); self.plans.len()];
+        }
         std::mem::replace(&mut self.operation, operation) != operation
     }
 
@@ -76,10 +80,7 @@ impl Automatic {
         now: Instant,
     ) -> (Vec<Request>, Vec<AutoEvent>, Option<Vec<TrainPlan>>) {
         if self.operation == Operation::Manual {
-            let manual = vec![TrainPlan::default(); self.plans.len()];
-            let changed = (self.plans != manual).then(|| manual.clone());
-            self.plans = manual;
-            return (Vec::new(), Vec::new(), changed);
+            return (Vec::new(), Vec::new(), None);
         }
         let (requests, events) = self.auto.tick(state, interlocking, &self.holds.at(now));
         let plans = self.auto.plans();
@@ -98,9 +99,7 @@ pub(super) async fn run(inner: Weak<Inner>) {
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        if inner.automatic.lock().expect("automatic").operation() == Operation::Manual
-            && inner.automatic.lock().expect("automatic").plans.iter().all(|p| !p.automatic)
-        {
+        if inner.automatic.lock().expect("automatic").operation() == Operation::Manual {
             continue;
         }
         let Some(state) = try_state(&inner).await else { return };

@@ -77,6 +77,9 @@ pub fn apply(picture: &mut Picture, text: &str) -> Result<Option<(u64, String)>,
         }
         ServerFrame::Operation { operation } => {
             picture.operation = operation;
+            if operation == sim::auto::Operation::Manual {
+                picture.plans.clear();
+            }
             picture.log(format!("operation {}", word(&operation)));
             return Ok(None);
         }
