@@ -32,7 +32,10 @@ async fn the_operator_turns_automatic_operation_on_and_the_trains_run_by_themsel
     let setup = Setup { config: TrackConfig { pace: 4.0, ..config() }, operation: Operation::Auto, ..Setup::default() };
     let track = Track::start(layout_2021(), setup).await.unwrap();
     let mut events = track.subscribe();
-    let options = gateway::core::Options { operator_token: Some(TOKEN.into()), ..Default::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let journal = std::sync::Arc::new(gateway::journal::Journal::open(dir.path()).unwrap().0);
+    let options =
+        gateway::core::Options { operator_token: Some(TOKEN.into()), journal: Some(journal), ..Default::default() };
     let addr = serve(track.clone(), options).await;
 
     // Started in auto: on /api/state and in the snapshot, with each train's plan.
@@ -69,6 +72,28 @@ async fn the_operator_turns_automatic_operation_on_and_the_trains_run_by_themsel
     assert_eq!(plans.len(), 8);
     assert!(plans.iter().all(|p| p["automatic"] == true), "{plans:?}");
     assert!(plans.iter().any(|p| p["next_stop"].is_string()), "{plans:?}");
+
+    // The history has automatic operation's requests (who made them, their result) and what it did, beside the
+    // visitor's refused command.
+    let departed = |e: &serde_json::Value| e["automatic"].as_str().is_some_and(|t| t.contains(" departs from "));
+    let history = async {
+        loop {
+            let url = format!("http://{addr}/api/history?limit=500");
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let entries = v["history"].as_array().unwrap().clone();
+            if entries.iter().any(departed) {
+                return entries;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let history = tokio::time::timeout(Duration::from_secs(10), history).await.expect("departures in the history");
+    let lowered = history.iter().find(|e| e["by"] == "automatic" && e["value"] == "OFF").expect("a stop rail lowered");
+    assert_eq!(lowered["result"], "applied", "{lowered}");
+    assert!(lowered["target"].as_str().unwrap().contains("_s"), "{lowered}");
+    let refused = history.iter().find(|e| e["by"] == "visitor").expect("the visitor's command");
+    assert_eq!((refused["target"].as_str(), refused["result"].as_str()), (Some("chofu_s1"), Some("rejected")));
 
     // The operator switches to mixed (the token is needed): a visitor's command is carried out again.
     send(&mut ws, serde_json::json!({"id": 2, "cmd": "operator", "token": "wrong", "action": "mixed"})).await;

@@ -71,18 +71,11 @@ impl Local {
             By::Visitor => self.track.apply(request).await,
             By::Operator => self.track.apply_as_operator(request).await,
         };
-        let layout = self.track.layout();
-        let (target, value) = match request {
-            Request::Device { device, state } => (&layout.devices[device].name, json!(state)),
-            Request::Speed { train, speed } => (&layout.trains[train].name, json!(speed)),
+        let by_word = match by {
+            By::Visitor => "visitor",
+            By::Operator => "operator",
         };
-        let (result, reason) = match &outcome {
-            Outcome::Applied => ("applied", None),
-            Outcome::Rejected(r) => ("rejected", Some(r.message.clone())),
-            Outcome::Failed(f) => ("failed", Some(f.clone())),
-        };
-        let mut entries =
-            vec![history(json!({ "target": target, "value": value, "result": result, "reason": reason }))];
+        let mut entries = vec![command(self.track.layout(), request, &outcome, by_word)];
         if let (Outcome::Applied, Request::Device { device, .. }) = (&outcome, request) {
             entries.push(Entry::Device(device));
         }
@@ -183,6 +176,20 @@ enum By {
     Operator,
 }
 
+/// The history entry of a request made by `by` (`visitor`, `operator` or `automatic`) and its outcome.
+fn command(layout: &Layout, request: Request, outcome: &Outcome, by: &str) -> Entry {
+    let (target, value) = match request {
+        Request::Device { device, state } => (&layout.devices[device].name, json!(state)),
+        Request::Speed { train, speed } => (&layout.trains[train].name, json!(speed)),
+    };
+    let (result, reason) = match outcome {
+        Outcome::Applied => ("applied", None),
+        Outcome::Rejected(r) => ("rejected", Some(r.message.clone())),
+        Outcome::Failed(f) => ("failed", Some(f.clone())),
+    };
+    history(json!({ "target": target, "value": value, "result": result, "reason": reason, "by": by }))
+}
+
 /// A history entry stamped with the time.
 fn history(mut entry: Value) -> Entry {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -218,7 +225,13 @@ impl Follower {
                 Ok(e) => {
                     self.metrics.event(&e);
                     match &e {
-                        TrackEvent::Auto(a) => self.metrics.automatic(&layout, a),
+                        TrackEvent::Auto(a) => {
+                            self.metrics.automatic(&layout, a);
+                            self.record(vec![history(json!({ "automatic": a.describe(&layout) }))]);
+                        }
+                        TrackEvent::AutoRequest { request, outcome } => {
+                            self.record(vec![command(&layout, *request, outcome, "automatic")]);
+                        }
                         TrackEvent::Plans { plans, .. } => self.metrics.waiting(plans),
                         // No train waits on automatic operation in manual operation.
                         TrackEvent::Operation(Operation::Manual) => self.metrics.waiting(&[]),
@@ -282,8 +295,18 @@ impl Follower {
                 kind: None,
                 state: Some(state),
             }),
-            TrackEvent::SensorReport(_) | TrackEvent::BlockReport { .. } => return None,
+            TrackEvent::SensorReport(_) | TrackEvent::BlockReport { .. } | TrackEvent::AutoRequest { .. } => {
+                return None;
+            }
         })
+    }
+
+    /// Hands `entries` to the journal, if there is one (without waiting for the disk: nobody waits on
+    /// automatic operation's acknowledgement).
+    fn record(&self, entries: Vec<Entry>) {
+        if let Some(journal) = &self.journal {
+            journal.submit(entries);
+        }
     }
 
     /// A device's state now: its frame if it changed, and the journal told.
@@ -292,8 +315,8 @@ impl Follower {
             return None;
         }
         self.states[device] = state;
-        if let (Some(journal), Some(_)) = (&self.journal, state) {
-            journal.submit(vec![Entry::Device(device)]);
+        if state.is_some() {
+            self.record(vec![Entry::Device(device)]);
         }
         Some(v2::ServerFrame::Device(v2::Device { name: layout.devices[device].name.clone(), kind: None, state }))
     }

@@ -89,11 +89,7 @@ impl Metrics {
 
     /// A command's result and how long it took.
     pub fn command(&self, target: &str, outcome: &Outcome, took: Duration) {
-        let result = match outcome {
-            Outcome::Applied => "applied",
-            Outcome::Rejected(_) => "rejected",
-            Outcome::Failed(_) => "failed",
-        };
+        let result = result(outcome);
         self.record(|| {
             counter!("plarail_commands_total", "result" => result, "target" => target.to_string()).increment(1);
             histogram!("plarail_command_seconds", "result" => result).record(took.as_secs_f64());
@@ -123,6 +119,9 @@ impl Metrics {
                 _ => {}
             },
             TrackEvent::Operation(o) => operation(*o),
+            TrackEvent::AutoRequest { outcome, .. } => {
+                counter!("plarail_auto_requests_total", "result" => result(outcome)).increment(1)
+            }
             TrackEvent::Trains(_)
             | TrackEvent::Speed { .. }
             | TrackEvent::Confirmed { .. }
@@ -206,6 +205,15 @@ fn wait_word(w: &Wait) -> &'static str {
         Wait::Behind(_) => "behind",
         Wait::Visitor => "visitor",
         Wait::Stopped => "stopped",
+    }
+}
+
+/// An outcome's word in the `result` label.
+fn result(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Applied => "applied",
+        Outcome::Rejected(_) => "rejected",
+        Outcome::Failed(_) => "failed",
     }
 }
 

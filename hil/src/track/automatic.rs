@@ -113,6 +113,7 @@ pub(super) async fn run(inner: Weak<Inner>) {
         }
         for r in requests {
             let outcome = carry_out(&inner, r).await;
+            let _ = inner.events.send(TrackEvent::AutoRequest { request: r, outcome: outcome.clone() });
             if outcome != Outcome::Applied {
                 tracing::debug!("automatic operation: {r:?}: {outcome:?}");
                 break;

@@ -182,6 +182,14 @@ pub enum TrackEvent {
     },
     /// Automatic operation did or found something (a train arrived or departed, a deadlock).
     Auto(sim::auto::AutoEvent),
+    /// Automatic operation made a request, with its outcome (for the history: a visitor's or the operator's
+    /// request is recorded by whoever made it).
+    AutoRequest {
+        /// The request.
+        request: Request,
+        /// What came of it.
+        outcome: Outcome,
+    },
     /// A hall-sensor board reported a train (accepted by the ingest endpoint), in either mode.
     SensorReport(SensorReading),
     /// Where the trains are now (sent when any train moved, about every `supervise_every`).
