@@ -250,3 +250,62 @@ service = { dwell_s = 1 }
         "deadlock: A, B wait on each other and no way round is free"
     );
 }
+
+/// Where each of `train`'s runs out of segment `from` went (the next segment's id, counted), in `minutes` of
+/// automatic operation of `layout`; and the accidents.
+fn runs_out_of(layout: std::sync::Arc<sim::layout::Layout>, train: usize, from: &str, minutes: u64) -> Vec<String> {
+    use sim::auto::{Auto, AutoConfig, NoHolds};
+    use sim::interlocking::Interlocking;
+    use sim::interlocking::guarded::Guarded;
+    use sim::twin::{EventKind, Simulation};
+
+    let mut track = Guarded::new(Simulation::new(layout.clone(), 10).unwrap(), Interlocking::new(layout.clone(), true));
+    let mut auto = Auto::new(layout.clone(), AutoConfig::default());
+    let (mut events, mut next, mut front) = (Vec::new(), Vec::new(), None::<usize>);
+    while track.sim().time_ms() < minutes * 60_000 {
+        if track.sim().time_ms().is_multiple_of(sim::auto::AUTO_EVERY_MS) {
+            let (requests, _) = auto.tick(&track.sim().state(), track.interlocking(), &NoHolds);
+            for r in requests {
+                let _ = track.request(&r, &mut events);
+            }
+        }
+        track.step(&mut events);
+        for e in events.drain(..) {
+            assert!(!matches!(e.kind, EventKind::Collision { .. } | EventKind::Derailment { .. }), "{e:?}");
+        }
+        let seg = track.sim().state().trains[train].body.front(&layout).seg;
+        if front.is_some_and(|f| f != seg && layout.segments[f].id == from) {
+            next.push(layout.segments[seg].id.clone());
+        }
+        front = Some(seg);
+    }
+    next
+}
+
+/// A train's service fixes its branch at a switch it faces: left to the planner, OKUTAMA leaves Chofu's kd_ch_2
+/// both ways at Chofu's b2 (straight on, or over the crossover); told one branch there, it always takes that one
+/// (and still runs, with no accident).
+#[test]
+fn a_service_fixes_a_trains_way_at_a_switch() {
+    use sim::layout::Layout;
+    use sim::layout::spec::{Branch, LayoutSpec};
+
+    let text = crate::support::layout_2021_text();
+    let okutama = 3;
+    let free = runs_out_of(crate::support::layout_2021(), okutama, "kd_ch_2", 20);
+    assert!(free.iter().any(|s| s == "kd_ch_b2_k") && free.iter().any(|s| s == "ch_b2_cross"), "{free:?}");
+
+    let mut spec: LayoutSpec = toml::from_str(&text).unwrap();
+    assert_eq!(spec.trains[okutama].name, "OKUTAMA");
+    for (branch, into) in [(Branch::Straight, "kd_ch_b2_k"), (Branch::Diverging, "ch_b2_cross")] {
+        spec.trains[okutama].service.ways.insert("chofu_b2".into(), branch);
+        let layout = std::sync::Arc::new(Layout::from_spec(&spec).unwrap());
+        let fixed = runs_out_of(layout, okutama, "kd_ch_2", 60);
+        assert!(fixed.len() >= 3 && fixed.iter().all(|s| s == into), "{branch:?}: {fixed:?}");
+    }
+
+    // A way at a device that is not a switch is refused, saying why.
+    spec.trains[okutama].service.ways.insert("chofu_s1".into(), Branch::Straight);
+    let err = Layout::from_spec(&spec).unwrap_err().to_string();
+    assert!(err.contains("`chofu_s1` is not a switch"), "{err}");
+}

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use crate::interlocking::route::{Claim, RouteEnd, gap_to, route_ahead};
-use crate::interlocking::{Interlocking, Rejection, Request};
+use crate::interlocking::{Interlocking, RejectKind, Rejection, Request};
 use crate::layout::{DeviceId, DeviceKind, DevicePlace, Dir, Layout, NodeId, OnOff, Placement, StationId, TrainId};
 use crate::track::{DevicePosition, next_segment, offset_of};
 use crate::twin::{TrackState, TrainStatus};
@@ -255,6 +255,8 @@ pub struct Auto {
     served: Vec<Option<u64>>,
     /// The cycle of trains waiting on each other, since when, and whether it was reported.
     cycle: Option<(Vec<TrainId>, u64, bool)>,
+    /// Until when each device is left alone after a request for it failed (ms; `None`: it has not failed).
+    failed: Vec<Option<u64>>,
     /// The switch device at each node, if it has one.
     switch_at: Vec<Option<DeviceId>>,
     /// The stations with a platform along each segment.
@@ -295,10 +297,25 @@ impl Auto {
             trains: vec![Follow::default(); layout.trains.len()],
             served: vec![None; layout.stations.len()],
             cycle: None,
+            failed: vec![None; layout.devices.len()],
             switch_at,
             layout,
             config,
         }
+    }
+
+    /// A request of the last round failed on the track at `now_ms` (its board did not carry it out): plans
+    /// leave its device alone for [`FAILED_RETRY_MS`] (a train that needs it waits, saying so; the others are
+    /// routed around it), then try it again.
+    pub fn failed(&mut self, request: &Request, now_ms: u64) {
+        if let Request::Device { device, .. } = *request {
+            self.failed[device] = Some(now_ms + FAILED_RETRY_MS);
+        }
+    }
+
+    /// Whether `device` is left alone at `now` after a failure.
+    fn out_of_use(&self, device: DeviceId, now: u64) -> bool {
+        self.failed[device].is_some_and(|until| now < until)
     }
 
     /// Each train's plan, by train.
@@ -423,6 +440,9 @@ impl Auto {
             if state.devices[device] != DevicePosition::Off || holds.station(d.station) {
                 continue;
             }
+            if self.out_of_use(device, state.time_ms) {
+                continue;
+            }
             let under = state
                 .trains
                 .iter()
@@ -455,22 +475,59 @@ impl Auto {
         let calls = |w: &Way| self.layout.trains[train].calls_at(self.layout.devices[w.next_stop].station);
         let thrown = |w: &Way| w.settings.iter().filter(|(d, s)| state.devices[*d] != DevicePosition::from(*s)).count();
         // The way towards the stations waiting longest for a train first (see `demand`).
-        let demand = |w: &Way| std::cmp::Reverse(self.demand(state, w));
+        let demand = |w: &Way| std::cmp::Reverse(self.demand(state, train, w));
         // (Cached: a way's demand walks the ways beyond it.)
         ways.sort_by_cached_key(|w| (!calls(w), demand(w), thrown(w)));
-        let mut refused: Option<(TrackState, Rejection)> = None;
+        let mut refused: Option<(TrackState, Way, Rejection)> = None;
+        let mut out_of_use = None;
         for way in ways {
             let mut world = state.clone();
             match attempt(&self.layout, interlocking, &mut world, device, &way) {
-                Ok(made) => return Ok((way, made)),
+                Ok(made) => match made.iter().find_map(|r| self.needs_failed(r, state.time_ms)) {
+                    Some(broken) => {
+                        out_of_use.get_or_insert(broken);
+                    }
+                    None => return Ok((way, made)),
+                },
                 Err(r) => {
-                    refused.get_or_insert((world, r));
+                    refused.get_or_insert((world, way, r));
                 }
             }
         }
-        Err(match refused {
-            Some((world, r)) => Wait::Route { by: self.in_the_way(&world, train, device), reason: r.message },
-            None => Wait::Route { by: None, reason: "no stop rail ahead to run to".into() },
+        Err(match (refused, out_of_use) {
+            (_, Some(broken)) => {
+                let name = &self.layout.devices[broken].name;
+                Wait::Route { by: None, reason: format!("{name} failed: tried again in a few seconds") }
+            }
+            (Some((world, way, r)), None) => {
+                let by = match r.kind {
+                    RejectKind::StationRule => self.held_by_rule(&world, train, device, &way),
+                    _ => self.in_the_way(&world, train, device),
+                };
+                Wait::Route { by, reason: r.message }
+            }
+            (None, None) => Wait::Route { by: None, reason: "no stop rail ahead to run to".into() },
+        })
+    }
+
+    /// The device of `request` if it is left alone after a failure at `now`.
+    fn needs_failed(&self, request: &Request, now: u64) -> Option<DeviceId> {
+        match *request {
+            Request::Device { device, .. } if self.out_of_use(device, now) => Some(device),
+            _ => None,
+        }
+    }
+
+    /// The train standing at a stop rail of a station rule that `train`'s departure from `device` by `way`
+    /// needs changed (the rule would have that stop rail lowered, which would release the train).
+    fn held_by_rule(&self, world: &TrackState, train: TrainId, device: DeviceId, way: &Way) -> Option<TrainId> {
+        let mine = |d: DeviceId| d == device || way.settings.iter().any(|(s, _)| *s == d);
+        let layout = &self.layout;
+        layout.rules.iter().filter(|rule| rule.devices.iter().any(|&d| mine(d))).find_map(|rule| {
+            rule.devices
+                .iter()
+                .filter(|&&d| !mine(d))
+                .find_map(|&d| world.trains.iter().find(|t| t.id != train && t.held_at == Some(d)).map(|t| t.id))
         })
     }
 
@@ -491,7 +548,7 @@ impl Auto {
     /// How much `way` is wanted: the longest any station on it, or within [`LOOKAHEAD_HOPS`] stops beyond it,
     /// has waited for a train, each divided by one plus the stops between (a station never served has waited
     /// since the start).
-    fn demand(&self, state: &TrackState, way: &Way) -> u64 {
+    fn demand(&self, state: &TrackState, train: TrainId, way: &Way) -> u64 {
         let now = state.time_ms;
         let waited = |s: StationId| now - self.served[s].unwrap_or(0) + 1;
         let mut best = way.stations.iter().map(|&s| waited(s)).max().unwrap_or(0);
@@ -500,7 +557,7 @@ impl Auto {
         for hops in 1..=LOOKAHEAD_HOPS {
             let mut next = Vec::new();
             for &(stop, dir) in &frontier {
-                for w in self.ways_from(&state.devices, stop, dir) {
+                for w in self.ways_from(&state.devices, train, stop, dir) {
                     best = best.max(w.stations.iter().map(|&s| waited(s) / (hops + 1)).max().unwrap_or(0));
                     if !seen.contains(&(w.next_stop, w.dir)) {
                         seen.push((w.next_stop, w.dir));
@@ -516,22 +573,24 @@ impl Auto {
     /// Every way from stop rail `device` (where `train` stands) to a next stop rail, through any setting of the
     /// switches it meets (a trailed switch set for the branch it comes from).
     fn ways(&self, state: &TrackState, train: TrainId, device: DeviceId) -> Vec<Way> {
-        self.ways_from(&state.devices, device, state.trains[train].body.front(&self.layout).dir)
+        self.ways_from(&state.devices, train, device, state.trains[train].body.front(&self.layout).dir)
     }
 
-    /// Every way from stop rail `device` run over in `dir` to a next stop rail.
-    fn ways_from(&self, devices: &[DevicePosition], device: DeviceId, dir: Dir) -> Vec<Way> {
+    /// Every way of `train` from stop rail `device` run over in `dir` to a next stop rail.
+    fn ways_from(&self, devices: &[DevicePosition], train: TrainId, device: DeviceId, dir: Dir) -> Vec<Way> {
         let DevicePlace::StopRail { seg, offset } = self.layout.devices[device].place else { return Vec::new() };
         let mut out = Vec::new();
         let start = Placement { seg, offset, dir };
-        self.walk(&mut devices.to_vec(), start, (Vec::new(), Vec::new()), 0.0, &mut out);
+        self.walk(&mut devices.to_vec(), train, start, (Vec::new(), Vec::new()), 0.0, &mut out);
         out
     }
 
-    /// Walks on from `at` to the next stop rail, branching at every switch not yet set on this way.
+    /// Walks `train` on from `at` to the next stop rail, branching at every switch not yet set on this way (at a
+    /// switch it faces, only onto the branch its service fixes, if it fixes one).
     fn walk(
         &self,
         devices: &mut Vec<DevicePosition>,
+        train: TrainId,
         at: Placement,
         (settings, stations): (Vec<(DeviceId, OnOff)>, Vec<StationId>),
         walked: f64,
@@ -557,7 +616,11 @@ impl Auto {
         }
         let node: NodeId = s.node_ahead(at.dir);
         let choices: Vec<Option<OnOff>> = match self.switch_at[node] {
-            Some(switch) if !settings.iter().any(|(d, _)| *d == switch) => vec![Some(OnOff::Off), Some(OnOff::On)],
+            Some(switch) if !settings.iter().any(|(d, _)| *d == switch) => {
+                let both = [OnOff::Off, OnOff::On];
+                let fixed = layout.trains[train].way_at(switch).filter(|_| self.faces(devices, at, switch));
+                both.into_iter().filter(|c| fixed.is_none_or(|f| f == *c)).map(Some).collect()
+            }
             _ => vec![None],
         };
         for choice in choices {
@@ -573,12 +636,24 @@ impl Auto {
                 let mut stations = stations.clone();
                 stations.extend(self.platforms[next].iter().filter(|s| !stations.contains(s)).collect::<Vec<_>>());
                 let on = Placement { seg: next, offset: entry, dir };
-                self.walk(devices, on, (settings, stations), walked, out);
+                self.walk(devices, train, on, (settings, stations), walked, out);
             }
             if let (Some(d), Some(b)) = (switch, before) {
                 devices[d] = b;
             }
         }
+    }
+
+    /// Whether a train at the end of `at`'s segment faces `switch` (the switch at the node ahead): both its
+    /// settings lead on (trailing it, only the branch it comes from does).
+    fn faces(&self, devices: &mut [DevicePosition], at: Placement, switch: DeviceId) -> bool {
+        let before = devices[switch];
+        let leads = [OnOff::Off, OnOff::On].into_iter().all(|c| {
+            devices[switch] = DevicePosition::from(c);
+            next_segment(&self.layout, at.seg, at.dir, devices).is_ok()
+        });
+        devices[switch] = before;
+        leads
     }
 
     /// Follows the cycle of trains waiting on each other: found, reported once it has lasted, broken.
@@ -637,24 +712,51 @@ fn attempt(
     });
     let start = world.clone();
     let mut first: Option<Rejection> = None;
-    for order in orders(changes.len()).take(MAX_ORDERS) {
-        *world = start.clone();
-        let mut made = Vec::new();
-        let result = order.iter().map(|&i| &changes[i]).chain(std::iter::once(&release)).try_for_each(|r| {
-            interlocking.check(r, world)?;
-            set(world, r);
-            made.push(*r);
-            Ok(())
-        });
-        match result {
-            Ok(()) => return Ok(made),
-            Err(r) => {
-                first.get_or_insert(r);
+    // Failing every order, a stop rail of the rules touched that no train stands at is lowered for the changes
+    // and raised again before the release: a station rule may allow a switch only with exactly one of two stop
+    // rails raised (Sasazuka's b1), and raising is always allowed.
+    let passes = std::iter::once(None).chain(passing(layout, &start, &wanted).into_iter().map(Some));
+    for pass in passes {
+        for order in orders(changes.len()).take(MAX_ORDERS) {
+            *world = start.clone();
+            let mut made = Vec::new();
+            let lower = pass.map(|d| Request::Device { device: d, state: OnOff::Off });
+            let raise = pass.map(|d| Request::Device { device: d, state: OnOff::On });
+            let steps = lower.iter().chain(order.iter().map(|&i| &changes[i])).chain(&raise);
+            let result = steps.chain(std::iter::once(&release)).try_for_each(|r| {
+                interlocking.check(r, world)?;
+                set(world, r);
+                made.push(*r);
+                Ok(())
+            });
+            match result {
+                Ok(()) => return Ok(made),
+                Err(r) => {
+                    first.get_or_insert(r);
+                }
             }
         }
     }
     Err(first.expect("at least one order is tried"))
 }
+
+/// The raised stop rails of the station rules that `wanted` touches that no train stands at or covers and that
+/// `wanted` does not set: those a departure may lower for a moment (see [`attempt`]).
+fn passing(layout: &Layout, world: &TrackState, wanted: &[(DeviceId, OnOff)]) -> Vec<DeviceId> {
+    let touched = |g: &&crate::layout::RuleGroup| wanted.iter().any(|(d, _)| g.devices.contains(d));
+    let mut out: Vec<DeviceId> = Vec::new();
+    for &d in layout.rules.iter().filter(touched).flat_map(|g| &g.devices) {
+        let DevicePlace::StopRail { seg, offset } = layout.devices[d].place else { continue };
+        let free = !world.trains.iter().any(|t| t.held_at == Some(d) || t.body.covers(layout, seg, offset));
+        if free && world.devices[d] == DevicePosition::On && !wanted.iter().any(|(w, _)| *w == d) && !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// How long plans leave a device alone after a request for it failed, ms.
+pub const FAILED_RETRY_MS: u64 = 5_000;
 
 /// How many stops beyond a way's next one its demand looks.
 pub const LOOKAHEAD_HOPS: u64 = 3;

@@ -114,6 +114,9 @@ pub(super) async fn run(inner: Weak<Inner>) {
         for r in requests {
             let outcome = carry_out(&inner, r).await;
             let _ = inner.events.send(TrackEvent::AutoRequest { request: r, outcome: outcome.clone() });
+            if let Outcome::Failed(_) = outcome {
+                inner.automatic.lock().expect("automatic").auto.failed(&r, state.time_ms);
+            }
             if outcome != Outcome::Applied {
                 tracing::debug!("automatic operation: {r:?}: {outcome:?}");
                 break;

@@ -262,16 +262,18 @@ impl Interlocking {
         state.trains.iter().map(|t| Claim::of(&self.layout, devices, t)).collect()
     }
 
+    /// A change of `device` to `wanted` must leave each station rule group it belongs to in an allowed state, or,
+    /// where the group already is not (the protection raised a stop rail behind a train, which no rule may
+    /// stop), no further from one: every device of the group stays usable, and the change that puts the group
+    /// right is allowed.
     fn check_rules(&self, device: DeviceId, wanted: OnOff, devices: &[DevicePosition]) -> Result<(), Rejection> {
         let after = |d: DeviceId| {
             if d == device { Some(wanted) } else { devices[d].state() }
         };
+        let before = |d: DeviceId| devices[d].state();
         for group in self.layout.rules.iter().filter(|g| g.devices.contains(&device)) {
-            let allowed = group.allowed.iter().any(|line| {
-                line.on.iter().all(|&d| after(d) == Some(OnOff::On))
-                    && line.off.iter().all(|&d| after(d) == Some(OnOff::Off))
-            });
-            if !allowed {
+            let (was, now) = (rule_distance(group, before), rule_distance(group, after));
+            if !(now == 0 || (was > 0 && now <= was)) {
                 let name = &self.layout.devices[device].name;
                 let verb = on_off_words(self.layout.devices[device].kind, wanted);
                 return Err(Rejection {
@@ -453,4 +455,18 @@ pub fn on_off_words(kind: DeviceKind, state: OnOff) -> &'static str {
         (DeviceKind::Switch, OnOff::On) => "set diverging",
         (DeviceKind::Switch, OnOff::Off) => "set straight",
     }
+}
+
+/// How far a station rule group's state (`state` of each device) is from an allowed one: the fewest devices that
+/// differ from a line of the group (0: allowed).
+fn rule_distance(group: &crate::layout::RuleGroup, state: impl Fn(DeviceId) -> Option<OnOff>) -> usize {
+    group
+        .allowed
+        .iter()
+        .map(|line| {
+            let on = line.on.iter().filter(|&&d| state(d) != Some(OnOff::On)).count();
+            on + line.off.iter().filter(|&&d| state(d) != Some(OnOff::Off)).count()
+        })
+        .min()
+        .unwrap_or(0)
 }

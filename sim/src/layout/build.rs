@@ -180,7 +180,10 @@ impl Layout {
         let trains = spec
             .trains
             .iter()
-            .map(|t| build_train(t, &segments, &seg_ix, &node_ix, spec, &board_ix, &station_ix))
+            .map(|t| {
+                let train = build_train(t, &segments, &seg_ix, &node_ix, spec, &board_ix, &station_ix)?;
+                Ok(Train { ways: build_ways(t, spec, &device_ix)?, ..train })
+            })
             .collect::<Result<Vec<_>, LayoutError>>()?;
 
         index("camera", spec.cameras.iter().map(|c| c.id.as_str()))?;
@@ -619,5 +622,24 @@ fn build_train(
         start: Placement { seg, offset: t.start.offset_mm, dir },
         calls,
         dwell_ms: (dwell_s * 1000.0).round() as u64,
+        ways: Vec::new(),
     })
+}
+
+/// The switches whose branch a train's service fixes, each a switch device.
+fn build_ways(
+    t: &TrainSpec,
+    spec: &LayoutSpec,
+    device_ix: &HashMap<String, usize>,
+) -> Result<Vec<(DeviceId, OnOff)>, LayoutError> {
+    let entry = format!("train `{}`", t.name);
+    let mut ways = Vec::new();
+    for (name, branch) in &t.service.ways {
+        let device = lookup(device_ix, &entry, "device", name)?;
+        if spec.devices[device].kind != DeviceKind::Switch {
+            return Err(invalid(&entry, format!("its way at `{name}`: `{name}` is not a switch")));
+        }
+        ways.push((device, if *branch == Branch::Diverging { OnOff::On } else { OnOff::Off }));
+    }
+    Ok(ways)
 }

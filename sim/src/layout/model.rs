@@ -318,12 +318,20 @@ pub struct Train {
     pub calls: Vec<StationId>,
     /// Its dwell at a station it calls at, ms.
     pub dwell_ms: u64,
+    /// The switches whose branch its service fixes where it faces them, with the setting (the others are the
+    /// planner's choice).
+    pub ways: Vec<(DeviceId, OnOff)>,
 }
 
 impl Train {
     /// Whether it calls at (dwells at) `station` in automatic operation.
     pub fn calls_at(&self, station: StationId) -> bool {
         self.calls.is_empty() || self.calls.contains(&station)
+    }
+
+    /// The setting its service fixes for `switch` where it faces it, if any.
+    pub fn way_at(&self, switch: DeviceId) -> Option<OnOff> {
+        self.ways.iter().find(|(d, _)| *d == switch).map(|&(_, s)| s)
     }
 }
 

@@ -380,7 +380,8 @@ pub struct TrainSpec {
     pub service: ServiceSpec,
 }
 
-/// A train's service pattern in automatic operation: the stations it calls at (dwells), the dwell. It stops at
+/// A train's service pattern in automatic operation: the stations it calls at (dwells), the dwell, its branch at
+/// the switches it faces. It stops at
 /// every raised stop rail on its way all the same (the only way to stop a train without a speed controller); at
 /// a station it does not call at it departs as soon as its route ahead is clear.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -391,4 +392,9 @@ pub struct ServiceSpec {
     pub calls: Vec<String>,
     /// Dwell at a station it calls at, seconds [default: 10].
     pub dwell_s: Option<f64>,
+    /// The branch it takes at a switch it faces, by switch device name, e.g. `{ sasazuka_b1 = "diverging" }`
+    /// [default: at every switch the planner chooses, towards the station waiting longest]. A switch it trails
+    /// is set for the branch it comes from.
+    #[serde(default)]
+    pub ways: std::collections::BTreeMap<String, Branch>,
 }

@@ -61,7 +61,9 @@ pub struct Report {
     /// Trains through each station (a train's front coming onto one of its platforms), in the layout's station
     /// order.
     pub station_passes: Vec<(String, usize)>,
-    /// Each train's longest standstill beyond its dwell while running (not crashed or derailed), ms.
+    /// Each train's longest standstill beyond its dwell while running (not crashed or derailed), ms, not counting
+    /// the time a visitor holds it or its station or its stop rail's board is down (automatic operation cannot
+    /// send it on then).
     pub longest_standstill: Vec<(String, u64)>,
     /// Requests automatic operation (or the 2023 rule) made, and how many of them the track refused.
     pub auto_requests: (usize, usize),
@@ -257,7 +259,16 @@ pub fn run(
         }
         report.auto_raises += track.step(&mut events);
         tally(&layout, &events, &mut report);
-        stood(&layout, &track.sim().state(), config.step_ms, &mut standing, &mut report);
+        let state = track.sim().state();
+        let held = holds.at(state.time_ms);
+        // Held by a stop rail whose board is down, or by a visitor, a train is not automatic operation's to send on.
+        let excused = |t: &crate::twin::TrainState| {
+            let station = |d: crate::layout::DeviceId| layout.devices[d].station;
+            held.train(t.id)
+                || t.held_at
+                    .is_some_and(|d| held.station(station(d)) || board_down(&layout, &config.board_failures, d, now))
+        };
+        stood(&layout, &state, config.step_ms, &excused, &mut standing, &mut report);
         observe(track.sim().time_ms(), &events);
         events.clear();
         if let Some(factor) = config.pace {
@@ -275,11 +286,14 @@ pub fn run(
 /// Whether `request` is for a device on a board that is down at `now`.
 fn down(layout: &Layout, failures: &[(usize, u64, u64)], request: &Request, now: u64) -> bool {
     match *request {
-        Request::Device { device, .. } => failures
-            .iter()
-            .any(|&(board, from, until)| layout.devices[device].board == board && (from..until).contains(&now)),
+        Request::Device { device, .. } => board_down(layout, failures, device, now),
         Request::Speed { .. } => false,
     }
+}
+
+/// Whether `device`'s board is down at `now`.
+fn board_down(layout: &Layout, failures: &[(usize, u64, u64)], device: usize, now: u64) -> bool {
+    failures.iter().any(|&(board, from, until)| layout.devices[device].board == board && (from..until).contains(&now))
 }
 
 /// One round of automatic operation (or of the 2023 rule): its requests made (a request for a device on a board
@@ -311,8 +325,12 @@ fn operate(
     };
     for r in requests {
         report.auto_requests.0 += 1;
-        let done = !down(layout, failures, &r, now)
-            && if guarded { track.request(&r, events).is_ok() } else { track.unguarded(&r, events).is_ok() };
+        let failed = down(layout, failures, &r, now);
+        if failed {
+            auto.failed(&r, now);
+        }
+        let done =
+            !failed && if guarded { track.request(&r, events).is_ok() } else { track.unguarded(&r, events).is_ok() };
         if !done {
             report.auto_requests.1 += 1;
             if guarded {
@@ -323,11 +341,12 @@ fn operate(
 }
 
 /// Counts how long each running train has stood (its front where it was a step before), and keeps each
-/// one's longest standstill beyond its dwell.
+/// one's longest standstill beyond its dwell (not counting the time it is `excused`).
 fn stood(
     layout: &Layout,
     state: &TrackState,
     step_ms: u64,
+    excused: &dyn Fn(&crate::twin::TrainState) -> bool,
     standing: &mut [(u64, Option<(usize, f64)>)],
     report: &mut Report,
 ) {
@@ -335,7 +354,11 @@ fn stood(
         let front = train.body.front(layout);
         let here = Some((front.seg, front.offset));
         let (still, at) = &mut standing[t];
-        *still = if train.status == TrainStatus::Running && *at == here { *still + step_ms } else { 0 };
+        *still = match train.status == TrainStatus::Running && *at == here {
+            true if excused(train) => *still,
+            true => *still + step_ms,
+            false => 0,
+        };
         if at.is_some_and(|(seg, _)| seg != front.seg) {
             for station in layout.platforms.iter().filter(|p| p.seg == front.seg).map(|p| p.station) {
                 report.station_passes[station].1 += 1;
