@@ -166,3 +166,79 @@ async fn in_live_mode_automatic_operation_drives_the_real_boards() {
     track.stop();
     real.sim.stop();
 }
+
+/// Automatic operation runs the real layout in live mode for minutes on end, as in sim mode: a "real" layout (a
+/// simulation behind virtual boards on HTTP, its sensor boards posting 2021 reports to the live track's ingest
+/// endpoint) driven through the boards' HTTP path only, the plan following the mirror. The real trains keep
+/// departing and no real train collides or derails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_live_mode_automatic_operation_runs_the_real_layout_without_an_accident() {
+    use std::sync::{Arc, Mutex};
+
+    use hil::rig::{Rig, post_sensor_reports};
+    use hil::track::Mode;
+    use sim::twin::EventKind;
+    use sim::twin::thread::Request as SimRequest;
+
+    let _alone = crate::support::CPU_HEAVY.lock().await;
+    let layout = layout_2021();
+    // Four times real time: five simulated minutes in 75 s (`PLARAIL_LIVE_MINUTES` runs longer, e.g. the hour,
+    // `PLARAIL_LIVE_PACE` at another pace).
+    let pace: f64 = std::env::var("PLARAIL_LIVE_PACE").ok().and_then(|p| p.parse().ok()).unwrap_or(4.0);
+    let minutes: u64 = std::env::var("PLARAIL_LIVE_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(5);
+    let real = Rig::start(layout.clone(), &std::collections::HashMap::new(), pace).await.unwrap();
+    let live_boards = real.layout.boards.iter().zip(real.addresses()).map(|(b, a)| (b.name.clone(), a)).collect();
+    let config = TrackConfig { pace, overdue_ms: 10_000, ..config() };
+    let setup = Setup { live_boards, config, mode: Mode::Live, operation: Operation::Auto, ..Setup::default() };
+    let track = Track::start(layout.clone(), setup).await.unwrap();
+    let mut events = track.subscribe();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ingest = listener.local_addr().unwrap();
+    let app = hil::ingest::router(layout.clone(), track.senders(), track.readings())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let accidents = Arc::new(Mutex::new(Vec::new()));
+    let seen = accidents.clone();
+    let real_layout = layout.clone();
+    let reports = post_sensor_reports(
+        layout.clone(),
+        real.sim.outputs.clone(),
+        Some(format!("http://{ingest}/registerPosition")),
+        move |e| {
+            if matches!(e.kind, EventKind::Collision { .. } | EventKind::Derailment { .. }) {
+                seen.lock().unwrap().push(e.describe(&real_layout));
+            }
+        },
+    );
+    crate::hil_track::until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+
+    let real_state = || {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        real.sim.requests.send(SimRequest::Snapshot(tx)).unwrap();
+        rx.recv_timeout(Duration::from_secs(5)).unwrap()
+    };
+    let (mut departures, mut divergences) = (vec![0; layout.trains.len()], Vec::new());
+    let wall = Duration::from_secs_f64(minutes as f64 * 60.0 / pace * 2.0);
+    let run = async {
+        while real_state().time_ms < minutes * 60_000 {
+            match events.recv().await {
+                Ok(TrackEvent::Auto(AutoEvent::Departed { train, .. })) => departures[train] += 1,
+                Ok(TrackEvent::Divergence(d)) => divergences.push(d.describe(&layout)),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(wall, run).await.expect("the real layout's clock runs");
+    let accidents = accidents.lock().unwrap().clone();
+    let accepted = reports.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "live automatic operation, {minutes} min at {pace}x: departures by train {departures:?}, {accepted} sensor \
+         reports, {} divergences {divergences:?}, accidents {accidents:?}",
+        divergences.len()
+    );
+    assert!(accidents.is_empty(), "{accidents:?}");
+    assert!(departures.iter().all(|&d| d >= 2), "every train departs again and again: {departures:?}");
+    assert!(real_state().trains.iter().all(|t| t.status == sim::twin::TrainStatus::Running));
+    track.stop();
+    real.sim.stop();
+}

@@ -309,3 +309,252 @@ fn a_service_fixes_a_trains_way_at_a_switch() {
     let err = Layout::from_spec(&spec).unwrap_err().to_string();
     assert!(err.contains("`chofu_s1` is not a switch"), "{err}");
 }
+
+/// A train with a speed controller (TAKAO) brakes for its stop point under automatic operation: within 600 mm
+/// of a raised stop rail ahead it is set slower, down to 30 % of its service speed, and still comes to the stop
+/// rail; a train without one (CHICHIBU) is only ever set its service speed (its stop rails stop it).
+#[test]
+fn a_train_with_a_speed_controller_brakes_for_its_stop_point() {
+    use sim::auto::{Auto, AutoConfig, NoHolds};
+    use sim::interlocking::Interlocking;
+    use sim::interlocking::guarded::Guarded;
+    use sim::interlocking::route::{RouteEnd, route_ahead};
+    use sim::twin::Simulation;
+
+    let layout = crate::support::layout_2021();
+    let (takao, chichibu) = (0, 1);
+    assert!(layout.trains[takao].controller.is_some() && layout.trains[chichibu].controller.is_none());
+    let mut track = Guarded::new(Simulation::new(layout.clone(), 10).unwrap(), Interlocking::new(layout.clone(), true));
+    let mut auto = Auto::new(layout.clone(), AutoConfig::default());
+    let (mut events, mut braking, mut stops, mut held) = (Vec::new(), Vec::new(), 0, None);
+    while track.sim().time_ms() < 10 * 60_000 {
+        let state = track.sim().state();
+        if state.time_ms.is_multiple_of(sim::auto::AUTO_EVERY_MS) {
+            let (requests, _) = auto.tick(&state, track.interlocking(), &NoHolds);
+            for r in requests {
+                let _ = track.request(&r, &mut events);
+            }
+        }
+        track.step(&mut events);
+        events.clear();
+        let state = track.sim().state();
+        let t = &state.trains[takao];
+        let route = route_ahead(&layout, &state.devices, t.body.front(&layout));
+        let to_stop: f64 = route.spans.iter().map(|(s, _)| s.hi - s.lo).sum();
+        if t.held_at.is_none() && matches!(route.end, RouteEnd::StopRail(_)) && t.set_speed < 190 {
+            braking.push((to_stop, t.set_speed));
+        }
+        if t.held_at.is_some() && t.held_at != held {
+            stops += 1;
+        }
+        held = t.held_at;
+        assert!(state.trains[chichibu].set_speed >= 190, "CHICHIBU is only ever set its service speed");
+    }
+    assert!(stops >= 5, "TAKAO came to {stops} stop rails");
+    assert!(braking.iter().all(|&(d, _)| d < 600.0), "braking only near a stop point: {braking:?}");
+    assert!(braking.iter().any(|&(_, v)| v <= 80), "down to a creep near the stop point: {braking:?}");
+    assert!(braking.iter().all(|&(_, v)| v >= 60), "never below 30 % of 200 mm/s: {braking:?}");
+}
+
+/// A loop of three stop rails (`r1`, `r2`, `r3`) that two trains circulate on, and a yard track beside it whose
+/// train can join the loop but, as every train's service keeps to the loop at `yard_b1`, nobody can leave it.
+fn loop_with_a_yard() -> std::sync::Arc<sim::layout::Layout> {
+    let stop = |name: &str, station: &str, segment: &str, pin: u32| {
+        format!(
+            r#"
+[[device]]
+name = "{name}"
+kind = "stop_rail"
+station = "{station}"
+board = "servo"
+pin = {pin}
+on_angle = 30
+off_angle = 90
+initial = "ON"
+segment = "{segment}"
+offset_mm = 1200
+"#
+        )
+    };
+    let train = |name: &str, segment: &str, toward: &str| {
+        format!(
+            r#"
+[[train]]
+name = "{name}"
+length_mm = 300
+max_speed_mm_s = 300
+speed_mm_s = 200
+start = {{ segment = "{segment}", offset_mm = 1150, toward = "{toward}" }}
+service = {{ dwell_s = 1, ways = {{ yard_b1 = "straight" }} }}
+"#
+        )
+    };
+    let mut text = String::from(
+        r#"
+name = "loop-with-a-yard"
+canvas = { width = 400, height = 300 }
+
+[[board]]
+name = "servo"
+address = "127.0.0.1:1"
+kind = "servo"
+
+[[node]]
+id = "a"
+x = 50
+y = 50
+
+[[node]]
+id = "b"
+x = 350
+y = 50
+
+[[node]]
+id = "c"
+x = 350
+y = 200
+
+[[node]]
+id = "s"
+x = 250
+y = 200
+kind = "switch"
+trunk = "cs"
+straight = "sj"
+diverging = "yard"
+
+[[node]]
+id = "j"
+x = 50
+y = 200
+kind = "spring"
+normal = "straight"
+trunk = "ja"
+straight = "sj"
+diverging = "yard"
+
+[[segment]]
+id = "ab"
+from = "a"
+to = "b"
+length_mm = 1500
+
+[[segment]]
+id = "bc"
+from = "b"
+to = "c"
+length_mm = 1500
+
+[[segment]]
+id = "cs"
+from = "c"
+to = "s"
+length_mm = 500
+
+[[segment]]
+id = "sj"
+from = "s"
+to = "j"
+length_mm = 1000
+
+[[segment]]
+id = "yard"
+from = "s"
+to = "j"
+length_mm = 1500
+points = [[250, 280], [50, 280]]
+
+[[segment]]
+id = "ja"
+from = "j"
+to = "a"
+length_mm = 1500
+
+[[device]]
+name = "yard_b1"
+kind = "switch"
+station = "yard"
+board = "servo"
+pin = 13
+on_angle = 90
+off_angle = 0
+initial = "OFF"
+node = "s"
+"#,
+    );
+    for (id, en) in [("one", "One"), ("two", "Two"), ("three", "Three"), ("yard", "Yard")] {
+        text += &format!("\n[[station]]\nid = \"{id}\"\nname_ja = \"{en}\"\nname_en = \"{en}\"\n");
+    }
+    text += &stop("r1", "one", "ab", 14);
+    text += &stop("r2", "two", "bc", 15);
+    text += &stop("r3", "three", "ja", 16);
+    text += &stop("y1", "yard", "yard", 17);
+    text += &train("A", "ab", "b");
+    text += &train("B", "bc", "c");
+    text += &train("C", "yard", "j");
+    std::sync::Arc::new(sim::layout::Layout::from_toml(&text).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// A deadlock built on purpose: the yard's train C joining the loop would take its last free stop, and the
+/// three trains would wait on each other for ever. Automatic operation sees it coming and holds C back (an
+/// event, and C's plan says why), while A and B keep running round; C sent into the loop all the same (by hand,
+/// as the interlocking allows it), the deadlock forms and is reported within 10 s, naming all three.
+#[test]
+fn a_deadlock_built_on_purpose_is_avoided_by_holding_a_train_back() {
+    use sim::auto::{Auto, AutoConfig, AutoEvent, NoHolds, Wait};
+    use sim::interlocking::guarded::Guarded;
+    use sim::interlocking::{Interlocking, Request};
+    use sim::layout::OnOff;
+    use sim::twin::{EventKind, Simulation};
+
+    let layout = loop_with_a_yard();
+    let y1 = layout.device_id("y1").unwrap();
+    let (a, b, c) = (0, 1, 2);
+    let mut track = Guarded::new(Simulation::new(layout.clone(), 10).unwrap(), Interlocking::new(layout.clone(), true));
+    let mut auto = Auto::new(layout.clone(), AutoConfig::default());
+    let (mut events, mut departures, mut held_back, mut deadlocks) = (Vec::new(), [0; 3], Vec::new(), Vec::new());
+    let (mut released_at, mut plan_held_back) = (None, false);
+    while track.sim().time_ms() < 10 * 60_000 {
+        let now = track.sim().time_ms();
+        // After five minutes C is sent into the loop by hand, as soon as the interlocking lets it go.
+        if now >= 5 * 60_000 && released_at.is_none() {
+            let lower = Request::Device { device: y1, state: OnOff::Off };
+            if track.request(&lower, &mut events).is_ok() {
+                released_at = Some(now);
+            }
+        }
+        if now.is_multiple_of(sim::auto::AUTO_EVERY_MS) {
+            let (requests, found) = auto.tick(&track.sim().state(), track.interlocking(), &NoHolds);
+            for r in requests {
+                track.request(&r, &mut events).expect("automatic operation asks only what the interlocking allows");
+            }
+            for e in found {
+                match e {
+                    AutoEvent::Departed { train, .. } if released_at.is_none() => departures[train] += 1,
+                    AutoEvent::HeldBack { train, with } => held_back.push((train, with)),
+                    AutoEvent::Deadlock { trains } => deadlocks.push((now, trains)),
+                    _ => {}
+                }
+            }
+            // C's plan says why it waits whenever it could go but for the lock (at other times A or B is in its
+            // way).
+            plan_held_back |= auto.plans()[c].wait == Some(Wait::HeldBack { with: vec![a, b] });
+        }
+        track.step(&mut events);
+        for e in events.drain(..) {
+            assert!(!matches!(e.kind, EventKind::Collision { .. } | EventKind::Derailment { .. }), "{e:?}");
+        }
+    }
+    assert_eq!(held_back, vec![(c, vec![a, b])], "told once, while it stands");
+    assert!(plan_held_back);
+    assert!(departures[a] >= 20 && departures[b] >= 20 && departures[c] == 0, "{departures:?}");
+    let released = released_at.expect("C was sent into the loop");
+    assert_eq!(deadlocks.len(), 1, "{deadlocks:?}");
+    let (at, trains) = &deadlocks[0];
+    assert_eq!(trains, &vec![a, b, c]);
+    assert!(*at - released <= 30_000, "reported {} s after C was sent", (*at - released) / 1000);
+    assert_eq!(
+        AutoEvent::HeldBack { train: c, with: vec![a, b] }.describe(&layout),
+        "C held back: going on would lock it with A, B (a deadlock avoided)"
+    );
+}

@@ -154,6 +154,7 @@ impl Metrics {
             }
             AutoEvent::Deadlock { .. } => counter!("plarail_deadlocks_total", "state" => "found").increment(1),
             AutoEvent::DeadlockBroken { .. } => counter!("plarail_deadlocks_total", "state" => "broken").increment(1),
+            AutoEvent::HeldBack { .. } => counter!("plarail_deadlocks_total", "state" => "avoided").increment(1),
         });
     }
 
@@ -202,6 +203,7 @@ fn wait_word(w: &Wait) -> &'static str {
     match w {
         Wait::Dwell { .. } => "dwell",
         Wait::Route { .. } => "route",
+        Wait::HeldBack { .. } => "held_back",
         Wait::Behind(_) => "behind",
         Wait::Visitor => "visitor",
         Wait::Stopped => "stopped",

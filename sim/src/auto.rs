@@ -79,6 +79,12 @@ pub enum Wait {
         /// The interlocking's reason.
         reason: String,
     },
+    /// Held back: going on would lock it with these trains (each of them, and it, with only ways to stops the
+    /// others hold), a deadlock avoided.
+    HeldBack {
+        /// The trains it would lock with.
+        with: Vec<TrainId>,
+    },
     /// Behind this train, closer than the headway.
     Behind(TrainId),
     /// A visitor holds its station or the train (mixed operation).
@@ -95,6 +101,10 @@ impl Wait {
             Wait::Dwell { until_ms } => format!("dwell, {} s left", until_ms.saturating_sub(now_ms).div_ceil(1000)),
             Wait::Route { by: Some(t), .. } => format!("route blocked by {}", train(*t)),
             Wait::Route { by: None, reason } => format!("route refused: {reason}"),
+            Wait::HeldBack { with } => {
+                let names: Vec<&str> = with.iter().map(|&t| train(t)).collect();
+                format!("held back: going on would lock it with {}", names.join(", "))
+            }
             Wait::Behind(t) => format!("behind {}", train(*t)),
             Wait::Visitor => "held by a visitor".into(),
             Wait::Stopped => "not running".into(),
@@ -145,6 +155,13 @@ pub enum AutoEvent {
         /// The trains that were in it.
         trains: Vec<TrainId>,
     },
+    /// A train is held back where it stands: going on would lock it with these trains (a deadlock avoided).
+    HeldBack {
+        /// The train held back.
+        train: TrainId,
+        /// The trains it would lock with.
+        with: Vec<TrainId>,
+    },
 }
 
 impl AutoEvent {
@@ -167,6 +184,9 @@ impl AutoEvent {
                 format!("deadlock: {} wait on each other and no way round is free", trains(ts))
             }
             AutoEvent::DeadlockBroken { trains: ts } => format!("deadlock of {} broken", trains(ts)),
+            AutoEvent::HeldBack { train: t, with } => {
+                format!("{} held back: going on would lock it with {} (a deadlock avoided)", train(t), trains(with))
+            }
         }
     }
 }
@@ -243,6 +263,8 @@ impl Holds for NoHolds {
 struct Follow {
     /// The stop rail it stands at, since when (ms), and whether its departure was asked for.
     standing: Option<(DeviceId, u64, bool)>,
+    /// Whether its being held back where it stands was told (once per stop).
+    held_back_told: bool,
     plan: TrainPlan,
 }
 
@@ -386,6 +408,7 @@ impl Auto {
                 Some((d, since, asked)) if d == device => (since, asked),
                 _ => {
                     follow.standing = Some((device, now, false));
+                    follow.held_back_told = false;
                     if layout.trains[train].calls_at(station) {
                         self.served[station] = Some(now);
                         events.push(AutoEvent::Arrived { train, station });
@@ -408,6 +431,12 @@ impl Auto {
                 Ok((way, made)) => {
                     made.iter().for_each(|r| set(&mut world, r));
                     requests.extend(made);
+                    // Braked to a creep at its stop point, a train with a speed controller departs at its service
+                    // speed (the next round's profile would be a round late).
+                    if layout.trains[train].controller.is_some() && self.profile(&world, train) != t.set_speed as u32 {
+                        let speed = crate::interlocking::on_scale(&layout, train, self.profile(&world, train));
+                        requests.push(Request::Speed { train, speed });
+                    }
                     let follow = &mut self.trains[train];
                     follow.plan.next_stop = Some(way.next_stop);
                     follow.plan.wait = None;
@@ -422,7 +451,13 @@ impl Auto {
                     if let Wait::Route { by: Some(other), .. } = wait {
                         waits_for[train] = Some(other);
                     }
-                    self.trains[train].plan.wait = Some(wait);
+                    let follow = &mut self.trains[train];
+                    if let Wait::HeldBack { with } = &wait
+                        && !std::mem::replace(&mut follow.held_back_told, true)
+                    {
+                        events.push(AutoEvent::HeldBack { train, with: with.clone() });
+                    }
+                    follow.plan.wait = Some(wait);
                 }
             }
         }
@@ -453,13 +488,32 @@ impl Auto {
             }
         }
         for (train, t) in state.trains.iter().enumerate() {
-            let speed = crate::interlocking::on_scale(layout, train, layout.trains[train].speed);
+            let speed = crate::interlocking::on_scale(layout, train, self.profile(state, train));
             let set = crate::interlocking::on_scale(layout, train, t.set_speed.max(0) as u32);
             if t.status == TrainStatus::Running && !holds.train(train) && (t.set_speed < 0 || set != speed) {
                 out.push(Request::Speed { train, speed });
             }
         }
         out
+    }
+
+    /// The speed automatic operation runs `train` at, mm/s: its service speed; a train with a speed controller
+    /// brakes for a raised stop rail ahead (its stop point), from [`BRAKE_MM`] before it down to [`CREEP`] of its
+    /// service speed at it, in tenths (so that a few commands do it). The interlocking's supervision caps it
+    /// behind another train on top of this.
+    fn profile(&self, state: &TrackState, train: TrainId) -> u32 {
+        let layout = &self.layout;
+        let service = layout.trains[train].speed;
+        if layout.trains[train].controller.is_none() {
+            return service;
+        }
+        let route = route_ahead(layout, &state.devices, state.trains[train].body.front(layout));
+        let to_stop: f64 = route.spans.iter().map(|(s, _)| s.hi - s.lo).sum();
+        if !matches!(route.end, RouteEnd::StopRail(_)) || to_stop >= BRAKE_MM {
+            return service;
+        }
+        let share = ((CREEP + (1.0 - CREEP) * to_stop / BRAKE_MM) * 10.0).ceil() / 10.0;
+        (service as f64 * share).round() as u32
     }
 
     /// The requests that depart `train` from stop rail `device` by the best way the interlocking allows, or
@@ -479,7 +533,7 @@ impl Auto {
         // (Cached: a way's demand walks the ways beyond it.)
         ways.sort_by_cached_key(|w| (!calls(w), demand(w), thrown(w)));
         let mut refused: Option<(TrackState, Way, Rejection)> = None;
-        let mut out_of_use = None;
+        let (mut out_of_use, mut locks) = (None, None);
         for way in ways {
             let mut world = state.clone();
             match attempt(&self.layout, interlocking, &mut world, device, &way) {
@@ -487,12 +541,20 @@ impl Auto {
                     Some(broken) => {
                         out_of_use.get_or_insert(broken);
                     }
-                    None => return Ok((way, made)),
+                    None => match self.would_lock(state, train, &way) {
+                        Some(with) => {
+                            locks.get_or_insert(with);
+                        }
+                        None => return Ok((way, made)),
+                    },
                 },
                 Err(r) => {
                     refused.get_or_insert((world, way, r));
                 }
             }
+        }
+        if let Some(with) = locks {
+            return Err(Wait::HeldBack { with });
         }
         Err(match (refused, out_of_use) {
             (_, Some(broken)) => {
@@ -508,6 +570,57 @@ impl Auto {
             }
             (None, None) => Wait::Route { by: None, reason: "no stop rail ahead to run to".into() },
         })
+    }
+
+    /// Whether `train` running `way` would be locked in: with it at the way's next stop, each train is where it
+    /// stands or will stop next, and a train can move on if one of its ways ends at a stop no train holds or
+    /// one held by a train that can move on; the trains left (a knot: each has only ways to stops the others
+    /// hold, e.g. a loop's every stop taken with no way out) would never move again. The others of the knot,
+    /// if `train` is in it.
+    fn would_lock(&self, state: &TrackState, train: TrainId, way: &Way) -> Option<Vec<TrainId>> {
+        let n = state.trains.len();
+        let mut at: Vec<Option<(DeviceId, Dir)>> = (0..n).map(|t| self.stop_of(state, t)).collect();
+        at[train] = Some((way.next_stop, way.dir));
+        let holder =
+            |stop: DeviceId, at: &[Option<(DeviceId, Dir)>]| at.iter().position(|a| a.map(|a| a.0) == Some(stop));
+        let running = |t: TrainId| state.trains[t].status == TrainStatus::Running;
+        // A train with no stop ahead runs on.
+        let mut free: Vec<bool> = (0..n).map(|t| running(t) && at[t].is_none()).collect();
+        loop {
+            let mut changed = false;
+            for t in 0..n {
+                let Some((stop, dir)) = at[t].filter(|_| !free[t] && running(t)) else { continue };
+                let moves =
+                    self.ways_from(&state.devices, t, stop, dir).iter().any(|w| match holder(w.next_stop, &at) {
+                        None => true,
+                        Some(other) => other != t && free[other],
+                    });
+                if moves {
+                    free[t] = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let locked = !free[train] && running(train);
+        locked.then(|| (0..n).filter(|&t| t != train && !free[t] && at[t].is_some()).collect())
+    }
+
+    /// The stop rail `train` stands at or will stop at next on its set route, with its direction there (`None`:
+    /// it runs on, no raised stop rail ahead).
+    fn stop_of(&self, state: &TrackState, train: TrainId) -> Option<(DeviceId, Dir)> {
+        let t = &state.trains[train];
+        let front = t.body.front(&self.layout);
+        if let Some(d) = t.held_at {
+            return Some((d, front.dir));
+        }
+        let route = route_ahead(&self.layout, &state.devices, front);
+        match route.end {
+            RouteEnd::StopRail(d) => Some((d, route.spans.last().map_or(front.dir, |s| s.1))),
+            _ => None,
+        }
     }
 
     /// The device of `request` if it is left alone after a failure at `now`.
@@ -754,6 +867,12 @@ fn passing(layout: &Layout, world: &TrackState, wanted: &[(DeviceId, OnOff)]) ->
     }
     out
 }
+
+/// How far before its stop point a train with a speed controller starts braking, mm.
+pub const BRAKE_MM: f64 = 600.0;
+
+/// The share of its service speed a braking train comes to its stop point at.
+pub const CREEP: f64 = 0.3;
 
 /// How long plans leave a device alone after a request for it failed, ms.
 pub const FAILED_RETRY_MS: u64 = 5_000;

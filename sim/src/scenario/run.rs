@@ -71,6 +71,8 @@ pub struct Report {
     pub refused_automatic: usize,
     /// Deadlocks reported (trains waiting on each other in a cycle), and how many of them were broken.
     pub deadlocks: (usize, usize),
+    /// Times a train was held back because going on would have locked it with others (deadlocks avoided).
+    pub held_back: usize,
 }
 
 impl Report {
@@ -179,8 +181,8 @@ impl std::fmt::Display for Report {
             writeln!(
                 f,
                 "automatic:    {requests} requests ({refused} refused by the track), {} visitor commands refused, \
-                 {} deadlocks ({} broken)",
-                self.refused_automatic, self.deadlocks.0, self.deadlocks.1
+                 {} deadlocks ({} broken), {} avoided by holding a train back",
+                self.refused_automatic, self.deadlocks.0, self.deadlocks.1, self.held_back
             )?;
         }
         writeln!(f, "trains through each station:")?;
@@ -316,6 +318,7 @@ fn operate(
                 match e {
                     AutoEvent::Deadlock { .. } => report.deadlocks.0 += 1,
                     AutoEvent::DeadlockBroken { .. } => report.deadlocks.1 += 1,
+                    AutoEvent::HeldBack { .. } => report.held_back += 1,
                     AutoEvent::Arrived { .. } | AutoEvent::Departed { .. } => {}
                 }
             }
