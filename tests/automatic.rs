@@ -72,24 +72,26 @@ async fn the_operator_turns_automatic_operation_on_and_the_trains_run_by_themsel
     assert_eq!(plans.len(), 8);
     assert!(plans.iter().all(|p| p["automatic"] == true), "{plans:?}");
     assert!(plans.iter().any(|p| p["next_stop"].is_string()), "{plans:?}");
+    assert!(plans.iter().any(|p| p["calls"].as_u64().is_some_and(|c| c >= 1)), "calls counted: {plans:?}");
 
     // The history has automatic operation's requests (who made them, their result) and what it did, beside the
     // visitor's refused command.
     let departed = |e: &serde_json::Value| e["automatic"].as_str().is_some_and(|t| t.contains(" departs from "));
+    let lowered = |e: &&serde_json::Value| e["by"] == "automatic" && e["value"] == "OFF";
     let history = async {
         loop {
             let url = format!("http://{addr}/api/history?limit=500");
             let text = reqwest::get(url).await.unwrap().text().await.unwrap();
             let v: serde_json::Value = serde_json::from_str(&text).unwrap();
             let entries = v["history"].as_array().unwrap().clone();
-            if entries.iter().any(departed) {
+            if entries.iter().any(departed) && entries.iter().any(|e| lowered(&e)) {
                 return entries;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
     let history = tokio::time::timeout(Duration::from_secs(10), history).await.expect("departures in the history");
-    let lowered = history.iter().find(|e| e["by"] == "automatic" && e["value"] == "OFF").expect("a stop rail lowered");
+    let lowered = history.iter().find(lowered).expect("a stop rail lowered");
     assert_eq!(lowered["result"], "applied", "{lowered}");
     assert!(lowered["target"].as_str().unwrap().contains("_s"), "{lowered}");
     let refused = history.iter().find(|e| e["by"] == "visitor").expect("the visitor's command");

@@ -165,6 +165,7 @@ async fn the_grpc_feed_carries_the_operation_and_each_train_s_plan() {
     assert_eq!(planned.plans.len(), 8);
     assert!(planned.plans.iter().all(|p| p.automatic), "{:?}", planned.plans);
     assert!(planned.plans.iter().any(|p| p.waiting.starts_with("dwell")), "{:?}", planned.plans);
+    assert!(planned.plans.iter().any(|p| p.calls >= 1), "calls counted: {:?}", planned.plans);
     track.set_operation(sim::auto::Operation::Manual);
     let manual = tokio::time::timeout(Duration::from_secs(10), async {
         loop {

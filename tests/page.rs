@@ -377,7 +377,7 @@ async fn the_page_draws_the_2023_blocks_occupied_and_free() {
 /// On a desktop-wide screen (1400 px) the page uses its width: the whole map shows (no station name cut at its
 /// edge), no two station names run into each other (Kudanshita and Sasazuka share a platform track), the lists
 /// and the video beside the map rather than below it. The operator turns on mixed operation from the page: the
-/// badge shows it and every train's plan (automatic, next stop, why it waits) appears in the train list.
+/// badge shows it and every train's plan (automatic, next stop, why it waits, its calls) appears in the train list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium: run by .ci/run"]
 async fn a_desktop_wide_page_shows_the_whole_map_and_the_operator_turns_on_mixed_operation() {
@@ -428,6 +428,12 @@ async fn a_desktop_wide_page_shows_the_whole_map_and_the_operator_turns_on_mixed
         "every train's plan shown",
         limit,
         "[...document.querySelectorAll('#trainlist .plan')].filter(p => !p.hidden && p.textContent.length > 0).length === 8",
+    )
+    .await;
+    desk.until(
+        "a train's calls at stations counted",
+        Duration::from_secs(40),
+        "[...document.querySelectorAll('#trainlist .plan')].some(p => /[0-9]+ (calls|停車)/.test(p.textContent))",
     )
     .await;
     desk.eval("window.scrollTo(0, 0)").await;

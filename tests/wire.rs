@@ -163,6 +163,7 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
         automatic: true,
         next_stop: Some("chofu_s1".into()),
         waiting: Some("dwell, 4 s left".into()),
+        calls: 3,
     };
     let frames = [
         v2::ServerFrame::Ack { id: 1, detail: None },
@@ -214,7 +215,7 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
     assert_eq!(
         value(&plans.encode()),
         json!({ "type": "plans", "plans": [
-            { "train": "TAKAO", "automatic": true, "next_stop": "chofu_s1", "waiting": "dwell, 4 s left" }
+            { "train": "TAKAO", "automatic": true, "next_stop": "chofu_s1", "waiting": "dwell, 4 s left", "calls": 3 }
         ] })
     );
     let block = v2::ServerFrame::Block(v2::Block { id: "chofu_up_b1".into(), occupied: true });

@@ -196,6 +196,7 @@ fn message(state: crate::wire::v2::State) -> v2::TrackState {
                 automatic: p.automatic,
                 next_stop: p.next_stop.unwrap_or_default(),
                 waiting: p.waiting.unwrap_or_default(),
+                calls: p.calls,
             })
             .collect(),
     }

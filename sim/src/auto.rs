@@ -121,6 +121,8 @@ pub struct TrainPlan {
     pub next_stop: Option<DeviceId>,
     /// Why it stands, if it does.
     pub wait: Option<Wait>,
+    /// How many times it has called at a station under automatic operation.
+    pub calls: u32,
 }
 
 /// Something automatic operation did or found.
@@ -411,6 +413,7 @@ impl Auto {
                     follow.held_back_told = false;
                     if layout.trains[train].calls_at(station) {
                         self.served[station] = Some(now);
+                        follow.plan.calls += 1;
                         events.push(AutoEvent::Arrived { train, station });
                     }
                     (now, false)

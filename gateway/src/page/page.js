@@ -15,7 +15,7 @@ const WORDS = {
     confirm_live: "実機 (LIVE) に切り替えますか?", confirm_force: "応答しないボードがあっても LIVE に切り替えますか?",
     running: "走行中", crashed: "衝突", derailed: "脱線", removed: "撤去", alive: "応答あり", down: "応答なし",
     manual: "手動運転", mixed: "自動 (来場者優先)", auto: "全自動", op_manual: "手動", op_mixed: "自動+来場者", op_auto: "全自動",
-    automatic: "自動", by_hand: "手動", next_stop: "次", restoring: "復旧中", track_offline: "線路オフライン（操作できません）", track_online: "線路オンライン", need_token: "トークンを入力してください", no_answer: "接続が切れ、結果は不明です",
+    automatic: "自動", by_hand: "手動", next_stop: "次", calls: "停車", restoring: "復旧中", track_offline: "線路オフライン（操作できません）", track_online: "線路オンライン", need_token: "トークンを入力してください", no_answer: "接続が切れ、結果は不明です",
   },
   en: {
     title: "Plarail remote control", fit: "Fit", legend_on: "stop", legend_off: "go", legend_switch: "switch (the line shows the way set)", legend_free: "block free", legend_occupied: "block occupied",
@@ -30,7 +30,7 @@ const WORDS = {
     confirm_live: "Switch to the real track (LIVE)?", confirm_force: "Switch to LIVE even with boards not answering?",
     running: "running", crashed: "crashed", derailed: "derailed", removed: "removed", alive: "answers", down: "DOWN",
     manual: "Manual operation", mixed: "Automatic, visitors first", auto: "Fully automatic", op_manual: "MANUAL", op_mixed: "MIXED", op_auto: "AUTO",
-    automatic: "auto", by_hand: "by hand", next_stop: "next", restoring: "restoring", track_offline: "track offline (commands refused)", track_online: "track online", need_token: "enter the operator token", no_answer: "connection lost before the answer",
+    automatic: "auto", by_hand: "by hand", next_stop: "next", calls: "calls", restoring: "restoring", track_offline: "track offline (commands refused)", track_online: "track online", need_token: "enter the operator token", no_answer: "connection lost before the answer",
   },
 };
 const SVG = "http://www.w3.org/2000/svg";
@@ -210,6 +210,7 @@ function showTrain(name) {
   if (plan) {
     const parts = [t(plan.automatic ? "automatic" : "by_hand")];
     if (plan.next_stop) parts.push(`${t("next_stop")} ${plan.next_stop}`);
+    if (plan.calls) parts.push(`${plan.calls} ${t("calls")}`);
     if (plan.waiting) parts.push(plan.waiting);
     tr.plan.textContent = parts.join(" · ");
   }

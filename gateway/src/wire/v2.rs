@@ -267,6 +267,8 @@ pub struct Plan {
     pub next_stop: Option<String>,
     /// Why it stands, in words (none while it runs).
     pub waiting: Option<String>,
+    /// How many times it has called at a station under automatic operation.
+    pub calls: u32,
 }
 
 impl Plan {
@@ -280,6 +282,7 @@ impl Plan {
                 automatic: p.automatic,
                 next_stop: p.next_stop.map(|d| layout.devices[d].name.clone()),
                 waiting: p.wait.as_ref().map(|w| w.describe(layout, now_ms)),
+                calls: p.calls,
             })
             .collect()
     }

@@ -13,10 +13,11 @@ use sim::auto::Operation;
 use sim::interlocking::{FULL_SPEED, on_off_words};
 use sim::layout::OnOff;
 
-/// A train's automatic plan in words: `auto · next chofu_s2 · dwell, 4 s left`.
+/// A train's automatic plan in words: `auto · next chofu_s2 · 3 calls · dwell, 4 s left`.
 fn plan_words(plan: &gateway::wire::v2::Plan) -> String {
     let mut words = vec![if plan.automatic { "auto" } else { "by hand" }.to_string()];
     words.extend(plan.next_stop.as_ref().map(|s| format!("next {s}")));
+    words.extend((plan.calls > 0).then(|| format!("{} calls", plan.calls)));
     words.extend(plan.waiting.clone());
     words.join(" · ")
 }
