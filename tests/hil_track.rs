@@ -60,6 +60,12 @@ async fn commands_pass_the_interlocking_and_the_boards() {
         other => panic!("expected a rejection, got {other:?}"),
     }
     track.stop();
+    // A command that comes while the track shuts down fails, saying so (automatic operation's task may still be
+    // carrying out a round).
+    match track.apply(Request::Speed { train: 1, speed: 30 }).await {
+        Outcome::Failed(reason) => assert!(reason.contains("stopped"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
 }
 
 /// Chofu's virtual servo board.

@@ -618,7 +618,7 @@ async fn carry_out(inner: &Arc<Inner>, req: Request) -> Outcome {
     };
     let checked = {
         let _check = inner.checking.lock().await;
-        let now = state(inner).await;
+        let Some(now) = try_state(inner).await else { return Outcome::Failed(SimError::Stopped.to_string()) };
         let pending: Vec<(usize, OnOff)> =
             inner.in_flight.lock().expect("in flight").iter().map(|&(_, d, s)| (d, s)).collect();
         if let Err(r) = inner.interlocking.check_pending(&req, &now, &pending) {
@@ -902,18 +902,23 @@ async fn try_state(inner: &Inner) -> Option<TrackState> {
     tokio::task::spawn_blocking(move || rx.recv().ok()).await.ok().flatten()
 }
 
-/// Sends a command to the simulation; its result comes on the receiver.
+/// Sends a command to the simulation; its result comes on the receiver (`Stopped` once the simulation has
+/// stopped: a task may still act while the track shuts down).
 fn sim_send(inner: &Inner, cmd: SimCommand) -> oneshot::Receiver<Result<(), SimError>> {
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
     inner.pending.lock().expect("pending").insert(id, tx);
-    inner.sim.send(SimRequest::Command { id, cmd }).expect("simulation running");
+    if inner.sim.send(SimRequest::Command { id, cmd }).is_err()
+        && let Some(tx) = inner.pending.lock().expect("pending").remove(&id)
+    {
+        let _ = tx.send(Err(SimError::Stopped));
+    }
     rx
 }
 
-/// The result of a command sent with [`sim_send`].
+/// The result of a command sent with [`sim_send`] (`Stopped` if the simulation stopped before answering).
 async fn sim_ack(rx: oneshot::Receiver<Result<(), SimError>>) -> Result<(), SimError> {
-    rx.await.expect("the pump answers every command")
+    rx.await.unwrap_or(Err(SimError::Stopped))
 }
 
 async fn sim_command(inner: &Inner, cmd: SimCommand) -> Result<(), SimError> {

@@ -93,6 +93,9 @@ pub enum SimError {
     /// A train cannot be placed there.
     #[error("{0}")]
     Placement(String),
+    /// The simulation's thread has stopped (the track is shutting down).
+    #[error("the simulation has stopped")]
+    Stopped,
 }
 
 /// Why a train derailed.
