@@ -18,6 +18,7 @@ mod hil_track;
 mod interlocking;
 mod journal;
 mod layout_errors;
+mod live_2023;
 pub mod page;
 mod properties;
 mod scenarios;

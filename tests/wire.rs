@@ -157,7 +157,13 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
         status: TrainStatus::Derailed,
         speed: Some(100),
     };
-    let board = v2::Board { name: "servo-107".into(), address: "127.0.0.1:1".into(), alive: true, restoring: false };
+    let board = v2::Board {
+        name: "servo-107".into(),
+        address: "127.0.0.1:1".into(),
+        alive: true,
+        restoring: false,
+        unknown: false,
+    };
     let plan = v2::Plan {
         train: "TAKAO".into(),
         automatic: true,
@@ -179,10 +185,10 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
             devices: vec![v2::Device { name: "chofu_b1".into(), kind: Some(DeviceKind::Switch), state: None }],
             trains: vec![train.clone()],
             boards: vec![board.clone()],
-            blocks: vec![v2::Block { id: "chofu_up_b1".into(), occupied: true }],
+            blocks: vec![v2::Block { id: "chofu_up_b1".into(), occupied: true, detectors: None }],
             online: false,
         }),
-        v2::ServerFrame::Block(v2::Block { id: "chofu_up_b1".into(), occupied: false }),
+        v2::ServerFrame::Block(v2::Block { id: "chofu_up_b1".into(), occupied: false, detectors: None }),
         v2::ServerFrame::Device(v2::Device { name: "chofu_b1".into(), kind: None, state: Some(OnOff::Off) }),
         v2::ServerFrame::Trains { trains: vec![train] },
         v2::ServerFrame::Board(board),
@@ -218,7 +224,7 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
             { "train": "TAKAO", "automatic": true, "next_stop": "chofu_s1", "waiting": "dwell, 4 s left", "calls": 3 }
         ] })
     );
-    let block = v2::ServerFrame::Block(v2::Block { id: "chofu_up_b1".into(), occupied: true });
+    let block = v2::ServerFrame::Block(v2::Block { id: "chofu_up_b1".into(), occupied: true, detectors: None });
     assert_eq!(value(&block.encode()), json!({ "type": "block", "id": "chofu_up_b1", "occupied": true }));
     let command = v2::ClientFrame { id: 8, command: v2::Command::Snapshot {} };
     assert_eq!(value(&command.encode()), json!({ "id": 8, "cmd": "snapshot" }));

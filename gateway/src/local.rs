@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use hil::block_word::DetectorHealth;
 use hil::track::{Outcome, Track, TrackEvent};
 use serde_json::{Value, json};
 use sim::auto::Operation;
@@ -58,7 +59,14 @@ impl Local {
         let snapshot = track.snapshot().await;
         let states: Vec<Option<OnOff>> = snapshot.state.devices.iter().map(|p| p.state()).collect();
         let feeds = Feeds::new(track.layout().clone(), &State::of(track.layout(), &snapshot));
-        let follower = Follower { feeds: feeds.clone(), states, journal: journal.clone(), metrics: metrics.clone() };
+        let follower = Follower {
+            feeds: feeds.clone(),
+            states,
+            blocks: snapshot.state.blocks.clone(),
+            detectors: snapshot.detectors.clone(),
+            journal: journal.clone(),
+            metrics: metrics.clone(),
+        };
         tokio::spawn(follower.run(track.clone(), events));
         tokio::spawn(sample_every_second(track.clone(), metrics));
         Ok(Local { track, feeds, journal, operator_token: operator_token.map(Arc::from) })
@@ -94,24 +102,27 @@ impl Local {
         }
         let result = match action {
             OperatorAction::Live | OperatorAction::LiveForce | OperatorAction::Sim => {
-                let (to, force) = operator::switch(action);
+                let (to, force) = operator::switch(&action);
                 operator::switched(self.track.switch_mode(to, force).await)
             }
             OperatorAction::EmergencyStop | OperatorAction::Reset => {
                 // The operator takes the layout over: automatic operation would undo the stop.
                 self.track.set_operation(Operation::Manual);
-                let requests = operator::requests(self.track.layout(), self.track.mode(), action);
+                let requests = operator::requests(self.track.layout(), self.track.mode(), &action);
                 let mut outcomes = Vec::with_capacity(requests.len());
                 for r in requests {
                     outcomes.push((r, self.carry_out(r, By::Operator).await));
                 }
-                operator::summarise(action, self.track.layout(), &outcomes)
+                operator::summarise(&action, self.track.layout(), &outcomes)
             }
             OperatorAction::Manual | OperatorAction::Auto | OperatorAction::Mixed => {
-                let operation = operator::operation(action);
+                let operation = operator::operation(&action);
                 self.track.set_operation(operation);
                 Ok(format!("operation {}", json!(operation).as_str().unwrap_or("?")))
             }
+            OperatorAction::DetectorOutOfService(ref name) => self.track.set_detector_in_service(name, false),
+            OperatorAction::DetectorInService(ref name) => self.track.set_detector_in_service(name, true),
+            OperatorAction::PlaceTrain { ref train, ref block } => self.track.place_in_block(train, block).await,
         };
         let (done, text) = match &result {
             Ok(detail) => ("applied", detail),
@@ -163,6 +174,7 @@ impl Link for Local {
                 state,
                 boards: track.boards(),
                 speeds: track.speeds(),
+                detectors: track.detectors(),
             };
             Some(State::of(track.layout(), &snapshot))
         })
@@ -213,6 +225,9 @@ async fn sample_every_second(track: Track, metrics: Arc<Metrics>) {
 struct Follower {
     feeds: Feeds,
     states: Vec<Option<OnOff>>,
+    /// Each block as the doors show it, and each detector's health, as last sent.
+    blocks: Vec<bool>,
+    detectors: Vec<DetectorHealth>,
     journal: Option<Writer>,
     metrics: Arc<Metrics>,
 }
@@ -249,8 +264,10 @@ impl Follower {
                             self.feeds.publish(&frame);
                         }
                     }
-                    for (b, &occupied) in layout.blocks.iter().zip(&state.blocks) {
-                        self.feeds.publish(&v2::ServerFrame::Block(v2::Block { id: b.id.clone(), occupied }));
+                    self.blocks = state.blocks;
+                    self.detectors = track.detectors();
+                    for b in 0..self.blocks.len() {
+                        self.feeds.publish(&self.block(&layout, b));
                     }
                 }
                 Err(RecvError::Closed) => return,
@@ -271,11 +288,19 @@ impl Follower {
                 }),
                 EventKind::Collision { .. } => v2::ServerFrame::event(v2::EventKind::Collision, e.describe(layout)),
                 EventKind::Derailment { .. } => v2::ServerFrame::event(v2::EventKind::Derailment, e.describe(layout)),
-                EventKind::BlockChanged { block, occupied } => {
-                    v2::ServerFrame::Block(v2::Block { id: layout.blocks[block].id.clone(), occupied })
-                }
                 _ => return None,
             },
+            TrackEvent::Block { block, occupied } => {
+                self.blocks[block] = occupied;
+                self.block(layout, block)
+            }
+            TrackEvent::Detector { detector, health } => {
+                self.detectors[detector] = health;
+                let block = layout.detectors[detector].block;
+                self.feeds.publish(&self.block(layout, block));
+                let name = hil::block_word::detector_name(layout, detector);
+                v2::ServerFrame::event(v2::EventKind::Detector, format!("detector {name} {}", health.word()))
+            }
             TrackEvent::Divergence(d) => v2::ServerFrame::event(v2::EventKind::Divergence, d.describe(layout)),
             TrackEvent::Board(h) => v2::ServerFrame::Board(v2::Board::of(&h)),
             TrackEvent::Mode(mode) => v2::ServerFrame::Mode { mode },
@@ -299,6 +324,11 @@ impl Follower {
                 return None;
             }
         })
+    }
+
+    /// A block's frame as last told.
+    fn block(&self, layout: &Layout, block: usize) -> v2::ServerFrame {
+        v2::ServerFrame::Block(v2::Block::of(layout, block, self.blocks[block], &self.detectors))
     }
 
     /// Hands `entries` to the journal, if there is one (without waiting for the disk: nobody waits on

@@ -8,6 +8,7 @@
 //! | `plarail_board_up` | gauge | `board` (1 alive, 0 not) |
 //! | `plarail_sensor_reports_total` | counter | |
 //! | `plarail_block_reports_total` | counter | 2023 detectors' reports over MQTT (`block/{id}/update`) |
+//! | `plarail_detector_health_changes_total{health}` | counter | 2023 pass detectors found `stuck` or `chattering`, taken `out_of_service`, `ok` again |
 //! | `plarail_collisions_total`, `plarail_derailments_total`, `plarail_divergences_total` | counter | |
 //! | `plarail_sim_real_time_factor` | gauge | |
 //! | `plarail_mode` | gauge | `mode` (`sim`, `live`): 1 for the current mode |
@@ -106,12 +107,18 @@ impl Metrics {
     /// Records what a track event says.
     pub fn event(&self, e: &TrackEvent) {
         self.record(|| match e {
+            // A board nothing is known of is neither up nor down: no figure.
+            TrackEvent::Board(h) if h.unknown => {}
             TrackEvent::Board(h) => {
                 gauge!("plarail_board_up", "board" => h.name.clone()).set(if h.alive { 1.0 } else { 0.0 })
             }
             TrackEvent::SensorReport(_) => counter!("plarail_sensor_reports_total").increment(1),
             TrackEvent::BlockReport { .. } => counter!("plarail_block_reports_total").increment(1),
             TrackEvent::Divergence(_) => counter!("plarail_divergences_total").increment(1),
+            TrackEvent::Detector { health, .. } => {
+                counter!("plarail_detector_health_changes_total", "health" => health.word().replace(' ', "_"))
+                    .increment(1)
+            }
             TrackEvent::Mode(m) => mode(*m),
             TrackEvent::Sim(s) => match s.kind {
                 EventKind::Collision { .. } => counter!("plarail_collisions_total").increment(1),
@@ -123,6 +130,7 @@ impl Metrics {
                 counter!("plarail_auto_requests_total", "result" => result(outcome)).increment(1)
             }
             TrackEvent::Trains(_)
+            | TrackEvent::Block { .. }
             | TrackEvent::Speed { .. }
             | TrackEvent::Confirmed { .. }
             | TrackEvent::Plans { .. }

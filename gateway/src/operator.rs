@@ -1,5 +1,6 @@
-//! Operator actions, behind the operator token: the festival live-mode toggle, emergency stop, and reset to
-//! the initial state. Visitors need no login; operators send the token with each action. Plain functions: the
+//! Operator actions, behind the operator token: the festival live-mode toggle, emergency stop, reset to the
+//! initial state, the operation, and in live mode with 2023 hardware a pass detector out of service (or back)
+//! and a train placed in a block. Visitors need no login; operators send the token with each action. Plain functions: the
 //! track's side (`crate::local`) carries the actions out.
 
 use hil::track::{Mode, Outcome, SwitchError, SwitchReport};
@@ -33,7 +34,7 @@ pub fn authorised(configured: Option<&str>, given: &str) -> bool {
 }
 
 /// The operation an action sets (`manual`, `auto`, `mixed`; manual for any other action).
-pub fn operation(action: Action) -> sim::auto::Operation {
+pub fn operation(action: &Action) -> sim::auto::Operation {
     match action {
         Action::Auto => sim::auto::Operation::Auto,
         Action::Mixed => sim::auto::Operation::Mixed,
@@ -42,8 +43,8 @@ pub fn operation(action: Action) -> sim::auto::Operation {
 }
 
 /// The mode an action switches to, and whether it switches even with boards not answering.
-pub fn switch(action: Action) -> (Mode, bool) {
-    (if action == Action::Sim { Mode::Sim } else { Mode::Live }, action == Action::LiveForce)
+pub fn switch(action: &Action) -> (Mode, bool) {
+    (if *action == Action::Sim { Mode::Sim } else { Mode::Live }, *action == Action::LiveForce)
 }
 
 /// What a switch of mode did, in words, or why it was not done.
@@ -64,7 +65,7 @@ pub fn switched(result: Result<SwitchReport, SwitchError>) -> Result<String, Str
 
 /// The commands an emergency stop or a reset is made of, in the order they are carried out (none for the
 /// switches of mode or operation).
-pub fn requests(layout: &Layout, mode: Mode, action: Action) -> Vec<Request> {
+pub fn requests(layout: &Layout, mode: Mode, action: &Action) -> Vec<Request> {
     let stop_rails = |state: Option<OnOff>| -> Vec<Request> {
         (0..layout.devices.len())
             .filter(|&d| layout.devices[d].kind == DeviceKind::StopRail)
@@ -73,7 +74,15 @@ pub fn requests(layout: &Layout, mode: Mode, action: Action) -> Vec<Request> {
             .collect()
     };
     match action {
-        Action::Live | Action::LiveForce | Action::Sim | Action::Manual | Action::Auto | Action::Mixed => Vec::new(),
+        Action::Live
+        | Action::LiveForce
+        | Action::Sim
+        | Action::Manual
+        | Action::Auto
+        | Action::Mixed
+        | Action::DetectorOutOfService(_)
+        | Action::DetectorInService(_)
+        | Action::PlaceTrain { .. } => Vec::new(),
         Action::EmergencyStop => {
             let mut requests = stop_rails(None);
             requests.extend(settable(layout, mode).map(|train| Request::Speed { train, speed: 0 }));
@@ -110,8 +119,8 @@ fn settable(layout: &Layout, mode: Mode) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// What an emergency stop or reset did: `Ok` when every command was applied, else the list of what was not.
-pub fn summarise(action: Action, layout: &Layout, outcomes: &[(Request, Outcome)]) -> Result<String, String> {
-    let what = if action == Action::Reset { "reset" } else { "emergency stop" };
+pub fn summarise(action: &Action, layout: &Layout, outcomes: &[(Request, Outcome)]) -> Result<String, String> {
+    let what = if *action == Action::Reset { "reset" } else { "emergency stop" };
     let total = outcomes.len();
     let problems: Vec<String> = outcomes
         .iter()

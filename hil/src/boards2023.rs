@@ -1,17 +1,26 @@
 //! The twin's side of the 2023 MQTT boards, in the 2023 state manager's place: one MQTT client on the boards'
 //! broker that answers each board's `get` with the device's desired state (`…/get/accepted`), tells every
-//! change (`…/delta`), and takes the detectors' block reports (`block/{id}/update`). As in 2023: QoS 0 and
-//! nothing retained towards the boards, the subscriptions `point/#`, `stop/#`, `block/#` at QoS 1. Unlike 2023
-//! it subscribes again on every (re)connect, and anything it cannot read (an unknown id, another word, more
-//! topic levels, a huge payload) is counted and logged and changes nothing. [`setting_of`] is a layout board's
-//! `setting.json`, which the virtual boards boot from.
+//! change (`…/delta`), and takes the detectors' block reports (`block/{id}/update`). As in 2023: QoS 0, the
+//! subscriptions `point/#`, `stop/#`, `block/#` at QoS 1. Unlike 2023:
+//! - every device's desired state is a **retained** `…/delta` while the link's track is in use: any broker
+//!   (mosquitto as installed, EMQX, the embedded one) hands it to a board as it subscribes, so a board that
+//!   comes back by any firmware, or missed a delta while it was away, has its states at once, without the
+//!   broker telling who connected (the firmware treats a retained delta as any other; a servo already in place
+//!   does not move). The link publishes them all again on every (re)connect (a broker restarted without
+//!   persistence has lost them) and takes them off ([`Boards2023::clear`]) when its track goes out of use;
+//! - it subscribes again on every (re)connect, and anything it cannot read (an unknown id, another word, more
+//!   topic levels, a huge payload) is counted and logged and changes nothing.
+//!
+//! No rotation of re-sent deltas: the firmware holds a stop rail's servo for a blocking 200 ms on every
+//! delta it acts on, its detectors unread meanwhile, so re-telling states the boards have would cost passes.
+//! [`setting_of`] is a layout board's `setting.json`, which the virtual boards boot from.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
-use sim::layout::{BoardId, DetectorTarget, DeviceKind, Layout, OnOff};
+use sim::layout::{BoardId, BoardKind, DetectorTarget, DeviceKind, Layout, OnOff};
 use tokio::sync::broadcast;
 
 use crate::firmware2023::{Detector, Io, Setting};
@@ -155,6 +164,9 @@ pub struct Boards2023 {
     subscribed: Arc<AtomicU64>,
     stopped: Arc<AtomicBool>,
     unreadable: Arc<AtomicU64>,
+    /// Each device's state as retained on the broker (`None`: nothing retained by this link), by device.
+    /// Held while a delta is published, so that the broker keeps the newest.
+    retained: Arc<Mutex<Vec<Option<OnOff>>>>,
     /// Its subscriptions: the boards' topics, and the broker's `$SYS` presence topics where it has no other way.
     filters: Vec<&'static str>,
     presence: broadcast::Sender<Presence>,
@@ -187,12 +199,13 @@ impl Boards2023 {
             filters.extend(SYS_FILTERS);
         }
         let boards = Boards2023 {
-            layout,
+            layout: layout.clone(),
             client,
             connected: Arc::new(AtomicBool::new(false)),
             subscribed: Arc::new(AtomicU64::new(0)),
             stopped: Arc::new(AtomicBool::new(false)),
             unreadable: Arc::new(AtomicU64::new(0)),
+            retained: Arc::new(Mutex::new(vec![None; layout.devices.len()])),
             filters,
             presence: broker.presence.clone().unwrap_or_else(|| broadcast::channel(256).0),
             told_from_start: broker.presence.is_some(),
@@ -242,17 +255,64 @@ impl Boards2023 {
         self.unreadable.load(Ordering::SeqCst)
     }
 
-    /// Tells the boards a device's new state (`…/delta`, QoS 0, as 2023); an error when the broker is not
+    /// Tells the boards a device's new state (`…/delta`, QoS 0, retained); an error when the broker is not
     /// connected (the delta would be lost).
     pub fn delta(&self, device: usize, state: OnOff) -> Result<(), String> {
+        let mut retained = self.retained.lock().expect("retained");
         if !self.connected() {
             return Err("the boards' MQTT broker is not connected".into());
         }
+        self.publish(device, Some(state)).map_err(|e| format!("cannot publish to the boards' broker: {e}"))?;
+        retained[device] = Some(state);
+        Ok(())
+    }
+
+    /// Retains every MQTT device's desired state on the broker (each told to the boards connected now as a
+    /// delta), or does so as soon as the broker is connected.
+    pub fn retain_all(&self, desired: impl Fn(usize) -> OnOff) {
+        let mut retained = self.retained.lock().expect("retained");
+        for device in self.mqtt_devices() {
+            retained[device] = Some(desired(device));
+        }
+        if self.connected() {
+            self.publish_retained(&retained);
+        }
+    }
+
+    /// Takes this link's retained states off the broker (an empty retained message on each device's delta
+    /// topic, which the firmware ignores), as its track goes out of use.
+    pub fn clear(&self) {
+        let mut retained = self.retained.lock().expect("retained");
+        for device in self.mqtt_devices() {
+            if retained[device].take().is_some() && self.connected() {
+                let _ = self.publish(device, None);
+            }
+        }
+    }
+
+    /// The devices on the layout's MQTT boards.
+    fn mqtt_devices(&self) -> impl Iterator<Item = usize> + '_ {
+        let layout = &self.layout;
+        (0..layout.devices.len()).filter(|&d| layout.boards[layout.devices[d].board].kind == BoardKind::Mqtt)
+    }
+
+    /// Publishes every retained state again (after a (re)connect).
+    fn publish_retained(&self, retained: &[Option<OnOff>]) {
+        for (device, state) in retained.iter().enumerate() {
+            if let Some(state) = *state
+                && let Err(e) = self.publish(device, Some(state))
+            {
+                tracing::warn!("2023 boards: cannot retain {}'s state: {e}", self.layout.devices[device].name);
+            }
+        }
+    }
+
+    /// Publishes a device's retained delta (`None`: the empty message that removes it).
+    fn publish(&self, device: usize, state: Option<OnOff>) -> Result<(), rumqttc::ClientError> {
         let d = &self.layout.devices[device];
         let target = target_of(d.kind);
-        self.client
-            .try_publish(delta_topic(target, &d.name), QoS::AtMostOnce, false, state_word(target, state))
-            .map_err(|e| format!("cannot publish to the boards' broker: {e}"))
+        let payload = state.map_or("", |s| state_word(target, s));
+        self.client.try_publish(delta_topic(target, &d.name), QoS::AtMostOnce, true, payload)
     }
 
     /// A message came from `board`: it is connected (told where the broker does not tell it from the start).
@@ -266,11 +326,13 @@ impl Boards2023 {
         while !self.stopped.load(Ordering::SeqCst) {
             match events.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let retained = self.retained.lock().expect("retained");
                     self.connected.store(true, Ordering::SeqCst);
                     self.subscribed.store(0, Ordering::SeqCst);
                     for filter in &self.filters {
                         let _ = self.client.try_subscribe(*filter, QoS::AtLeastOnce);
                     }
+                    self.publish_retained(&retained);
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     self.subscribed.fetch_add(1, Ordering::SeqCst);

@@ -15,6 +15,7 @@
 //!   states and the live-mode toggle.
 
 pub mod arduino_json;
+pub mod block_word;
 pub mod boards2023;
 pub mod client;
 pub mod embedded_broker;

@@ -44,6 +44,14 @@ pub enum Divergence {
         /// The sensor it should have reached.
         sensor: SensorId,
     },
+    /// The detectors said a block was left, and the mirror still had this train there: taken off the mirror
+    /// (the operator can place it again).
+    Lost {
+        /// The train.
+        train: TrainId,
+        /// The block.
+        block: BlockId,
+    },
     /// A block detector reported, and no mirrored train is near it.
     Unexplained {
         /// The block.
@@ -66,6 +74,12 @@ impl Divergence {
                 format!("{} reported at {}, expected next at {}", train(t), sensor(got), sensor(expected))
             }
             Divergence::Overdue { train: t, sensor: s } => format!("{} is overdue at {}", train(t), sensor(s)),
+            Divergence::Lost { train: t, block } => format!(
+                "{} shown lost: block {} was reported OPEN and the mirror still had it there; it is taken off the \
+                 mirror until the operator places it again",
+                train(t),
+                layout.blocks[block].id
+            ),
             Divergence::Unexplained { block, close } => {
                 let (word, which) = if close { ("CLOSE", "entry") } else { ("OPEN", "exit") };
                 format!(
@@ -185,6 +199,62 @@ impl Mirror {
         }
         out
     }
+}
+
+/// The mirror's trains in `block` that are not over its exit detector: when its detectors reported it left,
+/// these are phantoms.
+pub fn lost_in(layout: &Layout, state: &TrackState, block: BlockId) -> Vec<TrainId> {
+    let b = &layout.blocks[block];
+    let exit = layout.detectors.iter().find(|d| d.block == block && d.target == DetectorTarget::Open);
+    state
+        .trains
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.status != sim::twin::TrainStatus::Removed)
+        .filter(|(_, t)| t.body.segs.iter().any(|(s, _)| b.segs.contains(s)))
+        .filter(|(_, t)| exit.is_none_or(|d| !t.body.covers(layout, d.seg, d.offset)))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Where a train of `length` placed in `block` has its front: its whole body just past the block's entry
+/// detector (as a train that has just entered), facing the way from the entry detector to the exit detector
+/// (`None` if the block lacks one of them, or they are not on one way as the devices stand).
+pub fn in_block(layout: &Layout, state: &TrackState, block: BlockId, length: f64) -> Option<Placement> {
+    let of = |target| layout.detectors.iter().find(|d| d.block == block && d.target == target);
+    let (entry, exit) = (of(DetectorTarget::Close)?, of(DetectorTarget::Open)?);
+    for dir in [Dir::Forward, Dir::Backward] {
+        let from = Placement { seg: entry.seg, offset: entry.offset, dir };
+        // The way from the entry detector to the exit detector, segment by segment: (segment, direction, the
+        // distance travelled on it from where the way enters it, the distance where the way leaves it).
+        let mut way = Vec::new();
+        for (i, (seg, d)) in ahead(layout, state, from).enumerate() {
+            let s = &layout.segments[seg];
+            let start = if i == 0 { sim::track::offset_of(s, d, entry.offset) } else { 0.0 };
+            let at_exit = sim::track::offset_of(s, d, exit.offset);
+            if seg == exit.seg && at_exit >= start {
+                way.push((seg, d, start, at_exit));
+                break;
+            }
+            if i > 0 && !layout.blocks[block].segs.contains(&seg) {
+                way.clear();
+                break;
+            }
+            way.push((seg, d, start, s.length));
+        }
+        let Some(&(last, ..)) = way.last().filter(|w| w.0 == exit.seg) else { continue };
+        let total: f64 = way.iter().map(|w| w.3 - w.2).sum();
+        let mut left = (length + 10.0).min(total - 10.0).max(0.0);
+        for &(seg, d, start, end) in &way {
+            if left <= end - start || seg == last {
+                let s = &layout.segments[seg];
+                let travelled = (start + left).min(end);
+                return Some(Placement { seg, offset: sim::track::offset_of(s, d, travelled), dir: d });
+            }
+            left -= end - start;
+        }
+    }
+    None
 }
 
 /// The direction the train runs along `seg`: as on its body or its way ahead, else forward.

@@ -43,6 +43,9 @@ pub enum RigError {
     /// A virtual board cannot listen.
     #[error("cannot start virtual boards: {0}")]
     Listen(#[from] std::io::Error),
+    /// The simulation stopped as the track started.
+    #[error("the simulation stopped as the track started")]
+    Stopped,
 }
 
 /// A running simulation with its virtual boards.
@@ -141,4 +144,118 @@ pub fn post_sensor_reports(
         })
         .expect("spawn sensor board thread");
     counts
+}
+
+/// A layout's 2023 MQTT boards as virtual boards (the firmware's state machine, [`crate::firmware2023`]) on a
+/// broker, over a simulation: their servos move the simulated devices, and the simulation's detectors press
+/// their switches ([`MqttBoards::detector_changed`]). The sim-mode track's 2023 boards, and the "real" boards of
+/// the live-mode tests.
+pub struct MqttBoards {
+    layout: Arc<Layout>,
+    sink: SimSink,
+    broker: (String, u16, Option<(String, String)>),
+    /// The virtual boards, by layout board (a reboot replaces one).
+    boards: std::sync::Mutex<Vec<(sim::layout::BoardId, crate::virtual_mqtt_boards::VirtualMqttBoard)>>,
+    /// Each detector's virtual board (index into `boards`) and its index in that board's setting.
+    slots: Vec<Option<(usize, usize)>>,
+    /// Each detector's level, so that a rebooted board starts with its switches as they are.
+    levels: std::sync::Mutex<Vec<bool>>,
+}
+
+impl MqttBoards {
+    /// Boots a virtual board per MQTT board of `layout` on the broker at `host:port` (with `login`), each
+    /// running the firmware `build` gives it; servo moves go to `sink`.
+    pub fn start(
+        layout: Arc<Layout>,
+        sink: SimSink,
+        host: &str,
+        port: u16,
+        login: Option<(String, String)>,
+        build: impl Fn(sim::layout::BoardId) -> crate::firmware2023::Build,
+    ) -> MqttBoards {
+        let mut slots = vec![None; layout.detectors.len()];
+        let mqtt = layout.boards.iter().enumerate().filter(|(_, b)| b.kind == sim::layout::BoardKind::Mqtt);
+        let ids: Vec<sim::layout::BoardId> = mqtt.map(|(id, _)| id).collect();
+        for (index, &id) in ids.iter().enumerate() {
+            let wired = layout.detectors.iter().enumerate().filter(|(_, d)| d.wiring.is_some_and(|(b, _)| b == id));
+            for (slot, (detector, _)) in wired.enumerate() {
+                slots[detector] = Some((index, slot));
+            }
+        }
+        let set = MqttBoards {
+            levels: std::sync::Mutex::new(vec![false; layout.detectors.len()]),
+            layout,
+            sink,
+            broker: (host.into(), port, login),
+            boards: std::sync::Mutex::new(Vec::new()),
+            slots,
+        };
+        let boards = ids.iter().map(|&id| (id, set.boot(id, build(id)))).collect();
+        *set.boards.lock().expect("boards") = boards;
+        set
+    }
+
+    fn boot(
+        &self,
+        id: sim::layout::BoardId,
+        build: crate::firmware2023::Build,
+    ) -> crate::virtual_mqtt_boards::VirtualMqttBoard {
+        let pins: Vec<(u32, usize)> =
+            self.layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).map(|(i, d)| (d.pin, i)).collect();
+        let sink = self.sink.clone();
+        let servo: crate::virtual_mqtt_boards::Servo = Arc::new(move |pin, angle| {
+            if let Some(&(_, device)) = pins.iter().find(|(p, _)| *p == pin as u32) {
+                sink(sim::twin::SimCommand::SetAngle { device, angle });
+            }
+        });
+        let setting = crate::boards2023::setting_of(&self.layout, id);
+        let (host, port, login) = &self.broker;
+        let board =
+            crate::virtual_mqtt_boards::VirtualMqttBoard::start(setting, build, host, *port, login.clone(), servo);
+        let levels = self.levels.lock().expect("levels");
+        for (detector, &closed) in levels.iter().enumerate() {
+            if let Some(slot) = self.slots[detector].filter(|_| closed).map(|s| s.1)
+                && self.layout.detectors[detector].wiring.is_some_and(|(b, _)| b == id)
+            {
+                board.set_detector(slot, true);
+            }
+        }
+        board
+    }
+
+    /// The simulation pressed or released a detector: its virtual board's switch follows.
+    pub fn detector_changed(&self, detector: usize, closed: bool) {
+        self.levels.lock().expect("levels")[detector] = closed;
+        if let Some((board, slot)) = self.slots[detector] {
+            self.boards.lock().expect("boards")[board].1.set_detector(slot, closed);
+        }
+    }
+
+    /// The virtual boards.
+    pub fn boards(&self) -> Vec<crate::virtual_mqtt_boards::VirtualMqttBoard> {
+        self.boards.lock().expect("boards").iter().map(|(_, b)| b.clone()).collect()
+    }
+
+    /// The virtual board of the layout's board `name`.
+    pub fn board(&self, name: &str) -> Option<crate::virtual_mqtt_boards::VirtualMqttBoard> {
+        self.boards().into_iter().find(|b| b.name() == name)
+    }
+
+    /// Power-cycles the board `name` (its connection cut, a new one booted with `build`): the festival build
+    /// asks its state again as it boots.
+    pub fn reboot(&self, name: &str, build: crate::firmware2023::Build) {
+        let Some(id) = self.layout.boards.iter().position(|b| b.name == name) else { return };
+        let Some(index) = self.boards.lock().expect("boards").iter().position(|(b, _)| *b == id) else { return };
+        let old = self.boards.lock().expect("boards")[index].1.clone();
+        old.stop();
+        let new = self.boot(id, build);
+        self.boards.lock().expect("boards")[index].1 = new;
+    }
+
+    /// Disconnects every board for good.
+    pub fn stop(&self) {
+        for board in self.boards() {
+            board.stop();
+        }
+    }
 }

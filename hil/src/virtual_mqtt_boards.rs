@@ -41,6 +41,8 @@ struct Shared {
     name: String,
     online: AtomicBool,
     gave_up: AtomicBool,
+    /// Switched off for good.
+    stopped: AtomicBool,
     dropped: std::sync::atomic::AtomicU64,
     cut: tokio::sync::Notify,
     faults: Mutex<Faults>,
@@ -63,6 +65,7 @@ impl VirtualMqttBoard {
             name: setting.name.clone(),
             online: AtomicBool::new(false),
             gave_up: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             dropped: std::sync::atomic::AtomicU64::new(0),
             cut: tokio::sync::Notify::new(),
             faults: Mutex::new(Faults::default()),
@@ -106,6 +109,12 @@ impl VirtualMqttBoard {
 
     /// Cuts its connection (as a Wi-Fi drop): the festival build stays offline, the 2025 build comes back.
     pub fn cut(&self) {
+        self.shared.cut.notify_one();
+    }
+
+    /// Switches it off for good (whatever its build).
+    pub fn stop(&self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
         self.shared.cut.notify_one();
     }
 
@@ -167,7 +176,7 @@ async fn run(mut board: Board, options: MqttOptions, shared: Arc<Shared>, servo:
         connection.abort();
         shared.online.store(false, Ordering::SeqCst);
         // The festival build stays offline until restarted.
-        if !board.reconnects() {
+        if !board.reconnects() || shared.stopped.load(Ordering::SeqCst) {
             shared.gave_up.store(true, Ordering::SeqCst);
             return;
         }

@@ -13,7 +13,7 @@ const WORDS = {
     simulated: "速度はシミュレーションのみ (制御装置なし)", applied: "実行しました",
     rejected: "できません", failed: "失敗しました", denied: "トークンが違います", error: "エラー",
     confirm_live: "実機 (LIVE) に切り替えますか?", confirm_force: "応答しないボードがあっても LIVE に切り替えますか?",
-    running: "走行中", crashed: "衝突", derailed: "脱線", removed: "撤去", alive: "応答あり", down: "応答なし",
+    running: "走行中", crashed: "衝突", derailed: "脱線", removed: "撤去", alive: "応答あり", down: "応答なし", unknown: "不明",
     manual: "手動運転", mixed: "自動 (来場者優先)", auto: "全自動", op_manual: "手動", op_mixed: "自動+来場者", op_auto: "全自動",
     automatic: "自動", by_hand: "手動", next_stop: "次", calls: "停車", restoring: "復旧中", track_offline: "線路オフライン（操作できません）", track_online: "線路オンライン", need_token: "トークンを入力してください", no_answer: "接続が切れ、結果は不明です",
   },
@@ -28,7 +28,7 @@ const WORDS = {
     simulated: "speed simulated only (no onboard controller)", applied: "done",
     rejected: "not allowed", failed: "failed", denied: "wrong token", error: "error",
     confirm_live: "Switch to the real track (LIVE)?", confirm_force: "Switch to LIVE even with boards not answering?",
-    running: "running", crashed: "crashed", derailed: "derailed", removed: "removed", alive: "answers", down: "DOWN",
+    running: "running", crashed: "crashed", derailed: "derailed", removed: "removed", alive: "answers", down: "DOWN", unknown: "not heard from yet (the broker does not tell)",
     manual: "Manual operation", mixed: "Automatic, visitors first", auto: "Fully automatic", op_manual: "MANUAL", op_mixed: "MIXED", op_auto: "AUTO",
     automatic: "auto", by_hand: "by hand", next_stop: "next", calls: "calls", restoring: "restoring", track_offline: "track offline (commands refused)", track_online: "track online", need_token: "enter the operator token", no_answer: "connection lost before the answer",
   },
@@ -312,8 +312,9 @@ function showBoards() {
   const list = $("boardlist");
   list.textContent = "";
   for (const b of boards.values()) {
-    const li = el(null, "li", { class: b.alive ? "" : "down" }, list);
-    li.textContent = `${b.name} (${b.address}): ${t(b.alive ? (b.restoring ? "restoring" : "alive") : "down")}`;
+    const li = el(null, "li", { class: b.alive || b.unknown ? "" : "down" }, list);
+    const word = b.unknown ? "unknown" : b.alive ? (b.restoring ? "restoring" : "alive") : "down";
+    li.textContent = `${b.name} (${b.address}): ${t(word)}`;
   }
 }
 
@@ -367,9 +368,15 @@ function operator(action) {
   send({ cmd: "operator", token, action }, t(action), true);
 }
 
-/** Draws a block occupied (a train is in it: CLOSE) or free (OPEN). */
+/** Draws a block occupied (a train is in it: CLOSE) or free (OPEN), dashed while a detector of it is not well
+ * (stuck, chattering, out of service: its title says which). */
 function showBlock(b) {
-  (blocks.get(b.id) || []).forEach((l) => l.classList.toggle("occupied", b.occupied));
+  (blocks.get(b.id) || []).forEach((l) => {
+    l.classList.toggle("occupied", b.occupied);
+    l.classList.toggle("faulty", !!b.detectors);
+    const title = l.querySelector("title");
+    if (title) title.textContent = b.detectors ? `${b.id}: detector ${b.detectors}` : b.id;
+  });
 }
 
 // ---- the connection ----

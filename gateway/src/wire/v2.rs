@@ -7,16 +7,19 @@
 //!   train's top speed)
 //! - `{"id": 3, "cmd": "snapshot"}`
 //! - `{"id": 4, "cmd": "operator", "token": "...", "action": "live" | "live_force" | "sim" | "emergency_stop" |
-//!   "reset"}`
+//!   "reset" | "manual" | "auto" | "mixed"}`; a 2023 pass detector out of service or back, a train placed in a
+//!   block: `"action": {"detector_out_of_service": "chofu_down_b1/CLOSE"}`, `{"detector_in_service": "…"}`,
+//!   `{"place_train": {"train": "KEIO8000", "block": "chofu_down_b1"}}`
 //!
 //! The server sends [`ServerFrame`]s, each with a `type`: a `snapshot` first (and again after a client fell
 //! behind), then answers to commands (`ack`, `rejected`, `failed`, `denied`, `error`) and what happens on the
 //! track (`device`, `speed`, `trains`, `board`, `mode`, `event`).
 
+use hil::block_word::DetectorHealth;
 use hil::track::{BoardHealth, Mode, Snapshot, TrainPosition};
 use serde::{Deserialize, Serialize};
 use sim::auto::{Operation, TrainPlan};
-use sim::layout::{DeviceKind, Layout, OnOff};
+use sim::layout::{DetectorTarget, DeviceKind, Layout, OnOff};
 use sim::twin::TrainStatus;
 
 /// A command with the id its answer repeats.
@@ -60,7 +63,7 @@ pub enum Command {
 }
 
 /// An operator action (see `crate::operator`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperatorAction {
     /// Switch to the real boards, refused while any does not answer.
@@ -79,6 +82,18 @@ pub enum OperatorAction {
     EmergencyStop,
     /// Drive every device and train back to the layout's initial state.
     Reset,
+    /// Take a 2023 pass detector (`BLOCK/CLOSE` or `BLOCK/OPEN`) out of service: its reports are ignored, so a
+    /// stuck one no longer holds its block.
+    DetectorOutOfService(String),
+    /// Put a pass detector back in service.
+    DetectorInService(String),
+    /// Place a train in a block (in live mode: the mirror's train, where the hardware says a train is).
+    PlaceTrain {
+        /// The train's name.
+        train: String,
+        /// The block's id.
+        block: String,
+    },
 }
 
 impl ClientFrame {
@@ -293,8 +308,30 @@ impl Plan {
 pub struct Block {
     /// Its id.
     pub id: String,
-    /// Occupied (`CLOSE`): a train is in it.
+    /// Occupied (`CLOSE`): a train is in it (in live mode, as its detectors last reported).
     pub occupied: bool,
+    /// Its detectors that are not well, in words (`CLOSE stuck`, `OPEN out of service`); left out when both
+    /// are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detectors: Option<String>,
+}
+
+impl Block {
+    /// A block of `layout` as views see it, with its detectors' health (by detector).
+    pub fn of(layout: &Layout, block: usize, occupied: bool, health: &[DetectorHealth]) -> Block {
+        let unwell: Vec<String> = layout
+            .detectors
+            .iter()
+            .zip(health)
+            .filter(|(d, h)| d.block == block && **h != DetectorHealth::Ok)
+            .map(|(d, h)| format!("{} {}", if d.target == DetectorTarget::Close { "CLOSE" } else { "OPEN" }, h.word()))
+            .collect();
+        Block {
+            id: layout.blocks[block].id.clone(),
+            occupied,
+            detectors: (!unwell.is_empty()).then(|| unwell.join(", ")),
+        }
+    }
 }
 
 /// A servo board's or speed controller's health.
@@ -308,6 +345,10 @@ pub struct Board {
     pub alive: bool,
     /// Whether its devices' states are being re-sent.
     pub restoring: bool,
+    /// Whether nothing is known of whether it is there (a 2023 board on a broker that does not tell its
+    /// clients, not heard from yet); left out when it is known.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
 }
 
 /// Something that happened.
@@ -339,6 +380,8 @@ pub enum EventKind {
     Divergence,
     /// Automatic operation: a train called at a station or departed, a deadlock.
     Automatic,
+    /// A 2023 pass detector's health changed (stuck, chattering, out of service, well again).
+    Detector,
 }
 
 impl ServerFrame {
@@ -385,11 +428,12 @@ impl State {
                 })
                 .collect(),
             boards: snap.boards.iter().map(|(_, h)| Board::of(h)).collect(),
-            blocks: layout
+            blocks: snap
+                .state
                 .blocks
                 .iter()
-                .zip(&snap.state.blocks)
-                .map(|(b, &occupied)| Block { id: b.id.clone(), occupied })
+                .enumerate()
+                .map(|(b, &occupied)| Block::of(layout, b, occupied, &snap.detectors))
                 .collect(),
             online: true,
         }
@@ -426,7 +470,7 @@ impl State {
             },
             ServerFrame::Block(b) => {
                 if let Some(now) = self.blocks.iter_mut().find(|x| x.id == b.id) {
-                    now.occupied = b.occupied;
+                    *now = b.clone();
                 }
             }
             ServerFrame::Mode { mode } => self.mode = *mode,
@@ -469,6 +513,12 @@ impl Train {
 impl Board {
     /// A board's health as views see it.
     pub fn of(h: &BoardHealth) -> Board {
-        Board { name: h.name.clone(), address: h.address.clone(), alive: h.alive, restoring: h.restoring }
+        Board {
+            name: h.name.clone(),
+            address: h.address.clone(),
+            alive: h.alive,
+            restoring: h.restoring,
+            unknown: h.unknown,
+        }
     }
 }

@@ -116,6 +116,7 @@ impl TrackCore {
                     address: addresses[mode as usize][id].clone(),
                     alive: true,
                     restoring: true,
+                    unknown: false,
                 };
                 let steps = match b.kind {
                     BoardKind::Speed => (0..layout.trains.len())

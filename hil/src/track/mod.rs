@@ -34,7 +34,7 @@
 //! of the checks (`order`, one fair queue per board or controller) and goes, while commands for other boards go
 //! at the same time. So a slow board holds up its own commands only.
 //!
-//! Locks: the core, the mirror, the in-flight table and the table of pending simulation commands each sit
+//! Locks: the core, the mirror, the block word, the in-flight table and the table of pending simulation commands each sit
 //! behind their own mutex, held only for a plain-data call and never two at once, so there is no lock order to
 //! keep. Commands hold `mode` for reading across their IO, and a switch of mode holds it for writing, so that
 //! a command never sees a switch half done.
@@ -61,6 +61,7 @@ use tokio::sync::{Notify, broadcast, oneshot};
 pub use self::automatic::AUTO_EVERY;
 use self::core::{Next, Poll, RestoreStep, TrackCore};
 pub use self::mqtt::{BROKER_WAIT, MQTT_ACT};
+use crate::block_word::{BlockWord, DetectorHealth, Note};
 use crate::boards2023::BoardBroker;
 use crate::client::{BoardClient, ClientConfig, Failure, Priority, Turn, servo_command};
 use crate::firmware2023::Build;
@@ -133,6 +134,9 @@ pub struct BoardHealth {
     pub alive: bool,
     /// Whether its desired state is being re-sent (commands for its devices wait).
     pub restoring: bool,
+    /// Whether nothing is known of it (a 2023 board on a broker that does not tell its clients, not heard from
+    /// yet): neither up nor down.
+    pub unknown: bool,
 }
 
 /// Which track the commands drive; `sim` or `live` in the protocols (serde).
@@ -194,6 +198,21 @@ pub enum TrackEvent {
     SensorReport(SensorReading),
     /// Where the trains are now (sent when any train moved, about every `supervise_every`).
     Trains(Vec<TrainPosition>),
+    /// What every door shows of a block changed (in live mode its detectors' last report, see
+    /// [`crate::block_word`]; in sim mode the simulation's).
+    Block {
+        /// The block.
+        block: usize,
+        /// Occupied.
+        occupied: bool,
+    },
+    /// A 2023 pass detector's health changed (stuck, chattering, out of service, ok again).
+    Detector {
+        /// The detector.
+        detector: usize,
+        /// Its health now.
+        health: DetectorHealth,
+    },
     /// A 2023 board's detector reported its block over MQTT (`block/{id}/update`).
     BlockReport {
         /// The block.
@@ -238,6 +257,8 @@ pub struct Snapshot {
     pub boards: Vec<(BoardId, BoardHealth)>,
     /// Every train's speed as last commanded, on the 2021 scale.
     pub speeds: Vec<i32>,
+    /// Each 2023 pass detector's health, by detector.
+    pub detectors: Vec<DetectorHealth>,
 }
 
 /// A board's address in live mode: where `live_boards` (by board name or layout address) maps it, else the
@@ -344,6 +365,10 @@ struct Inner {
     mqtt: std::sync::OnceLock<mqtt::Mqtt>,
     /// The operation and automatic operation's bookkeeping.
     automatic: Mutex<automatic::Automatic>,
+    /// The hardware's word on the blocks beside the mirror's.
+    word: Mutex<BlockWord>,
+    /// When the track started (the detectors' clock).
+    epoch: Instant,
 }
 
 /// A running track (see the module documentation). Cheap to clone.
@@ -379,6 +404,8 @@ impl Track {
             Instant::now(),
         );
         let order = layout.boards.iter().map(|_| Arc::default()).collect();
+        let mut word = BlockWord::new(&layout, first_blocks(&handle.requests).await?);
+        word.set_live(setup.mode == Mode::Live);
         let driven: Vec<BoardId> = core.health().into_iter().map(|(id, _)| id).collect();
         let (events, _) = broadcast::channel(4096);
         let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -405,6 +432,8 @@ impl Track {
             restored: Notify::new(),
             mqtt: std::sync::OnceLock::new(),
             automatic: Mutex::new(automatic),
+            word: Mutex::new(word),
+            epoch: Instant::now(),
         });
         if setup.boards2023.is_some() || setup.live2023.is_some() {
             let (sim, live) = (setup.boards2023.as_ref(), setup.live2023.as_ref());
@@ -418,6 +447,7 @@ impl Track {
         tokio::spawn(watch_trains(Arc::downgrade(&track.inner)));
         tokio::spawn(follow(Arc::downgrade(&track.inner), readings_rx));
         tokio::spawn(automatic::run(Arc::downgrade(&track.inner)));
+        tokio::spawn(watch_blocks(Arc::downgrade(&track.inner)));
         Ok(track)
     }
 
@@ -471,6 +501,8 @@ impl Track {
         if let Some(mqtt) = inner.mqtt.get() {
             mqtt.switched(inner, to);
         }
+        let notes = inner.word().set_live(to == Mode::Live);
+        inner.tell(notes);
         for wake in inner.wake.values() {
             wake.notify_one();
         }
@@ -546,17 +578,73 @@ impl Track {
             state: self.state().await,
             boards: self.boards(),
             speeds: self.speeds(),
+            detectors: self.detectors(),
         }
     }
 
     /// Like [`Track::state`], but `None` once the track is stopped.
     pub async fn try_state(&self) -> Option<TrackState> {
-        try_state(&self.inner).await
+        let mut state = sim_state(&self.inner).await?;
+        state.blocks = self.inner.word().shown_view(&state.blocks);
+        Some(state)
     }
 
-    /// The state of the simulated track, once every command sent so far has been taken.
+    /// The state of the simulated track (in live mode the mirror), once every command sent so far has been
+    /// taken; its blocks as every door shows them (in live mode the detectors' last reports).
     pub async fn state(&self) -> TrackState {
-        state(&self.inner).await
+        self.try_state().await.expect("the track's simulation runs until the track is stopped")
+    }
+
+    /// Each block as the interlocking takes it (occupied if the hardware or the mirror says so, or a faulty
+    /// detector keeps it); `None` once the track is stopped.
+    pub async fn held_blocks(&self) -> Option<Vec<bool>> {
+        Some(try_state(&self.inner).await?.blocks)
+    }
+
+    /// Each 2023 pass detector's health, by detector.
+    pub fn detectors(&self) -> Vec<DetectorHealth> {
+        self.inner.word().health()
+    }
+
+    /// The detectors' counts so far (reports taken and ignored, faults and phantoms found).
+    pub fn detector_counts(&self) -> crate::block_word::Counts {
+        self.inner.word().counts()
+    }
+
+    /// The operator takes a detector out of service (its reports ignored, so a stuck one no longer holds its
+    /// block) or puts it back; what was done in words, or why not.
+    pub fn set_detector_in_service(&self, name: &str, in_service: bool) -> Result<String, String> {
+        let layout = &self.inner.layout;
+        let Some(detector) = crate::block_word::detector_id(layout, name) else {
+            return Err(format!(
+                "the layout has no detector `{name}` (a block's id and CLOSE or OPEN, e.g. `{}`)",
+                layout.blocks.first().map_or("chofu_down_b1/CLOSE".into(), |b| format!("{}/CLOSE", b.id))
+            ));
+        };
+        let notes = self.inner.word().set_in_service(detector, in_service);
+        let done = !notes.is_empty();
+        self.inner.tell(notes);
+        let name = crate::block_word::detector_name(layout, detector);
+        Ok(match (done, in_service) {
+            (true, false) => format!("detector {name} out of service: its reports are ignored"),
+            (true, true) => format!("detector {name} back in service"),
+            (false, false) => format!("detector {name} was out of service already"),
+            (false, true) => format!("detector {name} was in service already"),
+        })
+    }
+
+    /// The operator places a train in a block (the mirror's train, in live mode, where the hardware says a
+    /// train is); what was done, or why not.
+    pub async fn place_in_block(&self, train: &str, block: &str) -> Result<String, String> {
+        let layout = &self.inner.layout;
+        let t =
+            layout.trains.iter().position(|t| t.name == train).ok_or(format!("the layout has no train `{train}`"))?;
+        let b = layout.block_id(block).ok_or(format!("the layout has no block `{block}`"))?;
+        let state = sim_state(&self.inner).await.ok_or(SimError::Stopped.to_string())?;
+        let front = crate::mirror::in_block(layout, &state, b, layout.trains[t].length)
+            .ok_or(format!("block {block} has no entry and exit detector on one way to place a train between"))?;
+        sim_command(&self.inner, SimCommand::Place { train: t, front }).await.map_err(|e| e.to_string())?;
+        Ok(format!("{train} placed in block {block}"))
     }
 
     /// A visitor's command: refused under automatic operation (in mixed operation it holds its station or
@@ -749,6 +837,26 @@ async fn queue_now<T>(fut: impl Future<Output = T> + Send + 'static) -> Queued<T
 }
 
 impl Inner {
+    /// The hardware's word on the blocks, for one plain-data call.
+    fn word(&self) -> std::sync::MutexGuard<'_, BlockWord> {
+        self.word.lock().expect("block word")
+    }
+
+    /// Milliseconds since the track started.
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Tells subscribers what the block word noted.
+    fn tell(&self, notes: Vec<Note>) {
+        for note in notes {
+            let _ = self.events.send(match note {
+                Note::Block { block, occupied } => TrackEvent::Block { block, occupied },
+                Note::Detector { detector, health } => TrackEvent::Detector { detector, health },
+            });
+        }
+    }
+
     /// The core, for one plain-data call.
     fn core(&self) -> std::sync::MutexGuard<'_, TrackCore> {
         self.core.lock().expect("track core")
@@ -891,15 +999,29 @@ async fn control(inner: &Inner, train: usize, speed: i32) -> Result<(), Failure>
     result
 }
 
-async fn state(inner: &Inner) -> TrackState {
-    try_state(inner).await.expect("the track's simulation runs until the track is stopped")
+/// The state as the interlocking and automatic operation take it (a block occupied if the hardware or the
+/// mirror says so), or `None` once the simulation has stopped (the background tasks end then).
+async fn try_state(inner: &Inner) -> Option<TrackState> {
+    let mut state = sim_state(inner).await?;
+    state.blocks = inner.word().held_view(&state.blocks);
+    Some(state)
 }
 
-/// The state, or `None` once the simulation has stopped (the background tasks end then).
-async fn try_state(inner: &Inner) -> Option<TrackState> {
+/// The simulation's own state (in live mode the mirror's), or `None` once it has stopped.
+async fn sim_state(inner: &Inner) -> Option<TrackState> {
+    snapshot_of(&inner.sim).await
+}
+
+async fn snapshot_of(sim: &Sender<SimRequest>) -> Option<TrackState> {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    inner.sim.send(SimRequest::Snapshot(tx)).ok()?;
+    sim.send(SimRequest::Snapshot(tx)).ok()?;
     tokio::task::spawn_blocking(move || rx.recv().ok()).await.ok().flatten()
+}
+
+/// The simulation's blocks as it starts.
+async fn first_blocks(sim: &Sender<SimRequest>) -> Result<Vec<bool>, RigError> {
+    let state = snapshot_of(sim).await.ok_or(RigError::Stopped)?;
+    Ok(state.blocks)
 }
 
 /// Sends a command to the simulation; its result comes on the receiver (`Stopped` once the simulation has
@@ -944,6 +1066,10 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
                             (e.kind, inner.mqtt.get())
                         {
                             mqtt.detector_changed(detector, closed);
+                        }
+                        if let sim::twin::EventKind::BlockChanged { block, occupied } = e.kind {
+                            let notes = inner.word().mirror_changed(block, occupied);
+                            inner.tell(notes);
                         }
                         if inner.core().mode() == Mode::Live {
                             inner.mirror.lock().expect("mirror").on_mirror_event(&inner.layout, &e);
@@ -1107,6 +1233,31 @@ fn publish_positions(inner: &Inner, state: &TrackState, last: &mut Vec<TrainPosi
     if positions != *last {
         let _ = inner.events.send(TrackEvent::Trains(positions.clone()));
         *last = positions;
+    }
+}
+
+/// Every second: faulty detectors that fell silent are healthy again; in live mode, the mirror's trains in a
+/// block its detectors reported left ([`crate::block_word::PHANTOM_AFTER_MS`] ago) are shown lost and taken off,
+/// so the contradiction ends.
+async fn watch_blocks(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let now = inner.now_ms();
+        let notes = inner.word().tick(now);
+        inner.tell(notes);
+        let phantoms = inner.word().phantoms(now);
+        if phantoms.is_empty() {
+            continue;
+        }
+        let Some(state) = sim_state(&inner).await else { return };
+        for block in phantoms {
+            for train in crate::mirror::lost_in(&inner.layout, &state, block) {
+                if sim_command(&inner, SimCommand::Remove { train }).await.is_ok() {
+                    let _ = inner.events.send(TrackEvent::Divergence(Divergence::Lost { train, block }));
+                }
+            }
+        }
     }
 }
 

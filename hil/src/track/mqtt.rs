@@ -6,9 +6,15 @@
 //!   a board whose client id is taken over is pushed off, and the 2023 firmware never connects again.
 //!
 //! Each link answers its boards' `get`s while its track is in use (a real board that boots in sim mode is told
-//! its state on the switch to live) and follows their presence; a board that comes up on the track in use is
-//! told the desired state of its devices, one per restore spacing (the firmware asks only at its first
-//! connect). Block reports of the track in use are events, and in live mode they move the mirror.
+//! its state on the switch to live) and retains every device's desired state on its broker meanwhile, so a
+//! board that comes back (the 2025 build subscribes again but never asks) is handed its states by the broker
+//! as it subscribes, whatever the broker tells of its clients. Presence, where the broker tells it, only shows
+//! a board up or down. Block reports of the track in use are events, and in live mode they move the mirror.
+//!
+//! What stays on the broker when the twin stops: the last desired state of every device, retained, if its
+//! track was in use (the boards' broker of the track in use); a board that boots meanwhile takes those. A
+//! twin that starts retains its own desired states (the journal's, else the layout's) before any virtual
+//! board boots, replacing them; the live link only once live mode is in use.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -21,11 +27,12 @@ use sim::twin::thread::Request as SimRequest;
 use sim::twin::{EventKind, SimCommand};
 use tokio::sync::broadcast;
 
-use super::{BoardHealth, Inner, Mode, Outcome, TrackEvent, sim_command, try_state};
-use crate::boards2023::{BoardBroker, Boards2023, client_id, setting_of};
+use super::{BoardHealth, Inner, Mode, Outcome, TrackEvent, sim_command, sim_state, try_state};
+use crate::boards2023::{BoardBroker, Boards2023, client_id};
 use crate::firmware2023::Build;
 use crate::presence::Presence;
-use crate::virtual_mqtt_boards::{Servo, VirtualMqttBoard};
+use crate::rig::MqttBoards;
+use crate::virtual_mqtt_boards::VirtualMqttBoard;
 
 /// How long a virtual 2023 board has to move a device after its `…/delta`.
 pub const MQTT_ACT: Duration = Duration::from_secs(2);
@@ -39,10 +46,8 @@ pub(super) struct Mqtt {
     sim: Option<Side>,
     /// The live track's link, to the real boards' broker.
     live: Option<Side>,
-    /// The virtual boards, by layout board.
-    boards: Vec<(BoardId, VirtualMqttBoard)>,
-    /// Each detector's virtual board (index into `boards`) and its index in that board's setting.
-    slots: Vec<Option<(usize, usize)>>,
+    /// The virtual boards, on the sim track's broker.
+    boards: Option<MqttBoards>,
 }
 
 /// One track's link and what it knows of its boards.
@@ -99,14 +104,23 @@ pub(super) async fn start(
         tokio::spawn(take_reports(Arc::downgrade(inner), mode, reported));
         let seen = if link.told_from_start() { Seen::NotYet } else { Seen::Unknown };
         let address = |name: &str| format!("{} on {}:{}", client_id(name), broker.host, broker.port);
-        let health =
-            |name: &str| BoardHealth { name: name.into(), address: address(name), alive: false, restoring: false };
+        let health = |name: &str| BoardHealth {
+            name: name.into(),
+            address: address(name),
+            alive: false,
+            restoring: false,
+            unknown: false,
+        };
         let boards = layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Mqtt);
         let health = Mutex::new(boards.map(|(id, b)| (id, (health(&b.name), seen))).collect());
         Side { link, health }
     };
     let sim = sim_broker.map(|b| side(Mode::Sim, b));
     let live = live_broker.map(|b| side(Mode::Live, b));
+    if let Some(sim) = &sim {
+        let desired = desired_states(inner);
+        sim.link.retain_all(|d| desired[d]);
+    }
     for (side, broker) in sim.iter().zip(sim_broker).chain(live.iter().zip(live_broker)) {
         if !side.link.subscribed(BROKER_WAIT).await {
             tracing::warn!(
@@ -117,29 +131,13 @@ pub(super) async fn start(
             );
         }
     }
-    let mut boards = Vec::new();
-    let mut slots = vec![None; layout.detectors.len()];
-    if let Some(broker) = sim_broker {
-        for (id, _) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Mqtt) {
-            let pins: Vec<(u32, usize)> =
-                layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).map(|(i, d)| (d.pin, i)).collect();
-            let requests = requests.clone();
-            let servo: Servo = Arc::new(move |pin, angle| {
-                if let Some(&(_, device)) = pins.iter().find(|(p, _)| *p == pin as u32) {
-                    let cmd = SimCommand::SetAngle { device, angle };
-                    let _ = requests.send(SimRequest::Command { id: 0, cmd });
-                }
-            });
-            let wired = layout.detectors.iter().enumerate().filter(|(_, d)| d.wiring.is_some_and(|(b, _)| b == id));
-            for (slot, (detector, _)) in wired.enumerate() {
-                slots[detector] = Some((boards.len(), slot));
-            }
-            let setting = setting_of(&layout, id);
-            let board = VirtualMqttBoard::start(setting, build, &broker.host, broker.port, broker.login.clone(), servo);
-            boards.push((id, board));
-        }
-    }
-    let _ = inner.mqtt.set(Mqtt { sim, live, boards, slots });
+    let boards = sim_broker.map(|broker| {
+        let sink: crate::rig::SimSink = Arc::new(move |cmd| {
+            let _ = requests.send(SimRequest::Command { id: 0, cmd });
+        });
+        MqttBoards::start(layout.clone(), sink, &broker.host, broker.port, broker.login.clone(), |_| build)
+    });
+    let _ = inner.mqtt.set(Mqtt { sim, live, boards });
     for (mode, receiver) in presence {
         // The boards' arrivals since the link started wait in the receiver.
         tokio::spawn(follow_presence(Arc::downgrade(inner), mode, receiver));
@@ -160,13 +158,13 @@ impl Mqtt {
         }
     }
 
-    /// The health of the MQTT boards of the track in `mode` (a board not known yet is shown down, its address
-    /// saying so).
+    /// The health of the MQTT boards of the track in `mode` (a board not heard from on a broker that does not
+    /// tell its clients is unknown, neither up nor down).
     pub(super) fn health(&self, mode: Mode) -> Vec<(BoardId, BoardHealth)> {
         let Some(side) = self.side(mode) else { return Vec::new() };
         let health = side.health.lock().expect("health");
         let shown = |(h, seen): &(BoardHealth, Seen)| match seen {
-            Seen::Unknown => BoardHealth { address: format!("{} (not heard from yet)", h.address), ..h.clone() },
+            Seen::Unknown => BoardHealth { unknown: true, ..h.clone() },
             _ => h.clone(),
         };
         health.iter().map(|(&id, h)| (id, shown(h))).collect()
@@ -185,27 +183,33 @@ impl Mqtt {
         Ok(health.values().map(|(h, seen)| (h.name.clone(), h.address.clone(), may_be_there(seen))).collect())
     }
 
-    /// After a switch to `to`: its boards' health told, and each board there told its devices' desired states.
+    /// After a switch to `to` (or a start in it): its boards' health told; the live link retains the desired
+    /// states in live mode (every board there is told them at once) and takes them off in sim mode.
     pub(super) fn switched(&self, inner: &Arc<Inner>, to: Mode) {
-        let Some(side) = self.side(to) else { return };
-        for (board, h) in self.health(to) {
-            let _ = inner.events.send(TrackEvent::Board(h));
-            if !side.down(board) {
-                tokio::spawn(resync(inner.clone(), to, board));
+        if let Some(live) = &self.live {
+            match to {
+                Mode::Live => {
+                    let desired = desired_states(inner);
+                    live.link.retain_all(|d| desired[d]);
+                }
+                Mode::Sim => live.link.clear(),
             }
+        }
+        for (_, h) in self.health(to) {
+            let _ = inner.events.send(TrackEvent::Board(h));
         }
     }
 
     /// The simulation pressed or released a detector: its virtual board's switch follows.
     pub(super) fn detector_changed(&self, detector: usize, closed: bool) {
-        if let Some((board, slot)) = self.slots[detector] {
-            self.boards[board].1.set_detector(slot, closed);
+        if let Some(boards) = &self.boards {
+            boards.detector_changed(detector, closed);
         }
     }
 
     /// The virtual boards.
     pub(super) fn virtual_boards(&self) -> Vec<VirtualMqttBoard> {
-        self.boards.iter().map(|(_, b)| b.clone()).collect()
+        self.boards.as_ref().map(|b| b.boards()).unwrap_or_default()
     }
 
     /// Messages the links could not read so far.
@@ -218,8 +222,8 @@ impl Mqtt {
         for side in self.sim.iter().chain(&self.live) {
             side.link.stop();
         }
-        for (_, board) in &self.boards {
-            board.cut();
+        if let Some(boards) = &self.boards {
+            boards.stop();
         }
     }
 }
@@ -293,36 +297,51 @@ pub(super) async fn command(inner: &Inner, device: usize, state: OnOff) -> Outco
     }
 }
 
-/// Takes one link's block reports: events while its track is in use, and in live mode the mirror snaps to them.
+/// Takes one link's block reports while its track is in use: events, and in live mode the hardware's word on
+/// the block ([`crate::block_word`]), with the mirror snapped to a healthy detector's report. Reports that came
+/// meanwhile are taken together, the mirror snapped once per block and word, so a flood is taken as fast as it
+/// comes.
 async fn take_reports(
     inner: Weak<Inner>,
     mode: Mode,
     mut reported: tokio::sync::mpsc::UnboundedReceiver<(usize, bool)>,
 ) {
-    while let Some((block, close)) = reported.recv().await {
+    let mut batch = Vec::new();
+    while reported.recv_many(&mut batch, 1024).await > 0 {
         let Some(inner) = inner.upgrade() else { return };
         if inner.core().mode() != mode {
+            batch.clear();
             continue;
         }
-        let _ = inner.events.send(TrackEvent::BlockReport { block, close });
-        if mode != Mode::Live {
-            continue;
+        let mut follow: Vec<(usize, bool)> = Vec::new();
+        for (block, close) in batch.drain(..) {
+            let _ = inner.events.send(TrackEvent::BlockReport { block, close });
+            if mode != Mode::Live {
+                continue;
+            }
+            let taken = inner.word().report(&inner.layout, block, close, inner.now_ms());
+            inner.tell(taken.notes);
+            follow.retain(|r| *r != (block, close));
+            if taken.follow {
+                follow.push((block, close));
+            }
         }
-        let Some(state) = try_state(&inner).await else { return };
-        let (snap, divergence) =
-            inner.mirror.lock().expect("mirror").on_block_report(&inner.layout, block, close, &state);
-        if let Some(cmd) = snap {
-            let _ = sim_command(&inner, cmd).await;
-        }
-        if let Some(d) = divergence {
-            let _ = inner.events.send(TrackEvent::Divergence(d));
+        for (block, close) in follow {
+            let Some(state) = sim_state(&inner).await else { return };
+            let (snap, divergence) =
+                inner.mirror.lock().expect("mirror").on_block_report(&inner.layout, block, close, &state);
+            if let Some(cmd) = snap {
+                let _ = sim_command(&inner, cmd).await;
+            }
+            if let Some(d) = divergence {
+                let _ = inner.events.send(TrackEvent::Divergence(d));
+            }
         }
     }
 }
 
 /// Follows one link's boards: a 2023 board is up while its client id is connected (the newest word on it
-/// counts). A board that comes back on the track in use (known to have been away) is told the desired state of
-/// its devices; one seen for the first time asks it itself, or was told on the switch to its track.
+/// counts). What a board that comes back needs, the broker hands it (the retained states).
 async fn follow_presence(inner: Weak<Inner>, mode: Mode, mut presence: broadcast::Receiver<Presence>) {
     loop {
         let (id, up) = match presence.recv().await {
@@ -338,7 +357,7 @@ async fn follow_presence(inner: Weak<Inner>, mode: Mode, mut presence: broadcast
             continue;
         };
         let Some(side) = inner.mqtt.get().and_then(|m| m.side(mode)) else { return };
-        let (changed, back) = {
+        let changed = {
             let mut all = side.health.lock().expect("health");
             let (h, seen) = all.get_mut(&board).expect("every MQTT board");
             let was = *seen;
@@ -348,31 +367,18 @@ async fn follow_presence(inner: Weak<Inner>, mode: Mode, mut presence: broadcast
                 (false, _) => Seen::Away,
             };
             h.alive = up;
-            ((was != *seen).then(|| h.clone()), up && was == Seen::Away)
+            (was != *seen).then(|| h.clone())
         };
         let Some(h) = changed else { continue };
         if inner.core().mode() != mode {
             continue;
         }
         let _ = inner.events.send(TrackEvent::Board(h));
-        if back {
-            tokio::spawn(resync(inner.clone(), mode, board));
-        }
     }
 }
 
-/// Tells a 2023 board the desired state of each of its devices, one per restore spacing (the first a spacing
-/// from now: a board that just connected has subscribed by then), while its track is in use.
-async fn resync(inner: Arc<Inner>, mode: Mode, board: BoardId) {
-    let Some(side) = inner.mqtt.get().and_then(|m| m.side(mode)) else { return };
-    for device in (0..inner.layout.devices.len()).filter(|&d| inner.layout.devices[d].board == board) {
-        tokio::time::sleep(inner.config.init_spacing).await;
-        if inner.core().mode() != mode {
-            return;
-        }
-        let state = inner.core().desired(device);
-        if let Err(e) = side.link.delta(device, state) {
-            tracing::warn!("2023 boards: cannot tell {} its state: {e}", inner.layout.devices[device].name);
-        }
-    }
+/// Every device's desired state now.
+fn desired_states(inner: &Inner) -> Vec<OnOff> {
+    let core = inner.core();
+    (0..inner.layout.devices.len()).map(|d| core.desired(d)).collect()
 }

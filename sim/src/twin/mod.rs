@@ -428,13 +428,22 @@ impl Simulation {
                 t.body = body;
                 t.status = TrainStatus::Running;
                 t.held_at = None;
+                self.put_in_blocks(train);
             }
             SimCommand::Remove { train } => {
                 self.check_train(train)?;
                 self.train_mut(train).status = TrainStatus::Removed;
+                self.put_in_blocks(train);
             }
         }
         Ok(())
+    }
+
+    /// A train put somewhere or taken off leaves the blocks it was in (see the `detect` module).
+    fn put_in_blocks(&mut self, train: TrainId) {
+        let t = self.world.get::<TrainState>(self.trains[train]).expect("train entity exists").clone();
+        let layout = self.layout.clone();
+        self.world.resource_mut::<detect::Occupancy>().put(&layout, &t);
     }
 
     fn check_train(&self, train: TrainId) -> Result<(), SimError> {

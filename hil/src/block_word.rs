@@ -1,0 +1,464 @@
+//! The hardware's word on the 2023 blocks, beside the mirror's, as plain data over time passed in.
+//!
+//! In live mode a block is what its detectors last reported, as the 2023 state manager kept it (`CLOSE`: a
+//! train entered, `OPEN`: it left): that is what every door shows ([`BlockWord::shown`]). The interlocking
+//! takes the safe side ([`BlockWord::held`]): a block is occupied when the hardware or the mirror says so. A
+//! block no detector has reported yet shows the mirror's. In sim mode the mirror is the track, and every door
+//! shows it.
+//!
+//! Faulty detectors are told apart from trains by how they report (the firmware repeats a held detector every
+//! 3 s, never faster):
+//! - **stuck**: one re-reported without a break ([`REPORT_GAP_MS`]) for [`STUCK_AFTER_MS`] (a micro-switch
+//!   stuck closed; no train stands on a detector that long);
+//! - **chattering**: [`CHATTER_COUNT`] reports in a row closer than [`CHATTER_GAP_MS`], which the firmware
+//!   never sends.
+//!
+//! A faulty detector keeps its block occupied, shown and held, until it has said nothing for
+//! [`CLEAR_AFTER_MS`]; the operator can take a detector out of service, and its reports are then counted and
+//! ignored (its block is then shown as the mirror has it, or occupied on a `CLOSE` from its other detector).
+//!
+//! A block the hardware reported `OPEN` while the mirror still holds it [`PHANTOM_AFTER_MS`] later holds a
+//! phantom: [`BlockWord::phantoms`] names it once, and the track shows the mirror's trains there lost, so a
+//! contradiction ends and never holds the layout.
+
+use serde::Serialize;
+use sim::layout::{BlockId, DetectorId, DetectorTarget, Layout};
+
+/// A held detector's reports come at most this far apart (the firmware's 3 s, and some slack): a longer
+/// silence ends a run of reports.
+pub const REPORT_GAP_MS: u64 = 4_500;
+/// A detector re-reported without a break for this long is stuck.
+pub const STUCK_AFTER_MS: u64 = 30_000;
+/// Reports of one detector closer than this are faster than the firmware sends...
+pub const CHATTER_GAP_MS: u64 = 1_000;
+/// ...and this many of them in a row make it chattering.
+pub const CHATTER_COUNT: u32 = 5;
+/// A faulty detector silent this long is taken as healthy again.
+pub const CLEAR_AFTER_MS: u64 = 10_000;
+/// A block reported `OPEN` that the mirror still holds this long after holds a phantom.
+pub const PHANTOM_AFTER_MS: u64 = 10_000;
+
+/// How a detector is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorHealth {
+    /// Reporting as the firmware does.
+    Ok,
+    /// Re-reported without a break for [`STUCK_AFTER_MS`] or more.
+    Stuck,
+    /// Reporting faster than the firmware can.
+    Chattering,
+    /// Taken out of service by the operator: its reports are ignored.
+    OutOfService,
+}
+
+impl DetectorHealth {
+    /// Whether its block is kept occupied for it (a faulty detector in service).
+    pub fn faulty(self) -> bool {
+        matches!(self, DetectorHealth::Stuck | DetectorHealth::Chattering)
+    }
+
+    /// In words.
+    pub fn word(self) -> &'static str {
+        match self {
+            DetectorHealth::Ok => "ok",
+            DetectorHealth::Stuck => "stuck",
+            DetectorHealth::Chattering => "chattering",
+            DetectorHealth::OutOfService => "out of service",
+        }
+    }
+}
+
+/// A detector's name: its block's id and its word, e.g. `chofu_down_b1/CLOSE`.
+pub fn detector_name(layout: &Layout, detector: DetectorId) -> String {
+    let d = &layout.detectors[detector];
+    let word = match d.target {
+        DetectorTarget::Close => "CLOSE",
+        DetectorTarget::Open => "OPEN",
+    };
+    format!("{}/{word}", layout.blocks[d.block].id)
+}
+
+/// The detector a name (`BLOCK/CLOSE` or `BLOCK/OPEN`, the word in any case) names.
+pub fn detector_id(layout: &Layout, name: &str) -> Option<DetectorId> {
+    let (block, word) = name.rsplit_once('/')?;
+    let block = layout.block_id(block)?;
+    let target = match word.to_ascii_uppercase().as_str() {
+        "CLOSE" => DetectorTarget::Close,
+        "OPEN" => DetectorTarget::Open,
+        _ => return None,
+    };
+    layout.detectors.iter().position(|d| d.block == block && d.target == target)
+}
+
+/// Something the doors should be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// What the doors show of a block changed.
+    Block {
+        /// The block.
+        block: BlockId,
+        /// Occupied.
+        occupied: bool,
+    },
+    /// A detector's health changed.
+    Detector {
+        /// The detector.
+        detector: DetectorId,
+        /// Its health now.
+        health: DetectorHealth,
+    },
+}
+
+/// What came of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    /// The detector that sent it, if the layout has one for its block and word.
+    pub detector: Option<DetectorId>,
+    /// Whether the mirror should follow it (a healthy detector in service).
+    pub follow: bool,
+    /// What changed.
+    pub notes: Vec<Note>,
+}
+
+/// What is known of one detector's reports.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    /// When the current run of reports began, and the last report, ms.
+    run: Option<(u64, u64)>,
+    /// Reports in a row closer than [`CHATTER_GAP_MS`].
+    quick: u32,
+    health: DetectorHealth,
+}
+
+/// Counts for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Reports taken.
+    pub reports: u64,
+    /// Reports of a detector out of service, ignored.
+    pub ignored: u64,
+    /// Reports for a block and word no detector of the layout has.
+    pub unmatched: u64,
+    /// Detectors found stuck.
+    pub stuck: u64,
+    /// Detectors found chattering.
+    pub chattering: u64,
+    /// Phantoms found (the mirror holding a block the hardware reported left).
+    pub phantoms: u64,
+}
+
+/// The hardware's word on every block (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct BlockWord {
+    live: bool,
+    /// Each block's detectors.
+    detectors_of: Vec<Vec<DetectorId>>,
+    /// Each detector's block.
+    block_of: Vec<BlockId>,
+    /// The last report of each block: `CLOSE`, when (ms), and whether its phantom check was made.
+    reported: Vec<Option<(bool, u64, bool)>>,
+    mirror: Vec<bool>,
+    watches: Vec<Watch>,
+    shown: Vec<bool>,
+    counts: Counts,
+}
+
+impl BlockWord {
+    /// The word on `layout`'s blocks in sim mode, the mirror as `mirror` says.
+    pub fn new(layout: &Layout, mirror: Vec<bool>) -> BlockWord {
+        let detectors_of = (0..layout.blocks.len())
+            .map(|b| (0..layout.detectors.len()).filter(|&d| layout.detectors[d].block == b).collect())
+            .collect();
+        let watch = Watch { run: None, quick: 0, health: DetectorHealth::Ok };
+        BlockWord {
+            live: false,
+            detectors_of,
+            block_of: layout.detectors.iter().map(|d| d.block).collect(),
+            reported: vec![None; layout.blocks.len()],
+            shown: mirror.clone(),
+            mirror,
+            watches: vec![watch; layout.detectors.len()],
+            counts: Counts::default(),
+        }
+    }
+
+    /// What every door shows of each block.
+    pub fn shown(&self) -> &[bool] {
+        &self.shown
+    }
+
+    /// Whether the interlocking takes a block as occupied: the hardware or the mirror says so, or a faulty
+    /// detector keeps it.
+    pub fn held(&self, block: BlockId) -> bool {
+        self.hold(block, self.mirror[block])
+    }
+
+    /// What the doors show of every block, the mirror's blocks being `mirror` (a snapshot's).
+    pub fn shown_view(&self, mirror: &[bool]) -> Vec<bool> {
+        mirror.iter().enumerate().map(|(b, &m)| self.show(b, m)).collect()
+    }
+
+    /// What the interlocking takes of every block, the mirror's blocks being `mirror` (a snapshot's).
+    pub fn held_view(&self, mirror: &[bool]) -> Vec<bool> {
+        mirror.iter().enumerate().map(|(b, &m)| self.hold(b, m)).collect()
+    }
+
+    fn hold(&self, block: BlockId, mirror: bool) -> bool {
+        mirror || (self.live && (self.reported[block].is_some_and(|r| r.0) || self.faulty(block)))
+    }
+
+    /// Each detector's health, by detector.
+    pub fn health(&self) -> Vec<DetectorHealth> {
+        self.watches.iter().map(|w| w.health).collect()
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Live mode (the hardware's word counts) or sim mode (the mirror is the track).
+    pub fn set_live(&mut self, live: bool) -> Vec<Note> {
+        self.live = live;
+        if !live {
+            self.reported.fill(None);
+        }
+        self.refresh_all()
+    }
+
+    /// The mirror's block changed.
+    pub fn mirror_changed(&mut self, block: BlockId, occupied: bool) -> Vec<Note> {
+        self.mirror[block] = occupied;
+        self.refresh(block).into_iter().collect()
+    }
+
+    /// A detector's report (`CLOSE` or not) on `block` at `now_ms`, in live mode.
+    pub fn report(&mut self, layout: &Layout, block: BlockId, close: bool, now_ms: u64) -> Taken {
+        let target = if close { DetectorTarget::Close } else { DetectorTarget::Open };
+        let detector = self.detectors_of[block].iter().copied().find(|&d| layout.detectors[d].target == target);
+        let Some(d) = detector else {
+            self.counts.unmatched += 1;
+            return Taken { detector: None, follow: false, notes: Vec::new() };
+        };
+        if self.watches[d].health == DetectorHealth::OutOfService {
+            self.counts.ignored += 1;
+            return Taken { detector, follow: false, notes: Vec::new() };
+        }
+        self.counts.reports += 1;
+        let mut notes = Vec::new();
+        let w = &mut self.watches[d];
+        let (begun, quick) = match w.run {
+            Some((begun, last)) if now_ms.saturating_sub(last) <= REPORT_GAP_MS => {
+                (begun, if now_ms.saturating_sub(last) < CHATTER_GAP_MS { w.quick + 1 } else { 0 })
+            }
+            _ => (now_ms, 0),
+        };
+        w.run = Some((begun, now_ms));
+        w.quick = quick;
+        let health = if quick + 1 >= CHATTER_COUNT {
+            DetectorHealth::Chattering
+        } else if now_ms - begun >= STUCK_AFTER_MS && w.health != DetectorHealth::Chattering {
+            DetectorHealth::Stuck
+        } else {
+            w.health
+        };
+        if health != w.health {
+            w.health = health;
+            match health {
+                DetectorHealth::Stuck => self.counts.stuck += 1,
+                DetectorHealth::Chattering => self.counts.chattering += 1,
+                _ => {}
+            }
+            notes.push(Note::Detector { detector: d, health });
+        }
+        if self.live {
+            self.reported[block] = Some((close, now_ms, false));
+        }
+        notes.extend(self.refresh(block));
+        Taken { detector, follow: !health.faulty(), notes }
+    }
+
+    /// Time passes: faulty detectors silent for [`CLEAR_AFTER_MS`] are healthy again.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Note> {
+        let mut notes = Vec::new();
+        for d in 0..self.watches.len() {
+            let w = &mut self.watches[d];
+            if w.health.faulty() && w.run.is_none_or(|(_, last)| now_ms.saturating_sub(last) >= CLEAR_AFTER_MS) {
+                *w = Watch { run: None, quick: 0, health: DetectorHealth::Ok };
+                notes.push(Note::Detector { detector: d, health: DetectorHealth::Ok });
+                notes.extend(self.refresh(self.block_of[d]));
+            }
+        }
+        notes
+    }
+
+    /// Blocks whose last report, [`PHANTOM_AFTER_MS`] or more before `now_ms`, was `OPEN` while the mirror
+    /// still holds them: each named once per report.
+    pub fn phantoms(&mut self, now_ms: u64) -> Vec<BlockId> {
+        if !self.live {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (block, r) in self.reported.iter_mut().enumerate() {
+            if let Some((false, at, checked @ false)) = r
+                && now_ms.saturating_sub(*at) >= PHANTOM_AFTER_MS
+            {
+                *checked = true;
+                if self.mirror[block] && !self.detectors_of[block].iter().any(|&d| self.watches[d].health.faulty()) {
+                    self.counts.phantoms += 1;
+                    out.push(block);
+                }
+            }
+        }
+        out
+    }
+
+    /// The operator takes a detector out of service (its reports ignored) or back in.
+    pub fn set_in_service(&mut self, detector: DetectorId, in_service: bool) -> Vec<Note> {
+        let health = if in_service { DetectorHealth::Ok } else { DetectorHealth::OutOfService };
+        let w = &mut self.watches[detector];
+        if w.health == health || (in_service && w.health != DetectorHealth::OutOfService) {
+            return Vec::new();
+        }
+        *w = Watch { run: None, quick: 0, health };
+        let mut notes = vec![Note::Detector { detector, health }];
+        notes.extend(self.refresh(self.block_of[detector]));
+        notes
+    }
+
+    fn faulty(&self, block: BlockId) -> bool {
+        self.detectors_of[block].iter().any(|&d| self.watches[d].health.faulty())
+    }
+
+    /// What the doors should show of a block, the mirror's being `mirror`.
+    fn show(&self, block: BlockId, mirror: bool) -> bool {
+        if !self.live {
+            return mirror;
+        }
+        if self.faulty(block) {
+            return true;
+        }
+        let reported = self.reported[block].map(|r| r.0);
+        let partial = self.detectors_of[block].iter().any(|&d| self.watches[d].health == DetectorHealth::OutOfService);
+        if partial {
+            return mirror || reported == Some(true);
+        }
+        reported.unwrap_or(mirror)
+    }
+
+    fn refresh(&mut self, block: BlockId) -> Option<Note> {
+        let occupied = self.show(block, self.mirror[block]);
+        (std::mem::replace(&mut self.shown[block], occupied) != occupied).then_some(Note::Block { block, occupied })
+    }
+
+    fn refresh_all(&mut self) -> Vec<Note> {
+        (0..self.shown.len()).filter_map(|b| self.refresh(b)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 2023 layout: blocks, each with an entry and an exit detector.
+    fn layout() -> Layout {
+        Layout::from_toml(include_str!("../../scenarios/layouts/chofufes2023.toml")).expect("the 2023 layout")
+    }
+
+    fn live() -> (Layout, BlockWord) {
+        let layout = layout();
+        let mut word = BlockWord::new(&layout, vec![false; layout.blocks.len()]);
+        assert!(word.set_live(true).is_empty());
+        (layout, word)
+    }
+
+    #[test]
+    fn a_block_shows_its_last_report_and_is_held_if_either_says_so() {
+        let (layout, mut word) = live();
+        let b = 0;
+        let t = word.report(&layout, b, true, 1_000);
+        assert!(t.follow && t.detector.is_some());
+        assert_eq!(t.notes, vec![Note::Block { block: b, occupied: true }]);
+        assert!(word.held(b));
+        let t = word.report(&layout, b, false, 9_000);
+        assert_eq!(t.notes, vec![Note::Block { block: b, occupied: false }]);
+        assert!(!word.held(b));
+        // The mirror still has a train there: shown as the hardware says, held.
+        assert!(word.mirror_changed(b, true).is_empty());
+        assert!(!word.shown()[b] && word.held(b));
+        // Ten seconds on, still there: a phantom, named once.
+        assert!(word.phantoms(18_000).is_empty());
+        assert_eq!(word.phantoms(19_000), vec![b]);
+        assert!(word.phantoms(30_000).is_empty());
+        assert_eq!(word.counts().phantoms, 1);
+    }
+
+    #[test]
+    fn sim_mode_shows_the_mirror() {
+        let layout = layout();
+        let mut word = BlockWord::new(&layout, vec![false; layout.blocks.len()]);
+        assert_eq!(word.mirror_changed(1, true), vec![Note::Block { block: 1, occupied: true }]);
+        word.report(&layout, 2, true, 0);
+        assert!(!word.shown()[2] && !word.held(2));
+        // Live: a block not reported yet shows the mirror's.
+        assert!(word.set_live(true).is_empty());
+        assert!(word.shown()[1]);
+    }
+
+    #[test]
+    fn a_detector_re_reported_for_30_s_is_stuck_and_keeps_its_block_until_silent() {
+        let (layout, mut word) = live();
+        let b = 3;
+        let mut notes = Vec::new();
+        for i in 0..=10 {
+            notes.extend(word.report(&layout, b, true, 3_000 * i).notes);
+        }
+        let d = detector_id(&layout, &format!("{}/close", layout.blocks[b].id)).unwrap();
+        assert!(notes.contains(&Note::Detector { detector: d, health: DetectorHealth::Stuck }), "{notes:?}");
+        // Its block's exit reports OPEN: kept occupied, and the mirror does not follow the stuck one.
+        assert!(word.report(&layout, b, false, 31_000).notes.is_empty());
+        assert!(word.shown()[b] && word.held(b));
+        assert!(!word.report(&layout, b, true, 33_000).follow);
+        // Silent for 10 s: healthy again, the block as last reported.
+        assert!(word.tick(40_000).is_empty());
+        let notes = word.tick(43_000);
+        assert!(notes.contains(&Note::Detector { detector: d, health: DetectorHealth::Ok }), "{notes:?}");
+        assert_eq!(word.counts().stuck, 1);
+    }
+
+    #[test]
+    fn a_chattering_detector_is_told_apart_and_the_operator_can_take_it_out_of_service() {
+        let (layout, mut word) = live();
+        let b = 2;
+        for i in 0..CHATTER_COUNT as u64 {
+            word.report(&layout, b, i % 2 == 0, 100 * i);
+            word.report(&layout, b, i % 2 == 1, 100 * i + 50);
+        }
+        let health = word.health();
+        let of_block: Vec<DetectorHealth> =
+            (0..layout.detectors.len()).filter(|&d| layout.detectors[d].block == b).map(|d| health[d]).collect();
+        assert_eq!(of_block, vec![DetectorHealth::Chattering; 2]);
+        assert!(word.shown()[b] && word.held(b));
+        for d in (0..layout.detectors.len()).filter(|&d| layout.detectors[d].block == b) {
+            word.set_in_service(d, false);
+        }
+        // Out of service: ignored, the block as the mirror has it.
+        assert!(!word.shown()[b] && !word.held(b));
+        let t = word.report(&layout, b, true, 2_000);
+        assert!(!t.follow && t.notes.is_empty());
+        assert_eq!(word.counts().ignored, 1);
+        let d = layout.detectors.iter().position(|x| x.block == b).unwrap();
+        assert_eq!(word.set_in_service(d, true), vec![Note::Detector { detector: d, health: DetectorHealth::Ok }]);
+    }
+
+    #[test]
+    fn detectors_are_named_by_block_and_word() {
+        let layout = layout();
+        for d in 0..layout.detectors.len() {
+            assert_eq!(detector_id(&layout, &detector_name(&layout, d)), Some(d));
+        }
+        assert_eq!(detector_id(&layout, "no_such_block/CLOSE"), None);
+        assert_eq!(detector_id(&layout, &format!("{}/SHUT", layout.blocks[0].id)), None);
+    }
+}
