@@ -19,7 +19,10 @@
 //!
 //! A block the hardware reported `OPEN` while the mirror still holds it [`PHANTOM_AFTER_MS`] later holds a
 //! phantom: [`BlockWord::phantoms`] names it once, and the track shows the mirror's trains there lost, so a
-//! contradiction ends and never holds the layout.
+//! contradiction ends and never holds the layout. The other way round is the dangerous one: the mirror's train
+//! entered a block whose wired entry detector never reported within [`CONFIRM_MS`] (the real train did not
+//! leave: a stop rail's delta lost on its way to a board that was away): [`BlockWord::unconfirmed`] names the
+//! block once, and the track puts the mirror's train back before it, where the real one still stands.
 
 use serde::Serialize;
 use sim::layout::{BlockId, DetectorId, DetectorTarget, Layout};
@@ -37,6 +40,9 @@ pub const CHATTER_COUNT: u32 = 5;
 pub const CLEAR_AFTER_MS: u64 = 10_000;
 /// A block reported `OPEN` that the mirror still holds this long after holds a phantom.
 pub const PHANTOM_AFTER_MS: u64 = 10_000;
+/// A block the mirror's train entered is confirmed by its wired entry detector within this long (the firmware
+/// reports at once, or up to 3 s late after a report of its own), or its train did not really go.
+pub const CONFIRM_MS: u64 = 6_000;
 
 /// How a detector is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -156,6 +162,12 @@ pub struct BlockWord {
     detectors_of: Vec<Vec<DetectorId>>,
     /// Each detector's block.
     block_of: Vec<BlockId>,
+    /// Each block's wired entry detector, if it has one.
+    wired_entry: Vec<Option<DetectorId>>,
+    /// When the mirror's train entered each block, while its entry detector has not confirmed it.
+    entered: Vec<Option<u64>>,
+    /// When the operator last placed a train in each block (their word stands for the detector's).
+    placed: Vec<Option<u64>>,
     /// The last report of each block: `CLOSE`, when (ms), and whether its phantom check was made.
     reported: Vec<Option<(bool, u64, bool)>>,
     mirror: Vec<bool>,
@@ -175,6 +187,14 @@ impl BlockWord {
             live: false,
             detectors_of,
             block_of: layout.detectors.iter().map(|d| d.block).collect(),
+            wired_entry: (0..layout.blocks.len())
+                .map(|b| {
+                    let entry = |d: &sim::layout::Detector| d.block == b && d.target == DetectorTarget::Close;
+                    layout.detectors.iter().position(|d| entry(d) && d.wiring.is_some())
+                })
+                .collect(),
+            entered: vec![None; layout.blocks.len()],
+            placed: vec![None; layout.blocks.len()],
             reported: vec![None; layout.blocks.len()],
             shown: mirror.clone(),
             mirror,
@@ -223,14 +243,41 @@ impl BlockWord {
         self.live = live;
         if !live {
             self.reported.fill(None);
+            self.entered.fill(None);
         }
         self.refresh_all()
     }
 
-    /// The mirror's block changed.
-    pub fn mirror_changed(&mut self, block: BlockId, occupied: bool) -> Vec<Note> {
+    /// The mirror's block changed at `now_ms`: in live mode a train entering it waits for its entry detector
+    /// (unless a detector of the block reported just before, or the operator placed a train there: the mirror
+    /// following the hardware, or the operator's word).
+    pub fn mirror_changed(&mut self, block: BlockId, occupied: bool, now_ms: u64) -> Vec<Note> {
         self.mirror[block] = occupied;
+        let recent = |at: u64| now_ms.saturating_sub(at) <= CONFIRM_MS;
+        let confirmed =
+            self.reported[block].is_some_and(|(_, at, _)| recent(at)) || self.placed[block].is_some_and(recent);
+        let watched = self.wired_entry[block].is_some_and(|d| self.watches[d].health == DetectorHealth::Ok);
+        self.entered[block] = (self.live && occupied && watched && !confirmed).then_some(now_ms);
         self.refresh(block).into_iter().collect()
+    }
+
+    /// The operator placed a train in `block` at `now_ms`: the mirror's train there needs no detector's word.
+    pub fn placed(&mut self, block: BlockId, now_ms: u64) {
+        self.placed[block] = Some(now_ms);
+        self.entered[block] = None;
+    }
+
+    /// Blocks the mirror's train entered [`CONFIRM_MS`] or more before `now_ms` that their entry detector has
+    /// not confirmed since: each named once.
+    pub fn unconfirmed(&mut self, now_ms: u64) -> Vec<BlockId> {
+        let mut out = Vec::new();
+        for (block, entered) in self.entered.iter_mut().enumerate() {
+            if entered.is_some_and(|at| now_ms.saturating_sub(at) >= CONFIRM_MS) {
+                *entered = None;
+                out.push(block);
+            }
+        }
+        out
     }
 
     /// A detector's report (`CLOSE` or not) on `block` at `now_ms`, in live mode.
@@ -274,6 +321,9 @@ impl BlockWord {
         }
         if self.live {
             self.reported[block] = Some((close, now_ms, false));
+            if close {
+                self.entered[block] = None;
+            }
         }
         notes.extend(self.refresh(block));
         Taken { detector, follow: !health.faulty(), notes }
@@ -385,7 +435,7 @@ mod tests {
         assert_eq!(t.notes, vec![Note::Block { block: b, occupied: false }]);
         assert!(!word.held(b));
         // The mirror still has a train there: shown as the hardware says, held.
-        assert!(word.mirror_changed(b, true).is_empty());
+        assert!(word.mirror_changed(b, true, 9_500).is_empty());
         assert!(!word.shown()[b] && word.held(b));
         // Ten seconds on, still there: a phantom, named once.
         assert!(word.phantoms(18_000).is_empty());
@@ -398,7 +448,7 @@ mod tests {
     fn sim_mode_shows_the_mirror() {
         let layout = layout();
         let mut word = BlockWord::new(&layout, vec![false; layout.blocks.len()]);
-        assert_eq!(word.mirror_changed(1, true), vec![Note::Block { block: 1, occupied: true }]);
+        assert_eq!(word.mirror_changed(1, true, 0), vec![Note::Block { block: 1, occupied: true }]);
         word.report(&layout, 2, true, 0);
         assert!(!word.shown()[2] && !word.held(2));
         // Live: a block not reported yet shows the mirror's.
@@ -450,6 +500,35 @@ mod tests {
         assert_eq!(word.counts().ignored, 1);
         let d = layout.detectors.iter().position(|x| x.block == b).unwrap();
         assert_eq!(word.set_in_service(d, true), vec![Note::Detector { detector: d, health: DetectorHealth::Ok }]);
+    }
+
+    #[test]
+    fn a_mirrored_train_entering_a_block_waits_for_its_entry_detector() {
+        let (layout, mut word) = live();
+        let wired = (0..layout.blocks.len())
+            .find(|&b| {
+                layout.detectors.iter().any(|d| d.block == b && d.target == DetectorTarget::Close && d.wiring.is_some())
+            })
+            .unwrap();
+        word.mirror_changed(wired, true, 1_000);
+        assert!(word.unconfirmed(6_999).is_empty());
+        assert_eq!(word.unconfirmed(7_000), vec![wired]);
+        assert!(word.unconfirmed(20_000).is_empty(), "named once");
+        // Confirmed: the detector reports within the time.
+        word.mirror_changed(wired, false, 21_000);
+        word.mirror_changed(wired, true, 22_000);
+        word.report(&layout, wired, true, 24_000);
+        assert!(word.unconfirmed(40_000).is_empty());
+        // The hardware first, the mirror following it: nothing to confirm.
+        word.mirror_changed(wired, false, 41_000);
+        word.report(&layout, wired, true, 42_000);
+        word.mirror_changed(wired, true, 42_100);
+        assert!(word.unconfirmed(60_000).is_empty());
+        // The operator's word stands for the detector's.
+        word.mirror_changed(wired, false, 61_000);
+        word.placed(wired, 62_000);
+        word.mirror_changed(wired, true, 62_010);
+        assert!(word.unconfirmed(80_000).is_empty());
     }
 
     #[test]

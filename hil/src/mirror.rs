@@ -9,8 +9,8 @@
 //!
 //! On a layout with 2023 block detectors, a report names a block and CLOSE (its entry detector pressed) or
 //! OPEN (its exit detector), not a train: the mirror's train nearest that detector (before it on its way, or
-//! just past it) is snapped to it, and a report that no train within [`DETECTOR_REACH_MM`] explains is a
-//! divergence. A detector held closed reports again every 3 s: a train already over it explains that.
+//! just past it) is snapped to it; a report that no train within [`DETECTOR_REACH_MM`] explains finds a train
+//! the mirror lost (shown lost and taken off) again there, or else is a divergence. A detector held closed reports again every 3 s: a train already over it explains that.
 
 use sim::layout::{BlockId, DetectorTarget, Dir, Layout, Placement, SensorId, TrainId};
 use sim::track::next_segment;
@@ -45,8 +45,16 @@ pub enum Divergence {
         sensor: SensorId,
     },
     /// The detectors said a block was left, and the mirror still had this train there: taken off the mirror
-    /// (the operator can place it again).
+    /// until a detector no other train explains finds it again, or the operator places it.
     Lost {
+        /// The train.
+        train: TrainId,
+        /// The block.
+        block: BlockId,
+    },
+    /// The mirror's train entered a block whose entry detector never reported it: the real train did not go,
+    /// and the mirror's is put back before the block (or taken off where the block has no stop rail before it).
+    Unconfirmed {
         /// The train.
         train: TrainId,
         /// The block.
@@ -76,7 +84,13 @@ impl Divergence {
             Divergence::Overdue { train: t, sensor: s } => format!("{} is overdue at {}", train(t), sensor(s)),
             Divergence::Lost { train: t, block } => format!(
                 "{} shown lost: block {} was reported OPEN and the mirror still had it there; it is taken off the \
-                 mirror until the operator places it again",
+                 mirror until a detector finds it again or the operator places it",
+                train(t),
+                layout.blocks[block].id
+            ),
+            Divergence::Unconfirmed { train: t, block } => format!(
+                "{} entered block {} in the mirror, and its entry detector never reported it: the real train did \
+                 not go (a delta lost?); the mirror's is put back before the block",
                 train(t),
                 layout.blocks[block].id
             ),
@@ -168,6 +182,14 @@ impl Mirror {
             }
         }
         let Some((_, train, dir)) = nearest else {
+            // A train the mirror lost is found again where a detector reports one no other train explains.
+            let lost = state.trains.iter().position(|t| t.status == sim::twin::TrainStatus::Removed);
+            let way = way_through(layout, state, block);
+            let dir = way.and_then(|w| w.iter().find(|x| x.0 == at.0).map(|x| x.1));
+            if let (Some(train), Some(dir)) = (lost, dir) {
+                self.trains[train] = Follow::default();
+                return (Some(SimCommand::Place { train, front: Placement { seg: at.0, offset: at.1, dir } }), None);
+            }
             return (None, Some(Divergence::Unexplained { block, close }));
         };
         self.trains[train] = Follow::default();
@@ -221,12 +243,29 @@ pub fn lost_in(layout: &Layout, state: &TrackState, block: BlockId) -> Vec<Train
 /// detector (as a train that has just entered), facing the way from the entry detector to the exit detector
 /// (`None` if the block lacks one of them, or they are not on one way as the devices stand).
 pub fn in_block(layout: &Layout, state: &TrackState, block: BlockId, length: f64) -> Option<Placement> {
+    let way = way_through(layout, state, block)?;
+    let &(last, ..) = way.last()?;
+    let total: f64 = way.iter().map(|w| w.3 - w.2).sum();
+    let mut left = (length + 10.0).min(total - 10.0).max(0.0);
+    for &(seg, d, start, end) in &way {
+        if left <= end - start || seg == last {
+            let s = &layout.segments[seg];
+            let travelled = (start + left).min(end);
+            return Some(Placement { seg, offset: sim::track::offset_of(s, d, travelled), dir: d });
+        }
+        left -= end - start;
+    }
+    None
+}
+
+/// The way through `block` from its entry detector to its exit detector as the devices stand, segment by
+/// segment: (segment, direction, the distance travelled on it from where the way enters it, the distance where
+/// the way leaves it); `None` if the block lacks one of them or they are not on one way.
+fn way_through(layout: &Layout, state: &TrackState, block: BlockId) -> Option<Vec<(usize, Dir, f64, f64)>> {
     let of = |target| layout.detectors.iter().find(|d| d.block == block && d.target == target);
     let (entry, exit) = (of(DetectorTarget::Close)?, of(DetectorTarget::Open)?);
     for dir in [Dir::Forward, Dir::Backward] {
         let from = Placement { seg: entry.seg, offset: entry.offset, dir };
-        // The way from the entry detector to the exit detector, segment by segment: (segment, direction, the
-        // distance travelled on it from where the way enters it, the distance where the way leaves it).
         let mut way = Vec::new();
         for (i, (seg, d)) in ahead(layout, state, from).enumerate() {
             let s = &layout.segments[seg];
@@ -234,25 +273,45 @@ pub fn in_block(layout: &Layout, state: &TrackState, block: BlockId, length: f64
             let at_exit = sim::track::offset_of(s, d, exit.offset);
             if seg == exit.seg && at_exit >= start {
                 way.push((seg, d, start, at_exit));
-                break;
+                return Some(way);
             }
             if i > 0 && !layout.blocks[block].segs.contains(&seg) {
-                way.clear();
                 break;
             }
             way.push((seg, d, start, s.length));
         }
-        let Some(&(last, ..)) = way.last().filter(|w| w.0 == exit.seg) else { continue };
-        let total: f64 = way.iter().map(|w| w.3 - w.2).sum();
-        let mut left = (length + 10.0).min(total - 10.0).max(0.0);
-        for &(seg, d, start, end) in &way {
-            if left <= end - start || seg == last {
-                let s = &layout.segments[seg];
-                let travelled = (start + left).min(end);
-                return Some(Placement { seg, offset: sim::track::offset_of(s, d, travelled), dir: d });
+    }
+    None
+}
+
+/// Where a train standing before `block` has its front: at the first stop rail that departs into it, facing the
+/// block (`None` if it has none, or none leads into it as the devices stand).
+pub fn before_block(layout: &Layout, state: &TrackState, block: BlockId) -> Option<Placement> {
+    let b = &layout.blocks[block];
+    for &stop in &b.stops {
+        let sim::layout::DevicePlace::StopRail { seg, offset } = layout.devices[stop].place else { continue };
+        // The way from the stop rail that reaches the block sooner (a turnaround loop may lead back to it).
+        let reach = |dir: Dir| {
+            let mut travelled = 0.0;
+            for (i, (s, d)) in ahead(layout, state, Placement { seg, offset, dir }).enumerate() {
+                if b.segs.contains(&s) {
+                    return Some(travelled);
+                }
+                let segment = &layout.segments[s];
+                let start = if i == 0 { sim::track::offset_of(segment, d, offset) } else { 0.0 };
+                travelled += segment.length - start;
             }
-            left -= end - start;
-        }
+            None
+        };
+        let dir = match (reach(Dir::Forward), reach(Dir::Backward)) {
+            (Some(f), Some(b)) if b < f => Dir::Backward,
+            (Some(_), _) => Dir::Forward,
+            (None, Some(_)) => Dir::Backward,
+            (None, None) => continue,
+        };
+        let s = &layout.segments[seg];
+        let back = if dir == Dir::Forward { -5.0 } else { 5.0 };
+        return Some(Placement { seg, offset: (offset + back).clamp(0.0, s.length), dir });
     }
     None
 }

@@ -4,11 +4,15 @@
 //! mixed) and what visitors hold are kept here: in `auto` a visitor's command is refused with the reason
 //! "automatic operation"; in `mixed` a visitor who commands a station's device or a train holds that station or
 //! train until a quiet period has passed, and automatic operation plans around it.
+//!
+//! The planner is off the visitors' path: it belongs to its task alone, and plans without any lock held; the
+//! operation, the holds and the plans sit behind a mutex held only to read or set them, so a visitor's
+//! command never waits for a round of planning.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use sim::auto::{Auto, AutoConfig, AutoEvent, Operation, TrainPlan, VisitorHolds};
+use sim::auto::{Auto, AutoConfig, Operation, TrainPlan, VisitorHolds};
 use sim::interlocking::{RejectKind, Rejection, Request};
 use sim::layout::Layout;
 
@@ -17,10 +21,9 @@ use super::{Inner, Outcome, TrackEvent, carry_out, try_state};
 /// How often automatic operation looks at the track.
 pub const AUTO_EVERY: Duration = Duration::from_millis(sim::auto::AUTO_EVERY_MS);
 
-/// The operation and its bookkeeping.
+/// The operation and what the doors read of automatic operation (the planner itself is its task's).
 pub(super) struct Automatic {
     operation: Operation,
-    auto: Auto,
     quiet: Duration,
     holds: VisitorHolds<Instant>,
     plans: Vec<TrainPlan>,
@@ -28,12 +31,11 @@ pub(super) struct Automatic {
 
 impl Automatic {
     /// Automatic operation of `layout`, starting in `operation`; a visitor's hold lasts `quiet`.
-    pub(super) fn new(layout: Arc<Layout>, operation: Operation, quiet: Duration) -> Automatic {
+    pub(super) fn new(layout: &Layout, operation: Operation, quiet: Duration) -> Automatic {
         Automatic {
             operation,
-            holds: VisitorHolds::new(&layout),
+            holds: VisitorHolds::new(layout),
             plans: vec![TrainPlan::default(); layout.trains.len()],
-            auto: Auto::new(layout, AutoConfig::default()),
             quiet,
         }
     }
@@ -72,40 +74,35 @@ impl Automatic {
         }
     }
 
-    /// One round on `state`: the requests to carry out, what happened, and the plans if they changed.
-    fn tick(
-        &mut self,
-        state: &sim::twin::TrackState,
-        interlocking: &sim::interlocking::Interlocking,
-        now: Instant,
-    ) -> (Vec<Request>, Vec<AutoEvent>, Option<Vec<TrainPlan>>) {
-        if self.operation == Operation::Manual {
-            return (Vec::new(), Vec::new(), None);
+    /// What a round plans around: the visitors' holds as they are now (`None` in manual operation: no round).
+    fn round(&self) -> Option<VisitorHolds<Instant>> {
+        (self.operation != Operation::Manual).then(|| self.holds.clone())
+    }
+
+    /// A round's plans: kept, and returned if they changed (dropped if the operation became manual meanwhile).
+    fn planned(&mut self, plans: Vec<TrainPlan>) -> Option<Vec<TrainPlan>> {
+        if self.operation == Operation::Manual || plans == self.plans {
+            return None;
         }
-        let (requests, events) = self.auto.tick(state, interlocking, &self.holds.at(now));
-        let plans = self.auto.plans();
-        let changed = (plans != self.plans).then(|| plans.clone());
-        self.plans = plans;
-        (requests, events, changed)
+        self.plans = plans.clone();
+        Some(plans)
     }
 }
 
 /// The track's automatic operation, every [`AUTO_EVERY`] until the track is dropped: a round's requests are
 /// carried out in order, and the rest of the round is dropped at the first one not applied (the next round
 /// plans again from the track as it is).
-pub(super) async fn run(inner: Weak<Inner>) {
+pub(super) async fn run(inner: Weak<Inner>, layout: Arc<Layout>) {
+    let mut auto = Auto::new(layout, AutoConfig::default());
     let mut tick = tokio::time::interval(AUTO_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        if inner.automatic.lock().expect("automatic").operation() == Operation::Manual {
-            continue;
-        }
+        let Some(holds) = inner.automatic.lock().expect("automatic").round() else { continue };
         let Some(state) = try_state(&inner).await else { return };
-        let (requests, events, plans) =
-            inner.automatic.lock().expect("automatic").tick(&state, &inner.interlocking, Instant::now());
-        if let Some(plans) = plans {
+        let (requests, events) = auto.tick(&state, &inner.interlocking, &holds.at(Instant::now()));
+        if let Some(plans) = inner.automatic.lock().expect("automatic").planned(auto.plans()) {
             let _ = inner.events.send(TrackEvent::Plans { time_ms: state.time_ms, plans });
         }
         for e in events {
@@ -115,7 +112,7 @@ pub(super) async fn run(inner: Weak<Inner>) {
             let outcome = carry_out(&inner, r).await;
             let _ = inner.events.send(TrackEvent::AutoRequest { request: r, outcome: outcome.clone() });
             if let Outcome::Failed(_) = outcome {
-                inner.automatic.lock().expect("automatic").auto.failed(&r, state.time_ms);
+                auto.failed(&r, state.time_ms);
             }
             if outcome != Outcome::Applied {
                 tracing::debug!("automatic operation: {r:?}: {outcome:?}");

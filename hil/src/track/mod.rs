@@ -34,7 +34,7 @@
 //! of the checks (`order`, one fair queue per board or controller) and goes, while commands for other boards go
 //! at the same time. So a slow board holds up its own commands only.
 //!
-//! Locks: the core, the mirror, the block word, the in-flight table and the table of pending simulation commands each sit
+//! Locks: the core, the mirror, the block word, automatic operation's bookkeeping, the in-flight table and the table of pending simulation commands each sit
 //! behind their own mutex, held only for a plain-data call and never two at once, so there is no lock order to
 //! keep. Commands hold `mode` for reading across their IO, and a switch of mode holds it for writing, so that
 //! a command never sees a switch half done.
@@ -409,7 +409,7 @@ impl Track {
         let driven: Vec<BoardId> = core.health().into_iter().map(|(id, _)| id).collect();
         let (events, _) = broadcast::channel(4096);
         let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
-        let automatic = automatic::Automatic::new(layout.clone(), setup.operation, setup.quiet);
+        let automatic = automatic::Automatic::new(&layout, setup.operation, setup.quiet);
         let inner = Arc::new(Inner {
             interlocking: Interlocking::new(layout.clone(), config.interlocking),
             core: Mutex::new(core),
@@ -446,7 +446,7 @@ impl Track {
         }
         tokio::spawn(watch_trains(Arc::downgrade(&track.inner)));
         tokio::spawn(follow(Arc::downgrade(&track.inner), readings_rx));
-        tokio::spawn(automatic::run(Arc::downgrade(&track.inner)));
+        tokio::spawn(automatic::run(Arc::downgrade(&track.inner), track.inner.layout.clone()));
         tokio::spawn(watch_blocks(Arc::downgrade(&track.inner)));
         Ok(track)
     }
@@ -643,6 +643,7 @@ impl Track {
         let state = sim_state(&self.inner).await.ok_or(SimError::Stopped.to_string())?;
         let front = crate::mirror::in_block(layout, &state, b, layout.trains[t].length)
             .ok_or(format!("block {block} has no entry and exit detector on one way to place a train between"))?;
+        self.inner.word().placed(b, self.inner.now_ms());
         sim_command(&self.inner, SimCommand::Place { train: t, front }).await.map_err(|e| e.to_string())?;
         Ok(format!("{train} placed in block {block}"))
     }
@@ -1068,7 +1069,7 @@ fn pump(inner: Arc<Inner>, outputs: crossbeam_channel::Receiver<Output>) {
                             mqtt.detector_changed(detector, closed);
                         }
                         if let sim::twin::EventKind::BlockChanged { block, occupied } = e.kind {
-                            let notes = inner.word().mirror_changed(block, occupied);
+                            let notes = inner.word().mirror_changed(block, occupied, inner.now_ms());
                             inner.tell(notes);
                         }
                         if inner.core().mode() == Mode::Live {
@@ -1238,7 +1239,8 @@ fn publish_positions(inner: &Inner, state: &TrackState, last: &mut Vec<TrainPosi
 
 /// Every second: faulty detectors that fell silent are healthy again; in live mode, the mirror's trains in a
 /// block its detectors reported left ([`crate::block_word::PHANTOM_AFTER_MS`] ago) are shown lost and taken off,
-/// so the contradiction ends.
+/// so the contradiction ends, and those in a block whose entry detector never confirmed them
+/// ([`crate::block_word::CONFIRM_MS`]) are put back before it.
 async fn watch_blocks(inner: std::sync::Weak<Inner>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1247,7 +1249,8 @@ async fn watch_blocks(inner: std::sync::Weak<Inner>) {
         let notes = inner.word().tick(now);
         inner.tell(notes);
         let phantoms = inner.word().phantoms(now);
-        if phantoms.is_empty() {
+        let unconfirmed = inner.word().unconfirmed(now);
+        if phantoms.is_empty() && unconfirmed.is_empty() {
             continue;
         }
         let Some(state) = sim_state(&inner).await else { return };
@@ -1255,6 +1258,19 @@ async fn watch_blocks(inner: std::sync::Weak<Inner>) {
             for train in crate::mirror::lost_in(&inner.layout, &state, block) {
                 if sim_command(&inner, SimCommand::Remove { train }).await.is_ok() {
                     let _ = inner.events.send(TrackEvent::Divergence(Divergence::Lost { train, block }));
+                }
+            }
+        }
+        // The mirror's train went where the real one did not: back before the block, where the real one stands.
+        for block in unconfirmed {
+            let back = crate::mirror::before_block(&inner.layout, &state, block);
+            for train in crate::mirror::lost_in(&inner.layout, &state, block) {
+                let cmd = match back {
+                    Some(front) => SimCommand::Place { train, front },
+                    None => SimCommand::Remove { train },
+                };
+                if sim_command(&inner, cmd).await.is_ok() {
+                    let _ = inner.events.send(TrackEvent::Divergence(Divergence::Unconfirmed { train, block }));
                 }
             }
         }

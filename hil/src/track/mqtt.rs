@@ -132,8 +132,13 @@ pub(super) async fn start(
         }
     }
     let boards = sim_broker.map(|broker| {
+        // In live mode the simulation is the mirror of the real boards: a virtual board acting late (a retained
+        // state or a `get` answered as it booted) must not move it.
+        let weak = Arc::downgrade(inner);
         let sink: crate::rig::SimSink = Arc::new(move |cmd| {
-            let _ = requests.send(SimRequest::Command { id: 0, cmd });
+            if weak.upgrade().is_some_and(|inner| inner.core().mode() == Mode::Sim) {
+                let _ = requests.send(SimRequest::Command { id: 0, cmd });
+            }
         });
         MqttBoards::start(layout.clone(), sink, &broker.host, broker.port, broker.login.clone(), |_| build)
     });
@@ -191,6 +196,12 @@ impl Mqtt {
                 Mode::Live => {
                     let desired = desired_states(inner);
                     live.link.retain_all(|d| desired[d]);
+                    // Told is done: the mirror's devices take the states the real boards are told.
+                    let on_mqtt =
+                        |d: &usize| inner.layout.boards[inner.layout.devices[*d].board].kind == BoardKind::Mqtt;
+                    for device in (0..desired.len()).filter(on_mqtt) {
+                        drop(super::sim_send(inner, SimCommand::SetDevice { device, state: desired[device] }));
+                    }
                 }
                 Mode::Sim => live.link.clear(),
             }

@@ -10,7 +10,7 @@ use crate::auto::{AUTO_EVERY_MS, Auto, AutoConfig, AutoEvent, Holds, VisitorHold
 use crate::interlocking::guarded::{Guarded, Refusal};
 use crate::interlocking::{Interlocking, RejectKind, Request};
 use crate::layout::Layout;
-use crate::twin::{CollisionKind, DerailCause, EventKind, SimEvent, Simulation, StartError, TrackState, TrainStatus};
+use crate::twin::{CollisionKind, DerailCause, EventKind, SimEvent, Simulation, StartError, TrainStatus};
 
 /// A run's settings, independent of any file.
 #[derive(Debug, Clone)]
@@ -261,8 +261,7 @@ pub fn run(
         }
         report.auto_raises += track.step(&mut events);
         tally(&layout, &events, &mut report);
-        let state = track.sim().state();
-        let held = holds.at(state.time_ms);
+        let held = holds.at(track.sim().time_ms());
         // Held by a stop rail whose board is down, or by a visitor, a train is not automatic operation's to send on.
         let excused = |t: &crate::twin::TrainState| {
             let station = |d: crate::layout::DeviceId| layout.devices[d].station;
@@ -270,7 +269,9 @@ pub fn run(
                 || t.held_at
                     .is_some_and(|d| held.station(station(d)) || board_down(&layout, &config.board_failures, d, now))
         };
-        stood(&layout, &state, config.step_ms, &excused, &mut standing, &mut report);
+        // The trains as they are, read in place (no copy of the whole state every step).
+        let trains = (0..layout.trains.len()).filter_map(|t| track.sim().train(t));
+        stood(&layout, trains, config.step_ms, &excused, &mut standing, &mut report);
         observe(track.sim().time_ms(), &events);
         events.clear();
         if let Some(factor) = config.pace {
@@ -345,15 +346,15 @@ fn operate(
 
 /// Counts how long each running train has stood (its front where it was a step before), and keeps each
 /// one's longest standstill beyond its dwell (not counting the time it is `excused`).
-fn stood(
+fn stood<'a>(
     layout: &Layout,
-    state: &TrackState,
+    trains: impl Iterator<Item = &'a crate::twin::TrainState>,
     step_ms: u64,
     excused: &dyn Fn(&crate::twin::TrainState) -> bool,
     standing: &mut [(u64, Option<(usize, f64)>)],
     report: &mut Report,
 ) {
-    for (t, train) in state.trains.iter().enumerate() {
+    for (t, train) in trains.enumerate() {
         let front = train.body.front(layout);
         let here = Some((front.seg, front.offset));
         let (still, at) = &mut standing[t];
