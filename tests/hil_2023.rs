@@ -191,10 +191,10 @@ impl Observer {
 }
 
 /// Servo moves seen, in order: `(pin, angle)`.
-type Moves = std::sync::Arc<std::sync::Mutex<Vec<(u8, u32)>>>;
+pub(crate) type Moves = std::sync::Arc<std::sync::Mutex<Vec<(u8, u32)>>>;
 
 /// A servo callback and the moves it records.
-fn servos() -> (hil::virtual_mqtt_boards::Servo, Moves) {
+pub(crate) fn servos() -> (hil::virtual_mqtt_boards::Servo, Moves) {
     let moves = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = moves.clone();
     (std::sync::Arc::new(move |pin, angle| seen.lock().unwrap().push((pin, angle))), moves)

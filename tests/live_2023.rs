@@ -10,21 +10,12 @@ use hil::block_word::{DetectorHealth, PHANTOM_AFTER_MS};
 use hil::boards2023::{BoardBroker, setting_of};
 use hil::firmware2023::Build;
 use hil::track::{Mode, Outcome, Setup, Track, TrackEvent};
-use hil::virtual_mqtt_boards::{Servo, VirtualMqttBoard};
+use hil::virtual_mqtt_boards::VirtualMqttBoard;
 use sim::interlocking::Request;
 use sim::layout::OnOff;
 
+use crate::hil_2023::{Moves, servos};
 use crate::hil_track::{config, until};
-
-/// Servo moves seen, in order: `(pin, angle)`.
-type Moves = std::sync::Arc<std::sync::Mutex<Vec<(u8, u32)>>>;
-
-/// A servo callback and the moves it records.
-fn servos() -> (Servo, Moves) {
-    let moves = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = moves.clone();
-    (std::sync::Arc::new(move |pin, angle| seen.lock().unwrap().push((pin, angle))), moves)
-}
 
 /// The angle a pin was last driven to.
 fn angle(moves: &Moves, pin: u32) -> Option<u32> {
