@@ -41,6 +41,28 @@ async fn publisher(port: u16) -> rumqttc::AsyncClient {
     client
 }
 
+/// How many retained states a board subscribing now would be handed: a fresh client subscribes to the delta
+/// topics and then to a marker it publishes itself; what came before the marker came retained.
+async fn retained_deltas(port: u16) -> usize {
+    let options = rumqttc::MqttOptions::new(format!("test-retained-{port}"), "127.0.0.1", port);
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 1024);
+    for filter in ["stop/+/delta", "point/+/delta", "test/marker"] {
+        client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.unwrap();
+    }
+    client.publish("test/marker", rumqttc::QoS::AtLeastOnce, false, "end").await.unwrap();
+    let mut retained = 0;
+    while let Ok(e) = tokio::time::timeout(Duration::from_secs(5), events.poll()).await.expect("the marker comes") {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = e {
+            if p.topic == "test/marker" {
+                break;
+            }
+            retained += usize::from(p.retain && !p.payload.is_empty());
+        }
+    }
+    let _ = client.disconnect().await;
+    retained
+}
+
 async fn report(client: &rumqttc::AsyncClient, block: &str, word: &str) {
     let topic = format!("block/{block}/update");
     client.publish(topic, rumqttc::QoS::AtMostOnce, false, word.as_bytes().to_vec()).await.unwrap();
@@ -106,6 +128,8 @@ async fn a_2025_board_that_comes_back_on_a_stock_mosquitto_has_its_states_within
 
     // Sim mode: the retained states are taken off; a board that boots now is told nothing by the broker.
     track.switch_mode(Mode::Sim, false).await.unwrap();
+    until("the retained states taken off", Duration::from_secs(5), async || retained_deltas(stock.port).await == 0)
+        .await;
     let (servo, late_moves) = servos();
     let hachioji_id = layout.boards.iter().position(|b| b.name == "hachioji").unwrap();
     let hachioji = VirtualMqttBoard::start(
@@ -119,7 +143,12 @@ async fn a_2025_board_that_comes_back_on_a_stock_mosquitto_has_its_states_within
     until("hachioji connected", Duration::from_secs(10), async || hachioji.online()).await;
     let boot_moves = late_moves.lock().unwrap().len();
     tokio::time::sleep(Duration::from_millis(500)).await; // nothing may come: a window to see that nothing does
-    assert_eq!(late_moves.lock().unwrap().len(), boot_moves, "no retained state in sim mode");
+    assert_eq!(
+        late_moves.lock().unwrap().len(),
+        boot_moves,
+        "no retained state in sim mode: {:?}",
+        late_moves.lock().unwrap()
+    );
     track.stop();
 }
 
@@ -280,7 +309,8 @@ async fn faulty_detectors_and_bad_reports_change_nothing_they_should_not() {
 /// others on the festival build) over a simulation that presses their detectors. Chofu is cut off twice and
 /// comes back by itself, hachioji is power-cycled, a detector is stuck closed for a minute. Then: no accident on
 /// the real track, every board back at its desired states within 5 s each time, the stuck detector found, every
-/// block on every door as the hardware last reported it, and no block held by a phantom in the mirror for long.
+/// block on every door as the hardware last reported it (or `OPEN` where the twin supplied a missed `OPEN`), no
+/// block held by a phantom in the mirror for long, and trains still departing at the end (no standstill).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector_faults() {
@@ -323,17 +353,24 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
     let accidents = Arc::new(Mutex::new(Vec::new()));
     let (pressed, seen, real_layout) = (boards.clone(), accidents.clone(), layout.clone());
     let held_by_test = stuck.clone();
-    post_sensor_reports(layout.clone(), real.sim.outputs.clone(), None, move |e| match e.kind {
-        // The stuck detector's switch stays closed whatever the trains do.
-        EventKind::DetectorChanged { detector, closed }
-            if !(detector == stuck_detector && held_by_test.load(Ordering::SeqCst)) =>
-        {
-            pressed.detector_changed(detector, closed);
+    // `PLARAIL_LIVE_TRACE=1`: every event of the twin and of the real track, at the real layout's time.
+    let trace = std::env::var_os("PLARAIL_LIVE_TRACE").is_some();
+    post_sensor_reports(layout.clone(), real.sim.outputs.clone(), None, move |e| {
+        if trace && !matches!(e.kind, EventKind::SensorPassed { .. }) {
+            eprintln!("{:>9.2} s real: {}", e.time_ms as f64 / 1000.0, e.describe(&real_layout));
         }
-        EventKind::Collision { .. } | EventKind::Derailment { .. } => {
-            seen.lock().unwrap().push(e.describe(&real_layout));
+        match e.kind {
+            // The stuck detector's switch stays closed whatever the trains do.
+            EventKind::DetectorChanged { detector, closed }
+                if !(detector == stuck_detector && held_by_test.load(Ordering::SeqCst)) =>
+            {
+                pressed.detector_changed(detector, closed);
+            }
+            EventKind::Collision { .. } | EventKind::Derailment { .. } => {
+                seen.lock().unwrap().push(e.describe(&real_layout));
+            }
+            _ => {}
         }
-        _ => {}
     });
     let real_state = || {
         let (tx, rx) = crossbeam_channel::bounded(1);
@@ -408,13 +445,14 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
         })
     };
 
-    // `PLARAIL_LIVE_TRACE=1`: every event of the twin, at the real layout's time.
-    let trace = std::env::var_os("PLARAIL_LIVE_TRACE").is_some();
     let total_ms = minutes * 60_000;
     let mut back_within = Vec::new();
     let mut missed = Vec::new();
     let mut departures = vec![0u32; layout.trains.len()];
+    let mut last_departure_ms = 0;
     let mut divergences = Vec::new();
+    // Blocks whose missed OPEN the twin supplied (a board away when the train left them).
+    let mut supplied = std::collections::HashSet::new();
     let mut stuck_found = false;
     let mut stuck_since: Option<Instant> = None;
     let stuck_for = Duration::from_secs(60);
@@ -442,6 +480,9 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
             break;
         }
         if step < due.len() && now_ms as f64 >= due[step] * total_ms as f64 {
+            if trace {
+                eprintln!("{:>9.2} s fault {step} begins", now_ms as f64 / 1000.0);
+            }
             match step {
                 0 => {
                     stuck.store(true, Ordering::SeqCst);
@@ -471,6 +512,9 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
                     back_within.push(("hachioji rebooted", back.elapsed()));
                 }
             }
+            if trace {
+                eprintln!("{:>9.2} s fault {step} over", real_state().time_ms as f64 / 1000.0);
+            }
             step += 1;
             continue;
         }
@@ -479,29 +523,49 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
                 eprintln!("{:>9.2} s {e:?}", now_ms as f64 / 1000.0);
             }
             match e {
-                TrackEvent::Auto(AutoEvent::Departed { train, .. }) => departures[train] += 1,
-                TrackEvent::Divergence(d) => divergences.push(d.describe(&layout)),
+                TrackEvent::Auto(AutoEvent::Departed { train, .. }) => {
+                    departures[train] += 1;
+                    last_departure_ms = now_ms;
+                }
+                TrackEvent::Divergence(d) => {
+                    if let hil::mirror::Divergence::MissedOpen { block, .. } = d {
+                        supplied.insert(block);
+                    }
+                    divergences.push(d.describe(&layout));
+                }
                 _ => {}
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Every block on every door as the hardware last reported it (a report in flight given a moment).
+    // Every block on every door as the hardware last reported it (a report in flight given a moment), or OPEN
+    // where the twin supplied a missed OPEN.
+    while let Ok(e) = events.try_recv() {
+        if let TrackEvent::Divergence(hil::mirror::Divergence::MissedOpen { block, .. }) = e {
+            supplied.insert(block);
+        }
+    }
     let healthy = |b: usize| {
         let health = track.detectors();
         (0..layout.detectors.len()).filter(|&d| layout.detectors[d].block == b).all(|d| health[d] == DetectorHealth::Ok)
     };
-    until("every block as last reported", Duration::from_secs(5), async || {
+    let differing = async || {
         let shown = track.state().await.blocks;
         let reports = last_reports.lock().unwrap().clone();
-        layout
-            .blocks
-            .iter()
-            .enumerate()
-            .all(|(b, block)| !healthy(b) || reports.get(&block.id).is_none_or(|&close| shown[b] == close))
-    })
-    .await;
+        let differs = |b: usize| {
+            let supplied_open = supplied.contains(&b) && !shown[b];
+            reports.get(&layout.blocks[b].id).is_some_and(|&close| shown[b] != close && !supplied_open)
+        };
+        (0..layout.blocks.len())
+            .filter(|&b| healthy(b) && differs(b))
+            .map(|b| layout.blocks[b].id.clone())
+            .collect::<Vec<_>>()
+    };
+    if trace {
+        eprintln!("blocks not as last reported: {:?}; {:?}", differing().await, track.detector_counts());
+    }
+    until("every block as last reported", Duration::from_secs(5), async || differing().await.is_empty()).await;
     let accidents = accidents.lock().unwrap().clone();
     let longest = *longest_phantom.lock().unwrap();
     eprintln!(
@@ -516,6 +580,7 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
     assert!(back_within.iter().all(|(_, t)| *t <= Duration::from_secs(5)), "{back_within:?}");
     assert!(stuck_found, "the stuck detector was found");
     assert!(departures.iter().sum::<u32>() >= 4, "trains run: {departures:?}");
+    assert!(total_ms.saturating_sub(last_departure_ms) <= 120_000, "no departure since {last_departure_ms} ms");
     assert!(
         longest < Duration::from_millis(PHANTOM_AFTER_MS) + Duration::from_secs(10),
         "a block held by the mirror alone for {longest:?}"

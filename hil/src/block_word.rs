@@ -22,10 +22,17 @@
 //! contradiction ends and never holds the layout. The other way round is the dangerous one: the mirror's train
 //! entered a block whose wired entry detector never reported within [`CONFIRM_MS`] (the real train did not
 //! leave: a stop rail's delta lost on its way to a board that was away): [`BlockWord::unconfirmed`] names the
-//! block once, and the track puts the mirror's train back before it, where the real one still stands.
+//! block once, and the track puts the mirror's train back before it, where the real one still stands. Until
+//! the entry detector has confirmed it, the blocks behind the station it left are held too
+//! ([`BlockWord::held`]): no train is let in behind a train that may still stand there.
+//!
+//! A board that restarts says nothing for its first 3 s, so an `OPEN` can be missed and its block stays
+//! `CLOSE` for good. When the mirror's train has left such a block and its entry into a block ahead is
+//! confirmed by that block's entry detector, the train has evidently left: the missed `OPEN` is supplied and
+//! counted ([`Counts::supplied`]).
 
 use serde::Serialize;
-use sim::layout::{BlockId, DetectorId, DetectorTarget, Layout};
+use sim::layout::{BlockId, DetectorId, DetectorTarget, DevicePlace, Dir, Layout, NodeRole, Port, SegId, Segment};
 
 /// A held detector's reports come at most this far apart (the firmware's 3 s, and some slack): a longer
 /// silence ends a run of reports.
@@ -43,6 +50,10 @@ pub const PHANTOM_AFTER_MS: u64 = 10_000;
 /// A block the mirror's train entered is confirmed by its wired entry detector within this long (the firmware
 /// reports at once, or up to 3 s late after a report of its own), or its train did not really go.
 pub const CONFIRM_MS: u64 = 6_000;
+/// How long a block whose entry was never confirmed stays held after its train was put back, unless one of
+/// its detectors reports first, ms: the real train may have gone in all the same (its entry report lost on
+/// the way from a board that was away), and crosses a block well within this.
+pub const UNCERTAIN_MS: u64 = 60_000;
 
 /// How a detector is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -114,6 +125,13 @@ pub enum Note {
         /// Its health now.
         health: DetectorHealth,
     },
+    /// A block's `OPEN` was missed and is supplied: the train that left it was confirmed in a block ahead.
+    Supplied {
+        /// The block.
+        block: BlockId,
+        /// The block ahead the train was confirmed in.
+        ahead: BlockId,
+    },
 }
 
 /// What came of a report.
@@ -123,6 +141,9 @@ pub struct Taken {
     pub detector: Option<DetectorId>,
     /// Whether the mirror should follow it (a healthy detector in service).
     pub follow: bool,
+    /// The train put back from the block while its entry was uncertain: the report shows it went in after
+    /// all, and it belongs there.
+    pub found: Option<usize>,
     /// What changed.
     pub notes: Vec<Note>,
 }
@@ -152,6 +173,8 @@ pub struct Counts {
     pub chattering: u64,
     /// Phantoms found (the mirror holding a block the hardware reported left).
     pub phantoms: u64,
+    /// Missed `OPEN` reports supplied (the train that left the block confirmed in a block ahead).
+    pub supplied: u64,
 }
 
 /// The hardware's word on every block (see the module documentation).
@@ -166,6 +189,15 @@ pub struct BlockWord {
     wired_entry: Vec<Option<DetectorId>>,
     /// When the mirror's train entered each block, while its entry detector has not confirmed it.
     entered: Vec<Option<u64>>,
+    /// The blocks a train comes from into each block (the first block behind each of its stop rails, on every
+    /// way; through blocks with no wired entry detector).
+    behind: Vec<Vec<BlockId>>,
+    /// The blocks each block is behind (the inverse of `behind`).
+    ahead: Vec<Vec<BlockId>>,
+    /// Blocks the mirror's train left while their last report was still `CLOSE`.
+    left: Vec<bool>,
+    /// Blocks whose entry was never confirmed, held: the train put back from each, and since when (ms).
+    uncertain: Vec<Option<(usize, u64)>>,
     /// When the operator last placed a train in each block (their word stands for the detector's).
     placed: Vec<Option<u64>>,
     /// The last report of each block: `CLOSE`, when (ms), and whether its phantom check was made.
@@ -183,17 +215,25 @@ impl BlockWord {
             .map(|b| (0..layout.detectors.len()).filter(|&d| layout.detectors[d].block == b).collect())
             .collect();
         let watch = Watch { run: None, quick: 0, health: DetectorHealth::Ok };
+        let wired_entry: Vec<Option<DetectorId>> = (0..layout.blocks.len())
+            .map(|b| {
+                let entry = |d: &sim::layout::Detector| d.block == b && d.target == DetectorTarget::Close;
+                layout.detectors.iter().position(|d| entry(d) && d.wiring.is_some())
+            })
+            .collect();
+        let behind = blocks_behind(layout, &wired_entry);
         BlockWord {
             live: false,
             detectors_of,
             block_of: layout.detectors.iter().map(|d| d.block).collect(),
-            wired_entry: (0..layout.blocks.len())
-                .map(|b| {
-                    let entry = |d: &sim::layout::Detector| d.block == b && d.target == DetectorTarget::Close;
-                    layout.detectors.iter().position(|d| entry(d) && d.wiring.is_some())
-                })
-                .collect(),
+            wired_entry,
             entered: vec![None; layout.blocks.len()],
+            ahead: (0..layout.blocks.len())
+                .map(|b| (0..layout.blocks.len()).filter(|&c| behind[c].contains(&b)).collect())
+                .collect(),
+            behind,
+            left: vec![false; layout.blocks.len()],
+            uncertain: vec![None; layout.blocks.len()],
             placed: vec![None; layout.blocks.len()],
             reported: vec![None; layout.blocks.len()],
             shown: mirror.clone(),
@@ -208,8 +248,8 @@ impl BlockWord {
         &self.shown
     }
 
-    /// Whether the interlocking takes a block as occupied: the hardware or the mirror says so, or a faulty
-    /// detector keeps it.
+    /// Whether the interlocking takes a block as occupied: the hardware or the mirror says so, a faulty
+    /// detector keeps it, or a train that left it is not yet confirmed in a block ahead.
     pub fn held(&self, block: BlockId) -> bool {
         self.hold(block, self.mirror[block])
     }
@@ -225,7 +265,9 @@ impl BlockWord {
     }
 
     fn hold(&self, block: BlockId, mirror: bool) -> bool {
-        mirror || (self.live && (self.reported[block].is_some_and(|r| r.0) || self.faulty(block)))
+        let unconfirmed_ahead = || self.ahead[block].iter().any(|&c| self.entered[c].is_some());
+        let word = || self.reported[block].is_some_and(|r| r.0) || self.uncertain[block].is_some();
+        mirror || (self.live && (word() || self.faulty(block) || unconfirmed_ahead()))
     }
 
     /// Each detector's health, by detector.
@@ -244,6 +286,8 @@ impl BlockWord {
         if !live {
             self.reported.fill(None);
             self.entered.fill(None);
+            self.left.fill(false);
+            self.uncertain.fill(None);
         }
         self.refresh_all()
     }
@@ -254,11 +298,33 @@ impl BlockWord {
     pub fn mirror_changed(&mut self, block: BlockId, occupied: bool, now_ms: u64) -> Vec<Note> {
         self.mirror[block] = occupied;
         let recent = |at: u64| now_ms.saturating_sub(at) <= CONFIRM_MS;
-        let confirmed =
-            self.reported[block].is_some_and(|(_, at, _)| recent(at)) || self.placed[block].is_some_and(recent);
+        let reported = self.reported[block].is_some_and(|(_, at, _)| recent(at));
+        let confirmed = reported || self.placed[block].is_some_and(recent);
         let watched = self.wired_entry[block].is_some_and(|d| self.watches[d].health == DetectorHealth::Ok);
         self.entered[block] = (self.live && occupied && watched && !confirmed).then_some(now_ms);
-        self.refresh(block).into_iter().collect()
+        self.left[block] = self.live && !occupied && self.reported[block].is_some_and(|r| r.0);
+        let mut notes: Vec<Note> = self.refresh(block).into_iter().collect();
+        if self.live && occupied && reported && self.reported[block].is_some_and(|r| r.0) {
+            notes.extend(self.entry_confirmed(block, now_ms));
+        }
+        notes
+    }
+
+    /// A train's entry into `block` is confirmed (its entry detector and the mirror agree): a block behind it
+    /// the mirror's train left while still reported `CLOSE` missed its `OPEN`, supplied now.
+    fn entry_confirmed(&mut self, block: BlockId, now_ms: u64) -> Vec<Note> {
+        let mut notes = Vec::new();
+        for i in 0..self.behind[block].len() {
+            let b = self.behind[block][i];
+            if self.left[b] && !self.mirror[b] && !self.faulty(b) && self.reported[b].is_some_and(|r| r.0) {
+                self.left[b] = false;
+                self.reported[b] = Some((false, now_ms, true));
+                self.counts.supplied += 1;
+                notes.push(Note::Supplied { block: b, ahead: block });
+                notes.extend(self.refresh(b));
+            }
+        }
+        notes
     }
 
     /// The operator placed a train in `block` at `now_ms`: the mirror's train there needs no detector's word.
@@ -280,17 +346,26 @@ impl BlockWord {
         out
     }
 
+    /// `train`, the mirror's train in `block` whose entry was never confirmed, was put back before it at
+    /// `now_ms`: the block stays held for [`UNCERTAIN_MS`], or until one of its detectors reports (and the train
+    /// is found there: [`Taken::found`]).
+    pub fn put_back(&mut self, block: BlockId, train: usize, now_ms: u64) {
+        if self.live {
+            self.uncertain[block] = Some((train, now_ms));
+        }
+    }
+
     /// A detector's report (`CLOSE` or not) on `block` at `now_ms`, in live mode.
     pub fn report(&mut self, layout: &Layout, block: BlockId, close: bool, now_ms: u64) -> Taken {
         let target = if close { DetectorTarget::Close } else { DetectorTarget::Open };
         let detector = self.detectors_of[block].iter().copied().find(|&d| layout.detectors[d].target == target);
         let Some(d) = detector else {
             self.counts.unmatched += 1;
-            return Taken { detector: None, follow: false, notes: Vec::new() };
+            return Taken { detector: None, follow: false, found: None, notes: Vec::new() };
         };
         if self.watches[d].health == DetectorHealth::OutOfService {
             self.counts.ignored += 1;
-            return Taken { detector, follow: false, notes: Vec::new() };
+            return Taken { detector, follow: false, found: None, notes: Vec::new() };
         }
         self.counts.reports += 1;
         let mut notes = Vec::new();
@@ -321,16 +396,24 @@ impl BlockWord {
         }
         if self.live {
             self.reported[block] = Some((close, now_ms, false));
-            if close {
-                self.entered[block] = None;
+            self.left[block] = false;
+            if close && self.entered[block].take().is_some() && !health.faulty() {
+                notes.extend(self.entry_confirmed(block, now_ms));
             }
         }
         notes.extend(self.refresh(block));
-        Taken { detector, follow: !health.faulty(), notes }
+        let found = if self.live && !health.faulty() { self.uncertain[block].take().map(|u| u.0) } else { None };
+        Taken { detector, follow: !health.faulty(), found, notes }
     }
 
-    /// Time passes: faulty detectors silent for [`CLEAR_AFTER_MS`] are healthy again.
+    /// Time passes: faulty detectors silent for [`CLEAR_AFTER_MS`] are healthy again; a block uncertain for
+    /// [`UNCERTAIN_MS`] is no longer held for it.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Note> {
+        for u in &mut self.uncertain {
+            if u.is_some_and(|(_, since)| now_ms.saturating_sub(since) >= UNCERTAIN_MS) {
+                *u = None;
+            }
+        }
         let mut notes = Vec::new();
         for d in 0..self.watches.len() {
             let w = &mut self.watches[d];
@@ -405,6 +488,81 @@ impl BlockWord {
     fn refresh_all(&mut self) -> Vec<Note> {
         (0..self.shown.len()).filter_map(|b| self.refresh(b)).collect()
     }
+}
+
+/// For every block, the blocks a train comes from into it: walking back from each stop rail that departs into
+/// it, along every way (both branches of a point), the first block on each; a block with no wired entry
+/// detector (`wired_entry`) is walked through to the blocks behind it, since the hardware cannot have seen a
+/// train confirmed there.
+fn blocks_behind(layout: &Layout, wired_entry: &[Option<DetectorId>]) -> Vec<Vec<BlockId>> {
+    let block_of_seg = |seg: SegId| layout.blocks.iter().position(|b| b.segs.contains(&seg));
+    // Every way on from `seg` in `dir`: the segments reached first past its far node.
+    let next = |seg: SegId, dir: Dir| -> Vec<(SegId, Dir)> {
+        let node = layout.segments[seg].node_ahead(dir);
+        let entered = Port { seg, end: Segment::exit_end(dir) };
+        let out = match layout.nodes[node].role {
+            NodeRole::Joint([a, b]) => vec![if a == entered { b } else { a }],
+            NodeRole::Point { trunk, straight, diverging, .. } if entered == trunk => vec![straight, diverging],
+            NodeRole::Point { trunk, .. } => vec![trunk],
+        };
+        out.into_iter().map(|p| (p.seg, p.leaving_dir())).collect()
+    };
+    // The first blocks met from `seg` going `dir` (the segment itself first), every way.
+    let first_blocks = |seg: SegId, dir: Dir| -> Vec<BlockId> {
+        let (mut found, mut seen, mut todo) = (Vec::new(), Vec::new(), vec![(seg, dir)]);
+        while let Some((s, d)) = todo.pop() {
+            if seen.contains(&(s, d)) {
+                continue;
+            }
+            seen.push((s, d));
+            match block_of_seg(s) {
+                Some(b) if !found.contains(&b) => found.push(b),
+                Some(_) => {}
+                None => todo.extend(next(s, d)),
+            }
+        }
+        found
+    };
+    let direct: Vec<Vec<BlockId>> = (0..layout.blocks.len())
+        .map(|c| {
+            let mut behind = Vec::new();
+            for &stop in &layout.blocks[c].stops {
+                let DevicePlace::StopRail { seg, .. } = layout.devices[stop].place else { continue };
+                // The direction that reaches the block; behind is the other way.
+                for dir in [Dir::Forward, Dir::Backward] {
+                    let toward = next(seg, dir).into_iter().flat_map(|(s, d)| first_blocks(s, d)).any(|b| b == c);
+                    if !toward {
+                        continue;
+                    }
+                    let back = dir.flip();
+                    let here = block_of_seg(seg)
+                        .map(|b| vec![b])
+                        .unwrap_or_else(|| next(seg, back).into_iter().flat_map(|(s, d)| first_blocks(s, d)).collect());
+                    behind.extend(here.into_iter().filter(|&b| b != c));
+                }
+            }
+            behind.sort_unstable();
+            behind.dedup();
+            behind
+        })
+        .collect();
+    // Through the blocks the hardware is blind to.
+    (0..layout.blocks.len())
+        .map(|c| {
+            let (mut out, mut todo) = (Vec::new(), direct[c].clone());
+            while let Some(b) = todo.pop() {
+                if b == c || out.contains(&b) {
+                    continue;
+                }
+                out.push(b);
+                if wired_entry[b].is_none() {
+                    todo.extend(direct[b].iter().copied());
+                }
+            }
+            out.sort_unstable();
+            out
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -529,6 +687,88 @@ mod tests {
         word.placed(wired, 62_000);
         word.mirror_changed(wired, true, 62_010);
         assert!(word.unconfirmed(80_000).is_empty());
+    }
+
+    /// The blocks behind `block`, by name.
+    fn behind(layout: &Layout, word: &BlockWord, block: &str) -> Vec<String> {
+        let c = layout.blocks.iter().position(|b| b.id == block).unwrap();
+        word.behind[c].iter().map(|&b| layout.blocks[b].id.clone()).collect()
+    }
+
+    #[test]
+    fn the_blocks_behind_a_block_are_those_its_trains_come_from() {
+        let (layout, word) = live();
+        assert_eq!(behind(&layout, &word, "chofu_down_b1"), vec!["sakurajosui_down_b1"]);
+        // Hashimoto's down entry is not wired: a train confirmed past it may come from behind it.
+        assert_eq!(behind(&layout, &word, "hashimoto_up_b1"), vec!["chofu_down_b2", "hashimoto_down_b1"]);
+        for c in 0..layout.blocks.len() {
+            assert!(!word.behind[c].is_empty() && !word.behind[c].contains(&c), "{}", layout.blocks[c].id);
+        }
+    }
+
+    #[test]
+    fn a_train_that_left_is_held_behind_until_its_entry_ahead_is_confirmed() {
+        let (layout, mut word) = live();
+        let c = layout.blocks.iter().position(|b| b.id == "chofu_down_b1").unwrap();
+        let b = word.behind[c][0];
+        // The mirror's train departs into `c`: the block behind is held until the hardware confirms it.
+        word.mirror_changed(c, true, 1_000);
+        assert!(word.held(b) && !word.shown()[b]);
+        word.report(&layout, c, true, 1_500);
+        assert!(!word.held(b));
+        // Not confirmed: held until put back.
+        word.report(&layout, c, false, 9_000);
+        word.mirror_changed(c, false, 10_000);
+        word.mirror_changed(c, true, 20_000);
+        assert!(word.held(b));
+        assert_eq!(word.unconfirmed(26_000), vec![c]);
+        assert!(!word.held(b));
+        // Put back: the block itself stays held a while, the real train may have gone in after all ...
+        word.put_back(c, 2, 26_000);
+        word.mirror_changed(c, false, 26_100);
+        assert!(word.held(c) && !word.shown()[c]);
+        word.tick(26_000 + UNCERTAIN_MS - 1);
+        assert!(word.held(c));
+        word.tick(26_000 + UNCERTAIN_MS);
+        assert!(!word.held(c));
+        // ... and when a detector of it reports meanwhile, the train put back is found there.
+        word.put_back(c, 2, 100_000);
+        let exit = word.report(&layout, c, false, 110_000);
+        assert_eq!(exit.found, Some(2));
+        assert!(!word.held(c));
+        assert_eq!(word.report(&layout, c, false, 113_000).found, None);
+    }
+
+    #[test]
+    fn a_missed_open_is_supplied_when_the_train_is_confirmed_ahead() {
+        let (layout, mut word) = live();
+        let c = layout.blocks.iter().position(|b| b.id == "chofu_down_b1").unwrap();
+        let b = word.behind[c][0];
+        // A train enters `b`; its OPEN is lost (the board restarting); the mirror's train leaves.
+        word.mirror_changed(b, true, 1_000);
+        word.report(&layout, b, true, 1_200);
+        word.mirror_changed(b, false, 9_000);
+        assert!(word.shown()[b] && word.held(b), "the hardware's word holds it");
+        // Its entry into the block ahead is confirmed: the OPEN is supplied.
+        word.mirror_changed(c, true, 30_000);
+        let notes = word.report(&layout, c, true, 30_400).notes;
+        assert!(notes.contains(&Note::Block { block: b, occupied: false }), "{notes:?}");
+        assert!(notes.contains(&Note::Supplied { block: b, ahead: c }), "{notes:?}");
+        assert!(!word.shown()[b] && !word.held(b));
+        assert_eq!(word.counts().supplied, 1);
+        // The report first, the mirror following: supplied alike; a block the mirror still holds is not.
+        word.mirror_changed(c, false, 40_000);
+        word.report(&layout, b, true, 41_000);
+        word.report(&layout, c, true, 50_000);
+        word.mirror_changed(c, true, 50_100);
+        assert!(word.shown()[b], "the mirror never had a train leave it");
+        word.mirror_changed(b, true, 51_000);
+        word.mirror_changed(b, false, 52_000);
+        word.mirror_changed(c, false, 53_000);
+        word.report(&layout, c, true, 60_000);
+        word.mirror_changed(c, true, 60_100);
+        assert!(!word.shown()[b]);
+        assert_eq!(word.counts().supplied, 2);
     }
 
     #[test]

@@ -60,6 +60,14 @@ pub enum Divergence {
         /// The block.
         block: BlockId,
     },
+    /// A block's exit detector never reported the train that left it (its board away or just restarted): its
+    /// `OPEN` is supplied, since the train was confirmed in a block ahead.
+    MissedOpen {
+        /// The block.
+        block: BlockId,
+        /// The block ahead the train was confirmed in.
+        ahead: BlockId,
+    },
     /// A block detector reported, and no mirrored train is near it.
     Unexplained {
         /// The block.
@@ -93,6 +101,11 @@ impl Divergence {
                  not go (a delta lost?); the mirror's is put back before the block",
                 train(t),
                 layout.blocks[block].id
+            ),
+            Divergence::MissedOpen { block, ahead } => format!(
+                "block {} never reported OPEN for the train that left it (its board away or restarting?): OPEN \
+                 supplied, the train being confirmed in block {}",
+                layout.blocks[block].id, layout.blocks[ahead].id
             ),
             Divergence::Unexplained { block, close } => {
                 let (word, which) = if close { ("CLOSE", "entry") } else { ("OPEN", "exit") };
@@ -184,16 +197,32 @@ impl Mirror {
         let Some((_, train, dir)) = nearest else {
             // A train the mirror lost is found again where a detector reports one no other train explains.
             let lost = state.trains.iter().position(|t| t.status == sim::twin::TrainStatus::Removed);
-            let way = way_through(layout, state, block);
-            let dir = way.and_then(|w| w.iter().find(|x| x.0 == at.0).map(|x| x.1));
-            if let (Some(train), Some(dir)) = (lost, dir) {
-                self.trains[train] = Follow::default();
-                return (Some(SimCommand::Place { train, front: Placement { seg: at.0, offset: at.1, dir } }), None);
-            }
-            return (None, Some(Divergence::Unexplained { block, close }));
+            let found = lost.and_then(|train| self.found(layout, state, block, close, train));
+            return match found {
+                Some(cmd) => (Some(cmd), None),
+                None => (None, Some(Divergence::Unexplained { block, close })),
+            };
         };
         self.trains[train] = Follow::default();
         (Some(SimCommand::Place { train, front: Placement { seg: at.0, offset: at.1, dir } }), None)
+    }
+
+    /// `train` is where `block`'s detector (`CLOSE`: its entry, else its exit) reported: the command that puts
+    /// it there, running along the block (`None` if the layout has no such detector, or no way through).
+    pub fn found(
+        &mut self,
+        layout: &Layout,
+        state: &TrackState,
+        block: BlockId,
+        close: bool,
+        train: TrainId,
+    ) -> Option<SimCommand> {
+        let target = if close { DetectorTarget::Close } else { DetectorTarget::Open };
+        let detector = layout.detectors.iter().find(|d| d.block == block && d.target == target)?;
+        let way = way_through(layout, state, block)?;
+        let dir = way.iter().find(|x| x.0 == detector.seg).map(|x| x.1)?;
+        self.trains[train] = Follow::default();
+        Some(SimCommand::Place { train, front: Placement { seg: detector.seg, offset: detector.offset, dir } })
     }
 
     /// An event of the mirror's own simulation: passing the expected sensor starts the overdue clock.

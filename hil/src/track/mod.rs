@@ -854,6 +854,7 @@ impl Inner {
             let _ = self.events.send(match note {
                 Note::Block { block, occupied } => TrackEvent::Block { block, occupied },
                 Note::Detector { detector, health } => TrackEvent::Detector { detector, health },
+                Note::Supplied { block, ahead } => TrackEvent::Divergence(Divergence::MissedOpen { block, ahead }),
             });
         }
     }
@@ -1270,6 +1271,7 @@ async fn watch_blocks(inner: std::sync::Weak<Inner>) {
                     None => SimCommand::Remove { train },
                 };
                 if sim_command(&inner, cmd).await.is_ok() {
+                    inner.word().put_back(block, train, now);
                     let _ = inner.events.send(TrackEvent::Divergence(Divergence::Unconfirmed { train, block }));
                 }
             }

@@ -324,7 +324,7 @@ async fn take_reports(
             batch.clear();
             continue;
         }
-        let mut follow: Vec<(usize, bool)> = Vec::new();
+        let mut follow: Vec<(usize, bool, Option<usize>)> = Vec::new();
         for (block, close) in batch.drain(..) {
             let _ = inner.events.send(TrackEvent::BlockReport { block, close });
             if mode != Mode::Live {
@@ -332,15 +332,21 @@ async fn take_reports(
             }
             let taken = inner.word().report(&inner.layout, block, close, inner.now_ms());
             inner.tell(taken.notes);
-            follow.retain(|r| *r != (block, close));
+            follow.retain(|r| (r.0, r.1) != (block, close));
             if taken.follow {
-                follow.push((block, close));
+                follow.push((block, close, taken.found));
             }
         }
-        for (block, close) in follow {
+        for (block, close, found) in follow {
             let Some(state) = sim_state(&inner).await else { return };
-            let (snap, divergence) =
-                inner.mirror.lock().expect("mirror").on_block_report(&inner.layout, block, close, &state);
+            let (snap, divergence) = {
+                let mut mirror = inner.mirror.lock().expect("mirror");
+                // The train put back from an uncertain block went in after all: it is where the detector says.
+                match found.and_then(|train| mirror.found(&inner.layout, &state, block, close, train)) {
+                    Some(cmd) => (Some(cmd), None),
+                    None => mirror.on_block_report(&inner.layout, block, close, &state),
+                }
+            };
             if let Some(cmd) = snap {
                 let _ = sim_command(&inner, cmd).await;
             }
