@@ -181,6 +181,7 @@ pub struct Counts {
 #[derive(Debug, Clone)]
 pub struct BlockWord {
     live: bool,
+    pace: f64,
     /// Each block's detectors.
     detectors_of: Vec<Vec<DetectorId>>,
     /// Each detector's block.
@@ -224,6 +225,7 @@ impl BlockWord {
         let behind = blocks_behind(layout, &wired_entry);
         BlockWord {
             live: false,
+            pace: 1.0,
             detectors_of,
             block_of: layout.detectors.iter().map(|d| d.block).collect(),
             wired_entry,
@@ -252,6 +254,18 @@ impl BlockWord {
     /// detector keeps it, or a train that left it is not yet confirmed in a block ahead.
     pub fn held(&self, block: BlockId) -> bool {
         self.hold(block, self.mirror[block])
+    }
+
+    /// The simulation runs `pace` times real time (tests run live mode faster): the times that measure trains
+    /// moving ([`CONFIRM_MS`], [`PHANTOM_AFTER_MS`], [`UNCERTAIN_MS`]) shrink with it; the firmware's own
+    /// (its 3 s repeat, and what tells a faulty detector) do not.
+    pub fn set_pace(&mut self, pace: f64) {
+        self.pace = pace.max(0.01);
+    }
+
+    /// `ms` of train motion, in the word's clock (real time).
+    fn on_track(&self, ms: u64) -> u64 {
+        (ms as f64 / self.pace) as u64
     }
 
     /// What the doors show of every block, the mirror's blocks being `mirror` (a snapshot's).
@@ -297,7 +311,8 @@ impl BlockWord {
     /// following the hardware, or the operator's word).
     pub fn mirror_changed(&mut self, block: BlockId, occupied: bool, now_ms: u64) -> Vec<Note> {
         self.mirror[block] = occupied;
-        let recent = |at: u64| now_ms.saturating_sub(at) <= CONFIRM_MS;
+        let confirm_ms = self.on_track(CONFIRM_MS);
+        let recent = |at: u64| now_ms.saturating_sub(at) <= confirm_ms;
         let reported = self.reported[block].is_some_and(|(_, at, _)| recent(at));
         let confirmed = reported || self.placed[block].is_some_and(recent);
         let watched = self.wired_entry[block].is_some_and(|d| self.watches[d].health == DetectorHealth::Ok);
@@ -336,9 +351,10 @@ impl BlockWord {
     /// Blocks the mirror's train entered [`CONFIRM_MS`] or more before `now_ms` that their entry detector has
     /// not confirmed since: each named once.
     pub fn unconfirmed(&mut self, now_ms: u64) -> Vec<BlockId> {
+        let confirm_ms = self.on_track(CONFIRM_MS);
         let mut out = Vec::new();
         for (block, entered) in self.entered.iter_mut().enumerate() {
-            if entered.is_some_and(|at| now_ms.saturating_sub(at) >= CONFIRM_MS) {
+            if entered.is_some_and(|at| now_ms.saturating_sub(at) >= confirm_ms) {
                 *entered = None;
                 out.push(block);
             }
@@ -409,8 +425,9 @@ impl BlockWord {
     /// Time passes: faulty detectors silent for [`CLEAR_AFTER_MS`] are healthy again; a block uncertain for
     /// [`UNCERTAIN_MS`] is no longer held for it.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Note> {
+        let uncertain_ms = self.on_track(UNCERTAIN_MS);
         for u in &mut self.uncertain {
-            if u.is_some_and(|(_, since)| now_ms.saturating_sub(since) >= UNCERTAIN_MS) {
+            if u.is_some_and(|(_, since)| now_ms.saturating_sub(since) >= uncertain_ms) {
                 *u = None;
             }
         }
@@ -432,10 +449,11 @@ impl BlockWord {
         if !self.live {
             return Vec::new();
         }
+        let phantom_ms = self.on_track(PHANTOM_AFTER_MS);
         let mut out = Vec::new();
         for (block, r) in self.reported.iter_mut().enumerate() {
             if let Some((false, at, checked @ false)) = r
-                && now_ms.saturating_sub(*at) >= PHANTOM_AFTER_MS
+                && now_ms.saturating_sub(*at) >= phantom_ms
             {
                 *checked = true;
                 if self.mirror[block] && !self.detectors_of[block].iter().any(|&d| self.watches[d].health.faulty()) {

@@ -406,6 +406,7 @@ impl Track {
         let order = layout.boards.iter().map(|_| Arc::default()).collect();
         let mut word = BlockWord::new(&layout, first_blocks(&handle.requests).await?);
         word.set_live(setup.mode == Mode::Live);
+        word.set_pace(config.pace);
         let driven: Vec<BoardId> = core.health().into_iter().map(|(id, _)| id).collect();
         let (events, _) = broadcast::channel(4096);
         let (readings_tx, readings_rx) = tokio::sync::mpsc::unbounded_channel();
