@@ -261,14 +261,14 @@ impl ServeArgs {
 
 /// The brokers of the layout's 2023 boards, on a layout that has MQTT boards: for the virtual boards one
 /// embedded in this process on loopback (sim mode), and for the real ones `--broker`'s (live mode), if given.
-fn boards_brokers(
+async fn boards_brokers(
     layout: &sim::layout::Layout,
     broker: Option<&gateway::broker::connect::Broker>,
 ) -> anyhow::Result<(Option<hil::boards2023::BoardBroker>, Option<hil::boards2023::BoardBroker>)> {
     if !layout.boards.iter().any(|b| b.kind == sim::layout::BoardKind::Mqtt) {
         return Ok((None, None));
     }
-    let embedded = hil::embedded_broker::EmbeddedBroker::start().context("the embedded MQTT broker")?;
+    let embedded = hil::embedded_broker::EmbeddedBroker::start().await.context("the embedded MQTT broker")?;
     tracing::info!("2023 boards: the virtual boards' embedded MQTT broker listens on {}", embedded.addr);
     let live = match broker {
         Some(b) => {
@@ -349,8 +349,8 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let (boards2023, live2023) = boards_brokers(&layout, broker.as_ref())?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let (boards2023, live2023) = runtime.block_on(boards_brokers(&layout, broker.as_ref()))?;
     runtime.block_on(async move {
         let live_boards: std::collections::HashMap<String, String> = args.boards.into_iter().collect();
         let setup = hil::track::Setup {

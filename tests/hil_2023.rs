@@ -209,7 +209,7 @@ async fn a_virtual_2023_board_on_mosquitto_behaves_as_the_festival_firmware() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_virtual_2023_board_on_the_embedded_broker_behaves_as_the_festival_firmware() {
-    let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
     behaves_as_the_festival_firmware(broker.addr.port()).await;
 }
 
@@ -264,7 +264,7 @@ async fn the_2025_build_reconnects_and_subscribes_again_but_asks_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_2025_build_on_the_embedded_broker_reconnects_and_subscribes_again_but_asks_nothing() {
-    let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
     reconnects_without_asking(broker.addr.port()).await;
 }
 
@@ -368,7 +368,7 @@ async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_mosquitto() {
 /// `--broker`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_the_embedded_broker() {
-    let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
     drives_the_2023_layout(broker.board_broker()).await;
 }
 
@@ -470,7 +470,7 @@ async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
 
     use crate::hil_track::until;
 
-    let broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
     let setup = Setup {
         config,
@@ -567,7 +567,7 @@ async fn live_mode_drives_the_real_2023_boards_on_their_broker() {
     use crate::hil_track::until;
 
     let festival = crate::broker::Mosquitto::telling_clients();
-    let embedded = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let embedded = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let layout = crate::support::layout_2023();
     let setup = Setup {
         config: crate::hil_track::config(),

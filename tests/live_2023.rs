@@ -77,7 +77,7 @@ async fn report(client: &rumqttc::AsyncClient, block: &str, word: &str) {
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn a_2025_board_that_comes_back_on_a_stock_mosquitto_has_its_states_within_5_s() {
     let stock = crate::broker::Mosquitto::start();
-    let embedded = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let embedded = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let layout = crate::support::layout_2023();
     let setup = Setup {
         config: config(),
@@ -175,8 +175,8 @@ async fn miss_a_delta(track: &Track, board: &str) -> Option<String> {
 /// The track in live mode on the 2023 layout, its real boards' broker an embedded one the test publishes on
 /// as the boards would; returns the track, the broker and a publisher on it.
 async fn live_track() -> (Track, hil::embedded_broker::EmbeddedBroker, hil::embedded_broker::EmbeddedBroker) {
-    let sim_broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
-    let live_broker = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let sim_broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let live_broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let setup = Setup {
         config: config(),
         boards2023: Some(sim_broker.board_broker()),
@@ -186,6 +186,46 @@ async fn live_track() -> (Track, hil::embedded_broker::EmbeddedBroker, hil::embe
     };
     let track = Track::start(crate::support::layout_2023(), setup).await.unwrap();
     (track, sim_broker, live_broker)
+}
+
+/// A presence receiver that falls behind the broker's words (some missed, a board's going perhaps among them)
+/// makes every board's presence unknown instead of keeping a board up that may have gone; the broker's next
+/// word on a board counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_presence_words_leave_every_board_unknown_until_the_next_word() {
+    use hil::presence::Presence;
+    let sim_broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let live_broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let (presence, _) = tokio::sync::broadcast::channel(16);
+    let setup = Setup {
+        config: config(),
+        boards2023: Some(sim_broker.board_broker()),
+        live2023: Some(BoardBroker { presence: Some(presence.clone()), ..live_broker.board_broker() }),
+        mode: Mode::Live,
+        ..Setup::default()
+    };
+    let layout = crate::support::layout_2023();
+    let track = Track::start(layout.clone(), setup).await.unwrap();
+    let chofu = layout.boards.iter().position(|b| b.name == "chofu").unwrap();
+    let health = |track: &Track| track.boards().into_iter().find(|(id, _)| *id == chofu).unwrap().1;
+    presence.send(Presence::Connected(hil::boards2023::client_id("chofu"))).unwrap();
+    until("chofu up", Duration::from_secs(5), async || health(&track).alive).await;
+    // A burst the receiver cannot keep up with (no await between the words).
+    for i in 0..1_000 {
+        presence.send(Presence::Connected(format!("visitor-{i}"))).unwrap();
+    }
+    until("chofu unknown", Duration::from_secs(5), async || {
+        let h = health(&track);
+        h.unknown && !h.alive
+    })
+    .await;
+    presence.send(Presence::Connected(hil::boards2023::client_id("chofu"))).unwrap();
+    until("chofu up again", Duration::from_secs(5), async || {
+        let h = health(&track);
+        h.alive && !h.unknown
+    })
+    .await;
+    track.stop();
 }
 
 /// The case: `block/chofu_down_b1/update CLOSE`, then `OPEN`, no mirrored train near: every door shows
@@ -397,7 +437,7 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
     };
 
     // The twin, live, automatic, its own virtual boards on the embedded broker.
-    let embedded = hil::embedded_broker::EmbeddedBroker::start().unwrap();
+    let embedded = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let setup = Setup {
         config: TrackConfig { pace, overdue_ms: 10_000, ..config() },
         boards2023: Some(embedded.board_broker()),

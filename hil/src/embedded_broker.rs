@@ -9,7 +9,7 @@
 //! client that connects again before its old connection is gone stays connected).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
@@ -31,7 +31,7 @@ pub const MAX_PACKET: usize = 64 * 1024;
 
 impl EmbeddedBroker {
     /// Starts one on a free loopback port and waits (up to 5 s) until it takes connections.
-    pub fn start() -> std::io::Result<EmbeddedBroker> {
+    pub async fn start() -> std::io::Result<EmbeddedBroker> {
         // The broker's own port, free now and given back at once for it to take (it binds it itself).
         let inner = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?;
         let connections = ConnectionSettings {
@@ -68,11 +68,11 @@ impl EmbeddedBroker {
             }
         })?;
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !answers(inner) {
+        while !answers(inner).await {
             if Instant::now() > deadline {
                 return Err(std::io::Error::other(format!("the embedded MQTT broker did not listen on {inner}")));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let front = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         front.set_nonblocking(true)?;
@@ -174,12 +174,15 @@ async fn pass_through(mut client: tokio::net::TcpStream, inner: SocketAddr, conn
 
 /// Whether a broker at `addr` accepts an MQTT connection (a whole CONNECT / CONNACK, so that the broker logs no
 /// broken connection; the socket is then closed, which rumqttd takes quietly, unlike a DISCONNECT).
-fn answers(addr: SocketAddr) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = TcpStream::connect(addr) else { return false };
+async fn answers(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return false };
     let mut packet = bytes::BytesMut::new();
-    let written = rumqttc::Connect::new("plarail-twin-probe").write(&mut packet).is_ok();
+    if rumqttc::Connect::new("plarail-twin-probe").write(&mut packet).is_err()
+        || stream.write_all(&packet).await.is_err()
+    {
+        return false;
+    }
     let mut connack = [0u8; 4];
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    written && stream.write_all(&packet).is_ok() && stream.read_exact(&mut connack).is_ok() && connack[0] == 0x20
+    let read = tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut connack)).await;
+    matches!(read, Ok(Ok(_))) && connack[0] == 0x20
 }

@@ -1016,9 +1016,13 @@ async fn sim_state(inner: &Inner) -> Option<TrackState> {
 }
 
 async fn snapshot_of(sim: &Sender<SimRequest>) -> Option<TrackState> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    sim.send(SimRequest::Snapshot(tx)).ok()?;
-    tokio::task::spawn_blocking(move || rx.recv().ok()).await.ok().flatten()
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let reply = move |state| {
+        // A caller that stopped waiting for its snapshot is not an error.
+        let _ = tx.send(state);
+    };
+    sim.send(SimRequest::SnapshotThen(Box::new(reply))).ok()?;
+    rx.await.ok()
 }
 
 /// The simulation's blocks as it starts.

@@ -364,7 +364,30 @@ async fn follow_presence(inner: Weak<Inner>, mode: Mode, mut presence: broadcast
         let (id, up) = match presence.recv().await {
             Ok(Presence::Connected(id)) => (id, true),
             Ok(Presence::Gone(id)) => (id, false),
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                // Words were missed, a board's going perhaps among them: no board is known up or down any more
+                // until the broker's next word on it.
+                let Some(inner) = inner.upgrade() else { return };
+                tracing::warn!("2023 boards: {missed} presence reports missed; every board's presence is unknown");
+                let Some(side) = inner.mqtt.get().and_then(|m| m.side(mode)) else { return };
+                let changed: Vec<BoardHealth> = {
+                    let mut all = side.health.lock().expect("health");
+                    all.values_mut()
+                        .filter(|(_, seen)| *seen != Seen::Unknown)
+                        .map(|(h, seen)| {
+                            *seen = Seen::Unknown;
+                            h.alive = false;
+                            BoardHealth { unknown: true, ..h.clone() }
+                        })
+                        .collect()
+                };
+                if inner.core().mode() == mode {
+                    for h in changed {
+                        let _ = inner.events.send(TrackEvent::Board(h));
+                    }
+                }
+                continue;
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let Some(inner) = inner.upgrade() else { return };

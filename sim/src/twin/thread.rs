@@ -22,7 +22,6 @@ pub enum Pacing {
 }
 
 /// A request to the simulation thread.
-#[derive(Debug)]
 pub enum Request {
     /// Apply a command; the result comes back as [`Output::Ack`] with the same id.
     Command {
@@ -33,8 +32,22 @@ pub enum Request {
     },
     /// Send a copy of the track state to the given channel.
     Snapshot(Sender<TrackState>),
+    /// Hand a copy of the track state to the given function, on the simulation thread (which it must not
+    /// block): how an async caller takes one without a blocking wait.
+    SnapshotThen(Box<dyn FnOnce(TrackState) + Send>),
     /// Stop the thread (it returns the simulation).
     Stop,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Command { id, cmd } => f.debug_struct("Command").field("id", id).field("cmd", cmd).finish(),
+            Request::Snapshot(_) => f.write_str("Snapshot"),
+            Request::SnapshotThen(_) => f.write_str("SnapshotThen"),
+            Request::Stop => f.write_str("Stop"),
+        }
+    }
 }
 
 /// What the simulation thread sends out.
@@ -131,6 +144,10 @@ fn serve(sim: &mut Simulation, request: Request, events: &mut Vec<SimEvent>, out
         Request::Snapshot(reply) => {
             // A caller that stopped waiting for its snapshot is not an error.
             let _ = reply.send(sim.state());
+            true
+        }
+        Request::SnapshotThen(reply) => {
+            reply(sim.state());
             true
         }
         Request::Stop => false,
