@@ -43,7 +43,7 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
     /// How long commands are sent, e.g. `30s`, `2m` or `45` (seconds).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::measure::parse_duration)]
     duration: Duration,
     /// Connections opened at once while connecting the clients.
     #[arg(long, default_value_t = 256)]
@@ -76,17 +76,6 @@ enum CommandProtocol {
     /// The 2021 protocol on `/ws`.
     #[value(name = "2021")]
     V2021,
-}
-
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = match s.strip_suffix('m') {
-        Some(n) => (n, 60.0),
-        None => (s.strip_suffix('s').unwrap_or(s), 1.0),
-    };
-    match number.parse::<f64>() {
-        Ok(n) if n > 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(n * unit)),
-        _ => Err(format!("`{s}` is not a duration like 30s, 2m or 45")),
-    }
 }
 
 /// A command in flight: sent, waiting for its ack and for every client to see it.
@@ -533,10 +522,5 @@ async fn resident_bytes(urls: &[String]) -> Option<f64> {
 /// The server's `plarail_resident_bytes`, if it reports it.
 async fn resident_bytes_of(url: &str) -> Option<f64> {
     let text = reqwest::get(url).await.ok()?.text().await.ok()?;
-    metric(&text, "plarail_resident_bytes")
-}
-
-/// The value of an unlabelled metric in Prometheus' text format, if it is there.
-pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
+    crate::measure::metric(&text, "plarail_resident_bytes")
 }

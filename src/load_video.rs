@@ -26,7 +26,7 @@ pub struct VideoLoadArgs {
     #[arg(long, default_value = "hachioji")]
     camera: String,
     /// How long frames are counted once every viewer is connected, e.g. `30s`, `2m` or `45` (seconds).
-    #[arg(long, default_value = "30s", value_parser = crate::load::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::measure::parse_duration)]
     duration: Duration,
     /// Viewers that also decode and read each picture's capture time (the delay figures come from them).
     #[arg(long, default_value_t = 8)]
@@ -72,7 +72,7 @@ async fn server_usage(base: &str) -> (Option<f64>, Option<f64>) {
     let Ok(text) = async { reqwest::get(format!("{base}/metrics")).await?.text().await }.await else {
         return (None, None);
     };
-    use crate::load::metric;
+    use crate::measure::metric;
     (metric(&text, "plarail_resident_bytes"), metric(&text, "plarail_cpu_seconds_total"))
 }
 

@@ -1,4 +1,10 @@
-//! `plarail-twin`: the digital twin of the festival Plarail layout.
+//! `plarail-twin`: the digital twin of the festival Plarail layout. Its modules, beside the commands here:
+//!
+//! - `serve`: `serve`'s settings (flags, environment, config file, defaults) and the server;
+//! - `edge`: a public edge gateway over the core's broker;
+//! - `load`: many WebSocket clients against a running gateway;
+//! - `load_video`: many WHEP viewers of one camera;
+//! - `measure`: what the load tools share (durations, metrics read from `/metrics`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +18,7 @@ use sim::layout::Layout;
 mod edge;
 mod load;
 mod load_video;
+mod measure;
 mod serve;
 
 #[derive(Parser)]

@@ -9,6 +9,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Deserialize;
 
+/// The HTTP server's address when none is given (`serve` and `edge`).
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+/// The log filter when none is given (`serve` and `edge`).
+pub const DEFAULT_LOG: &str = "info,rumqttd=warn";
+
 /// Flags of `serve`. Each can also come from a `PLARAIL_*` environment variable or the config file.
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -149,31 +154,59 @@ pub enum ModeArg {
     Live,
 }
 
-/// The config file: the same settings as the flags, by their names.
+/// The config file: the same settings as the flags, by their names (`edge` reads the same file, and refuses
+/// the settings only `serve` has).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ConfigFile {
-    listen: Option<SocketAddr>,
-    grpc_listen: Option<SocketAddr>,
-    layout: Option<PathBuf>,
-    mode: Option<ModeArg>,
-    boards: Option<BTreeMap<String, String>>,
-    operator_token: Option<String>,
-    rate_per_connection: Option<f64>,
-    rate_per_address: Option<f64>,
-    origins: Option<Vec<String>>,
-    data_dir: Option<PathBuf>,
-    history_keep: Option<u64>,
-    webrtc_udp: Option<Vec<SocketAddr>>,
-    video_sessions_per_address: Option<usize>,
-    log: Option<String>,
-    firmware: Option<String>,
-    operation: Option<String>,
-    broker: Option<String>,
-    broker_user: Option<String>,
-    broker_password: Option<String>,
-    broker_ca: Option<PathBuf>,
-    topics: Option<String>,
+pub struct ConfigFile {
+    pub(crate) listen: Option<SocketAddr>,
+    pub(crate) grpc_listen: Option<SocketAddr>,
+    pub(crate) layout: Option<PathBuf>,
+    pub(crate) mode: Option<ModeArg>,
+    pub(crate) boards: Option<BTreeMap<String, String>>,
+    pub(crate) operator_token: Option<String>,
+    pub(crate) rate_per_connection: Option<f64>,
+    pub(crate) rate_per_address: Option<f64>,
+    pub(crate) origins: Option<Vec<String>>,
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) history_keep: Option<u64>,
+    pub(crate) webrtc_udp: Option<Vec<SocketAddr>>,
+    pub(crate) video_sessions_per_address: Option<usize>,
+    pub(crate) log: Option<String>,
+    pub(crate) firmware: Option<String>,
+    pub(crate) operation: Option<String>,
+    pub(crate) broker: Option<String>,
+    pub(crate) broker_user: Option<String>,
+    pub(crate) broker_password: Option<String>,
+    pub(crate) broker_ca: Option<PathBuf>,
+    pub(crate) topics: Option<String>,
+    /// `edge` only: the layout's name for the default topic prefix.
+    pub(crate) layout_name: Option<String>,
+    /// `edge` only: the core's HTTP address.
+    pub(crate) core_url: Option<String>,
+}
+
+impl ConfigFile {
+    /// The settings in this file that only `serve` has, by name.
+    pub fn serve_only(&self) -> Vec<&'static str> {
+        let set = [
+            ("layout", self.layout.is_some()),
+            ("mode", self.mode.is_some()),
+            ("boards", self.boards.is_some()),
+            ("operator_token", self.operator_token.is_some()),
+            ("data_dir", self.data_dir.is_some()),
+            ("history_keep", self.history_keep.is_some()),
+            ("firmware", self.firmware.is_some()),
+            ("operation", self.operation.is_some()),
+        ];
+        set.into_iter().filter(|(_, is)| *is).map(|(name, _)| name).collect()
+    }
+
+    /// The settings in this file that only `edge` has, by name.
+    fn edge_only(&self) -> Vec<&'static str> {
+        let set = [("layout_name", self.layout_name.is_some()), ("core_url", self.core_url.is_some())];
+        set.into_iter().filter(|(_, is)| *is).map(|(name, _)| name).collect()
+    }
 }
 
 /// Everything `serve` needs, merged from flags, environment, config file and defaults.
@@ -198,18 +231,23 @@ pub struct Settings {
     broker: BrokerArgs,
 }
 
+impl ConfigFile {
+    /// The config file at `path` (none: every setting unset) and the folder its relative paths start from.
+    pub fn read(path: Option<&Path>) -> anyhow::Result<(ConfigFile, PathBuf)> {
+        let Some(path) = path else { return Ok((ConfigFile::default(), PathBuf::new())) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file: ConfigFile =
+            toml::from_str(&text).with_context(|| format!("{} is not a valid config file", path.display()))?;
+        Ok((file, path.parent().map(Path::to_path_buf).unwrap_or_default()))
+    }
+}
+
 impl ServeArgs {
     /// Merges the flags (and environment) over the config file over the defaults.
     pub fn settings(self) -> anyhow::Result<Settings> {
-        let (file, base) = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-                let file: ConfigFile =
-                    toml::from_str(&text).with_context(|| format!("{} is not a valid config file", path.display()))?;
-                (file, path.parent().map(Path::to_path_buf).unwrap_or_default())
-            }
-            None => (ConfigFile::default(), PathBuf::new()),
-        };
+        let (file, base) = ConfigFile::read(self.config.as_deref())?;
+        let edge_only = file.edge_only();
+        anyhow::ensure!(edge_only.is_empty(), "the config file: {} only for `edge`", edge_only.join(", "));
         // Paths in the config file are relative to the file.
         let relative = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let mut file_boards = Vec::new();
@@ -218,14 +256,20 @@ impl ServeArgs {
                 .push(parse_board(&format!("{name}={addr}")).map_err(|e| anyhow::anyhow!("config boards: {e}"))?);
         }
         Ok(Settings {
-            listen: self.listen.or(file.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen: self.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
             grpc_listen: self.grpc_listen.or(file.grpc_listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 50051))),
             layout: self.layout.or(file.layout.map(relative)),
             mode: self.mode.or(file.mode).unwrap_or(ModeArg::Sim),
             boards: if self.boards.is_empty() { file_boards } else { self.boards },
             operator_token: self.operator_token.or(file.operator_token),
-            rate_per_connection: self.rate_per_connection.or(file.rate_per_connection).unwrap_or(10.0),
-            rate_per_address: self.rate_per_address.or(file.rate_per_address).unwrap_or(50.0),
+            rate_per_connection: self
+                .rate_per_connection
+                .or(file.rate_per_connection)
+                .unwrap_or(gateway::limits::Limits::default().per_connection),
+            rate_per_address: self
+                .rate_per_address
+                .or(file.rate_per_address)
+                .unwrap_or(gateway::limits::Limits::default().per_address),
             origins: if self.origins.is_empty() { file.origins.unwrap_or_default() } else { self.origins },
             data_dir: self.data_dir.or(file.data_dir.map(relative)),
             history_keep: self.history_keep.or(file.history_keep).unwrap_or(gateway::journal::DEFAULT_KEEP),
@@ -238,7 +282,7 @@ impl ServeArgs {
                 .video_sessions_per_address
                 .or(file.video_sessions_per_address)
                 .unwrap_or(video::SfuConfig::default().per_address),
-            log: self.log.or(file.log).unwrap_or_else(|| "info,rumqttd=warn".into()),
+            log: self.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             firmware: match self.firmware.or(file.firmware).as_deref() {
                 None | Some("2023") => hil::firmware2023::Build::Festival2023,
                 Some("2025") => hil::firmware2023::Build::Reconnecting2025,

@@ -4,26 +4,21 @@
 
 use std::time::Duration;
 
-use futures_util::SinkExt;
 use hil::track::{Outcome, Setup, Track, TrackConfig, TrackEvent};
 use sim::auto::{AutoEvent, Operation};
 use sim::interlocking::{RejectKind, Request};
 use sim::layout::OnOff;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::gateway_2021::{expect, expect_within, serve};
+use crate::gateway_2021::serve;
 use crate::hil_track::config;
 use crate::support::layout_2021;
+use crate::support::{expect, expect_within, send};
 
 const TOKEN: &str = "operator-token-0123456789";
 
 async fn api_state(addr: std::net::SocketAddr) -> serde_json::Value {
     let text = reqwest::get(format!("http://{addr}/api/state")).await.unwrap().text().await.unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-async fn send(ws: &mut crate::gateway_2021::Ws, v: serde_json::Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

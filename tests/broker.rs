@@ -19,9 +19,11 @@ use hil::track::{Mode, Setup, Track};
 use sim::layout::OnOff;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::gateway_2021::{Ws, expect, frame};
+use crate::gateway_2021::frame;
 use crate::hil_track::{config, until};
-use crate::support::{layout_2021, layout_2021_text};
+use crate::support::{
+    Ws, device_state, expect, expect_within, free_port, layout_2021, layout_2021_text, send, serve_app,
+};
 
 const MOSQUITTO: &str = "needs mosquitto (Debian package mosquitto)";
 
@@ -92,11 +94,6 @@ impl Drop for Mosquitto {
     }
 }
 
-/// A port nothing listens on (now).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn topics() -> Topics {
     Topics::of_layout("chofufes2021")
 }
@@ -113,7 +110,7 @@ pub async fn core(broker: &Broker, options: gateway::core::Options) -> (Track, g
     };
     let video = video::Video::start(track.layout().clone(), track.clone(), config).await.unwrap();
     let app = gateway::server::router(core.clone()).merge(gateway::video::router(core.clone(), video));
-    let addr = serve(app).await;
+    let addr = serve_app(app).await;
     (track, core, addr)
 }
 
@@ -129,14 +126,7 @@ pub async fn edge_with_video(broker: &Broker, core: Option<String>) -> (SocketAd
     let sfu = video::SfuConfig { udp: vec!["127.0.0.1:0".into()], ..Default::default() };
     let video = video::Video::cascade(core_.layout().clone(), core, sfu);
     let app = gateway::server::router(core_.clone()).merge(gateway::video::router(core_, video.clone()));
-    (serve(app).await, video)
-}
-
-async fn serve(app: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
-    addr
+    (serve_app(app).await, video)
 }
 
 async fn ws(addr: SocketAddr, path: &str) -> Ws {
@@ -146,34 +136,9 @@ async fn ws(addr: SocketAddr, path: &str) -> Ws {
 /// How long a recovery may take on a busy machine (a process restarted, a reconnect after backoff).
 const RECOVERY: Duration = Duration::from_secs(30);
 
-/// Reads frames until one satisfies `want` (fails after `within`); returns it.
-async fn expect_within(ws: &mut Ws, within: Duration, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    tokio::time::timeout(within, async {
-        use futures_util::StreamExt;
-        loop {
-            if let Message::Text(t) = ws.next().await.expect("open").expect("frame") {
-                let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("JSON frame");
-                if want(&v) {
-                    return v;
-                }
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no such frame within {within:?}"))
-}
-
-async fn send(ws: &mut Ws, v: serde_json::Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
 async fn state(addr: SocketAddr) -> serde_json::Value {
     serde_json::from_str(&reqwest::get(format!("http://{addr}/api/state")).await.unwrap().text().await.unwrap())
         .unwrap()
-}
-
-fn device_state(state: &serde_json::Value, name: &str) -> Option<String> {
-    state["devices"].as_array()?.iter().find(|d| d["name"] == name)?["state"].as_str().map(String::from)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

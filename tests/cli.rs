@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::repo;
+use crate::support::{device_state, repo};
 
 fn twin(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_plarail-twin")).args(args).current_dir(repo("")).output().expect("run");
@@ -96,7 +96,7 @@ async fn boards_serves_the_layout_s_boards_and_posts_sensor_reports() {
     let app = hil::ingest::router(layout, hil::ingest::Senders::new(&loopback), tx)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
         .args(["boards", "--speed", "10", "--board", &format!("192.168.100.102:80=127.0.0.1:{port}")])
         .args(["--ingest", &format!("http://{ingest}/registerPosition")])
@@ -131,7 +131,7 @@ async fn boards_serves_the_layout_s_boards_and_posts_sensor_reports() {
 
 #[test]
 fn serve_takes_its_flags_from_the_environment_and_stops_gracefully_on_sigterm() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
         .env("PLARAIL_LISTEN", format!("127.0.0.1:{port}"))
         .env("PLARAIL_GRPC_LISTEN", "127.0.0.1:0")
@@ -161,7 +161,7 @@ fn serve_takes_its_flags_from_the_environment_and_stops_gracefully_on_sigterm() 
 fn serve_reads_a_config_file_under_its_flags() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("twin.toml");
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = crate::support::free_port;
     let (file_port, flag_port) = (free(), free());
     let text = format!(
         "listen = \"127.0.0.1:{file_port}\"\ngrpc_listen = \"127.0.0.1:0\"\nlog = \"warn\"\ndata_dir = \"journal\"\n\
@@ -206,7 +206,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 /// Starts `serve` on a free port with `args`; returns the child and its port once `/api/state` answers.
 fn start_serve(args: &[&str]) -> (std::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0", "--log", "warn"])
         .args(args)
@@ -239,10 +239,6 @@ fn wait_for(port: u16, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> s
     }
 }
 
-fn device_state(v: &serde_json::Value, name: &str) -> String {
-    v["devices"].as_array().unwrap().iter().find(|d| d["name"] == name).unwrap()["state"].to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_the_twin_comes_back_with_its_device_states_and_history() {
     use futures_util::{SinkExt, StreamExt};
@@ -265,8 +261,8 @@ async fn after_kill_9_the_twin_comes_back_with_its_device_states_and_history() {
     child.wait().unwrap();
 
     let (mut again, port) = start_serve(&["--data-dir", data.to_str().unwrap()]);
-    let state = wait_for(port, "/api/state", |v| device_state(v, "chofu_b3") == "\"OFF\"");
-    assert_eq!(device_state(&state, "chofu_b1"), "\"ON\"");
+    let state = wait_for(port, "/api/state", |v| device_state(v, "chofu_b3").as_deref() == Some("OFF"));
+    assert_eq!(device_state(&state, "chofu_b1").as_deref(), Some("ON"));
     let history = wait_for(port, "/api/history", |_| true);
     let first =
         &history["history"].as_array().unwrap().iter().find(|e| e["target"] == "chofu_b3").expect("in history").clone();
@@ -349,7 +345,7 @@ async fn a_command_acknowledged_just_before_kill_9_is_there_after_the_restart() 
         child.kill().unwrap(); // SIGKILL right after the ack: no shutdown, no flush
         child.wait().unwrap();
         let (mut again, port) = start_serve(&["--data-dir", data_dir]);
-        wait_for(port, "/api/state", |v| device_state(v, "kudanshita_s5") == format!("\"{state}\""));
+        wait_for(port, "/api/state", |v| device_state(v, "kudanshita_s5").as_deref() == Some(state));
         let history = wait_for(port, "/api/history?limit=1", |_| true);
         let last = &history["history"][0];
         assert_eq!((last["target"].as_str(), last["value"].as_str()), (Some("kudanshita_s5"), Some(state)), "{last}");
@@ -408,7 +404,7 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
         let ready =
             wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
         for (i, name) in switches.iter().enumerate() {
-            let now = device_state(&ready, name);
+            let now = device_state(&ready, name).expect("a device");
             assert!(
                 allowed[i].is_empty() || allowed[i].contains(&now),
                 "round {round}: {name} is {now}, not {:?}",
@@ -419,7 +415,7 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
         for (i, name) in switches.iter().enumerate() {
             let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/v2")).await.unwrap();
             let name = name.to_string();
-            let start = if device_state(&ready, &name) == "\"ON\"" { 1 } else { 0 };
+            let start = if device_state(&ready, &name).as_deref() == Some("ON") { 1 } else { 0 };
             clients.push(tokio::spawn(async move {
                 // (last acknowledged state, state in flight), and how many were acknowledged
                 let mut last: (Option<String>, Option<String>) = (None, None);
@@ -428,7 +424,7 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
                     let state = if n % 2 == 0 { "ON" } else { "OFF" };
                     let id = 1000 * i as u64 + n as u64;
                     let frame = format!(r#"{{"id":{id},"cmd":"device","name":"{name}","state":"{state}"}}"#);
-                    last.1 = Some(format!("\"{state}\""));
+                    last.1 = Some(state.to_string());
                     if ws.send(tokio_tungstenite::tungstenite::Message::Text(frame.into())).await.is_err() {
                         return (last, acks);
                     }
@@ -471,7 +467,7 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
     let state =
         wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
     for (i, name) in switches.iter().enumerate() {
-        assert!(allowed[i].contains(&device_state(&state, name)), "{name}: {:?}", allowed[i]);
+        assert!(allowed[i].contains(&device_state(&state, name).expect("a device")), "{name}: {:?}", allowed[i]);
     }
     last.kill().ok();
     last.wait().ok();
@@ -498,6 +494,31 @@ fn the_broker_flags_are_refused_with_what_is_wrong() {
         ),
     ] {
         let (ok, text) = twin(args);
+        assert!(!ok, "{args:?} started: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
+}
+
+/// `edge` reads the same config file as `serve` under its flags, with `serve`'s defaults; a setting only the
+/// other role has is refused by name.
+#[test]
+fn edge_reads_the_config_file_and_each_role_refuses_the_other_s_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().to_string()
+    };
+    // The file's broker and rate limit are read (the broker's is taken, the limit refused as the flag's is).
+    let limits = write("limits.toml", "broker = \"mqtt://127.0.0.1:1883\"\nrate_per_address = -1.0\n");
+    let serve_only = write("serve.toml", "broker = \"mqtt://127.0.0.1:1883\"\nboards = { \"a\" = \"127.0.0.1:1\" }\n");
+    let edge_only = write("edge.toml", "core_url = \"http://127.0.0.1:8080\"\n");
+    for (args, says) in [
+        (vec!["edge", "--config", &limits], "the rate limits must be positive numbers"),
+        (vec!["edge", "--config", &serve_only], "boards only for `serve`"),
+        (vec!["serve", "--config", &edge_only, "--listen", "127.0.0.1:0"], "core_url only for `edge`"),
+    ] {
+        let (ok, text) = twin(&args);
         assert!(!ok, "{args:?} started: {text}");
         assert!(text.contains(says), "{args:?}: {text}");
     }

@@ -2,14 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hil::track::{Setup, Track};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::hil_track::{config, until};
-use crate::support::layout_2021;
-
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::support::{Ws, expect, layout_2021};
 
 async fn gateway() -> (Track, std::net::SocketAddr) {
     gateway_with(gateway::core::Options::default()).await
@@ -26,38 +24,11 @@ pub async fn gateway_with(options: gateway::core::Options) -> (Track, std::net::
 pub async fn serve(track: Track, options: gateway::core::Options) -> std::net::SocketAddr {
     let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
     let app = gateway::server::router(core).merge(gateway::server::ingest(&track));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
-    addr
+    crate::support::serve_app(app).await
 }
 
 pub async fn connect(addr: std::net::SocketAddr) -> Ws {
     tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect").0
-}
-
-/// Reads frames until one satisfies `want` (or fails after 5 s); returns it.
-pub async fn expect(ws: &mut Ws, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    expect_within(ws, Duration::from_secs(5), want).await
-}
-
-/// Reads text frames until one satisfies `want`, within `limit`.
-pub async fn expect_within(
-    ws: &mut Ws,
-    limit: Duration,
-    want: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = tokio::time::timeout(left, ws.next()).await.expect("a frame in time").expect("open").expect("frame");
-        if let Message::Text(t) = msg {
-            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("JSON frame");
-            if want(&v) {
-                return v;
-            }
-        }
-    }
 }
 
 /// The next text frame (within 5 s).

@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
-use futures_util::SinkExt;
 use hil::track::{Setup, Track};
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::gateway_2021::{Ws, expect, gateway_with, serve};
+use crate::gateway_2021::{gateway_with, serve};
 use crate::hil_track::{config, until};
 use crate::support::layout_2021;
+use crate::support::{Ws, expect, send};
 
 async fn connect() -> (Track, Ws) {
     connect_with(gateway::core::Options::default()).await
@@ -21,10 +20,6 @@ async fn connect_with(options: gateway::core::Options) -> (Track, Ws) {
 
 async fn v2(addr: std::net::SocketAddr) -> Ws {
     tokio_tungstenite::connect_async(format!("ws://{addr}/ws/v2")).await.expect("connect").0
-}
-
-async fn send(ws: &mut Ws, v: serde_json::Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -383,8 +383,9 @@ async fn drives_the_2023_layout(broker: hil::boards2023::BoardBroker) {
     use hil::track::{Setup, Track, TrackConfig, TrackEvent};
     use tokio_tungstenite::tungstenite::Message;
 
-    use crate::gateway_2021::{expect, expect_within, serve};
+    use crate::gateway_2021::serve;
     use crate::hil_track::until;
+    use crate::support::{expect, expect_within};
 
     let mut observer = Observer::start(broker.port, &["+/+/delta", "block/#"]).await;
     let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };

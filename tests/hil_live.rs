@@ -14,17 +14,12 @@ use sim::twin::thread::Request as SimRequest;
 use sim::twin::{SimCommand, TrackState};
 
 use crate::hil_track::{config, device, position, until};
-use crate::support::{layout_2021, layout_2021_with};
+use crate::support::{layout_2021, layout_2021_with, live_boards};
 
 fn real_state(rig: &Rig) -> TrackState {
     let (tx, rx) = crossbeam_channel::bounded(1);
     rig.sim.requests.send(SimRequest::Snapshot(tx)).unwrap();
     rx.recv_timeout(Duration::from_secs(5)).unwrap()
-}
-
-/// The live boards map: every board of the layout at the rig's virtual board.
-fn live_boards(rig: &Rig) -> HashMap<String, String> {
-    rig.layout.boards.iter().zip(rig.addresses()).map(|(b, a)| (b.name.clone(), a)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

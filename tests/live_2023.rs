@@ -358,8 +358,9 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
-    use hil::rig::{MqttBoards, Rig, SimSink, post_sensor_reports};
+    use hil::rig::{MqttBoards, Rig, post_sensor_reports};
     use hil::track::TrackConfig;
+    use hil::virtual_device::SimSink;
     use sim::auto::{AutoEvent, Operation};
     use sim::track::DevicePosition;
     use sim::twin::EventKind;

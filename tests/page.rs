@@ -11,7 +11,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::gateway_2021::{Ws, gateway_with};
+use crate::gateway_2021::gateway_with;
+use crate::support::Ws;
 
 /// One headless Chromium with one page, driven over the DevTools protocol.
 pub struct Browser {

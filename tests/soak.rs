@@ -64,7 +64,7 @@ async fn visitor(port: u16, n: u64) {
 async fn memory_stays_flat_while_clients_come_and_go() {
     let seconds: u64 = std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(90);
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0", "--log", "error"])
         .args(["--data-dir", dir.path().to_str().unwrap(), "--history-keep", "2000"])

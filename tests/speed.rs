@@ -7,15 +7,17 @@ use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use hil::onboard::{KICK, duty, motor_mm_s, plan};
-use hil::rig::{Rig, SimSink};
+use hil::rig::Rig;
 use hil::track::{Mode, Outcome, Setup, Track};
+use hil::virtual_device::SimSink;
 use sim::interlocking::Request;
 use sim::twin::SimCommand;
 use sim::twin::thread::Request as SimRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::gateway_2021::{Ws, expect, next, serve};
+use crate::gateway_2021::{next, serve};
 use crate::hil_track::{config, until};
+use crate::support::{Ws, expect, live_boards};
 use crate::support::{controlled_train, layout_2021, siding_layout, train};
 
 /// The 2021 controller's mapping: 0 -> 0 %, 0 < N <= 100 -> a 60 % kick for 0.1 s, then 17.5 + N x 0.175 %;
@@ -131,11 +133,6 @@ async fn the_speed_socket_sets_takao_through_its_controller_and_every_client_see
     expect(&mut b, |v| *v == speed_frame("NIKKO", 100)).await;
     assert_eq!(track.state().await.trains[4].set_speed, 300);
     track.stop();
-}
-
-/// The live boards map: every board of the layout at the rig's virtual board or controller.
-fn live_boards(rig: &Rig) -> HashMap<String, String> {
-    rig.layout.boards.iter().zip(rig.addresses()).map(|(b, a)| (b.name.clone(), a)).collect()
 }
 
 /// Done when: a 2021 speed client changes TAKAO's speed in live mode, the real controller receives

@@ -369,7 +369,7 @@ impl Drop for Served {
 
 /// Starts `plarail-twin serve` (sim mode, the 2021 layout, the test token) and waits until it answers.
 pub async fn serve_process(extra: &[&str]) -> Served {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::free_port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0", "--log", "error"])
         .args(["--webrtc-udp", "127.0.0.1:0", "--operator-token", TOKEN])

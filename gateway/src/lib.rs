@@ -1,9 +1,22 @@
-//! Gateway: what visitors, operators and scripts talk to, over one [`hil::track::Track`].
+//! Gateway: what visitors, operators and scripts talk to, over one [`hil::track::Track`]. Its modules:
 //!
-//! The [`core`] is what every door shares: the track, the [`feeds`] of changes encoded once, the [`journal`],
-//! the [`metrics`], the visitor [`limits`] and [`operator`] actions. The doors: the HTTP [`server`] (page,
-//! state, history, metrics, sensor ingest) with the WebSocket [`session`] driver for the 2021 protocol
-//! ([`protocol_2021`]) and v2 ([`protocol_v2`]), whose frames are defined once in [`wire`]; [`grpc`]; and the [`video`] doors (WHEP, WHIP, cameras).
+//! - [`core`]: what every door shares: the link to the track, the feeds, the journal, metrics, limits;
+//! - [`link`]: the one interface between the doors and a track, here ([`local`]) or over a broker ([`broker`]);
+//! - [`local`]: the track in this process: commands journaled before they are acknowledged, events to frames;
+//! - [`broker`]: the twin past one machine: an on-site core and public edges tied by an MQTT broker;
+//! - [`feeds`]: changes encoded once per protocol, fanned out to every client;
+//! - [`journal`]: desired device states and command history, kept across restarts;
+//! - [`metrics`]: the Prometheus metrics;
+//! - [`limits`]: visitors' rate limits and allowed origins;
+//! - [`operator`]: operator actions and their token;
+//! - [`server`]: the HTTP doors (page, state, history, metrics, sensor ingest, WebSockets);
+//! - [`session`]: the WebSocket session driver, one per client;
+//! - [`step`]: what a client frame asks, as the protocols read it and the session carries it out;
+//! - [`protocol_2021`], [`protocol_v2`]: the two WebSocket protocols as plain functions;
+//! - [`wire`]: every frame, defined once;
+//! - [`grpc`]: the 2021 gRPC services and the v2 state feed;
+//! - [`state_manager`]: the 2023 state manager's Connect API (the 2023 dashboard and auto-operation);
+//! - [`video`]: the video doors (WHEP, WHIP, cameras).
 
 pub mod broker;
 pub mod core;

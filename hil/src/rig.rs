@@ -17,22 +17,7 @@ use sim::twin::{SimEvent, Simulation, StartError};
 use crate::ingest::report_for;
 use crate::virtual_boards::{VirtualBoard, start};
 use crate::virtual_controllers::{self, VirtualController};
-
-/// Where virtual devices send what they do to the simulation: normally into the simulation thread's request
-/// channel.
-pub type SimSink = Arc<dyn Fn(sim::twin::SimCommand) + Send + Sync>;
-
-/// Where a virtual board or controller listens: where `listen` says (by the board's name or layout address),
-/// else on `127.0.0.1` with a port chosen by the system.
-pub(crate) async fn listen(
-    listen: &HashMap<String, SocketAddr>,
-    board: &sim::layout::Board,
-) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
-    let want = listen.get(&board.name).or_else(|| listen.get(&board.address)).copied();
-    let listener = tokio::net::TcpListener::bind(want.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
-    let addr = listener.local_addr()?;
-    Ok((listener, addr))
-}
+use crate::virtual_device::SimSink;
 
 /// Why a rig cannot start.
 #[derive(Debug, thiserror::Error)]

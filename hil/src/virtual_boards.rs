@@ -26,7 +26,7 @@ use sim::layout::{BoardKind, DeviceId, Layout};
 use sim::twin::SimCommand;
 
 use crate::firmware::{HttpRequest, POWER_ON_ANGLE, ServoBoard};
-use crate::rig::SimSink;
+use crate::virtual_device::SimSink;
 
 /// Faults a virtual board shows, settable at run time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +142,7 @@ pub async fn start(
 ) -> std::io::Result<Vec<VirtualBoard>> {
     let mut boards = Vec::new();
     for (id, b) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Servo) {
-        let (listener, addr) = crate::rig::listen(listen, b).await?;
+        let (listener, addr) = crate::virtual_device::listen(listen, b).await?;
         let devices =
             layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).map(|(i, d)| (d.pin, i)).collect();
         let shared = Arc::new(Shared {

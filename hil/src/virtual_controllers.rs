@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 use crate::onboard;
 use crate::proto2021::speed_server::{Speed, SpeedServer};
 use crate::proto2021::{Code, SendSpeed, StatusCode};
-use crate::rig::SimSink;
+use crate::virtual_device::SimSink;
 
 struct Shared {
     /// The trains it drives (normally one), with their top speed in mm/s.
@@ -89,7 +89,7 @@ pub async fn start(
 ) -> std::io::Result<Vec<VirtualController>> {
     let mut controllers = Vec::new();
     for (id, b) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Speed) {
-        let (listener, addr) = crate::rig::listen(listen, b).await?;
+        let (listener, addr) = crate::virtual_device::listen(listen, b).await?;
         let trains = layout
             .trains
             .iter()

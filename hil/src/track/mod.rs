@@ -978,7 +978,7 @@ async fn uncertain(inner: &Inner, device: usize, state: OnOff, failure: &Failure
         let angle = (0..).find(|a| *a != d.on_angle && *a != d.off_angle).expect("a third angle");
         let _ = sim_command(inner, SimCommand::SetAngle { device, angle }).await;
     }
-    let word = sim::interlocking::on_off_words(d.kind, state);
+    let word = d.kind.words(state);
     format!("{failure}; the command may have been carried out: {} will be {word} as soon as the board answers", d.name)
 }
 

@@ -135,7 +135,7 @@ pub(super) async fn start(
         // In live mode the simulation is the mirror of the real boards: a virtual board acting late (a retained
         // state or a `get` answered as it booted) must not move it.
         let weak = Arc::downgrade(inner);
-        let sink: crate::rig::SimSink = Arc::new(move |cmd| {
+        let sink: crate::virtual_device::SimSink = Arc::new(move |cmd| {
             if weak.upgrade().is_some_and(|inner| inner.core().mode() == Mode::Sim) {
                 let _ = requests.send(SimRequest::Command { id: 0, cmd });
             }

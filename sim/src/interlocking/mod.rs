@@ -275,7 +275,7 @@ impl Interlocking {
             let (was, now) = (rule_distance(group, before), rule_distance(group, after));
             if !(now == 0 || (was > 0 && now <= was)) {
                 let name = &self.layout.devices[device].name;
-                let verb = on_off_words(self.layout.devices[device].kind, wanted);
+                let verb = self.layout.devices[device].kind.words(wanted);
                 return Err(Rejection {
                     kind: RejectKind::StationRule,
                     message: format!(
@@ -444,16 +444,6 @@ impl Interlocking {
             }
         }
         covered
-    }
-}
-
-/// "raised"/"lowered" for stop rails, "set diverging"/"set straight" for switches.
-pub fn on_off_words(kind: DeviceKind, state: OnOff) -> &'static str {
-    match (kind, state) {
-        (DeviceKind::StopRail, OnOff::On) => "raised",
-        (DeviceKind::StopRail, OnOff::Off) => "lowered",
-        (DeviceKind::Switch, OnOff::On) => "set diverging",
-        (DeviceKind::Switch, OnOff::Off) => "set straight",
     }
 }
 

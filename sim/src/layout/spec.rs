@@ -220,6 +220,18 @@ pub enum DeviceKind {
     Switch,
 }
 
+impl DeviceKind {
+    /// `state` in words: "raised"/"lowered" for stop rails, "set diverging"/"set straight" for switches.
+    pub fn words(self, state: OnOff) -> &'static str {
+        match (self, state) {
+            (DeviceKind::StopRail, OnOff::On) => "raised",
+            (DeviceKind::StopRail, OnOff::Off) => "lowered",
+            (DeviceKind::Switch, OnOff::On) => "set diverging",
+            (DeviceKind::Switch, OnOff::Off) => "set straight",
+        }
+    }
+}
+
 /// ON or OFF, as in the 2021 protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 pub enum OnOff {

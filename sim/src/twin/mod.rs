@@ -490,7 +490,7 @@ impl SimEvent {
         let device = |d: DeviceId| layout.devices[d].name.as_str();
         let what = match self.kind {
             EventKind::DeviceChanged { device: d, position } => match position.state() {
-                Some(s) => format!("{} {}", device(d), crate::interlocking::on_off_words(layout.devices[d].kind, s)),
+                Some(s) => format!("{} {}", device(d), layout.devices[d].kind.words(s)),
                 None => format!("{} stuck between positions ({position:?})", device(d)),
             },
             EventKind::SensorPassed { sensor, train: t } => {

@@ -10,7 +10,7 @@ use super::map::{MapView, train_colour};
 use super::{LOG_HEIGHT, PANEL_WIDTH, Shown, Twin};
 use crate::view::{Action, Pace, controller_words};
 use sim::auto::Operation;
-use sim::interlocking::{FULL_SPEED, on_off_words};
+use sim::interlocking::FULL_SPEED;
 use sim::layout::OnOff;
 
 /// A train's automatic plan in words: `auto · next chofu_s2 · 3 calls · dwell, 4 s left`.
@@ -133,9 +133,9 @@ pub fn ui(
                         let now = picture.devices[d];
                         ui.horizontal(|ui| {
                             ui.monospace(format!("{:<16}", mark.name));
-                            ui.label(now.map_or("moving", |s| on_off_words(mark.kind, s)));
+                            ui.label(now.map_or("moving", |s| mark.kind.words(s)));
                             let next = if now == Some(OnOff::On) { OnOff::Off } else { OnOff::On };
-                            if ui.small_button(on_off_words(mark.kind, next).replace("set ", "")).clicked() {
+                            if ui.small_button(mark.kind.words(next).replace("set ", "")).clicked() {
                                 actions.push(Action::Device { device: d, state: next });
                             }
                         });

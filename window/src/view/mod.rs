@@ -145,7 +145,7 @@ impl Action {
         match *self {
             Action::Device { device, state } => {
                 let d = &drawing.devices[device];
-                format!("{} {}", d.name, sim::interlocking::on_off_words(d.kind, state))
+                format!("{} {}", d.name, d.kind.words(state))
             }
             Action::Speed { train, speed } => format!("{} speed {speed}", drawing.trains[train].name),
             Action::EmergencyStop => "emergency stop".into(),
