@@ -122,15 +122,15 @@ async fn boards_serves_the_layout_s_boards_and_posts_sensor_reports() {
     assert_eq!(answer.status().as_u16(), 200);
     let reading = tokio::time::timeout(std::time::Duration::from_secs(20), readings.recv()).await;
     child.kill().ok();
-    child.wait().ok();
+    exit_of(child).await;
     let reading = reading.expect("a sensor report within 20 s").expect("reading");
     let layout = crate::support::layout_2021();
     assert_eq!(layout.sensors[reading.sensor].name, "kudanshita_s6_f");
     assert_eq!(reading.train_id, 2, "CHICHIBU is train 2");
 }
 
-#[test]
-fn serve_takes_its_flags_from_the_environment_and_stops_gracefully_on_sigterm() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_its_flags_from_the_environment_and_stops_gracefully_on_sigterm() {
     let port = crate::support::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
         .env("PLARAIL_LISTEN", format!("127.0.0.1:{port}"))
@@ -141,24 +141,24 @@ fn serve_takes_its_flags_from_the_environment_and_stops_gracefully_on_sigterm() 
         .expect("start the twin with no subcommand");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let body = loop {
-        match http_get(port, "/api/state") {
+        match http_get(port, "/api/state").await {
             Some(body) => break body,
             _ if std::time::Instant::now() > deadline => {
                 child.kill().ok();
                 panic!("the twin did not serve /api/state within 20 s");
             }
-            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
     };
     assert!(body.contains(r#""mode":"sim""#) && body.contains("chofu_b1"), "{body}");
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = child.wait().unwrap();
+    let status = exit_of(child).await;
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
 
-#[test]
-fn serve_reads_a_config_file_under_its_flags() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reads_a_config_file_under_its_flags() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("twin.toml");
     let free = crate::support::free_port;
@@ -174,68 +174,68 @@ fn serve_reads_a_config_file_under_its_flags() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let history = wait_for(flag_port, "/api/history", |_| true);
+    let history = wait_for(flag_port, "/api/history", |_| true).await;
     assert!(history["history"].is_array(), "{history}");
     assert!(dir.path().join("journal").is_dir(), "the journal lies beside the config file");
-    assert!(http_get(file_port, "/api/state").is_none(), "the file's address is overridden by the flag");
+    assert!(http_get(file_port, "/api/state").await.is_none(), "the file's address is overridden by the flag");
     child.kill().unwrap();
-    child.wait().unwrap();
+    exit_of(child).await;
 
     // A key the config file does not know is named in the error.
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisten_port = 8080\n").unwrap();
-    let (ok, out) = twin(&["serve", "--config", config.to_str().unwrap()]);
+    let (ok, out) = twin_async(&["serve", "--config", config.to_str().unwrap()]).await;
     assert!(!ok && out.contains("listen_port"), "{out}");
     // A board address that is not HOST:PORT is refused.
     std::fs::write(&config, "[boards]\nservo1 = \"nowhere\"\n").unwrap();
-    let (ok, out) = twin(&["serve", "--config", config.to_str().unwrap()]);
+    let (ok, out) = twin_async(&["serve", "--config", config.to_str().unwrap()]).await;
     assert!(!ok && out.contains("nowhere"), "{out}");
 }
 
-/// A plain HTTP/1.0 GET on loopback; the body, if the server answered 200.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let (head, body) = answer.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200")
-        .then(|| body.to_string())
-        .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_string()))
+/// `GET` on loopback; the body, if the server answered 200.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    let answer = reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.ok()?;
+    if answer.status() != reqwest::StatusCode::OK {
+        return None;
+    }
+    answer.text().await.ok()
+}
+
+/// `twin` from async code: the command run on a blocking thread.
+async fn twin_async(args: &[&str]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || twin(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+}
+
+/// Waits for a child process to end, on a blocking thread.
+async fn exit_of(mut child: std::process::Child) -> std::process::ExitStatus {
+    tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap()
 }
 
 /// Starts `serve` on a free port with `args`; returns the child and its port once `/api/state` answers.
-fn start_serve(args: &[&str]) -> (std::process::Child, u16) {
+async fn start_serve(args: &[&str]) -> (std::process::Child, u16) {
     let port = crate::support::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
+    let child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0", "--log", "warn"])
         .args(args)
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start serve");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while http_get(port, "/api/state").is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().ok();
-            panic!("serve did not answer within 20 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for(port, "/api/state", |_| true).await;
     (child, port)
 }
 
 /// Polls `path` until `ok(body)` or 20 s pass.
-fn wait_for(port: u16, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+async fn wait_for(port: u16, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        if let Some(body) = http_get(port, path) {
+        if let Some(body) = http_get(port, path).await {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             if ok(&v) {
                 return v;
             }
         }
         assert!(std::time::Instant::now() < deadline, "{path} never satisfied the test");
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -244,8 +244,8 @@ async fn after_kill_9_the_twin_comes_back_with_its_device_states_and_history() {
     use futures_util::{SinkExt, StreamExt};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut child, port) = start_serve(&["--data-dir", data.to_str().unwrap()]);
-    wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
+    let (mut child, port) = start_serve(&["--data-dir", data.to_str().unwrap()]).await;
+    wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await.unwrap();
     let command = r#"{"station_name":"chofu_b3","state":"OFF"}"#;
     ws.send(tokio_tungstenite::tungstenite::Message::Text(command.into())).await.unwrap();
@@ -256,28 +256,28 @@ async fn after_kill_9_the_twin_comes_back_with_its_device_states_and_history() {
             break;
         }
     }
-    wait_for(port, "/api/history?limit=5", |v| v["history"].as_array().is_some_and(|h| !h.is_empty()));
+    wait_for(port, "/api/history?limit=5", |v| v["history"].as_array().is_some_and(|h| !h.is_empty())).await;
     child.kill().unwrap(); // SIGKILL: no shutdown, no flush
-    child.wait().unwrap();
+    exit_of(child).await;
 
-    let (mut again, port) = start_serve(&["--data-dir", data.to_str().unwrap()]);
-    let state = wait_for(port, "/api/state", |v| device_state(v, "chofu_b3").as_deref() == Some("OFF"));
+    let (mut again, port) = start_serve(&["--data-dir", data.to_str().unwrap()]).await;
+    let state = wait_for(port, "/api/state", |v| device_state(v, "chofu_b3").as_deref() == Some("OFF")).await;
     assert_eq!(device_state(&state, "chofu_b1").as_deref(), Some("ON"));
-    let history = wait_for(port, "/api/history", |_| true);
+    let history = wait_for(port, "/api/history", |_| true).await;
     let first =
         &history["history"].as_array().unwrap().iter().find(|e| e["target"] == "chofu_b3").expect("in history").clone();
     assert_eq!((first["value"].as_str(), first["result"].as_str()), (Some("OFF"), Some("applied")), "{first}");
     again.kill().ok();
-    again.wait().ok();
+    exit_of(again).await;
 }
 
-#[test]
-fn load_reports_latency_throughput_and_no_lost_updates() {
-    let (mut child, port) = start_serve(&["--rate-per-address", "1000"]);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_reports_latency_throughput_and_no_lost_updates() {
+    let (mut child, port) = start_serve(&["--rate-per-address", "1000"]).await;
     // Watching either feed, and commanding in v2 or (as against the 2021 Go stack) in the 2021 protocol.
     for (protocol, commands) in [("ws", "auto"), ("ws/v2", "v2"), ("ws", "2021")] {
         let url = format!("ws://127.0.0.1:{port}/{protocol}");
-        let (ok, out) = twin(&[
+        let (ok, out) = twin_async(&[
             "load",
             "--url",
             &url,
@@ -289,7 +289,8 @@ fn load_reports_latency_throughput_and_no_lost_updates() {
             "2s",
             "--commands",
             commands,
-        ]);
+        ])
+        .await;
         assert!(ok, "{out}");
         assert!(out.contains("updates lost: 0"), "{out}");
         let samples: u64 = out
@@ -304,18 +305,30 @@ fn load_reports_latency_throughput_and_no_lost_updates() {
         assert!(out.contains(protocol_used), "{out}");
     }
     // Over a server's limits: the refusals are counted apart from lost updates, and named.
-    let (mut limited, port) = start_serve(&["--rate-per-address", "5"]);
+    let (mut limited, port) = start_serve(&["--rate-per-address", "5"]).await;
     let url = format!("ws://127.0.0.1:{port}/ws");
-    let (ok, out) =
-        twin(&["load", "--url", &url, "--clients", "5", "--rate", "30", "--duration", "2s", "--commands", "2021"]);
+    let (ok, out) = twin_async(&[
+        "load",
+        "--url",
+        &url,
+        "--clients",
+        "5",
+        "--rate",
+        "30",
+        "--duration",
+        "2s",
+        "--commands",
+        "2021",
+    ])
+    .await;
     assert!(ok && out.contains("updates lost: 0"), "{out}");
     assert!(out.contains("rate limits: the server's limits were hit"), "{out}");
     limited.kill().unwrap();
-    limited.wait().unwrap();
-    let (ok, out) = twin(&["load", "--url", "http://127.0.0.1:1/ws", "--duration", "2s"]);
+    exit_of(limited).await;
+    let (ok, out) = twin_async(&["load", "--url", "http://127.0.0.1:1/ws", "--duration", "2s"]).await;
     assert!(!ok && out.contains("ws://"), "{out}");
     child.kill().unwrap();
-    child.wait().unwrap();
+    exit_of(child).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,8 +340,8 @@ async fn a_command_acknowledged_just_before_kill_9_is_there_after_the_restart() 
     let data_dir = data.to_str().unwrap();
     // Each round: the command's ack, then SIGKILL at once, then the state it acknowledged after the restart.
     for (round, state) in ["OFF", "ON", "OFF"].into_iter().enumerate() {
-        let (mut child, port) = start_serve(&["--data-dir", data_dir]);
-        wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
+        let (mut child, port) = start_serve(&["--data-dir", data_dir]).await;
+        wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/v2")).await.unwrap();
         let id = 100 + round as u64;
         let command = format!(r#"{{"id":{id},"cmd":"device","name":"kudanshita_s5","state":"{state}"}}"#);
@@ -343,14 +356,14 @@ async fn a_command_acknowledged_just_before_kill_9_is_there_after_the_restart() 
             }
         }
         child.kill().unwrap(); // SIGKILL right after the ack: no shutdown, no flush
-        child.wait().unwrap();
-        let (mut again, port) = start_serve(&["--data-dir", data_dir]);
-        wait_for(port, "/api/state", |v| device_state(v, "kudanshita_s5").as_deref() == Some(state));
-        let history = wait_for(port, "/api/history?limit=1", |_| true);
+        exit_of(child).await;
+        let (mut again, port) = start_serve(&["--data-dir", data_dir]).await;
+        wait_for(port, "/api/state", |v| device_state(v, "kudanshita_s5").as_deref() == Some(state)).await;
+        let history = wait_for(port, "/api/history?limit=1", |_| true).await;
         let last = &history["history"][0];
         assert_eq!((last["target"].as_str(), last["value"].as_str()), (Some("kudanshita_s5"), Some(state)), "{last}");
         again.kill().ok();
-        again.wait().ok();
+        exit_of(again).await;
     }
 }
 
@@ -400,9 +413,10 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
     let mut allowed: Vec<Vec<String>> = vec![Vec::new(); switches.len()];
     let mut total_acks = 0;
     for round in 0..5 {
-        let (mut child, port) = start_serve(&flags);
+        let (mut child, port) = start_serve(&flags).await;
         let ready =
-            wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
+            wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false))
+                .await;
         for (i, name) in switches.iter().enumerate() {
             let now = device_state(&ready, name).expect("a device");
             assert!(
@@ -452,7 +466,7 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(rng.random_range(100..700))).await;
         child.kill().unwrap(); // SIGKILL at a random moment, commands in flight
-        child.wait().unwrap();
+        exit_of(child).await;
         for (i, client) in clients.into_iter().enumerate() {
             let ((acked, in_flight), acks) = client.await.unwrap();
             total_acks += acks;
@@ -463,14 +477,14 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
         }
     }
     assert!(total_acks >= 20, "only {total_acks} commands acknowledged: the kills came too early to test much");
-    let (mut last, port) = start_serve(&flags);
+    let (mut last, port) = start_serve(&flags).await;
     let state =
-        wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false));
+        wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
     for (i, name) in switches.iter().enumerate() {
         assert!(allowed[i].contains(&device_state(&state, name).expect("a device")), "{name}: {:?}", allowed[i]);
     }
     last.kill().ok();
-    last.wait().ok();
+    exit_of(last).await;
 }
 
 /// The broker flags are checked before anything starts: an edge needs a broker, a URL must be MQTT's, a CA

@@ -237,8 +237,12 @@ async fn start_up_drives_every_device_through_its_board() {
 async fn boards_answering_like_the_2021_firmware_stay_alive_under_health_polls() {
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    // Several health polls later every board is still alive, and commands go through.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Three health polls later every board is still alive, and commands go through.
+    let before: Vec<u64> = track.virtual_boards().iter().map(|vb| vb.answered()).collect();
+    until("three more requests answered by every board", Duration::from_secs(10), async || {
+        track.virtual_boards().iter().zip(&before).all(|(vb, b)| vb.answered() >= b + 3)
+    })
+    .await;
     assert!(track.ready(), "{:?}", track.boards());
     assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
     track.stop();

@@ -65,8 +65,13 @@ async fn a_virtual_controller_kicks_the_motor_then_holds_the_speed() {
         assert_eq!(answer.code, hil::proto2021::Code::Success as i32, "the 2021 controller always says SUCCESS");
     }
     until("kick and hold", Duration::from_secs(5), async || seen.lock().unwrap().len() >= 2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // nothing more may come: -50 and 120 are ignored
-    let seen = seen.lock().unwrap().clone();
+    // A stop after them: the controller takes its speeds in order, so once the stop is carried out, whatever -50
+    // and 120 did would be there too.
+    client.control_speed(send(0)).await.unwrap();
+    let stop = SimCommand::SetSpeed { train: takao, speed: 0 };
+    until("the stop", Duration::from_secs(5), async || seen.lock().unwrap().iter().any(|(_, c)| *c == stop)).await;
+    let mut seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.pop().map(|(_, c)| c), Some(stop), "nothing after the stop");
     assert_eq!(
         seen.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
         vec![SimCommand::SetSpeed { train: takao, speed: 300 }, SimCommand::SetSpeed { train: takao, speed: 150 }]
@@ -74,7 +79,7 @@ async fn a_virtual_controller_kicks_the_motor_then_holds_the_speed() {
     // The kick lasts 0.1 s (less the moment between the plan's start and its first duty being set).
     let kick = seen[1].0 - seen[0].0;
     assert!(kick >= KICK - Duration::from_millis(5) && kick < KICK * 5, "the kick lasted {kick:?}");
-    assert_eq!(controllers[0].received(), vec![50, -50, 120]);
+    assert_eq!(controllers[0].received(), vec![50, -50, 120, 0]);
 }
 
 async fn speed_socket(addr: std::net::SocketAddr) -> Ws {

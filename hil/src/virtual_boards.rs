@@ -54,6 +54,8 @@ struct Shared {
     sink: SimSink,
     /// Requests answered with an error status (400 or 404).
     refused: AtomicU64,
+    /// Requests the firmware answered (any status).
+    answered: AtomicU64,
     /// Writes that changed a servo's angle, by pin.
     moves: Mutex<HashMap<u32, u64>>,
 }
@@ -108,6 +110,11 @@ impl VirtualBoard {
         self.shared.firmware.lock().expect("firmware").angle(pin)
     }
 
+    /// How many requests the firmware answered (whatever the status): health checks, commands, clock sets.
+    pub fn answered(&self) -> u64 {
+        self.shared.answered.load(Ordering::Relaxed)
+    }
+
     /// The board's clock (`time(NULL)`): unix seconds once set, else seconds since boot.
     pub fn clock(&self) -> i64 {
         self.shared.firmware.lock().expect("firmware").clock(self.shared.now_ms())
@@ -153,6 +160,7 @@ pub async fn start(
             devices,
             sink: sink.clone(),
             refused: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
             moves: Mutex::default(),
         });
         let app = Router::new()
@@ -213,6 +221,7 @@ async fn serve(
     if outcome.reply.status != 200 {
         shared.refused.fetch_add(1, Ordering::Relaxed);
     }
+    shared.answered.fetch_add(1, Ordering::Relaxed);
     let status = StatusCode::from_u16(outcome.reply.status).expect("firmware statuses are valid");
     let headers = [(header::CONTENT_TYPE, outcome.reply.content_type), (header::CONNECTION, "close")];
     (status, headers, outcome.reply.body).into_response()
