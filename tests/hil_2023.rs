@@ -465,7 +465,7 @@ async fn drives_the_2023_layout(broker: hil::boards2023::BoardBroker) {
 async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
     use std::time::Duration;
 
-    use hil::track::{Outcome, Setup, Track, TrackConfig};
+    use hil::track::{Failure, Outcome, Setup, Track, TrackConfig};
     use sim::interlocking::Request;
     use sim::track::DevicePosition;
 
@@ -495,7 +495,9 @@ async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
     // The board loses the delta: the command fails, the point stays, and REVERSE is now the desired state.
     chofu.set_faults(hil::virtual_mqtt_boards::Faults { drop_messages: true, ..Default::default() });
     let reverse = Request::Device { device: point, state: OnOff::On };
-    assert!(matches!(track.apply(reverse).await, Outcome::Failed(r) if r.contains("did not move it")));
+    assert!(
+        matches!(track.apply(reverse).await, Outcome::Failed(Failure::NotMoved { device, .. }) if device == "chofu_down_p1")
+    );
     assert_eq!(position().await, DevicePosition::Off);
     assert_eq!(track.desired(point), OnOff::On);
     chofu.set_faults(hil::virtual_mqtt_boards::Faults::default());
@@ -504,7 +506,7 @@ async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
     chofu.cut();
     until("chofu down", Duration::from_secs(5), async || !up(&track, chofu_id)).await;
     let stop = Request::Device { device: layout.device_id("chofu_up_s1").unwrap(), state: OnOff::Off };
-    assert!(matches!(track.apply(stop).await, Outcome::Failed(r) if r.contains("chofu is not connected")));
+    assert_eq!(track.apply(stop).await, Outcome::Failed(Failure::NotConnected { board: "chofu".into() }));
 
     // Back after 5 s (the 2025 build): up, and told its devices' states: the point turns as desired.
     until("chofu up again", Duration::from_secs(15), async || up(&track, chofu_id)).await;
@@ -559,7 +561,7 @@ async fn live_mode_drives_the_real_2023_boards_on_their_broker() {
     use std::time::Duration;
 
     use hil::boards2023::{BoardBroker, setting_of};
-    use hil::track::{Mode, Outcome, Setup, Track, TrackEvent};
+    use hil::track::{Failure, Mode, Outcome, Setup, Track, TrackEvent};
     use hil::virtual_mqtt_boards::{Faults, VirtualMqttBoard};
     use sim::interlocking::Request;
     use sim::layout::{BoardKind, DetectorTarget};
@@ -629,7 +631,7 @@ async fn live_mode_drives_the_real_2023_boards_on_their_broker() {
     chofu.cut();
     until("chofu down", Duration::from_secs(5), async || !up(*chofu_id)).await;
     let stop = Request::Device { device: layout.device_id("chofu_up_s1").unwrap(), state: OnOff::Off };
-    assert!(matches!(track.apply(stop).await, Outcome::Failed(r) if r.contains("chofu is not connected")));
+    assert_eq!(track.apply(stop).await, Outcome::Failed(Failure::NotConnected { board: "chofu".into() }));
     // Back after 5 s: up, and told its devices' states: the lost delta is put right.
     until("chofu up again", Duration::from_secs(15), async || up(*chofu_id)).await;
     until("the lost delta put right", Duration::from_secs(10), async || {

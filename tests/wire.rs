@@ -5,7 +5,7 @@ use gateway::link::Operated;
 use gateway::step::Step;
 use gateway::wire::{v2, v2021};
 use gateway::{protocol_2021, protocol_v2};
-use hil::track::{Mode, Outcome};
+use hil::track::{Failure, Mode, Outcome};
 use serde_json::{Value, json};
 use sim::interlocking::{RejectKind, Rejection, Request};
 use sim::layout::{DeviceKind, OnOff};
@@ -92,7 +92,8 @@ fn a_2021_client_hears_of_a_command_only_when_it_was_not_carried_out() {
     assert_eq!(protocol_2021::answer(&Outcome::Applied), None);
     let refusal = Rejection { kind: RejectKind::Unknown, message: "no such thing".into() };
     assert_eq!(protocol_2021::answer(&Outcome::Rejected(refusal)), Some(r#"{"error":"no such thing"}"#.into()));
-    assert_eq!(protocol_2021::answer(&Outcome::Failed("board down".into())), Some(r#"{"error":"board down"}"#.into()));
+    let down = Outcome::Failed(Failure::BoardDown { board: "servo-107".into() });
+    assert_eq!(protocol_2021::answer(&down), Some(r#"{"error":"board servo-107 is not answering"}"#.into()));
 }
 
 #[test]
@@ -139,7 +140,7 @@ fn a_v2_client_is_answered_with_its_command_s_id() {
     assert_eq!(answer(Outcome::Applied), v2::ServerFrame::Ack { id: 9, detail: None });
     let refusal = Rejection { kind: RejectKind::Unknown, message: "no".into() };
     assert!(matches!(answer(Outcome::Rejected(refusal)), v2::ServerFrame::Rejected { id: 9, .. }));
-    assert!(matches!(answer(Outcome::Failed("x".into())), v2::ServerFrame::Failed { id: 9, .. }));
+    assert!(matches!(answer(Outcome::Failed(Failure::Denied)), v2::ServerFrame::Failed { id: 9, .. }));
     let operated = |o| v2::ServerFrame::decode(&protocol_v2::operated(3, o)).unwrap();
     assert!(matches!(operated(Operated::Denied), v2::ServerFrame::Denied { id: 3, .. }));
     assert_eq!(operated(Operated::Done("ok".into())), v2::ServerFrame::Ack { id: 3, detail: Some("ok".into()) });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hil::block_word::DetectorHealth;
-use hil::track::{Outcome, Track, TrackEvent};
+use hil::track::{Failure, Outcome, Track, TrackEvent};
 use serde_json::{Value, json};
 use sim::auto::Operation;
 use sim::interlocking::Request;
@@ -88,9 +88,7 @@ impl Local {
             entries.push(Entry::Device(device));
         }
         match self.journal(entries).await {
-            Err(e) if outcome == Outcome::Applied => {
-                Outcome::Failed(format!("carried out on the track, but not recorded in the journal: {e}"))
-            }
+            Err(e) if outcome == Outcome::Applied => Outcome::Failed(Failure::NotRecorded(e.to_string())),
             _ => outcome,
         }
     }
@@ -197,7 +195,7 @@ fn command(layout: &Layout, request: Request, outcome: &Outcome, by: &str) -> En
     let (result, reason) = match outcome {
         Outcome::Applied => ("applied", None),
         Outcome::Rejected(r) => ("rejected", Some(r.message.clone())),
-        Outcome::Failed(f) => ("failed", Some(f.clone())),
+        Outcome::Failed(f) => ("failed", Some(f.to_string())),
     };
     history(json!({ "target": target, "value": value, "result": result, "reason": reason, "by": by }))
 }

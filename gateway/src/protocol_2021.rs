@@ -55,7 +55,7 @@ pub fn answer(outcome: &Outcome) -> Option<String> {
     match outcome {
         Outcome::Applied => None,
         Outcome::Rejected(r) => Some(error(&r.message)),
-        Outcome::Failed(reason) => Some(error(reason)),
+        Outcome::Failed(reason) => Some(error(&reason.to_string())),
     }
 }
 

@@ -37,7 +37,7 @@ pub fn answer(id: u64, outcome: &Outcome) -> String {
     match outcome {
         Outcome::Applied => ServerFrame::Ack { id, detail: None },
         Outcome::Rejected(r) => ServerFrame::Rejected { id, rule: r.kind.label().into(), reason: r.message.clone() },
-        Outcome::Failed(reason) => ServerFrame::Failed { id, reason: reason.clone() },
+        Outcome::Failed(reason) => ServerFrame::Failed { id, reason: reason.to_string() },
     }
     .encode()
 }

@@ -289,7 +289,7 @@ pub fn outcome(outcome: Outcome) -> Result<(), ConnectError> {
     match outcome {
         Outcome::Applied => Ok(()),
         Outcome::Rejected(r) => Err(ConnectError::new(Code::FailedPrecondition, r.message)),
-        Outcome::Failed(reason) => Err(ConnectError::new(Code::Unavailable, reason)),
+        Outcome::Failed(reason) => Err(ConnectError::new(Code::Unavailable, reason.to_string())),
     }
 }
 

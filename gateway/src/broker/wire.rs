@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use hil::track::Outcome;
+use hil::track::{Failure, Outcome};
 use serde::{Deserialize, Serialize};
 use sim::interlocking::{RejectKind, Rejection};
 
@@ -177,7 +177,7 @@ impl Reply {
         match outcome {
             Outcome::Applied => Reply::Applied,
             Outcome::Rejected(r) => Reply::Rejected { rule: r.kind.label().into(), reason: r.message.clone() },
-            Outcome::Failed(reason) => Reply::Failed { reason: reason.clone() },
+            Outcome::Failed(reason) => Reply::Failed { reason: reason.to_string() },
         }
     }
 
@@ -198,8 +198,8 @@ impl Reply {
                 kind: RejectKind::from_label(&rule).unwrap_or(RejectKind::Unknown),
                 message: reason,
             }),
-            Reply::Failed { reason } => Outcome::Failed(reason),
-            Reply::Denied => Outcome::Failed("operator actions need the operator token".into()),
+            Reply::Failed { reason } => Outcome::Failed(Failure::Reported(reason)),
+            Reply::Denied => Outcome::Failed(Failure::Denied),
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use sim::interlocking::on_scale;
 use sim::layout::{BoardId, BoardKind, Layout, OnOff, TrainId};
 
-use super::{BoardHealth, Mode};
+use super::{BoardHealth, Failure, Mode};
 
 /// One step of a board's restore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,10 +220,10 @@ impl TrackCore {
     }
 
     /// Whether a command for `board`'s device may go to the board now; else why not.
-    pub fn admit(&self, board: BoardId) -> Result<(), String> {
+    pub fn admit(&self, board: BoardId) -> Result<(), Failure> {
         match self.boards.get(&board).map(|b| &b.health) {
-            Some(h) if !h.alive => Err(format!("board {} is not answering", h.name)),
-            Some(h) if h.restoring => Err(format!("board {} is being restored; try again shortly", h.name)),
+            Some(h) if !h.alive => Err(Failure::BoardDown { board: h.name.clone() }),
+            Some(h) if h.restoring => Err(Failure::BoardRestoring { board: h.name.clone() }),
             _ => Ok(()),
         }
     }

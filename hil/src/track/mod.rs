@@ -41,6 +41,7 @@
 
 mod automatic;
 pub mod core;
+mod failure;
 mod mqtt;
 
 use std::collections::HashMap;
@@ -60,10 +61,11 @@ use tokio::sync::{Notify, broadcast, oneshot};
 
 pub use self::automatic::AUTO_EVERY;
 use self::core::{Next, Poll, RestoreStep, TrackCore};
+pub use self::failure::Failure;
 pub use self::mqtt::{BROKER_WAIT, MQTT_ACT};
 use crate::block_word::{BlockWord, DetectorHealth, Note};
 use crate::boards2023::BoardBroker;
-use crate::client::{BoardClient, ClientConfig, Failure, Priority, Turn, servo_command};
+use crate::client::{self, BoardClient, ClientConfig, Priority, Turn, servo_command};
 use crate::firmware2023::Build;
 use crate::ingest::{Senders, SensorReading};
 use crate::mirror::{Divergence, Mirror};
@@ -119,8 +121,8 @@ pub enum Outcome {
     Applied,
     /// The interlocking refused it.
     Rejected(Rejection),
-    /// It was allowed but could not be carried out; the reason in words.
-    Failed(String),
+    /// It was allowed but could not be carried out, and why.
+    Failed(Failure),
 }
 
 /// A servo board's health as the track sees it.
@@ -708,7 +710,7 @@ async fn carry_out(inner: &Arc<Inner>, req: Request) -> Outcome {
     };
     let checked = {
         let _check = inner.checking.lock().await;
-        let Some(now) = try_state(inner).await else { return Outcome::Failed(SimError::Stopped.to_string()) };
+        let Some(now) = try_state(inner).await else { return Outcome::Failed(SimError::Stopped.into()) };
         let pending: Vec<(usize, OnOff)> =
             inner.in_flight.lock().expect("in flight").iter().map(|&(_, d, s)| (d, s)).collect();
         if let Err(r) = inner.interlocking.check_pending(&req, &now, &pending) {
@@ -733,10 +735,7 @@ async fn carry_out(inner: &Arc<Inner>, req: Request) -> Outcome {
                     Checked::Controller { train, speed, order }
                 }
                 None if inner.core().mode() == Mode::Live => {
-                    return Outcome::Failed(format!(
-                        "{} has no onboard speed controller: on the real track it runs at its own speed",
-                        inner.layout.trains[train].name
-                    ));
+                    return Outcome::Failed(Failure::NoController { train: inner.layout.trains[train].name.clone() });
                 }
                 // Sent now, so that speeds reach the simulation in the order of their checks.
                 None => {
@@ -759,9 +758,9 @@ async fn carry_out(inner: &Arc<Inner>, req: Request) -> Outcome {
         Checked::Controller { train, speed, order } => {
             let _order = order.wait().await;
             let sent = inner.core().controller_speed(train, speed);
-            (train, speed, control(inner, train, sent).await.map_err(|f| f.to_string()))
+            (train, speed, control(inner, train, sent).await.map_err(Failure::from))
         }
-        Checked::Simulation { train, speed, ack } => (train, speed, sim_ack(ack).await.map_err(|e| e.to_string())),
+        Checked::Simulation { train, speed, ack } => (train, speed, sim_ack(ack).await.map_err(Failure::from)),
     };
     match result {
         Ok(()) => {
@@ -880,7 +879,7 @@ impl Inner {
     }
 
     /// A board (or controller) that did not answer, or gave an answer it never gives, is marked down.
-    fn down_unless_answered(&self, board: BoardId, failure: &Failure) {
+    fn down_unless_answered(&self, board: BoardId, failure: &client::Failure) {
         if failure.transient() {
             let changed = self.core().unreachable(board);
             self.announce(changed);
@@ -915,10 +914,10 @@ async fn command_device(inner: &Inner, device: usize, state: OnOff) -> Outcome {
         // The board may have moved the servo: say so by making it true, at once.
         Err(f) if f.uncertain() => match drive(inner, &turn, device, state, Attempts::Retries).await {
             Ok(()) => Outcome::Applied,
-            Err(again) if again.uncertain() => Outcome::Failed(uncertain(inner, device, state, &again).await),
-            Err(again) => Outcome::Failed(again.to_string()),
+            Err(again) if again.uncertain() => Outcome::Failed(uncertain(inner, device, state, again).await),
+            Err(again) => Outcome::Failed(again.into()),
         },
-        Err(f) => Outcome::Failed(f.to_string()),
+        Err(f) => Outcome::Failed(f.into()),
     }
 }
 
@@ -935,7 +934,13 @@ enum Attempts {
 /// the turn is held, so that no poll re-drives an older one in between) and in live mode the mirror follows
 /// it (in sim mode the virtual board moved the device). A board that does not answer is marked down; one
 /// whose clock shows a reboot is restored.
-async fn drive(inner: &Inner, turn: &Turn, device: usize, state: OnOff, attempts: Attempts) -> Result<(), Failure> {
+async fn drive(
+    inner: &Inner,
+    turn: &Turn,
+    device: usize,
+    state: OnOff,
+    attempts: Attempts,
+) -> Result<(), client::Failure> {
     let d = &inner.layout.devices[device];
     let cmd = servo_command(d, state);
     let result = match attempts {
@@ -970,22 +975,21 @@ async fn protect(inner: Arc<Inner>, device: usize, state: OnOff) {
 /// A device command whose outcome is unknown (the board got it, its answers did not come back, twice): the
 /// commanded state becomes the desired one, which the board's restore drives as soon as it answers again; in
 /// live mode the mirror shows the device between positions until then (the interlocking treats that as unsafe).
-/// Returns the failure in words, saying so.
-async fn uncertain(inner: &Inner, device: usize, state: OnOff, failure: &Failure) -> String {
+/// Returns the failure, saying so.
+async fn uncertain(inner: &Inner, device: usize, state: OnOff, failure: client::Failure) -> Failure {
     let d = &inner.layout.devices[device];
     inner.core().commanded(device, state);
     if inner.core().mode() == Mode::Live {
         let angle = (0..).find(|a| *a != d.on_angle && *a != d.off_angle).expect("a third angle");
         let _ = sim_command(inner, SimCommand::SetAngle { device, angle }).await;
     }
-    let word = d.kind.words(state);
-    format!("{failure}; the command may have been carried out: {} will be {word} as soon as the board answers", d.name)
+    Failure::Uncertain { failure, device: d.name.clone(), will_be: d.kind.words(state) }
 }
 
 /// Sends a train's controller the speed `speed` (already capped by speed supervision); a controller that does
 /// not answer is marked down. In live mode the mirror follows an acknowledged speed (in sim mode the virtual
 /// controller set the simulated train's speed).
-async fn control(inner: &Inner, train: usize, speed: i32) -> Result<(), Failure> {
+async fn control(inner: &Inner, train: usize, speed: i32) -> Result<(), client::Failure> {
     let t = &inner.layout.trains[train];
     let board = t.controller.expect("only trains with a controller are controlled");
     let (address, live) = inner.target(board);

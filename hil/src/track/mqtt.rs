@@ -27,7 +27,7 @@ use sim::twin::thread::Request as SimRequest;
 use sim::twin::{EventKind, SimCommand};
 use tokio::sync::broadcast;
 
-use super::{BoardHealth, Inner, Mode, Outcome, TrackEvent, sim_command, sim_state, try_state};
+use super::{BoardHealth, Failure, Inner, Mode, Outcome, TrackEvent, sim_command, sim_state, try_state};
 use crate::boards2023::{BoardBroker, Boards2023, client_id};
 use crate::firmware2023::Build;
 use crate::presence::Presence;
@@ -252,28 +252,28 @@ pub(super) async fn command(inner: &Inner, device: usize, state: OnOff) -> Outco
     let side = inner.mqtt.get().and_then(|m| m.side(mode));
     let Some(side) = side else {
         if mode == Mode::Live {
-            return Outcome::Failed(format!("{} is on MQTT board {board}, and the twin has no broker for it", d.name));
+            return Outcome::Failed(Failure::NoBroker { device: d.name.clone(), board: board.clone() });
         }
         return match sim_command(inner, SimCommand::SetDevice { device, state }).await {
             Ok(()) => {
                 inner.core().commanded(device, state);
                 Outcome::Applied
             }
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => Outcome::Failed(e.into()),
         };
     };
     if side.down(d.board) {
-        return Outcome::Failed(format!("board {board} is not connected to the broker"));
+        return Outcome::Failed(Failure::NotConnected { board: board.clone() });
     }
     let mut events = inner.events.subscribe();
     inner.core().commanded(device, state);
     if let Err(e) = side.link.delta(device, state) {
-        return Outcome::Failed(format!("{}: {e}", d.name));
+        return Outcome::Failed(Failure::NotPublished { device: d.name.clone(), error: e.to_string() });
     }
     if mode == Mode::Live {
         return match sim_command(inner, SimCommand::SetDevice { device, state }).await {
             Ok(()) => Outcome::Applied,
-            Err(e) => Outcome::Failed(format!("told board {board}, but the mirror cannot follow: {e}")),
+            Err(error) => Outcome::Failed(Failure::MirrorBehind { board: board.clone(), error }),
         };
     }
     let wanted = DevicePosition::from(state);
@@ -297,12 +297,11 @@ pub(super) async fn command(inner: &Inner, device: usize, state: OnOff) -> Outco
                 }
             }
             Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
-                return Outcome::Failed(format!(
-                    "{} was told over MQTT but board {board} did not move it within {} s; it is told again when the \
-                     board connects again",
-                    d.name,
-                    MQTT_ACT.as_secs()
-                ));
+                return Outcome::Failed(Failure::NotMoved {
+                    device: d.name.clone(),
+                    board: board.clone(),
+                    seconds: MQTT_ACT.as_secs(),
+                });
             }
         }
     }
