@@ -261,7 +261,8 @@ pub fn run(
         }
         report.auto_raises += track.step(&mut events);
         tally(&layout, &events, &mut report);
-        let held = holds.at(track.sim().time_ms());
+        let after = track.sim().time_ms();
+        let held = holds.at(after);
         // Held by a stop rail whose board is down, or by a visitor, a train is not automatic operation's to send on.
         let excused = |t: &crate::twin::TrainState| {
             let station = |d: crate::layout::DeviceId| layout.devices[d].station;
@@ -270,12 +271,11 @@ pub fn run(
                     .is_some_and(|d| held.station(station(d)) || board_down(&layout, &config.board_failures, d, now))
         };
         // The trains as they are, read in place (no copy of the whole state every step).
-        let trains = (0..layout.trains.len()).filter_map(|t| track.sim().train(t));
-        stood(&layout, trains, config.step_ms, &excused, &mut standing, &mut report);
-        observe(track.sim().time_ms(), &events);
+        stood(&layout, track.sim().trains(), config.step_ms, &excused, &mut standing, &mut report);
+        observe(after, &events);
         events.clear();
         if let Some(factor) = config.pace {
-            let due = Duration::from_secs_f64(track.sim().time_ms() as f64 / 1000.0 / factor);
+            let due = Duration::from_secs_f64(after as f64 / 1000.0 / factor);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
@@ -310,11 +310,11 @@ fn operate(
     events: &mut Vec<SimEvent>,
     report: &mut Report,
 ) {
-    let state = track.sim().state();
+    // The state is copied only where someone operates (not every round of a manual run).
     let (requests, guarded) = match operation {
         ScenarioOperation::Manual => return,
         ScenarioOperation::Auto | ScenarioOperation::Mixed => {
-            let (requests, found) = auto.tick(&state, track.interlocking(), holds);
+            let (requests, found) = auto.tick(&track.sim().state(), track.interlocking(), holds);
             for e in found {
                 match e {
                     AutoEvent::Deadlock { .. } => report.deadlocks.0 += 1,
@@ -325,7 +325,7 @@ fn operate(
             }
             (requests, true)
         }
-        ScenarioOperation::Rule2023 => (crate::auto::rule_2023(track.sim().layout(), &state), false),
+        ScenarioOperation::Rule2023 => (crate::auto::rule_2023(track.sim().layout(), &track.sim().state()), false),
     };
     for r in requests {
         report.auto_requests.0 += 1;
@@ -354,17 +354,19 @@ fn stood<'a>(
     standing: &mut [(u64, Option<(usize, f64)>)],
     report: &mut Report,
 ) {
-    for (t, train) in trains.enumerate() {
-        let front = train.body.front(layout);
-        let here = Some((front.seg, front.offset));
+    for train in trains {
+        let t = train.id;
+        // Where its front is: the segment and the distance into it (no need of the offset's direction here).
+        let (seg, _) = *train.body.segs.back().expect("a body");
+        let here = Some((seg, train.body.head));
         let (still, at) = &mut standing[t];
         *still = match train.status == TrainStatus::Running && *at == here {
             true if excused(train) => *still,
             true => *still + step_ms,
             false => 0,
         };
-        if at.is_some_and(|(seg, _)| seg != front.seg) {
-            for station in layout.platforms.iter().filter(|p| p.seg == front.seg).map(|p| p.station) {
+        if at.is_some_and(|(was, _)| was != seg) {
+            for station in layout.platforms.iter().filter(|p| p.seg == seg).map(|p| p.station) {
                 report.station_passes[station].1 += 1;
             }
         }

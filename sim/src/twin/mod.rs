@@ -292,6 +292,8 @@ pub struct Simulation {
     world: World,
     schedule: Schedule,
     trains: Vec<Entity>,
+    /// Every train, read in place (the trains never change archetype, so it needs no update after the start).
+    all_trains: QueryState<&'static TrainState>,
 }
 
 impl Simulation {
@@ -329,9 +331,13 @@ impl Simulation {
         world.insert_resource(Outbox::default());
         let mut schedule = Schedule::default();
         schedule.set_executor(SingleThreadedExecutor::new());
-        schedule
-            .add_systems((motion::tick_clock, motion::move_trains, collide::detect_collisions, detect::detect).chain());
-        Ok(Simulation { layout, world, schedule, trains })
+        schedule.add_systems((motion::tick_clock, motion::move_trains, collide::detect_collisions).chain());
+        // Pass detectors only where the layout has them (a system costs its dispatch every step).
+        if !layout.detectors.is_empty() {
+            schedule.add_systems(detect::detect.after(collide::detect_collisions));
+        }
+        let all_trains = world.query::<&TrainState>();
+        Ok(Simulation { layout, world, schedule, trains, all_trains })
     }
 
     /// The layout being simulated.
@@ -358,6 +364,11 @@ impl Simulation {
     /// Position of every device.
     pub fn devices(&self) -> &[DevicePosition] {
         &self.world.resource::<Devices>().0
+    }
+
+    /// Every train's state, read in place (in no promised order: each knows its id).
+    pub fn trains(&self) -> impl Iterator<Item = &TrainState> {
+        self.all_trains.iter_manual(&self.world)
     }
 
     /// One train's state.
