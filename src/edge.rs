@@ -72,7 +72,7 @@ struct Settings {
 impl EdgeArgs {
     /// Merges the flags over the config file over the defaults; a setting only `serve` has is refused.
     fn settings(self) -> anyhow::Result<Settings> {
-        let (file, base) = ConfigFile::read(self.config.as_deref())?;
+        let (mut file, base) = ConfigFile::read(self.config.as_deref())?;
         let serve_only = file.serve_only();
         anyhow::ensure!(
             serve_only.is_empty(),
@@ -82,16 +82,7 @@ impl EdgeArgs {
         );
         let defaults = gateway::limits::Limits::default();
         Ok(Settings {
-            broker: BrokerArgs {
-                broker: self.broker.broker.or(file.broker),
-                broker_user: self.broker.broker_user.or(file.broker_user),
-                broker_password: self.broker.broker_password.or(file.broker_password),
-                broker_ca: self
-                    .broker
-                    .broker_ca
-                    .or(file.broker_ca.map(|p| if p.is_absolute() { p } else { base.join(p) })),
-                topics: self.broker.topics.or(file.topics),
-            },
+            broker: self.broker.over(&mut file, &base),
             listen: self.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
             grpc_listen: self.grpc_listen.or(file.grpc_listen),
             layout_name: self.layout_name.or(file.layout_name).unwrap_or_else(|| "chofufes2021".into()),

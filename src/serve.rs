@@ -135,6 +135,18 @@ impl BrokerArgs {
         Ok(Some(broker))
     }
 
+    /// These flags over the config file's broker settings (taken out of `file`; its CA's path relative to
+    /// `base`), for `serve` and `edge` alike.
+    pub fn over(self, file: &mut ConfigFile, base: &Path) -> BrokerArgs {
+        BrokerArgs {
+            broker: self.broker.or(file.broker.take()),
+            broker_user: self.broker_user.or(file.broker_user.take()),
+            broker_password: self.broker_password.or(file.broker_password.take()),
+            broker_ca: self.broker_ca.or(file.broker_ca.take().map(|p| relative_to(base, p))),
+            topics: self.topics.or(file.topics.take()),
+        }
+    }
+
     /// The topics under `--topics`, or the layout's default.
     pub fn topics(&self, layout: &str) -> anyhow::Result<gateway::broker::wire::Topics> {
         match &self.topics {
@@ -142,6 +154,11 @@ impl BrokerArgs {
             None => Ok(gateway::broker::wire::Topics::of_layout(layout)),
         }
     }
+}
+
+/// A path from the config file: relative to the file's folder `base`.
+fn relative_to(base: &Path, path: PathBuf) -> PathBuf {
+    if path.is_absolute() { path } else { base.join(path) }
 }
 
 /// Which track commands drive at start.
@@ -245,11 +262,11 @@ impl ConfigFile {
 impl ServeArgs {
     /// Merges the flags (and environment) over the config file over the defaults.
     pub fn settings(self) -> anyhow::Result<Settings> {
-        let (file, base) = ConfigFile::read(self.config.as_deref())?;
+        let (mut file, base) = ConfigFile::read(self.config.as_deref())?;
         let edge_only = file.edge_only();
         anyhow::ensure!(edge_only.is_empty(), "the config file: {} only for `edge`", edge_only.join(", "));
-        // Paths in the config file are relative to the file.
-        let relative = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let broker = self.broker.over(&mut file, &base);
+        let relative = |p: PathBuf| relative_to(&base, p);
         let mut file_boards = Vec::new();
         for (name, addr) in file.boards.unwrap_or_default() {
             file_boards
@@ -292,13 +309,7 @@ impl ServeArgs {
                 Some(word) => word.parse().map_err(|e: String| anyhow::anyhow!(e))?,
                 None => sim::auto::Operation::Manual,
             },
-            broker: BrokerArgs {
-                broker: self.broker.broker.or(file.broker),
-                broker_user: self.broker.broker_user.or(file.broker_user),
-                broker_password: self.broker.broker_password.or(file.broker_password),
-                broker_ca: self.broker.broker_ca.or(file.broker_ca.map(relative)),
-                topics: self.broker.topics.or(file.topics),
-            },
+            broker,
         })
     }
 }

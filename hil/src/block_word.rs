@@ -280,7 +280,7 @@ impl BlockWord {
 
     fn hold(&self, block: BlockId, mirror: bool) -> bool {
         let unconfirmed_ahead = || self.ahead[block].iter().any(|&c| self.entered[c].is_some());
-        let word = || self.reported[block].is_some_and(|r| r.0) || self.uncertain[block].is_some();
+        let word = || self.reported_close(block) || self.uncertain[block].is_some();
         mirror || (self.live && (word() || self.faulty(block) || unconfirmed_ahead()))
     }
 
@@ -317,9 +317,9 @@ impl BlockWord {
         let confirmed = reported || self.placed[block].is_some_and(recent);
         let watched = self.wired_entry[block].is_some_and(|d| self.watches[d].health == DetectorHealth::Ok);
         self.entered[block] = (self.live && occupied && watched && !confirmed).then_some(now_ms);
-        self.left[block] = self.live && !occupied && self.reported[block].is_some_and(|r| r.0);
+        self.left[block] = self.live && !occupied && self.reported_close(block);
         let mut notes: Vec<Note> = self.refresh(block).into_iter().collect();
-        if self.live && occupied && reported && self.reported[block].is_some_and(|r| r.0) {
+        if self.live && occupied && reported && self.reported_close(block) {
             notes.extend(self.entry_confirmed(block, now_ms));
         }
         notes
@@ -331,7 +331,7 @@ impl BlockWord {
         let mut notes = Vec::new();
         for i in 0..self.behind[block].len() {
             let b = self.behind[block][i];
-            if self.left[b] && !self.mirror[b] && !self.faulty(b) && self.reported[b].is_some_and(|r| r.0) {
+            if self.left[b] && !self.mirror[b] && !self.faulty(b) && self.reported_close(b) {
                 self.left[b] = false;
                 self.reported[b] = Some((false, now_ms, true));
                 self.counts.supplied += 1;
@@ -476,6 +476,11 @@ impl BlockWord {
         let mut notes = vec![Note::Detector { detector, health }];
         notes.extend(self.refresh(self.block_of[detector]));
         notes
+    }
+
+    /// Whether the block's last report was `CLOSE`.
+    fn reported_close(&self, block: BlockId) -> bool {
+        self.reported[block].is_some_and(|r| r.0)
     }
 
     fn faulty(&self, block: BlockId) -> bool {
@@ -707,9 +712,14 @@ mod tests {
         assert!(word.unconfirmed(80_000).is_empty());
     }
 
+    /// A block of the layout, by id.
+    fn block(layout: &Layout, id: &str) -> BlockId {
+        layout.blocks.iter().position(|b| b.id == id).unwrap()
+    }
+
     /// The blocks behind `block`, by name.
-    fn behind(layout: &Layout, word: &BlockWord, block: &str) -> Vec<String> {
-        let c = layout.blocks.iter().position(|b| b.id == block).unwrap();
+    fn behind(layout: &Layout, word: &BlockWord, block_id: &str) -> Vec<String> {
+        let c = block(layout, block_id);
         word.behind[c].iter().map(|&b| layout.blocks[b].id.clone()).collect()
     }
 
@@ -727,7 +737,7 @@ mod tests {
     #[test]
     fn a_train_that_left_is_held_behind_until_its_entry_ahead_is_confirmed() {
         let (layout, mut word) = live();
-        let c = layout.blocks.iter().position(|b| b.id == "chofu_down_b1").unwrap();
+        let c = block(&layout, "chofu_down_b1");
         let b = word.behind[c][0];
         // The mirror's train departs into `c`: the block behind is held until the hardware confirms it.
         word.mirror_changed(c, true, 1_000);
@@ -760,7 +770,7 @@ mod tests {
     #[test]
     fn a_missed_open_is_supplied_when_the_train_is_confirmed_ahead() {
         let (layout, mut word) = live();
-        let c = layout.blocks.iter().position(|b| b.id == "chofu_down_b1").unwrap();
+        let c = block(&layout, "chofu_down_b1");
         let b = word.behind[c][0];
         // A train enters `b`; its OPEN is lost (the board restarting); the mirror's train leaves.
         word.mirror_changed(b, true, 1_000);
