@@ -320,7 +320,7 @@ fn serve_boards(
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let rig = hil::rig::Rig::start(layout.clone(), &boards.into_iter().collect(), speed).await?;
+        let rig = hil::virtual_devices::rig::Rig::start(layout.clone(), &boards.into_iter().collect(), speed).await?;
         println!("virtual boards of layout {} ({speed}x real time):", layout.name);
         let served = rig.boards.iter().map(|b| (&b.name, format!("http://{}", b.addr)));
         let controllers = rig.controllers.iter().map(|c| (&c.name, format!("gRPC {} (speed controller)", c.addr)));
@@ -332,7 +332,8 @@ fn serve_boards(
             Some(url) => println!("sensor reports go to {url}"),
             None => println!("no --ingest URL: sensor reports are not sent"),
         }
-        let counts = hil::rig::post_sensor_reports(layout.clone(), rig.sim.outputs.clone(), ingest, |_| {});
+        let counts =
+            hil::virtual_devices::rig::post_sensor_reports(layout.clone(), rig.sim.outputs.clone(), ingest, |_| {});
         tokio::signal::ctrl_c().await?;
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         println!("stopping: {} sensor reports accepted, {} failed", load(&counts.accepted), load(&counts.failed));

@@ -243,7 +243,7 @@ pub struct Settings {
     webrtc_udp: Vec<SocketAddr>,
     video_sessions_per_address: usize,
     log: String,
-    firmware: hil::firmware2023::Build,
+    firmware: hil::boards2023::firmware::Build,
     operation: sim::auto::Operation,
     broker: BrokerArgs,
 }
@@ -301,8 +301,8 @@ impl ServeArgs {
                 .unwrap_or(video::SfuConfig::default().per_address),
             log: self.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             firmware: match self.firmware.or(file.firmware).as_deref() {
-                None | Some("2023") => hil::firmware2023::Build::Festival2023,
-                Some("2025") => hil::firmware2023::Build::Reconnecting2025,
+                None | Some("2023") => hil::boards2023::firmware::Build::Festival2023,
+                Some("2025") => hil::boards2023::firmware::Build::Reconnecting2025,
                 Some(other) => anyhow::bail!("firmware `{other}`: 2023 or 2025"),
             },
             operation: match self.operation.or(file.operation) {
@@ -319,18 +319,19 @@ impl ServeArgs {
 async fn boards_brokers(
     layout: &sim::layout::Layout,
     broker: Option<&gateway::broker::connect::Broker>,
-) -> anyhow::Result<(Option<hil::boards2023::BoardBroker>, Option<hil::boards2023::BoardBroker>)> {
+) -> anyhow::Result<(Option<hil::boards2023::link::BoardBroker>, Option<hil::boards2023::link::BoardBroker>)> {
     if !layout.boards.iter().any(|b| b.kind == sim::layout::BoardKind::Mqtt) {
         return Ok((None, None));
     }
-    let embedded = hil::embedded_broker::EmbeddedBroker::start().await.context("the embedded MQTT broker")?;
+    let embedded =
+        hil::boards2023::embedded_broker::EmbeddedBroker::start().await.context("the embedded MQTT broker")?;
     tracing::info!("2023 boards: the virtual boards' embedded MQTT broker listens on {}", embedded.addr);
     let live = match broker {
         Some(b) => {
             let tls = b.tls().map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
             let (host, port, login) = (b.host.clone(), b.port, b.login.clone());
             tracing::info!("2023 boards: live mode drives the real boards on {}", b.url());
-            Some(hil::boards2023::BoardBroker { host, port, login, tls, presence: None })
+            Some(hil::boards2023::link::BoardBroker { host, port, login, tls, presence: None })
         }
         None => None,
     };

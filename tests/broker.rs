@@ -346,7 +346,8 @@ async fn a_command_in_flight_when_the_core_dies_is_unknown_never_done() {
     expect(&mut on_edge, |v| v["type"] == "snapshot").await;
     // chofu_b3's board answers after 3 s.
     let board = track.layout().devices[track.layout().device_id("chofu_b3").unwrap()].board;
-    track.virtual_boards()[board].set_faults(hil::virtual_boards::Faults { latency_ms: 3000, ..Default::default() });
+    track.virtual_boards()[board]
+        .set_faults(hil::boards2021::virtual_board::Faults { latency_ms: 3000, ..Default::default() });
     send(&mut on_edge, serde_json::json!({"id": 1, "cmd": "device", "name": "chofu_b3", "state": "OFF"})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     runtime.shutdown_background();

@@ -93,7 +93,7 @@ async fn boards_serves_the_layout_s_boards_and_posts_sensor_reports() {
     // The boards' sensor reports come from loopback.
     let layout = crate::support::layout_2021();
     let loopback: Vec<String> = layout.boards.iter().map(|_| "127.0.0.1".to_string()).collect();
-    let app = hil::ingest::router(layout, hil::ingest::Senders::new(&loopback), tx)
+    let app = hil::boards2021::ingest::router(layout, hil::boards2021::ingest::Senders::new(&loopback), tx)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let port = crate::support::free_port();

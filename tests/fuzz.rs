@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use gateway::step::Step;
 use gateway::{protocol_2021, protocol_v2};
-use hil::firmware::{HttpRequest, ServoBoard};
-use hil::protocol::{Answer, SensorReport};
+use hil::boards2021::firmware::{HttpRequest, ServoBoard};
+use hil::boards2021::protocol::{Answer, SensorReport};
 use proptest::prelude::*;
 use serde_json::Value;
 use sim::interlocking::{FULL_SPEED, Request};
@@ -126,7 +126,7 @@ proptest! {
     fn sensor_reports_parse_to_an_error_or_a_wired_sensor(text in input()) {
         let layout = layout();
         if let Ok(report) = SensorReport::decode(text.as_bytes())
-            && let Ok(reading) = hil::ingest::resolve(&layout, &report)
+            && let Ok(reading) = hil::boards2021::ingest::resolve(&layout, &report)
         {
             prop_assert!(layout.sensors[reading.sensor].wiring.is_some());
         }

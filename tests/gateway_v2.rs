@@ -117,7 +117,8 @@ async fn without_a_configured_token_no_operator_action_is_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_festival_live_toggle_from_the_operator_shows_what_it_checked() {
-    let real = hil::rig::Rig::start(layout_2021(), &std::collections::HashMap::new(), 1.0).await.unwrap();
+    let real =
+        hil::virtual_devices::rig::Rig::start(layout_2021(), &std::collections::HashMap::new(), 1.0).await.unwrap();
     let live_boards = real.layout.boards.iter().zip(real.addresses()).map(|(b, a)| (b.name.clone(), a)).collect();
     let track = Track::start(layout_2021(), Setup { live_boards, config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;

@@ -1,9 +1,9 @@
 //! The 2023 MQTT boards, row by row against the reference (`../shared/reference/plarail2023`, festival build
 //! `7beb801`): what a virtual board does with every topic and word, and what the twin reads from a board.
 
-use hil::firmware2023::{Act, Board, Build, Detector, Io, Setting};
-use hil::mqtt2023::{FromBoard, Target, Unreadable, delta_topic, get_accepted_topic, read, state_word};
-use hil::presence::{Presence, read_sys};
+use hil::boards2023::firmware::{Act, Board, Build, Detector, Io, Setting};
+use hil::boards2023::presence::{Presence, read_sys};
+use hil::boards2023::protocol::{FromBoard, Target, Unreadable, delta_topic, get_accepted_topic, read, state_word};
 use sim::layout::OnOff;
 
 /// The festival's `chofu` board, its stops and point (`config/chofufes/chofu.json`), two of its detectors.
@@ -194,7 +194,7 @@ impl Observer {
 pub(crate) type Moves = std::sync::Arc<std::sync::Mutex<Vec<(u8, u32)>>>;
 
 /// A servo callback and the moves it records.
-pub(crate) fn servos() -> (hil::virtual_mqtt_boards::Servo, Moves) {
+pub(crate) fn servos() -> (hil::boards2023::virtual_board::Servo, Moves) {
     let moves = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = moves.clone();
     (std::sync::Arc::new(move |pin, angle| seen.lock().unwrap().push((pin, angle))), moves)
@@ -209,7 +209,7 @@ async fn a_virtual_2023_board_on_mosquitto_behaves_as_the_festival_firmware() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_virtual_2023_board_on_the_embedded_broker_behaves_as_the_festival_firmware() {
-    let broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     behaves_as_the_festival_firmware(broker.addr.port()).await;
 }
 
@@ -218,7 +218,7 @@ async fn a_virtual_2023_board_on_the_embedded_broker_behaves_as_the_festival_fir
 async fn behaves_as_the_festival_firmware(port: u16) {
     use std::time::Duration;
 
-    use hil::virtual_mqtt_boards::{Faults, VirtualMqttBoard};
+    use hil::boards2023::virtual_board::{Faults, VirtualMqttBoard};
     let mut observer = Observer::start(port, &["+/+/get", "block/#"]).await;
     let (servo, moves) = servos();
     let board = VirtualMqttBoard::start(chofu(), Build::Festival2023, "127.0.0.1", port, None, servo);
@@ -264,7 +264,7 @@ async fn the_2025_build_reconnects_and_subscribes_again_but_asks_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_2025_build_on_the_embedded_broker_reconnects_and_subscribes_again_but_asks_nothing() {
-    let broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     reconnects_without_asking(broker.addr.port()).await;
 }
 
@@ -272,7 +272,7 @@ async fn the_2025_build_on_the_embedded_broker_reconnects_and_subscribes_again_b
 async fn reconnects_without_asking(port: u16) {
     use std::time::Duration;
 
-    use hil::virtual_mqtt_boards::VirtualMqttBoard;
+    use hil::boards2023::virtual_board::VirtualMqttBoard;
     let mut observer = Observer::start(port, &["+/+/get"]).await;
     let (servo, moves) = servos();
     let board = VirtualMqttBoard::start(chofu(), Build::Reconnecting2025, "127.0.0.1", port, None, servo);
@@ -297,7 +297,7 @@ async fn reconnects_without_asking(port: u16) {
 
 #[test]
 fn the_twin_answers_a_get_with_the_desired_state_and_reads_block_reports_and_nothing_else() {
-    use hil::boards2023::{Reply, reply, setting_of};
+    use hil::boards2023::link::{Reply, reply, setting_of};
     let layout = crate::support::layout_2023();
     let device = |name: &str| layout.device_id(name).unwrap();
     let desired = |d: usize| Some(if layout.devices[d].name == "chofu_down_p1" { OnOff::On } else { OnOff::Off });
@@ -361,14 +361,14 @@ fn the_twin_answers_a_get_with_the_desired_state_and_reads_block_reports_and_not
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_mosquitto() {
     let mosquitto = crate::broker::Mosquitto::start();
-    drives_the_2023_layout(hil::boards2023::BoardBroker::plain("127.0.0.1", mosquitto.port)).await;
+    drives_the_2023_layout(hil::boards2023::link::BoardBroker::plain("127.0.0.1", mosquitto.port)).await;
 }
 
 /// The same on the broker embedded in the twin's process (what `serve --layout chofufes2023` runs without
 /// `--broker`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_the_embedded_broker() {
-    let broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     drives_the_2023_layout(broker.board_broker()).await;
 }
 
@@ -376,7 +376,7 @@ async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_the_embedded_
 /// command reaches the board as a `…/delta` and the board moves the simulated servo; a departing train's
 /// detectors report its block CLOSE then OPEN over MQTT; what the twin cannot read is counted and changes
 /// nothing; a delta the board loses is a failed command, not a done one.
-async fn drives_the_2023_layout(broker: hil::boards2023::BoardBroker) {
+async fn drives_the_2023_layout(broker: hil::boards2023::link::BoardBroker) {
     use std::time::Duration;
 
     use futures_util::SinkExt;
@@ -444,7 +444,7 @@ async fn drives_the_2023_layout(broker: hil::boards2023::BoardBroker) {
     assert_eq!(track.state().await.devices, before);
     // A board that loses the delta: the command fails (it did not move), saying so.
     let chofu = boards.iter().find(|b| b.name() == "chofu").unwrap();
-    chofu.set_faults(hil::virtual_mqtt_boards::Faults { drop_messages: true, ..Default::default() });
+    chofu.set_faults(hil::boards2023::virtual_board::Faults { drop_messages: true, ..Default::default() });
     let command = serde_json::json!({"id": 2, "cmd": "device", "name": "chofu_down_p1", "state": "ON"});
     ws.send(Message::Text(command.to_string().into())).await.unwrap();
     let failed = expect_within(&mut ws, Duration::from_secs(10), |v| v["id"] == 2).await;
@@ -471,7 +471,7 @@ async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
 
     use crate::hil_track::until;
 
-    let broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
     let setup = Setup {
         config,
@@ -493,14 +493,14 @@ async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
     let position = async || track.state().await.devices[point];
 
     // The board loses the delta: the command fails, the point stays, and REVERSE is now the desired state.
-    chofu.set_faults(hil::virtual_mqtt_boards::Faults { drop_messages: true, ..Default::default() });
+    chofu.set_faults(hil::boards2023::virtual_board::Faults { drop_messages: true, ..Default::default() });
     let reverse = Request::Device { device: point, state: OnOff::On };
     assert!(
         matches!(track.apply(reverse).await, Outcome::Failed(Failure::NotMoved { device, .. }) if device == "chofu_down_p1")
     );
     assert_eq!(position().await, DevicePosition::Off);
     assert_eq!(track.desired(point), OnOff::On);
-    chofu.set_faults(hil::virtual_mqtt_boards::Faults::default());
+    chofu.set_faults(hil::boards2023::virtual_board::Faults::default());
 
     // Its connection drops: down at once, and its commands fail saying so.
     chofu.cut();
@@ -519,7 +519,7 @@ async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
 /// explains finds a lost train again (else it is a divergence, said in words).
 #[test]
 fn a_block_report_snaps_the_nearest_mirrored_train_or_is_a_divergence() {
-    use hil::mirror::{Divergence, Mirror};
+    use hil::track::mirror::{Divergence, Mirror};
     use sim::layout::DetectorTarget;
     use sim::twin::{SimCommand, Simulation};
     let layout = crate::support::layout_2023();
@@ -560,9 +560,9 @@ fn a_block_report_snaps_the_nearest_mirrored_train_or_is_a_divergence() {
 async fn live_mode_drives_the_real_2023_boards_on_their_broker() {
     use std::time::Duration;
 
-    use hil::boards2023::{BoardBroker, setting_of};
+    use hil::boards2023::link::{BoardBroker, setting_of};
+    use hil::boards2023::virtual_board::{Faults, VirtualMqttBoard};
     use hil::track::{Failure, Mode, Outcome, Setup, Track, TrackEvent};
-    use hil::virtual_mqtt_boards::{Faults, VirtualMqttBoard};
     use sim::interlocking::Request;
     use sim::layout::{BoardKind, DetectorTarget};
     use sim::track::DevicePosition;
@@ -570,7 +570,7 @@ async fn live_mode_drives_the_real_2023_boards_on_their_broker() {
     use crate::hil_track::until;
 
     let festival = crate::broker::Mosquitto::telling_clients();
-    let embedded = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let embedded = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let layout = crate::support::layout_2023();
     let setup = Setup {
         config: crate::hil_track::config(),
@@ -724,9 +724,9 @@ fn emqx_s_client_events_tell_clients_coming_and_going_but_not_a_takeover() {
 async fn live_mode_reaches_2023_boards_over_tls_with_the_deploy_acl() {
     use std::time::Duration;
 
-    use hil::boards2023::{BoardBroker, setting_of};
+    use hil::boards2023::link::{BoardBroker, setting_of};
+    use hil::boards2023::virtual_board::VirtualMqttBoard;
     use hil::track::{Mode, Outcome, Setup, Track};
-    use hil::virtual_mqtt_boards::VirtualMqttBoard;
     use sim::interlocking::Request;
 
     use crate::hil_track::until;

@@ -4,12 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hil::client::{BoardClient, ClientConfig, Failure, servo_command};
-use hil::firmware::POWER_ON_ANGLE;
-use hil::ingest::{IngestError, report_for, resolve};
-use hil::protocol::{BoardCommand, SensorReport, ServoOp};
-use hil::virtual_boards::{Faults, VirtualBoard, start};
-use hil::virtual_device::SimSink;
+use hil::boards2021::client::{BoardClient, ClientConfig, Failure, servo_command};
+use hil::boards2021::firmware::POWER_ON_ANGLE;
+use hil::boards2021::ingest::{IngestError, report_for, resolve};
+use hil::boards2021::protocol::{BoardCommand, SensorReport, ServoOp};
+use hil::boards2021::virtual_board::{Faults, VirtualBoard, start};
+use hil::virtual_devices::device::SimSink;
 use sim::layout::{Layout, OnOff};
 use sim::track::DevicePosition;
 use sim::twin::thread::{Pacing, Request, SimHandle, spawn};
@@ -293,8 +293,9 @@ async fn the_ingest_endpoint_accepts_allowed_reports_and_refuses_the_rest() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // The Meidaimae sensor board reports from loopback here; the others from their layout addresses.
-    let senders = hil::ingest::Senders::new(&board_addresses(&layout, "sensors-meidaimae", "127.0.0.1"));
-    let app = hil::ingest::router(layout, senders, tx).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let senders = hil::boards2021::ingest::Senders::new(&board_addresses(&layout, "sensors-meidaimae", "127.0.0.1"));
+    let app = hil::boards2021::ingest::router(layout, senders, tx)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let http = reqwest::Client::new();
     let post = |body: String| http.post(format!("http://{addr}/registerPosition")).body(body).send();
@@ -320,14 +321,14 @@ async fn the_ingest_endpoint_accepts_allowed_reports_and_refuses_the_rest() {
     assert!(rx.try_recv().is_err(), "refused reports feed nothing");
     // A flood from the board itself: past its rate, refused.
     let mut statuses = Vec::new();
-    for _ in 0..hil::ingest::REPORTS_PER_SECOND + 5 {
+    for _ in 0..hil::boards2021::ingest::REPORTS_PER_SECOND + 5 {
         statuses.push(
             post(r#"{"mac_address":"192.168.1.104","pin":2,"train_id":4}"#.into()).await.unwrap().status().as_u16(),
         );
     }
     assert!(statuses.contains(&429), "{statuses:?}");
     let accepted = std::iter::from_fn(|| rx.try_recv().ok()).count();
-    assert!(accepted <= hil::ingest::REPORTS_PER_SECOND as usize, "{accepted} accepted");
+    assert!(accepted <= hil::boards2021::ingest::REPORTS_PER_SECOND as usize, "{accepted} accepted");
 }
 
 /// Every board's layout address, but `name`'s replaced by `address`.
@@ -339,7 +340,7 @@ fn board_addresses(layout: &Layout, name: &str, address: &str) -> Vec<String> {
 /// with the time passed in).
 #[test]
 fn sensor_reports_are_admitted_only_from_their_board_and_within_its_rate() {
-    use hil::ingest::{IngestError, REPORTS_PER_SECOND, Senders};
+    use hil::boards2021::ingest::{IngestError, REPORTS_PER_SECOND, Senders};
     let layout = layout_2021();
     let board = layout.boards.iter().position(|b| b.name == "sensors-sasazuka").unwrap();
     let senders = Senders::new(&board_addresses(&layout, "", ""));

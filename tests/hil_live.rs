@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use hil::mirror::Divergence;
-use hil::rig::{Rig, post_sensor_reports};
+use hil::boards2021::virtual_board::Faults;
+use hil::track::mirror::Divergence;
 use hil::track::{Mode, Outcome, Setup, SwitchError, Track, TrackConfig, TrackEvent};
-use hil::virtual_boards::Faults;
+use hil::virtual_devices::rig::{Rig, post_sensor_reports};
 use sim::layout::{DeviceKind, Layout, OnOff, Placement};
 use sim::track::{DevicePosition, next_segment, offset_of};
 use sim::twin::thread::Request as SimRequest;
@@ -141,7 +141,7 @@ async fn the_mirror_follows_the_real_track_from_sensor_reports_and_reports_a_mis
     let ingest = listener.local_addr().unwrap();
     let readings = track.readings();
     let ingest_layout = layout.clone();
-    let app = hil::ingest::router(ingest_layout, track.senders(), readings)
+    let app = hil::boards2021::ingest::router(ingest_layout, track.senders(), readings)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let url = format!("http://{ingest}/registerPosition");
@@ -214,8 +214,8 @@ async fn the_mirror_follows_the_real_track_from_sensor_reports_and_reports_a_mis
 
 #[test]
 fn a_report_of_an_unknown_train_or_out_of_order_is_a_divergence() {
-    use hil::ingest::SensorReading;
-    use hil::mirror::Mirror;
+    use hil::boards2021::ingest::SensorReading;
+    use hil::track::mirror::Mirror;
     use sim::twin::Simulation;
     let layout = layout_2021();
     let state = Simulation::new(layout.clone(), 10).unwrap().state();

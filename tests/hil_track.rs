@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use hil::client::{self, ClientConfig};
+use hil::boards2021::client::{self, ClientConfig};
+use hil::boards2021::virtual_board::Faults;
 use hil::track::{Failure, Outcome, Setup, Track, TrackConfig};
-use hil::virtual_boards::Faults;
 use sim::interlocking::{RejectKind, Request};
 use sim::layout::OnOff;
 use sim::track::DevicePosition;
@@ -69,12 +69,12 @@ async fn commands_pass_the_interlocking_and_the_boards() {
 }
 
 /// Chofu's virtual servo board.
-fn chofu(track: &Track) -> hil::virtual_boards::VirtualBoard {
+fn chofu(track: &Track) -> hil::boards2021::virtual_board::VirtualBoard {
     track.virtual_boards().iter().find(|b| b.name == CHOFU).unwrap().clone()
 }
 
 /// A track whose board client gives up soon (300 ms, one retry), started and restored; and Chofu's board.
-async fn short_timeouts() -> (Track, hil::virtual_boards::VirtualBoard) {
+async fn short_timeouts() -> (Track, hil::boards2021::virtual_board::VirtualBoard) {
     let client = ClientConfig { timeout: Duration::from_millis(300), retries: 1, backoff: Duration::from_millis(20) };
     let track = Track::start(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() })
         .await
@@ -115,7 +115,7 @@ async fn a_board_down_fails_its_commands_and_is_unhealthy_within_two_seconds() {
 }
 
 /// Whether every device of `board` stands at its desired angle on the virtual board.
-fn in_place(track: &Track, board: &hil::virtual_boards::VirtualBoard) -> bool {
+fn in_place(track: &Track, board: &hil::boards2021::virtual_board::VirtualBoard) -> bool {
     let layout = track.layout();
     let id = layout.boards.iter().position(|b| b.name == board.name).unwrap();
     layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).all(|(i, d)| {
@@ -268,7 +268,8 @@ async fn the_event_stream_carries_positions_sensor_reports_and_the_snapshot_ever
     let mut events = track.subscribe();
     // CHICHIBU waits at kudanshita_s6; released, it runs on towards Iwamotocho.
     assert_eq!(track.apply(device(&track, "kudanshita_s6", OnOff::Off)).await, Outcome::Applied);
-    let reading = hil::ingest::SensorReading { sensor: track.layout().sensor_id("shinjuku").unwrap(), train_id: 3 };
+    let reading =
+        hil::boards2021::ingest::SensorReading { sensor: track.layout().sensor_id("shinjuku").unwrap(), train_id: 3 };
     track.readings().send(reading).unwrap();
     let (mut moved, mut reported) = (false, false);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use hil::block_word::{DetectorHealth, PHANTOM_AFTER_MS};
-use hil::boards2023::{BoardBroker, setting_of};
-use hil::firmware2023::Build;
+use hil::boards2023::block_word::{DetectorHealth, PHANTOM_AFTER_MS};
+use hil::boards2023::firmware::Build;
+use hil::boards2023::link::{BoardBroker, setting_of};
+use hil::boards2023::virtual_board::VirtualMqttBoard;
 use hil::track::{Mode, Outcome, Setup, Track, TrackEvent};
-use hil::virtual_mqtt_boards::VirtualMqttBoard;
 use sim::interlocking::Request;
 use sim::layout::OnOff;
 
@@ -77,7 +77,7 @@ async fn report(client: &rumqttc::AsyncClient, block: &str, word: &str) {
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn a_2025_board_that_comes_back_on_a_stock_mosquitto_has_its_states_within_5_s() {
     let stock = crate::broker::Mosquitto::start();
-    let embedded = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let embedded = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let layout = crate::support::layout_2023();
     let setup = Setup {
         config: config(),
@@ -174,9 +174,10 @@ async fn miss_a_delta(track: &Track, board: &str) -> Option<String> {
 
 /// The track in live mode on the 2023 layout, its real boards' broker an embedded one the test publishes on
 /// as the boards would; returns the track, the broker and a publisher on it.
-async fn live_track() -> (Track, hil::embedded_broker::EmbeddedBroker, hil::embedded_broker::EmbeddedBroker) {
-    let sim_broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
-    let live_broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+async fn live_track()
+-> (Track, hil::boards2023::embedded_broker::EmbeddedBroker, hil::boards2023::embedded_broker::EmbeddedBroker) {
+    let sim_broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let live_broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let setup = Setup {
         config: config(),
         boards2023: Some(sim_broker.board_broker()),
@@ -193,9 +194,9 @@ async fn live_track() -> (Track, hil::embedded_broker::EmbeddedBroker, hil::embe
 /// word on a board counts again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_presence_words_leave_every_board_unknown_until_the_next_word() {
-    use hil::presence::Presence;
-    let sim_broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
-    let live_broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    use hil::boards2023::presence::Presence;
+    let sim_broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let live_broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let (presence, _) = tokio::sync::broadcast::channel(16);
     let setup = Setup {
         config: config(),
@@ -208,7 +209,7 @@ async fn missed_presence_words_leave_every_board_unknown_until_the_next_word() {
     let track = Track::start(layout.clone(), setup).await.unwrap();
     let chofu = layout.boards.iter().position(|b| b.name == "chofu").unwrap();
     let health = |track: &Track| track.boards().into_iter().find(|(id, _)| *id == chofu).unwrap().1;
-    presence.send(Presence::Connected(hil::boards2023::client_id("chofu"))).unwrap();
+    presence.send(Presence::Connected(hil::boards2023::link::client_id("chofu"))).unwrap();
     until("chofu up", Duration::from_secs(5), async || health(&track).alive).await;
     // A burst the receiver cannot keep up with (no await between the words).
     for i in 0..1_000 {
@@ -219,7 +220,7 @@ async fn missed_presence_words_leave_every_board_unknown_until_the_next_word() {
         h.unknown && !h.alive
     })
     .await;
-    presence.send(Presence::Connected(hil::boards2023::client_id("chofu"))).unwrap();
+    presence.send(Presence::Connected(hil::boards2023::link::client_id("chofu"))).unwrap();
     until("chofu up again", Duration::from_secs(5), async || {
         let h = health(&track);
         h.alive && !h.unknown
@@ -265,7 +266,9 @@ async fn a_block_is_what_its_detectors_last_reported_and_a_phantom_in_the_mirror
     let mut lost = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), async {
         while !lost.contains(&(keio, b)) {
-            if let Ok(TrackEvent::Divergence(hil::mirror::Divergence::Lost { train, block })) = events.recv().await {
+            if let Ok(TrackEvent::Divergence(hil::track::mirror::Divergence::Lost { train, block })) =
+                events.recv().await
+            {
                 lost.push((train, block));
             }
         }
@@ -358,9 +361,9 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
-    use hil::rig::{MqttBoards, Rig, post_sensor_reports};
     use hil::track::TrackConfig;
-    use hil::virtual_device::SimSink;
+    use hil::virtual_devices::device::SimSink;
+    use hil::virtual_devices::rig::{MqttBoards, Rig, post_sensor_reports};
     use sim::auto::{AutoEvent, Operation};
     use sim::track::DevicePosition;
     use sim::twin::EventKind;
@@ -438,7 +441,7 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
     };
 
     // The twin, live, automatic, its own virtual boards on the embedded broker.
-    let embedded = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let embedded = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let setup = Setup {
         config: TrackConfig { pace, overdue_ms: 10_000, ..config() },
         boards2023: Some(embedded.board_broker()),
@@ -569,7 +572,7 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
                     last_departure_ms = now_ms;
                 }
                 TrackEvent::Divergence(d) => {
-                    if let hil::mirror::Divergence::MissedOpen { block, .. } = d {
+                    if let hil::track::mirror::Divergence::MissedOpen { block, .. } = d {
                         supplied.insert(block);
                     }
                     divergences.push(d.describe(&layout));
@@ -583,7 +586,7 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
     // Every block on every door as the hardware last reported it (a report in flight given a moment), or OPEN
     // where the twin supplied a missed OPEN.
     while let Ok(e) = events.try_recv() {
-        if let TrackEvent::Divergence(hil::mirror::Divergence::MissedOpen { block, .. }) = e {
+        if let TrackEvent::Divergence(hil::track::mirror::Divergence::MissedOpen { block, .. }) = e {
             supplied.insert(block);
         }
     }

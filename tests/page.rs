@@ -337,7 +337,7 @@ async fn the_page_on_two_edges_operates_the_core_s_track_and_shows_it_offline() 
 #[ignore = "needs chromium: run by .ci/run"]
 async fn the_page_draws_the_2023_blocks_occupied_and_free() {
     let _alone = crate::support::CPU_HEAVY.lock().await;
-    let broker = hil::embedded_broker::EmbeddedBroker::start().await.unwrap();
+    let broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let config = hil::track::TrackConfig { pace: 4.0, ..crate::hil_track::config() };
     let setup = hil::track::Setup { config, boards2023: Some(broker.board_broker()), ..Default::default() };
     let track = hil::track::Track::start(crate::support::layout_2023(), setup).await.unwrap();

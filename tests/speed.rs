@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
-use hil::onboard::{KICK, duty, motor_mm_s, plan};
-use hil::rig::Rig;
+use hil::controllers2021::onboard::{KICK, duty, motor_mm_s, plan};
 use hil::track::{Mode, Outcome, Setup, Track};
-use hil::virtual_device::SimSink;
+use hil::virtual_devices::device::SimSink;
+use hil::virtual_devices::rig::Rig;
 use sim::interlocking::Request;
 use sim::twin::SimCommand;
 use sim::twin::thread::Request as SimRequest;
@@ -54,15 +54,23 @@ async fn a_virtual_controller_kicks_the_motor_then_holds_the_speed() {
     let seen: Arc<Mutex<Vec<(Instant, SimCommand)>>> = Arc::default();
     let record = seen.clone();
     let sink: SimSink = Arc::new(move |cmd| record.lock().unwrap().push((Instant::now(), cmd)));
-    let controllers = hil::virtual_controllers::start(&layout, &HashMap::new(), sink, 1.0).await.unwrap();
+    let controllers =
+        hil::controllers2021::virtual_controller::start(&layout, &HashMap::new(), sink, 1.0).await.unwrap();
     assert_eq!(controllers.len(), 1, "TAKAO's");
     let url = format!("http://{}", controllers[0].addr);
-    let mut client = hil::proto2021::speed_client::SpeedClient::connect(url).await.unwrap();
-    let send = |speed| hil::proto2021::SendSpeed { speed, train: hil::proto2021::Train::Takao as i32 };
+    let mut client = hil::controllers2021::proto::speed_client::SpeedClient::connect(url).await.unwrap();
+    let send = |speed| hil::controllers2021::proto::SendSpeed {
+        speed,
+        train: hil::controllers2021::proto::Train::Takao as i32,
+    };
     let takao = layout.train_id("TAKAO").unwrap();
     for speed in [50, -50, 120] {
         let answer = client.control_speed(send(speed)).await.unwrap().into_inner();
-        assert_eq!(answer.code, hil::proto2021::Code::Success as i32, "the 2021 controller always says SUCCESS");
+        assert_eq!(
+            answer.code,
+            hil::controllers2021::proto::Code::Success as i32,
+            "the 2021 controller always says SUCCESS"
+        );
     }
     until("kick and hold", Duration::from_secs(5), async || seen.lock().unwrap().len() >= 2).await;
     // A stop after them: the controller takes its speeds in order, so once the stop is carried out, whatever -50

@@ -225,7 +225,7 @@ pub async fn send(ws: &mut Ws, v: serde_json::Value) {
 }
 
 /// The live boards map: every board of the rig's layout at its virtual board or controller.
-pub fn live_boards(rig: &hil::rig::Rig) -> std::collections::HashMap<String, String> {
+pub fn live_boards(rig: &hil::virtual_devices::rig::Rig) -> std::collections::HashMap<String, String> {
     rig.layout.boards.iter().zip(rig.addresses()).map(|(b, a)| (b.name.clone(), a)).collect()
 }
 

@@ -18,7 +18,7 @@ use crate::core::Core;
 use crate::wire::word;
 
 /// Code generated from the 2021 proto (`hil/proto/plarail2021.proto`, no package, as in 2021).
-pub use hil::proto2021 as v2021;
+pub use hil::controllers2021::proto as v2021;
 
 /// Code generated from `proto/twin_v2.proto`.
 #[allow(missing_docs, clippy::all)]

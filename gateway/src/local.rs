@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use hil::block_word::DetectorHealth;
+use hil::boards2023::block_word::DetectorHealth;
 use hil::track::{Failure, Outcome, Track, TrackEvent};
 use serde_json::{Value, json};
 use sim::auto::Operation;
@@ -296,7 +296,7 @@ impl Follower {
                 self.detectors[detector] = health;
                 let block = layout.detectors[detector].block;
                 self.feeds.publish(&self.block(layout, block));
-                let name = hil::block_word::detector_name(layout, detector);
+                let name = hil::boards2023::block_word::detector_name(layout, detector);
                 v2::ServerFrame::event(v2::EventKind::Detector, format!("detector {name} {}", health.word()))
             }
             TrackEvent::Divergence(d) => v2::ServerFrame::event(v2::EventKind::Divergence, d.describe(layout)),

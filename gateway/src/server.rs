@@ -21,7 +21,7 @@ use crate::session::{Protocol, upgrade};
 
 /// The sensor ingest (`/registerPosition`) of a track in this process.
 pub fn ingest(track: &hil::track::Track) -> Router {
-    hil::ingest::router(track.layout().clone(), track.senders(), track.readings())
+    hil::boards2021::ingest::router(track.layout().clone(), track.senders(), track.readings())
 }
 
 /// The gateway's routes over `core` (with a track in this process, merge [`ingest`] too).

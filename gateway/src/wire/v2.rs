@@ -15,7 +15,7 @@
 //! behind), then answers to commands (`ack`, `rejected`, `failed`, `denied`, `error`) and what happens on the
 //! track (`device`, `speed`, `trains`, `board`, `mode`, `event`).
 
-use hil::block_word::DetectorHealth;
+use hil::boards2023::block_word::DetectorHealth;
 use hil::track::{BoardHealth, Mode, Snapshot, TrainPosition};
 use serde::{Deserialize, Serialize};
 use sim::auto::{Operation, TrainPlan};

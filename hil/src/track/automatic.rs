@@ -16,7 +16,9 @@ use sim::auto::{Auto, AutoConfig, Operation, TrainPlan, VisitorHolds};
 use sim::interlocking::{RejectKind, Rejection, Request};
 use sim::layout::Layout;
 
-use super::{Inner, Outcome, TrackEvent, carry_out, try_state};
+use super::command::carry_out;
+use super::sim_link::try_state;
+use super::{Inner, Outcome, TrackEvent};
 
 /// How often automatic operation looks at the track.
 pub const AUTO_EVERY: Duration = Duration::from_millis(sim::auto::AUTO_EVERY_MS);

@@ -3,7 +3,7 @@
 
 use sim::twin::SimError;
 
-use crate::client;
+use crate::boards2021::client;
 
 /// Why a command was not carried out (the interlocking's refusals are [`sim::interlocking::Rejection`]s).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -27,12 +27,13 @@ use sim::twin::thread::Request as SimRequest;
 use sim::twin::{EventKind, SimCommand};
 use tokio::sync::broadcast;
 
-use super::{BoardHealth, Failure, Inner, Mode, Outcome, TrackEvent, sim_command, sim_state, try_state};
-use crate::boards2023::{BoardBroker, Boards2023, client_id};
-use crate::firmware2023::Build;
-use crate::presence::Presence;
-use crate::rig::MqttBoards;
-use crate::virtual_mqtt_boards::VirtualMqttBoard;
+use super::sim_link::{sim_command, sim_send, sim_state, try_state};
+use super::{BoardHealth, Failure, Inner, Mode, Outcome, TrackEvent};
+use crate::boards2023::firmware::Build;
+use crate::boards2023::link::{BoardBroker, Boards2023, client_id};
+use crate::boards2023::presence::Presence;
+use crate::boards2023::virtual_board::VirtualMqttBoard;
+use crate::virtual_devices::rig::MqttBoards;
 
 /// How long a virtual 2023 board has to move a device after its `…/delta`.
 pub const MQTT_ACT: Duration = Duration::from_secs(2);
@@ -92,7 +93,7 @@ pub(super) async fn start(
     let mut presence = Vec::new();
     let mut side = |mode: Mode, broker: &BoardBroker| {
         let weak = Arc::downgrade(inner);
-        let desired: crate::boards2023::Desired = Arc::new(move |d| {
+        let desired: crate::boards2023::link::Desired = Arc::new(move |d| {
             let inner = weak.upgrade()?;
             let core = inner.core();
             (mode == Mode::Sim || core.mode() == mode).then(|| core.desired(d))
@@ -135,7 +136,7 @@ pub(super) async fn start(
         // In live mode the simulation is the mirror of the real boards: a virtual board acting late (a retained
         // state or a `get` answered as it booted) must not move it.
         let weak = Arc::downgrade(inner);
-        let sink: crate::virtual_device::SimSink = Arc::new(move |cmd| {
+        let sink: crate::virtual_devices::device::SimSink = Arc::new(move |cmd| {
             if weak.upgrade().is_some_and(|inner| inner.core().mode() == Mode::Sim) {
                 let _ = requests.send(SimRequest::Command { id: 0, cmd });
             }
@@ -200,7 +201,7 @@ impl Mqtt {
                     let on_mqtt =
                         |d: &usize| inner.layout.boards[inner.layout.devices[*d].board].kind == BoardKind::Mqtt;
                     for device in (0..desired.len()).filter(on_mqtt) {
-                        drop(super::sim_send(inner, SimCommand::SetDevice { device, state: desired[device] }));
+                        drop(sim_send(inner, SimCommand::SetDevice { device, state: desired[device] }));
                     }
                 }
                 Mode::Sim => live.link.clear(),
@@ -308,7 +309,7 @@ pub(super) async fn command(inner: &Inner, device: usize, state: OnOff) -> Outco
 }
 
 /// Takes one link's block reports while its track is in use: events, and in live mode the hardware's word on
-/// the block ([`crate::block_word`]), with the mirror snapped to a healthy detector's report. Reports that came
+/// the block ([`crate::boards2023::block_word`]), with the mirror snapped to a healthy detector's report. Reports that came
 /// meanwhile are taken together, the mirror snapped once per block and word, so a flood is taken as fast as it
 /// comes.
 async fn take_reports(

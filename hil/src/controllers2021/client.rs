@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use tonic::transport::{Channel, Endpoint};
 
-use crate::client::{ClientConfig, Failure, with_retries};
-use crate::proto2021::speed_client::SpeedClient as Grpc;
-use crate::proto2021::{Code, SendSpeed, Train};
+use crate::boards2021::client::{ClientConfig, Failure, with_retries};
+use crate::controllers2021::proto::speed_client::SpeedClient as Grpc;
+use crate::controllers2021::proto::{Code, SendSpeed, Train};
 
 /// A controller's channel, and its turn (one request at a time).
 type Line = (Channel, Arc<tokio::sync::Mutex<()>>);

@@ -16,7 +16,7 @@ use sim::layout::{BlockId, DetectorTarget, Dir, Layout, Placement, SensorId, Tra
 use sim::track::next_segment;
 use sim::twin::{EventKind, SimCommand, SimEvent, TrackState};
 
-use crate::ingest::SensorReading;
+use crate::boards2021::ingest::SensorReading;
 
 /// A real report that contradicts the mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

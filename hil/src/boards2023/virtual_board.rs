@@ -1,4 +1,4 @@
-//! A virtual 2023 board on an MQTT broker: the firmware's state machine ([`crate::firmware2023`]) behind a real
+//! A virtual 2023 board on an MQTT broker: the firmware's state machine ([`crate::boards2023::firmware`]) behind a real
 //! MQTT connection, as the ESP32 runs it: QoS 0, clean session, no will, PubSubClient's 15 s keep-alive; a stop
 //! rail's 200 ms hold blocks the whole board (no message, no detector meanwhile); the festival build never
 //! reconnects (a lost connection leaves it offline until restarted), the 2025 build tries every 5 s. Servo moves
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-use crate::firmware2023::{Act, Board, Build, RECONNECT_EVERY_MS, Setting};
+use crate::boards2023::firmware::{Act, Board, Build, RECONNECT_EVERY_MS, Setting};
 
 /// PubSubClient's keep-alive.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -23,9 +23,9 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use sim::layout::{BoardId, BoardKind, DetectorTarget, DeviceKind, Layout, OnOff};
 use tokio::sync::broadcast;
 
-use crate::firmware2023::{Detector, Io, Setting};
-use crate::mqtt2023::{FromBoard, Target, delta_topic, get_accepted_topic, read, state_word};
-use crate::presence::{Presence, SYS_FILTERS, read_sys};
+use crate::boards2023::firmware::{Detector, Io, Setting};
+use crate::boards2023::presence::{Presence, SYS_FILTERS, read_sys};
+use crate::boards2023::protocol::{FromBoard, Target, delta_topic, get_accepted_topic, read, state_word};
 
 /// Where the boards' broker is, the login if it needs one, TLS for an mqtts:// one, and how it tells its
 /// clients' comings and goings.
@@ -40,7 +40,7 @@ pub struct BoardBroker {
     /// TLS settings (mqtts://), or plain MQTT.
     pub tls: Option<rumqttc::TlsConfiguration>,
     /// Clients connecting and going as the embedded broker reports them, every one from its start; without it,
-    /// the link reads them from the broker's `$SYS` topics ([`crate::presence`]), from when it subscribed.
+    /// the link reads them from the broker's `$SYS` topics ([`crate::boards2023::presence`]), from when it subscribed.
     pub presence: Option<broadcast::Sender<Presence>>,
 }
 

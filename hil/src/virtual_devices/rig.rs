@@ -14,10 +14,10 @@ use sim::layout::Layout;
 use sim::twin::thread::{Output, Pacing, Request, SimHandle, spawn};
 use sim::twin::{SimEvent, Simulation, StartError};
 
-use crate::ingest::report_for;
-use crate::virtual_boards::{VirtualBoard, start};
-use crate::virtual_controllers::{self, VirtualController};
-use crate::virtual_device::SimSink;
+use crate::boards2021::ingest::report_for;
+use crate::boards2021::virtual_board::{VirtualBoard, start};
+use crate::controllers2021::virtual_controller::{self, VirtualController};
+use crate::virtual_devices::device::SimSink;
 
 /// Why a rig cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ impl Rig {
             let _ = requests.send(Request::Command { id: 0, cmd });
         });
         let boards = start(&layout, listen, sink.clone()).await?;
-        let controllers = virtual_controllers::start(&layout, listen, sink, pace).await?;
+        let controllers = virtual_controller::start(&layout, listen, sink, pace).await?;
         Ok(Rig { layout, sim, boards, controllers })
     }
 
@@ -131,7 +131,7 @@ pub fn post_sensor_reports(
     counts
 }
 
-/// A layout's 2023 MQTT boards as virtual boards (the firmware's state machine, [`crate::firmware2023`]) on a
+/// A layout's 2023 MQTT boards as virtual boards (the firmware's state machine, [`crate::boards2023::firmware`]) on a
 /// broker, over a simulation: their servos move the simulated devices, and the simulation's detectors press
 /// their switches ([`MqttBoards::detector_changed`]). The sim-mode track's 2023 boards, and the "real" boards of
 /// the live-mode tests.
@@ -140,7 +140,7 @@ pub struct MqttBoards {
     sink: SimSink,
     broker: (String, u16, Option<(String, String)>),
     /// The virtual boards, by layout board (a reboot replaces one).
-    boards: std::sync::Mutex<Vec<(sim::layout::BoardId, crate::virtual_mqtt_boards::VirtualMqttBoard)>>,
+    boards: std::sync::Mutex<Vec<(sim::layout::BoardId, crate::boards2023::virtual_board::VirtualMqttBoard)>>,
     /// Each detector's virtual board (index into `boards`) and its index in that board's setting.
     slots: Vec<Option<(usize, usize)>>,
     /// Each detector's level, so that a rebooted board starts with its switches as they are.
@@ -156,7 +156,7 @@ impl MqttBoards {
         host: &str,
         port: u16,
         login: Option<(String, String)>,
-        build: impl Fn(sim::layout::BoardId) -> crate::firmware2023::Build,
+        build: impl Fn(sim::layout::BoardId) -> crate::boards2023::firmware::Build,
     ) -> MqttBoards {
         let mut slots = vec![None; layout.detectors.len()];
         let mqtt = layout.boards.iter().enumerate().filter(|(_, b)| b.kind == sim::layout::BoardKind::Mqtt);
@@ -183,20 +183,26 @@ impl MqttBoards {
     fn boot(
         &self,
         id: sim::layout::BoardId,
-        build: crate::firmware2023::Build,
-    ) -> crate::virtual_mqtt_boards::VirtualMqttBoard {
+        build: crate::boards2023::firmware::Build,
+    ) -> crate::boards2023::virtual_board::VirtualMqttBoard {
         let pins: Vec<(u32, usize)> =
             self.layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).map(|(i, d)| (d.pin, i)).collect();
         let sink = self.sink.clone();
-        let servo: crate::virtual_mqtt_boards::Servo = Arc::new(move |pin, angle| {
+        let servo: crate::boards2023::virtual_board::Servo = Arc::new(move |pin, angle| {
             if let Some(&(_, device)) = pins.iter().find(|(p, _)| *p == pin as u32) {
                 sink(sim::twin::SimCommand::SetAngle { device, angle });
             }
         });
-        let setting = crate::boards2023::setting_of(&self.layout, id);
+        let setting = crate::boards2023::link::setting_of(&self.layout, id);
         let (host, port, login) = &self.broker;
-        let board =
-            crate::virtual_mqtt_boards::VirtualMqttBoard::start(setting, build, host, *port, login.clone(), servo);
+        let board = crate::boards2023::virtual_board::VirtualMqttBoard::start(
+            setting,
+            build,
+            host,
+            *port,
+            login.clone(),
+            servo,
+        );
         let levels = self.levels.lock().expect("levels");
         for (detector, &closed) in levels.iter().enumerate() {
             if let Some(slot) = self.slots[detector].filter(|_| closed).map(|s| s.1)
@@ -217,18 +223,18 @@ impl MqttBoards {
     }
 
     /// The virtual boards.
-    pub fn boards(&self) -> Vec<crate::virtual_mqtt_boards::VirtualMqttBoard> {
+    pub fn boards(&self) -> Vec<crate::boards2023::virtual_board::VirtualMqttBoard> {
         self.boards.lock().expect("boards").iter().map(|(_, b)| b.clone()).collect()
     }
 
     /// The virtual board of the layout's board `name`.
-    pub fn board(&self, name: &str) -> Option<crate::virtual_mqtt_boards::VirtualMqttBoard> {
+    pub fn board(&self, name: &str) -> Option<crate::boards2023::virtual_board::VirtualMqttBoard> {
         self.boards().into_iter().find(|b| b.name() == name)
     }
 
     /// Power-cycles the board `name` (its connection cut, a new one booted with `build`): the festival build
     /// asks its state again as it boots.
-    pub fn reboot(&self, name: &str, build: crate::firmware2023::Build) {
+    pub fn reboot(&self, name: &str, build: crate::boards2023::firmware::Build) {
         let Some(id) = self.layout.boards.iter().position(|b| b.name == name) else { return };
         let Some(index) = self.boards.lock().expect("boards").iter().position(|(b, _)| *b == id) else { return };
         let old = self.boards.lock().expect("boards")[index].1.clone();

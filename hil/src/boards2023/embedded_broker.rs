@@ -16,7 +16,7 @@ use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
-use crate::presence::Presence;
+use crate::boards2023::presence::Presence;
 
 /// A broker running in this process until the process ends.
 #[derive(Debug, Clone)]
@@ -92,8 +92,8 @@ impl EmbeddedBroker {
     }
 
     /// The broker as the 2023 boards' broker of a track, with its presence reports.
-    pub fn board_broker(&self) -> crate::boards2023::BoardBroker {
-        crate::boards2023::BoardBroker {
+    pub fn board_broker(&self) -> crate::boards2023::link::BoardBroker {
+        crate::boards2023::link::BoardBroker {
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
             login: None,

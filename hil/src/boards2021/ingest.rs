@@ -19,7 +19,7 @@ use sim::layout::{BoardId, BoardKind, Layout, SensorId, TrainId};
 use sim::twin::{EventKind, SimEvent};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::protocol::SensorReport;
+use crate::boards2021::protocol::SensorReport;
 
 /// Largest report body accepted, in bytes.
 pub const MAX_REPORT_BYTES: usize = 4096;

@@ -2,7 +2,7 @@
 //! of a running simulation, one per speed-controller board of the layout.
 //!
 //! Like the 2021 one it answers every call `SUCCESS` and ignores the `train` field; it runs the speed through
-//! the PWM model ([`crate::onboard`]): the motor of the train it sits on is kicked to full duty for 0.1 s, then
+//! the PWM model ([`crate::controllers2021::onboard`]): the motor of the train it sits on is kicked to full duty for 0.1 s, then
 //! held at the speed's duty, and the simulated train runs at the speed the motor gives (a negative speed or
 //! one over 100 changes nothing). Every speed it received is kept, for tests and the crew to read.
 
@@ -16,10 +16,10 @@ use sim::twin::SimCommand;
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 
-use crate::onboard;
-use crate::proto2021::speed_server::{Speed, SpeedServer};
-use crate::proto2021::{Code, SendSpeed, StatusCode};
-use crate::virtual_device::SimSink;
+use crate::controllers2021::onboard;
+use crate::controllers2021::proto::speed_server::{Speed, SpeedServer};
+use crate::controllers2021::proto::{Code, SendSpeed, StatusCode};
+use crate::virtual_devices::device::SimSink;
 
 struct Shared {
     /// The trains it drives (normally one), with their top speed in mm/s.
@@ -89,7 +89,7 @@ pub async fn start(
 ) -> std::io::Result<Vec<VirtualController>> {
     let mut controllers = Vec::new();
     for (id, b) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Speed) {
-        let (listener, addr) = crate::virtual_device::listen(listen, b).await?;
+        let (listener, addr) = crate::virtual_devices::device::listen(listen, b).await?;
         let trains = layout
             .trains
             .iter()

@@ -1,5 +1,5 @@
 //! The 2021 onboard speed controller's behaviour as plain functions: what it does with a speed, and what the
-//! motor does with the PWM duty it gets. No IO; the virtual controller ([`crate::virtual_controllers`]) runs
+//! motor does with the PWM duty it gets. No IO; the virtual controller ([`crate::controllers2021::virtual_controller`]) runs
 //! this on top of the simulation.
 //!
 //! The 2021 controller (a Raspberry Pi on TAKAO) took `Speed.ControlSpeed(speed)` and set a PWM duty at 50 Hz

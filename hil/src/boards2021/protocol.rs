@@ -3,7 +3,7 @@
 //! Servo boards take `POST /` with a JSON body `{"pin": <GPIO>, "state": "ON"|"OFF"|"ANGLE", "angle": <n>}`
 //! and answer `200 {"status":"OK","last_update":<the board's clock>}`, `404 {"error":"invalid GPIO pin"}` or
 //! `400 {"error":"invalid operation"}`. `pin: -1` with a unix time in `state` sets the board's clock (and the
-//! answer is that time). What a board does with any request, exactly, is [`crate::firmware`]. Sensor boards report a passing train with `POST /registerPosition` and
+//! answer is that time). What a board does with any request, exactly, is [`crate::boards2021::firmware`]. Sensor boards report a passing train with `POST /registerPosition` and
 //! `{"mac_address": "<board>", "pin": <n>, "train_id": <n>}`.
 
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@
 //!   404 `text/html` `Not found: <path>`. Every answer closes the connection, and the server takes one client
 //!   at a time.
 //! - `POST /health` answers 404 with `{"status":"OK"}`.
-//! - `POST /` reads the body with ArduinoJson ([`crate::arduino_json`]; a form-encoded body never reaches it,
+//! - `POST /` reads the body with ArduinoJson ([`crate::boards2021::arduino_json`]; a form-encoded body never reaches it,
 //!   so it reads nothing). `pin` is read as an `int`, `state` as a `String`:
 //!   - `pin` -1: the clock is set to `state` read as a 32-bit `time_t` (a number or a numeric string; anything
 //!     else is 0), and the answer is 200 `{"status":"OK","last_update":<the clock just after>}`, i.e. the time
@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use sim::layout::SERVO_PINS;
 
-use crate::arduino_json::{as_i32, as_text, member, parse};
+use crate::boards2021::arduino_json::{as_i32, as_text, member, parse};
 
 /// The pulse every servo gets at power-on, us (ESP32Servo's default of 4825 ticks of 20 ms in 65536).
 pub const POWER_ON_PULSE_US: u32 = 1472;

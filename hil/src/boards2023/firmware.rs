@@ -20,7 +20,7 @@
 //! - The festival build never reconnects; the 2025 build (`--firmware 2025`) retries every 5 s and subscribes
 //!   again, but never asks for its state again.
 
-use crate::firmware::POWER_ON_ANGLE;
+use crate::boards2021::firmware::POWER_ON_ANGLE;
 
 /// The four subscriptions, in the order the firmware makes them.
 pub const SUBSCRIPTIONS: [&str; 4] = ["stop/+/get/accepted", "point/+/get/accepted", "stop/+/delta", "point/+/delta"];

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, OwnedMutexGuard};
 
 use sim::layout::{Device, OnOff};
 
-use crate::protocol::{Answer, BoardCommand, ServoOp};
+use crate::boards2021::protocol::{Answer, BoardCommand, ServoOp};
 
 /// Why a board command failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Virtual servo boards: the firmware served on loopback on top of a running simulation.
 //!
 //! Each board of the layout listens on its own port and answers every request exactly as the 2021 firmware
-//! does ([`crate::firmware`], branch by branch), one client at a time (the ESP32 web server's loop), closing
+//! does ([`crate::boards2021::firmware`], branch by branch), one client at a time (the ESP32 web server's loop), closing
 //! every connection after its answer. A servo write drives the simulated device to the servo's new angle; an
 //! angle equal to neither the device's ON nor its OFF angle leaves it between positions, which the simulation
 //! treats as unsafe.
@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use sim::layout::{BoardKind, DeviceId, Layout};
 use sim::twin::SimCommand;
 
-use crate::firmware::{HttpRequest, POWER_ON_ANGLE, ServoBoard};
-use crate::virtual_device::SimSink;
+use crate::boards2021::firmware::{HttpRequest, POWER_ON_ANGLE, ServoBoard};
+use crate::virtual_devices::device::SimSink;
 
 /// Faults a virtual board shows, settable at run time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,7 +149,7 @@ pub async fn start(
 ) -> std::io::Result<Vec<VirtualBoard>> {
     let mut boards = Vec::new();
     for (id, b) in layout.boards.iter().enumerate().filter(|(_, b)| b.kind == BoardKind::Servo) {
-        let (listener, addr) = crate::virtual_device::listen(listen, b).await?;
+        let (listener, addr) = crate::virtual_devices::device::listen(listen, b).await?;
         let devices =
             layout.devices.iter().enumerate().filter(|(_, d)| d.board == id).map(|(i, d)| (d.pin, i)).collect();
         let shared = Arc::new(Shared {
