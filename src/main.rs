@@ -2,8 +2,7 @@
 //!
 //! - `serve`: `serve`'s settings (flags, environment, config file, defaults) and the server;
 //! - `edge`: a public edge gateway over the core's broker;
-//! - `load`: many WebSocket clients against a running gateway;
-//! - `load_video`: many WHEP viewers of one camera;
+//! - `load`: many WebSocket clients against a running gateway, or many WHEP viewers of one camera;
 //! - `measure`: what the load tools share (durations, metrics read from `/metrics`).
 
 use std::io::Write;
@@ -17,7 +16,6 @@ use sim::layout::Layout;
 
 mod edge;
 mod load;
-mod load_video;
 mod measure;
 mod serve;
 
