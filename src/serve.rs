@@ -379,7 +379,7 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
         args.rate_per_connection > 0.0 && args.rate_per_address > 0.0,
         "the rate limits must be positive numbers"
     );
-    let mode = if args.mode == ModeArg::Sim { hil::track::Mode::Sim } else { hil::track::Mode::Live };
+    let mode = if args.mode == ModeArg::Sim { sim::twin::Mode::Sim } else { sim::twin::Mode::Live };
     let journal = match &args.data_dir {
         Some(dir) => {
             let (journal, opened) = gateway::journal::Journal::open(dir)?;

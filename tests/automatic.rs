@@ -116,8 +116,8 @@ async fn the_operator_turns_automatic_operation_on_and_the_trains_run_by_themsel
 /// mirror. A train's dwell ends, its stop rail is lowered on the real board, and the real train departs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_live_mode_automatic_operation_drives_the_real_boards() {
-    use hil::track::Mode;
     use hil::virtual_devices::rig::Rig;
+    use sim::twin::Mode;
     use sim::twin::thread::Request as SimRequest;
 
     let real = Rig::start(layout_2021(), &std::collections::HashMap::new(), 1.0).await.unwrap();
@@ -172,9 +172,9 @@ async fn in_live_mode_automatic_operation_drives_the_real_boards() {
 async fn in_live_mode_automatic_operation_runs_the_real_layout_without_an_accident() {
     use std::sync::{Arc, Mutex};
 
-    use hil::track::Mode;
     use hil::virtual_devices::rig::{Rig, post_sensor_reports};
     use sim::twin::EventKind;
+    use sim::twin::Mode;
     use sim::twin::thread::Request as SimRequest;
 
     let _alone = crate::support::CPU_HEAVY.lock().await;

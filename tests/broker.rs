@@ -14,10 +14,11 @@ use gateway::broker::edge::{Edge, LOST_REASON, OFFLINE_REASON};
 use gateway::broker::wire::{
     ChangeMessage, CommandMessage, Effect, Follow, Received, Reply, Seen, SnapshotMessage, Topic, Topics,
 };
-use gateway::wire::v2::{Command as V2Command, Device, ServerFrame, State};
-use hil::track::{Mode, Setup, Track};
+use hil::track::{Setup, Track};
 use sim::layout::OnOff;
+use sim::twin::Mode;
 use tokio_tungstenite::tungstenite::Message;
+use wire::v2::{Command as V2Command, Device, ServerFrame, State};
 
 use crate::gateway_2021::frame;
 use crate::hil_track::{config, until};

@@ -334,7 +334,7 @@ async fn load_reports_latency_throughput_and_no_lost_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_acknowledged_just_before_kill_9_is_there_after_the_restart() {
     use futures_util::{SinkExt, StreamExt};
-    use gateway::wire::v2;
+    use wire::v2;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_dir = data.to_str().unwrap();
@@ -400,8 +400,8 @@ fn serve_keeps_a_damaged_journal_aside_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
     use futures_util::{SinkExt, StreamExt};
-    use gateway::wire::v2;
     use rand::{Rng, SeedableRng};
+    use wire::v2;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_dir = data.to_str().unwrap();

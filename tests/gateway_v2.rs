@@ -131,7 +131,7 @@ async fn the_festival_live_toggle_from_the_operator_shows_what_it_checked() {
     let detail = done["detail"].as_str().unwrap();
     assert!(detail.starts_with("mode Live") && detail.matches("answers").count() == 5, "{detail}");
     assert_eq!(expect(&mut ws, |v| v["type"] == "mode").await["mode"], "live");
-    assert_eq!(track.mode(), hil::track::Mode::Live);
+    assert_eq!(track.mode(), sim::twin::Mode::Live);
     track.stop();
     real.sim.stop();
 }

@@ -562,10 +562,11 @@ async fn live_mode_drives_the_real_2023_boards_on_their_broker() {
 
     use hil::boards2023::link::{BoardBroker, setting_of};
     use hil::boards2023::virtual_board::{Faults, VirtualMqttBoard};
-    use hil::track::{Failure, Mode, Outcome, Setup, Track, TrackEvent};
+    use hil::track::{Failure, Outcome, Setup, Track, TrackEvent};
     use sim::interlocking::Request;
     use sim::layout::{BoardKind, DetectorTarget};
     use sim::track::DevicePosition;
+    use sim::twin::Mode;
 
     use crate::hil_track::until;
 
@@ -726,8 +727,9 @@ async fn live_mode_reaches_2023_boards_over_tls_with_the_deploy_acl() {
 
     use hil::boards2023::link::{BoardBroker, setting_of};
     use hil::boards2023::virtual_board::VirtualMqttBoard;
-    use hil::track::{Mode, Outcome, Setup, Track};
+    use hil::track::{Outcome, Setup, Track};
     use sim::interlocking::Request;
+    use sim::twin::Mode;
 
     use crate::hil_track::until;
 

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use hil::boards2021::virtual_board::Faults;
 use hil::track::mirror::Divergence;
-use hil::track::{Mode, Outcome, Setup, SwitchError, Track, TrackConfig, TrackEvent};
+use hil::track::{Outcome, Setup, SwitchError, Track, TrackConfig, TrackEvent};
 use hil::virtual_devices::rig::{Rig, post_sensor_reports};
 use sim::layout::{DeviceKind, Layout, OnOff, Placement};
 use sim::track::{DevicePosition, next_segment, offset_of};
+use sim::twin::Mode;
 use sim::twin::thread::Request as SimRequest;
 use sim::twin::{SimCommand, TrackState};
 

@@ -258,7 +258,8 @@ async fn boards_answering_like_the_2021_firmware_stay_alive_under_health_polls()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_carries_positions_sensor_reports_and_the_snapshot_everything() {
-    use hil::track::{Mode, TrackEvent};
+    use hil::track::TrackEvent;
+    use sim::twin::Mode;
     let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
     until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let snapshot = track.snapshot().await;
@@ -288,9 +289,9 @@ async fn the_event_stream_carries_positions_sensor_reports_and_the_snapshot_ever
 mod bookkeeping {
     use std::time::{Duration, Instant};
 
-    use hil::track::Mode;
     use hil::track::core::{Next, Poll, RestoreStep, TrackCore};
     use sim::layout::OnOff;
+    use sim::twin::Mode;
 
     use crate::support::layout_2021;
 

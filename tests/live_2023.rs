@@ -10,9 +10,10 @@ use hil::boards2023::block_word::{DetectorHealth, PHANTOM_AFTER_MS};
 use hil::boards2023::firmware::Build;
 use hil::boards2023::link::{BoardBroker, setting_of};
 use hil::boards2023::virtual_board::VirtualMqttBoard;
-use hil::track::{Mode, Outcome, Setup, Track, TrackEvent};
+use hil::track::{Outcome, Setup, Track, TrackEvent};
 use sim::interlocking::Request;
 use sim::layout::OnOff;
+use sim::twin::Mode;
 
 use crate::hil_2023::{Moves, servos};
 use crate::hil_track::{config, until};

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use hil::controllers2021::onboard::{KICK, duty, motor_mm_s, plan};
-use hil::track::{Mode, Outcome, Setup, Track};
+use hil::track::{Outcome, Setup, Track};
 use hil::virtual_devices::device::SimSink;
 use hil::virtual_devices::rig::Rig;
 use sim::interlocking::Request;
+use sim::twin::Mode;
 use sim::twin::SimCommand;
 use sim::twin::thread::Request as SimRequest;
 use tokio_tungstenite::tungstenite::Message;

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use hil::track::{Mode, Setup, Track};
+use hil::track::{Setup, Track};
+use sim::twin::Mode;
 use video::viewer::{Client, Seen};
 
 use crate::hil_track::{config, until};

@@ -76,7 +76,7 @@ async fn an_attached_view_reads_the_gateway_s_frames_and_its_commands_are_unders
     let snapshot = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
     let snapshot = snapshot.into_text().unwrap().to_string();
     assert_eq!(frames::apply(&mut picture, &snapshot), Ok(None));
-    assert_eq!(picture.mode, hil::track::Mode::Sim);
+    assert_eq!(picture.mode, sim::twin::Mode::Sim);
     assert!(picture.devices.iter().all(|d| d.is_some()));
     assert_eq!(picture.boards.len(), 5);
     assert!(picture.trains[0].front[0] > 0.0, "trains placed from the snapshot");

@@ -3,13 +3,14 @@
 
 use gateway::link::Operated;
 use gateway::step::Step;
-use gateway::wire::{v2, v2021};
 use gateway::{protocol_2021, protocol_v2};
-use hil::track::{Failure, Mode, Outcome};
+use hil::track::{Failure, Outcome};
 use serde_json::{Value, json};
 use sim::interlocking::{RejectKind, Rejection, Request};
 use sim::layout::{DeviceKind, OnOff};
+use sim::twin::Mode;
 use sim::twin::TrainStatus;
+use wire::{v2, v2021};
 
 use crate::support::layout_2021;
 
@@ -74,12 +75,12 @@ fn the_2021_speed_frames_read_and_write_as_the_2021_page_sends_them() {
         Step::Track { id: None, request: Request::Speed { train: takao, speed: 35 } }
     );
     assert_eq!(
-        value(&gateway::wire::v2021::ServerFrame::speed("TAKAO", 35).encode()),
+        value(&wire::v2021::ServerFrame::speed("TAKAO", 35).encode()),
         json!({"train_name": "TAKAO", "speed": 35})
     );
     assert_eq!(
-        gateway::wire::v2021::ServerFrame::decode(r#"{"train_name":"TAKAO","speed":35}"#),
-        Ok(gateway::wire::v2021::ServerFrame::speed("TAKAO", 35))
+        wire::v2021::ServerFrame::decode(r#"{"train_name":"TAKAO","speed":35}"#),
+        Ok(wire::v2021::ServerFrame::speed("TAKAO", 35))
     );
     let Step::Reply(frame) = protocol_2021::read_speed(&layout, r#"{"station_name":"chofu_b1","state":"ON"}"#) else {
         panic!("a device frame on /speed is no command")
@@ -213,7 +214,7 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
     assert_eq!(snapshot, json!({ "type": "mode", "mode": "live" }));
     let device = v2::ServerFrame::Device(v2::Device { name: "a".into(), kind: None, state: Some(OnOff::On) });
     assert_eq!(value(&device.encode()), json!({ "type": "device", "name": "a", "state": "ON" }));
-    assert_eq!(gateway::wire::word(&TrainStatus::Derailed), "derailed");
+    assert_eq!(wire::word(&TrainStatus::Derailed), "derailed");
     let speed = v2::ServerFrame::Speed { train: "TAKAO".into(), speed: 55 };
     assert_eq!(value(&speed.encode()), json!({ "type": "speed", "train": "TAKAO", "speed": 55 }));
     let operation = v2::ServerFrame::Operation { operation: sim::auto::Operation::Mixed };

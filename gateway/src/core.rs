@@ -17,7 +17,7 @@ use crate::link::Link;
 pub use crate::link::Operated;
 use crate::local::Local;
 use crate::metrics::Metrics;
-use crate::wire::v2::OperatorAction;
+use wire::v2::OperatorAction;
 
 /// How a gateway is set up.
 #[derive(Clone, Default)]

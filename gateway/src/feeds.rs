@@ -13,8 +13,8 @@ use axum::extract::ws::Utf8Bytes;
 use sim::layout::Layout;
 use tokio::sync::{broadcast, watch};
 
-use crate::wire::v2::{ServerFrame, State};
-use crate::wire::v2021;
+use wire::v2::{ServerFrame, State};
+use wire::v2021;
 
 /// Frames a feed holds for clients that read slowly; one further behind catches up from the latest state.
 const RING: usize = 1024;

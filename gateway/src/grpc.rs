@@ -15,7 +15,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::core::Core;
-use crate::wire::word;
+use wire::word;
 
 /// Code generated from the 2021 proto (`hil/proto/plarail2021.proto`, no package, as in 2021).
 pub use hil::controllers2021::proto as v2021;
@@ -165,7 +165,7 @@ impl v2::twin_server::Twin for Grpc {
 }
 
 /// The feed's message: the v2 state's words and numbers (a device between positions has the empty state).
-fn message(state: crate::wire::v2::State) -> v2::TrackState {
+fn message(state: wire::v2::State) -> v2::TrackState {
     v2::TrackState {
         mode: word(&state.mode),
         time_ms: state.time_ms,

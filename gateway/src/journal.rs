@@ -217,7 +217,7 @@ fn write_batch(
         for entry in batch.iter().flat_map(|w| &w.entries) {
             match entry {
                 Entry::Device(d) => {
-                    devices.insert(names[*d].as_str(), crate::wire::word(&desired(*d)).as_str()).map_err(err)?;
+                    devices.insert(names[*d].as_str(), wire::word(&desired(*d)).as_str()).map_err(err)?;
                 }
                 Entry::History(value) => {
                     history.insert(*next, value.to_string().as_str()).map_err(err)?;

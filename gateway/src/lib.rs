@@ -13,7 +13,7 @@
 //! - [`session`]: the WebSocket session driver, one per client;
 //! - [`step`]: what a client frame asks, as the protocols read it and the session carries it out;
 //! - [`protocol_2021`], [`protocol_v2`]: the two WebSocket protocols as plain functions;
-//! - [`wire`]: every frame, defined once;
+//! - [`views`]: the track's data read into the v2 frames' types (the frames themselves are the `wire` crate's);
 //! - [`grpc`]: the 2021 gRPC services and the v2 state feed;
 //! - [`state_manager`]: the 2023 state manager's Connect API (the 2023 dashboard and auto-operation);
 //! - [`video`]: the video doors (WHEP, WHIP, cameras).
@@ -35,4 +35,4 @@ pub mod session;
 pub mod state_manager;
 pub mod step;
 pub mod video;
-pub mod wire;
+pub mod views;

@@ -11,7 +11,7 @@ use sim::interlocking::Request;
 use sim::layout::Layout;
 
 use crate::feeds::Feeds;
-use crate::wire::v2::{OperatorAction, State};
+use wire::v2::{OperatorAction, State};
 
 /// A future a [`Link`] returns (boxed, so that a door can hold any link).
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

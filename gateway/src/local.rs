@@ -20,7 +20,7 @@ use crate::journal::{Entry, JournalError, Writer};
 use crate::link::{Link, Operated, Pending};
 use crate::metrics::Metrics;
 use crate::operator;
-use crate::wire::v2::{self, OperatorAction, State};
+use wire::v2::{self, OperatorAction, State};
 
 /// The track in this process (see the module documentation). Cheap to clone.
 #[derive(Clone)]
@@ -58,7 +58,7 @@ impl Local {
         let events = track.subscribe();
         let snapshot = track.snapshot().await;
         let states: Vec<Option<OnOff>> = snapshot.state.devices.iter().map(|p| p.state()).collect();
-        let feeds = Feeds::new(track.layout().clone(), &State::of(track.layout(), &snapshot));
+        let feeds = Feeds::new(track.layout().clone(), &crate::views::state(track.layout(), &snapshot));
         let follower = Follower {
             feeds: feeds.clone(),
             states,
@@ -174,7 +174,7 @@ impl Link for Local {
                 speeds: track.speeds(),
                 detectors: track.detectors(),
             };
-            Some(State::of(track.layout(), &snapshot))
+            Some(crate::views::state(track.layout(), &snapshot))
         })
     }
 }
@@ -300,7 +300,7 @@ impl Follower {
                 v2::ServerFrame::event(v2::EventKind::Detector, format!("detector {name} {}", health.word()))
             }
             TrackEvent::Divergence(d) => v2::ServerFrame::event(v2::EventKind::Divergence, d.describe(layout)),
-            TrackEvent::Board(h) => v2::ServerFrame::Board(v2::Board::of(&h)),
+            TrackEvent::Board(h) => v2::ServerFrame::Board(crate::views::board(&h)),
             TrackEvent::Mode(mode) => v2::ServerFrame::Mode { mode },
             TrackEvent::Operation(operation) => v2::ServerFrame::Operation { operation },
             TrackEvent::Plans { time_ms, plans } => {
@@ -308,7 +308,7 @@ impl Follower {
             }
             TrackEvent::Auto(e) => v2::ServerFrame::event(v2::EventKind::Automatic, e.describe(layout)),
             TrackEvent::Trains(now) => {
-                v2::ServerFrame::Trains { trains: now.iter().map(|p| v2::Train::of(layout, p)).collect() }
+                v2::ServerFrame::Trains { trains: now.iter().map(|p| crate::views::train(layout, p)).collect() }
             }
             TrackEvent::Speed { train, speed } => {
                 v2::ServerFrame::Speed { train: layout.trains[train].name.clone(), speed }
@@ -326,7 +326,7 @@ impl Follower {
 
     /// A block's frame as last told.
     fn block(&self, layout: &Layout, block: usize) -> v2::ServerFrame {
-        v2::ServerFrame::Block(v2::Block::of(layout, block, self.blocks[block], &self.detectors))
+        v2::ServerFrame::Block(crate::views::block(layout, block, self.blocks[block], &self.detectors))
     }
 
     /// Hands `entries` to the journal, if there is one (without waiting for the disk: nobody waits on

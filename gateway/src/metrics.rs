@@ -22,12 +22,13 @@
 
 use std::time::Duration;
 
-use hil::track::{Mode, Outcome, TrackEvent};
+use hil::track::{Outcome, TrackEvent};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use sim::auto::{AutoEvent, Operation, TrainPlan, Wait};
 use sim::layout::Layout;
 use sim::twin::EventKind;
+use sim::twin::Mode;
 
 /// One gateway's metrics: its own recorder, so that what `/metrics` shows is what this gateway recorded (a
 /// process may run several, as the tests do).

@@ -3,12 +3,13 @@
 //! and a train placed in a block. Visitors need no login; operators send the token with each action. Plain functions: the
 //! track's side (`crate::local`) carries the actions out.
 
-use hil::track::{Mode, Outcome, SwitchError, SwitchReport};
+use hil::track::{Outcome, SwitchError, SwitchReport};
 use sim::interlocking::{Request, on_scale};
 use sim::layout::{DeviceKind, Layout, OnOff};
+use sim::twin::Mode;
 use subtle::ConstantTimeEq;
 
-use crate::wire::v2::OperatorAction as Action;
+use wire::v2::OperatorAction as Action;
 
 /// The fewest characters an operator token may have: a short token is guessed (and an empty one would make
 /// every visitor who sends `""` an operator).

@@ -1,5 +1,5 @@
 //! The 2021 protocols' logic on `/ws` and `/speed`, as plain functions over their typed frames
-//! ([`crate::wire::v2021`]): what a client frame asks, and what the client is told about it. A command that is
+//! ([`wire::v2021`]): what a client frame asks, and what the client is told about it. A command that is
 //! carried out is answered by its frame on the feed, as in 2021; anything refused gets an error frame and,
 //! since the 2021 page ignores error frames, the device's or train's frame as it is now.
 
@@ -8,7 +8,7 @@ use sim::interlocking::{FULL_SPEED, Request};
 use sim::layout::Layout;
 
 use crate::step::Step;
-use crate::wire::v2021::{ClientFrame, ServerFrame};
+use wire::v2021::{ClientFrame, ServerFrame};
 
 /// What a client frame asks.
 pub fn read(layout: &Layout, text: &str) -> Step {

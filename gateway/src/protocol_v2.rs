@@ -1,4 +1,4 @@
-//! The v2 protocol's logic on `/ws/v2`, as plain functions over its typed frames ([`crate::wire::v2`]): what a
+//! The v2 protocol's logic on `/ws/v2`, as plain functions over its typed frames ([`wire::v2`]): what a
 //! client frame asks, and the answer that repeats its id.
 
 use hil::track::Outcome;
@@ -7,7 +7,7 @@ use sim::layout::Layout;
 
 use crate::link::Operated;
 use crate::step::Step;
-use crate::wire::v2::{ClientFrame, Command, ServerFrame, State};
+use wire::v2::{ClientFrame, Command, ServerFrame, State};
 
 /// What a client frame asks.
 pub fn read(layout: &Layout, text: &str) -> Step {

@@ -24,7 +24,7 @@ use sim::interlocking::Request;
 use sim::layout::{DeviceKind, Layout, OnOff};
 
 use crate::core::Core;
-use crate::wire::v2;
+use wire::v2;
 
 /// The `state.v1` messages (prost) with the protobuf JSON mapping (pbjson).
 #[allow(missing_docs, clippy::all)]

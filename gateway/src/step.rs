@@ -3,7 +3,7 @@
 
 use sim::interlocking::Request;
 
-use crate::wire::v2::OperatorAction;
+use wire::v2::OperatorAction;
 
 /// What a client frame asks, as a protocol reads it.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use gateway::wire::{v2, v2021};
 use hdrhistogram::Histogram;
 use sim::layout::OnOff;
 use tokio_tungstenite::tungstenite::Message;
+use wire::{v2, v2021};
 
 use super::switches::Switch;
 

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
-use gateway::wire::{v2, v2021};
 use indicatif::{ProgressBar, ProgressStyle};
 use sim::layout::OnOff;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_tungstenite::tungstenite::Message;
+use wire::{v2, v2021};
 
 use self::clients::{Flight, Shared, connect, watch};
 use self::report::{Report, resident_bytes};

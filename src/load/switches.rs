@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use gateway::wire::v2;
 use sim::layout::{DeviceKind, OnOff};
 use tokio_tungstenite::tungstenite::Message;
+use wire::v2;
 
 use super::clients::{connect, device_change, next_text};
 

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hil::track::{Mode, Track};
+use hil::track::Track;
 use sim::layout::Layout;
+use sim::twin::Mode;
 
 use crate::camera_board::VirtualCameraBoard;
 use crate::h264::VideoEncoder;

@@ -22,7 +22,7 @@ use super::wire::{
 };
 use crate::feeds::Feeds;
 use crate::link::{Link, Operated, Pending};
-use crate::wire::v2::{Command, OperatorAction, State};
+use wire::v2::{Command, OperatorAction, State};
 
 /// How long a command waits for the core's reply.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -317,14 +317,14 @@ impl Link for Edge {
 /// The state of a layout before anything is known of it.
 fn empty(layout: &Layout) -> State {
     State {
-        mode: hil::track::Mode::Sim,
+        mode: sim::twin::Mode::Sim,
         operation: sim::auto::Operation::Manual,
         plans: Vec::new(),
         time_ms: 0,
         devices: layout
             .devices
             .iter()
-            .map(|d| crate::wire::v2::Device { name: d.name.clone(), kind: Some(d.kind), state: None })
+            .map(|d| wire::v2::Device { name: d.name.clone(), kind: Some(d.kind), state: None })
             .collect(),
         trains: Vec::new(),
         boards: Vec::new(),

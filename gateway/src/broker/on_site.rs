@@ -16,7 +16,7 @@ use super::wire::{
     Topic, Topics, decode, encode,
 };
 use crate::core::Core;
-use crate::wire::v2::{Command, ServerFrame};
+use wire::v2::{Command, ServerFrame};
 
 /// How often the retained snapshot is brought up to date (when anything changed).
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);

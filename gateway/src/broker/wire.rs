@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sim::interlocking::{RejectKind, Rejection};
 
 use crate::link::Operated;
-use crate::wire::v2::{Command, ServerFrame, State};
+use wire::v2::{Command, ServerFrame, State};
 
 /// The word on `online` while the core is connected.
 pub const ONLINE: &str = "online";

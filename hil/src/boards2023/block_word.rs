@@ -594,7 +594,7 @@ mod tests {
 
     /// The 2023 layout: blocks, each with an entry and an exit detector.
     fn layout() -> Layout {
-        Layout::from_toml(include_str!("../../scenarios/layouts/chofufes2023.toml")).expect("the 2023 layout")
+        Layout::from_toml(include_str!("../../../scenarios/layouts/chofufes2023.toml")).expect("the 2023 layout")
     }
 
     fn live() -> (Layout, BlockWord) {

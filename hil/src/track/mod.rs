@@ -74,7 +74,7 @@ use crossbeam_channel::Sender;
 use sim::interlocking::{Interlocking, Rejection, Request};
 use sim::layout::{BoardId, Layout, OnOff};
 use sim::twin::thread::{Request as SimRequest, SimHandle};
-use sim::twin::{SimError, SimEvent, TrackState};
+use sim::twin::{Mode, SimError, SimEvent, TrackState};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, broadcast, oneshot};
 
@@ -158,16 +158,6 @@ pub struct BoardHealth {
     /// Whether nothing is known of it (a 2023 board on a broker that does not tell its clients, not heard from
     /// yet): neither up nor down.
     pub unknown: bool,
-}
-
-/// Which track the commands drive; `sim` or `live` in the protocols (serde).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// The simulated track behind virtual boards.
-    Sim,
-    /// The real boards; the simulation mirrors them.
-    Live,
 }
 
 /// What the track reports.

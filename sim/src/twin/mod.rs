@@ -190,6 +190,17 @@ pub struct SimEvent {
     pub kind: EventKind,
 }
 
+/// Which track the commands drive: the simulated one, or the real one that the simulation then mirrors (live
+/// mode). `sim` or `live` in the protocols (serde).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The simulated track behind virtual boards.
+    Sim,
+    /// The real boards; the simulation mirrors them.
+    Live,
+}
+
 /// Whether a train can move. Its words in the protocols and views (serde): `running`, `crashed`, `derailed`,
 /// `removed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -14,7 +14,7 @@ use sim::interlocking::FULL_SPEED;
 use sim::layout::OnOff;
 
 /// A train's automatic plan in words: `auto · next chofu_s2 · 3 calls · dwell, 4 s left`.
-fn plan_words(plan: &gateway::wire::v2::Plan) -> String {
+fn plan_words(plan: &wire::v2::Plan) -> String {
     let mut words = vec![if plan.automatic { "auto" } else { "by hand" }.to_string()];
     words.extend(plan.next_stop.as_ref().map(|s| format!("next {s}")));
     words.extend((plan.calls > 0).then(|| format!("{} calls", plan.calls)));
@@ -64,7 +64,7 @@ pub fn ui(
             ui.heading("plarail-twin");
             ui.label(twin.describe());
             ui.horizontal(|ui| {
-                let live = picture.mode == hil::track::Mode::Live;
+                let live = picture.mode == sim::twin::Mode::Live;
                 let badge = egui::RichText::new(if live { " LIVE " } else { " SIM " }).strong().size(18.0);
                 let colour =
                     if live { egui::Color32::from_rgb(230, 110, 0) } else { egui::Color32::from_rgb(47, 128, 237) };
@@ -81,7 +81,7 @@ pub fn ui(
                 if ui.add(stop).clicked() {
                     actions.push(Action::EmergencyStop);
                 }
-                let to_live = picture.mode != hil::track::Mode::Live;
+                let to_live = picture.mode != sim::twin::Mode::Live;
                 if ui.button(if to_live { "Go LIVE…" } else { "Back to SIM…" }).clicked() {
                     state.confirm_live = Some(to_live);
                 }
@@ -90,7 +90,7 @@ pub fn ui(
                 ui.label("operation");
                 for operation in [Operation::Manual, Operation::Auto, Operation::Mixed] {
                     let chosen = picture.operation == operation;
-                    if ui.selectable_label(chosen, gateway::wire::word(&operation)).clicked() && !chosen {
+                    if ui.selectable_label(chosen, wire::word(&operation)).clicked() && !chosen {
                         actions.push(Action::Operation(operation));
                     }
                 }
@@ -152,7 +152,7 @@ pub fn ui(
                     ui.horizontal(|ui| {
                         ui.colored_label(colour, "●");
                         ui.label(egui::RichText::new(&label.name).strong());
-                        ui.label(format!("{} · {} mm/s", gateway::wire::word(&t.status), t.speed));
+                        ui.label(format!("{} · {} mm/s", wire::word(&t.status), t.speed));
                     });
                     if let Some(plan) = picture.plans.get(i) {
                         ui.label(plan_words(plan));

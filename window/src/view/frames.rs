@@ -1,8 +1,8 @@
-//! A view attached to a gateway: the v2 protocol's frames ([`gateway::wire::v2`]) read into a [`Picture`] and
+//! A view attached to a gateway: the v2 protocol's frames ([`wire::v2`]) read into a [`Picture`] and
 //! written from [`Action`]s.
 
-use gateway::wire::v2::{ClientFrame, Command, Device, EventKind, OperatorAction, ServerFrame, Train};
-use gateway::wire::word;
+use wire::v2::{ClientFrame, Command, Device, EventKind, OperatorAction, ServerFrame, Train};
+use wire::word;
 
 use super::{Action, Picture, TrainView};
 
@@ -25,7 +25,7 @@ pub fn command(picture: &Picture, action: Action, id: u64, token: &str) -> Strin
 }
 
 /// A block's occupancy, by its id.
-fn set_block(picture: &mut Picture, b: &gateway::wire::v2::Block) {
+fn set_block(picture: &mut Picture, b: &wire::v2::Block) {
     if let Some(i) = picture.drawing.blocks.iter().position(|x| x.id == b.id) {
         picture.blocks[i] = b.occupied;
     }

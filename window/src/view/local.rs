@@ -181,7 +181,7 @@ impl Local {
         picture.operation = self.operation;
         picture.plans = match self.operation {
             Operation::Manual => Vec::new(),
-            _ => gateway::wire::v2::Plan::all(layout, &self.auto.plans(), sim.time_ms()),
+            _ => wire::v2::Plan::all(layout, &self.auto.plans(), sim.time_ms()),
         };
         picture.devices = sim.devices().iter().map(|p| p.state()).collect();
         picture.blocks = sim.blocks();

@@ -7,9 +7,9 @@ pub mod local;
 
 use std::collections::VecDeque;
 
-use hil::track::Mode;
 use sim::layout::OnOff;
 use sim::layout::drawing::Drawing;
+use sim::twin::Mode;
 use sim::twin::TrainStatus;
 
 /// Lines kept in the event log.
@@ -51,7 +51,7 @@ pub struct Picture {
     /// How the layout is run: manual, auto or mixed.
     pub operation: sim::auto::Operation,
     /// Automatic operation's plan for each train (empty in manual operation).
-    pub plans: Vec<gateway::wire::v2::Plan>,
+    pub plans: Vec<wire::v2::Plan>,
     /// Each board's name and whether it answers.
     pub boards: Vec<(String, bool)>,
     /// Whether each block of the drawing is occupied (2023 layouts).
@@ -149,7 +149,7 @@ impl Action {
             }
             Action::Speed { train, speed } => format!("{} speed {speed}", drawing.trains[train].name),
             Action::EmergencyStop => "emergency stop".into(),
-            Action::Operation(o) => format!("operation {}", gateway::wire::word(&o)),
+            Action::Operation(o) => format!("operation {}", wire::word(&o)),
             Action::Live(true) => "go LIVE".into(),
             Action::Live(false) => "back to SIM".into(),
         }

@@ -15,11 +15,10 @@
 //! behind), then answers to commands (`ack`, `rejected`, `failed`, `denied`, `error`) and what happens on the
 //! track (`device`, `speed`, `trains`, `board`, `mode`, `event`).
 
-use hil::boards2023::block_word::DetectorHealth;
-use hil::track::{BoardHealth, Mode, Snapshot, TrainPosition};
 use serde::{Deserialize, Serialize};
 use sim::auto::{Operation, TrainPlan};
-use sim::layout::{DetectorTarget, DeviceKind, Layout, OnOff};
+use sim::layout::{DeviceKind, Layout, OnOff};
+use sim::twin::Mode;
 use sim::twin::TrainStatus;
 
 /// A command with the id its answer repeats.
@@ -316,24 +315,6 @@ pub struct Block {
     pub detectors: Option<String>,
 }
 
-impl Block {
-    /// A block of `layout` as views see it, with its detectors' health (by detector).
-    pub fn of(layout: &Layout, block: usize, occupied: bool, health: &[DetectorHealth]) -> Block {
-        let unwell: Vec<String> = layout
-            .detectors
-            .iter()
-            .zip(health)
-            .filter(|(d, h)| d.block == block && **h != DetectorHealth::Ok)
-            .map(|(d, h)| format!("{} {}", if d.target == DetectorTarget::Close { "CLOSE" } else { "OPEN" }, h.word()))
-            .collect();
-        Block {
-            id: layout.blocks[block].id.clone(),
-            occupied,
-            detectors: (!unwell.is_empty()).then(|| unwell.join(", ")),
-        }
-    }
-}
-
 /// A servo board's or speed controller's health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Board {
@@ -402,43 +383,6 @@ impl ServerFrame {
 }
 
 impl State {
-    /// The track's snapshot as views see it.
-    pub fn of(layout: &Layout, snap: &Snapshot) -> State {
-        State {
-            mode: snap.mode,
-            operation: snap.operation,
-            plans: match snap.operation {
-                Operation::Manual => Vec::new(),
-                _ => Plan::all(layout, &snap.plans, snap.state.time_ms),
-            },
-            time_ms: snap.state.time_ms,
-            devices: layout
-                .devices
-                .iter()
-                .zip(&snap.state.devices)
-                .map(|(d, p)| Device { name: d.name.clone(), kind: Some(d.kind), state: p.state() })
-                .collect(),
-            trains: snap
-                .state
-                .trains
-                .iter()
-                .map(|t| Train {
-                    speed: snap.speeds.get(t.id).copied(),
-                    ..Train::of(layout, &TrainPosition::of(layout, t))
-                })
-                .collect(),
-            boards: snap.boards.iter().map(|(_, h)| Board::of(h)).collect(),
-            blocks: snap
-                .state
-                .blocks
-                .iter()
-                .enumerate()
-                .map(|(b, &occupied)| Block::of(layout, b, occupied, &snap.detectors))
-                .collect(),
-            online: true,
-        }
-    }
-
     /// Takes in a change frame, as a client following the feed does (answers and events change nothing; a
     /// snapshot replaces the whole). Every change sets a value, so taking one twice, or one the state already
     /// holds, leaves the state as it was.
@@ -489,36 +433,6 @@ impl State {
             | ServerFrame::Denied { .. }
             | ServerFrame::Error { .. }
             | ServerFrame::Event(_) => {}
-        }
-    }
-}
-
-impl Train {
-    /// A train's position as views see it.
-    pub fn of(layout: &Layout, p: &TrainPosition) -> Train {
-        let [x, y] = layout.point_at(p.front.seg, p.front.offset);
-        Train {
-            name: layout.trains[p.train].name.clone(),
-            segment: layout.segments[p.front.seg].id.clone(),
-            offset_mm: p.front.offset,
-            x,
-            y,
-            speed_mm_s: p.speed,
-            status: p.status,
-            speed: None,
-        }
-    }
-}
-
-impl Board {
-    /// A board's health as views see it.
-    pub fn of(h: &BoardHealth) -> Board {
-        Board {
-            name: h.name.clone(),
-            address: h.address.clone(),
-            alive: h.alive,
-            restoring: h.restoring,
-            unknown: h.unknown,
         }
     }
 }

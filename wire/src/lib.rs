@@ -1,10 +1,10 @@
 //! Every frame the gateway's WebSockets carry, as typed data: the 2021 protocol on `/ws` ([`v2021`]) and the
 //! v2 protocol on `/ws/v2` ([`v2`]). One definition of each frame serves the server, the desktop window's
-//! gateway client and the load tool; the phone page (`page/page.js`) reads and writes the same frames, as each
+//! gateway client and the load tool; the phone page (`gateway/src/page/page.js`) reads and writes the same frames, as each
 //! module's documentation says. No IO here: text in, typed frames out, and back.
 //!
 //! The words of the protocols are defined once, by serde on the types they name: ON/OFF on
-//! [`sim::layout::OnOff`], a train's status on [`sim::twin::TrainStatus`], the mode on [`hil::track::Mode`],
+//! [`sim::layout::OnOff`], a train's status on [`sim::twin::TrainStatus`], the mode on [`sim::twin::Mode`],
 //! a device's kind on [`sim::layout::DeviceKind`].
 
 pub mod v2;
