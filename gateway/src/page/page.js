@@ -89,12 +89,11 @@ function build() {
   drawing.sensors.forEach((s) => {
     el(SVG, "circle", { class: "sensor", r: 3.5, cx: s.at[0], cy: s.at[1], "data-sensor": s.name }, map);
   });
+  // Station names where the layout's drawing placed them, clear of each other (the window draws them there too).
   drawing.stations.forEach((s) => {
-    const label = el(SVG, "text", { class: "station", x: s.at[0], y: s.at[1] - 14 }, map);
+    const label = el(SVG, "text", { class: "station", x: s.label[0], y: s.label[1] }, map);
     label.dataset.ja = s.name_ja;
     label.dataset.en = s.name_en;
-    label.dataset.x = s.at[0];
-    label.dataset.y = s.at[1] - 14;
     stationLabels.push(label);
   });
   const byStation = new Map();
@@ -224,23 +223,9 @@ let stationBoxes = null;
 // The drawing's area on the map: the layout's canvas grown to hold every label.
 let view = { x: 0, y: 0, width: 0, height: 0 };
 
-/** Station names where they overlap no other (two stations on one platform segment: one below the other),
- * and the map's view grown to hold them all (a name at the canvas's edge is not cut). */
+/** The map's view grown to hold every station name (a name at the canvas's edge is not cut). */
 function placeStations() {
-  const placed = [];
-  for (const label of stationLabels) {
-    const x = Number(label.dataset.x), y = Number(label.dataset.y);
-    for (const dy of [0, 18, -18, 36, -36, 54]) {
-      label.setAttribute("x", x);
-      label.setAttribute("y", y + dy);
-      const box = label.getBBox();
-      if (!placed.some((b) => overlaps(b, box)) || dy === 54) {
-        placed.push(box);
-        break;
-      }
-    }
-  }
-  stationBoxes = placed;
+  stationBoxes = stationLabels.map((s) => s.getBBox());
   const all = $("map").getBBox();
   const margin = 6;
   const x = Math.min(0, all.x - margin), y = Math.min(0, all.y - margin);

@@ -74,8 +74,90 @@ pub struct StationLabel {
     pub name_ja: String,
     /// English name.
     pub name_en: String,
-    /// Label position: the middle of its platforms (or of its devices when it has none).
+    /// The middle of its platforms (or of its devices when it has none).
     pub at: [f64; 2],
+    /// Where its name is drawn, clear of every other station's name: the middle of the name's baseline, in
+    /// layout units, for a name [`NAME_SIZE`] units high (both views draw it there, at that size).
+    pub label: [f64; 2],
+}
+
+/// The height of a station's name on the map, layout units (a view scales it with the map).
+pub const NAME_SIZE: f64 = 15.0;
+
+/// How far above its platforms a station's name sits first, and the steps it is moved by (down, up, further)
+/// until it overlaps no name placed before it.
+const NAME_RISE: f64 = 14.0;
+const NAME_STEPS: [f64; 6] = [0.0, 18.0, -18.0, 36.0, -36.0, 54.0];
+
+/// A name's box on the map if its baseline's middle is at `at`: as wide as "Japanese English" in a bold face
+/// (a CJK character a square, a Latin one about 0.62 of it), so that either name alone fits inside it too.
+pub fn name_box(station: &StationLabel, at: [f64; 2]) -> [f64; 4] {
+    let ems: f64 =
+        format!("{} {}", station.name_ja, station.name_en).chars().map(|c| if c.is_ascii() { 0.62 } else { 1.0 }).sum();
+    let width = ems * NAME_SIZE;
+    [at[0] - width / 2.0, at[1] - NAME_SIZE, width, NAME_SIZE * 1.2]
+}
+
+/// Whether two boxes (`[x, y, width, height]`) overlap.
+fn overlaps(a: [f64; 4], b: [f64; 4]) -> bool {
+    a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3]
+}
+
+/// The height of a train's name on the map, layout units.
+pub const TRAIN_NAME_SIZE: f64 = 11.0;
+
+/// Where a train's name may go, from the train (`[dx, dy]` to the name's baseline middle), in the order tried:
+/// above it, below it, right, left, further above, further below.
+fn train_name_spots(width: f64) -> [[f64; 2]; 6] {
+    [[0.0, -12.0], [0.0, 23.0], [width / 2.0 + 12.0, 5.0], [-(width / 2.0 + 12.0), 5.0], [0.0, -26.0], [0.0, 37.0]]
+}
+
+/// How wide `text` is on the map at `size` (bold: a CJK character a square, a Latin one about 0.62 of it).
+fn text_width(text: &str, size: f64) -> f64 {
+    text.chars().map(|c| if c.is_ascii() { 0.62 } else { 1.0 }).sum::<f64>() * size
+}
+
+impl Drawing {
+    /// Where each train's name goes (its baseline middle, layout units) for trains at `fronts` (by train;
+    /// `None`: not on the map): the first of its spots that overlaps no station name and no train name placed
+    /// before it, else above the train.
+    pub fn train_names(&self, fronts: &[Option<[f64; 2]>]) -> Vec<Option<[f64; 2]>> {
+        let stations: Vec<[f64; 4]> = self.stations.iter().map(|s| name_box(s, s.label)).collect();
+        let mut placed: Vec<[f64; 4]> = Vec::new();
+        fronts
+            .iter()
+            .zip(&self.trains)
+            .map(|(front, train)| {
+                let [x, y] = (*front)?;
+                let width = text_width(&train.name, TRAIN_NAME_SIZE) + 4.0;
+                let name_at =
+                    |[dx, dy]: [f64; 2]| [x + dx - width / 2.0, y + dy - TRAIN_NAME_SIZE, width, TRAIN_NAME_SIZE * 1.2];
+                let spots = train_name_spots(width);
+                let spot = spots
+                    .into_iter()
+                    .find(|&d| !stations.iter().chain(&placed).any(|&b| overlaps(b, name_at(d))))
+                    .unwrap_or(spots[0]);
+                placed.push(name_at(spot));
+                Some([x + spot[0], y + spot[1]])
+            })
+            .collect()
+    }
+}
+
+/// Places every station's name: above its platforms, else moved down or up a step at a time until it overlaps
+/// no name placed before it (two stations on one platform segment: one below the other).
+fn place_names(stations: &mut [StationLabel]) {
+    let mut placed: Vec<[f64; 4]> = Vec::new();
+    for i in 0..stations.len() {
+        let base = [stations[i].at[0], stations[i].at[1] - NAME_RISE];
+        let spot = NAME_STEPS
+            .iter()
+            .map(|dy| [base[0], base[1] + dy])
+            .find(|&at| !placed.iter().any(|&b| overlaps(b, name_box(&stations[i], at))))
+            .unwrap_or([base[0], base[1] + NAME_STEPS[NAME_STEPS.len() - 1]]);
+        stations[i].label = spot;
+        placed.push(name_box(&stations[i], spot));
+    }
 }
 
 /// A servo device on the picture.
@@ -121,7 +203,7 @@ impl Layout {
     /// The layout as a schematic picture.
     pub fn drawing(&self) -> Drawing {
         let devices: Vec<DeviceMark> = self.devices.iter().map(|d| self.device_mark(d)).collect();
-        let stations = self
+        let mut stations: Vec<StationLabel> = self
             .stations
             .iter()
             .enumerate()
@@ -140,9 +222,11 @@ impl Layout {
                     name_ja: s.name_ja.clone(),
                     name_en: s.name_en.clone(),
                     at: centre(&points).unwrap_or([self.canvas.width / 2.0, self.canvas.height / 2.0]),
+                    label: [0.0, 0.0],
                 }
             })
             .collect();
+        place_names(&mut stations);
         Drawing {
             name: self.name.clone(),
             width: self.canvas.width,
@@ -216,4 +300,77 @@ fn centre(points: &[[f64; 2]]) -> Option<[f64; 2]> {
     }
     let n = points.len() as f64;
     Some([points.iter().map(|p| p[0]).sum::<f64>() / n, points.iter().map(|p| p[1]).sum::<f64>() / n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clear_of_each_other(layout: &str) {
+        let drawing = Layout::from_toml(layout).expect("layout").drawing();
+        let boxes: Vec<[f64; 4]> = drawing.stations.iter().map(|s| name_box(s, s.label)).collect();
+        for (i, a) in boxes.iter().enumerate() {
+            for (j, b) in boxes.iter().enumerate().skip(i + 1) {
+                assert!(
+                    !overlaps(*a, *b),
+                    "{} and {} overlap",
+                    drawing.stations[i].name_en,
+                    drawing.stations[j].name_en
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_two_station_names_of_the_2021_layout_overlap() {
+        clear_of_each_other(include_str!("../../../scenarios/layouts/chofufes2021.toml"));
+    }
+
+    #[test]
+    fn no_two_station_names_of_the_2023_layout_overlap() {
+        clear_of_each_other(include_str!("../../../scenarios/layouts/chofufes2023.toml"));
+    }
+
+    #[test]
+    fn a_train_name_goes_where_no_station_name_is() {
+        let drawing =
+            Layout::from_toml(include_str!("../../../scenarios/layouts/chofufes2021.toml")).expect("layout").drawing();
+        // A train right under a station's name: its name does not go above it, onto the station's.
+        let under = drawing.stations[0].label;
+        let fronts = vec![Some([under[0], under[1] + 12.0]), None];
+        let names = drawing.train_names(&fronts);
+        assert_eq!(names.len(), 2);
+        assert_ne!(names[0], Some(under), "above the train is the station's name");
+        assert_eq!(names[1], None);
+        // A train far from every name: above it.
+        let names = drawing.train_names(&[Some([-500.0, -500.0])]);
+        assert_eq!(names[0], Some([-500.0, -512.0]));
+    }
+
+    #[test]
+    fn a_name_alone_sits_just_above_its_platforms() {
+        let mut stations = vec![StationLabel {
+            id: "a".into(),
+            name_ja: "駅".into(),
+            name_en: "A".into(),
+            at: [100.0, 100.0],
+            label: [0.0, 0.0],
+        }];
+        place_names(&mut stations);
+        assert_eq!(stations[0].label, [100.0, 100.0 - NAME_RISE]);
+    }
+
+    #[test]
+    fn two_names_at_one_place_are_set_one_below_the_other() {
+        let station = |id: &str| StationLabel {
+            id: id.into(),
+            name_ja: "駅".into(),
+            name_en: id.into(),
+            at: [100.0, 100.0],
+            label: [0.0, 0.0],
+        };
+        let mut stations = vec![station("A"), station("B")];
+        place_names(&mut stations);
+        assert_eq!(stations[1].label, [100.0, 100.0 - NAME_RISE + NAME_STEPS[1]]);
+    }
 }

@@ -12,6 +12,7 @@ use crate::view::{Action, Pace, controller_words};
 use sim::auto::Operation;
 use sim::interlocking::FULL_SPEED;
 use sim::layout::OnOff;
+use sim::layout::drawing::{NAME_SIZE, TRAIN_NAME_SIZE};
 
 /// A train's automatic plan in words: `auto · next chofu_s2 · 3 calls · dwell, 4 s left`.
 fn plan_words(plan: &wire::v2::Plan) -> String {
@@ -230,9 +231,10 @@ pub fn ui(
 /// Station and train names over the map.
 fn labels(ctx: &egui::Context, picture: &crate::view::Picture, view: &MapView, japanese: bool) {
     let painter = ctx.layer_painter(egui::LayerId::background());
-    let font = egui::FontId::proportional(13.0);
+    // Where the layout's drawing placed them (clear of each other, as on the page), at their size on the map.
+    let font = egui::FontId::proportional(NAME_SIZE as f32 * view.scale);
     for s in &picture.drawing.stations {
-        let at = view.to_screen(s.at) - Vec2::new(0.0, 12.0);
+        let at = view.to_screen(s.label);
         let text = if japanese { format!("{} {}", s.name_ja, s.name_en) } else { s.name_en.clone() };
         painter.text(
             egui::pos2(at.x, at.y),
@@ -242,16 +244,18 @@ fn labels(ctx: &egui::Context, picture: &crate::view::Picture, view: &MapView, j
             egui::Color32::from_rgb(200, 215, 240),
         );
     }
-    for (i, t) in picture.trains.iter().enumerate() {
-        if t.status == sim::twin::TrainStatus::Removed {
-            continue;
-        }
-        let at = view.to_screen(t.front) + Vec2::new(0.0, 10.0);
+    // Train names where the drawing places them: clear of the station names and of each other.
+    let fronts: Vec<Option<[f64; 2]>> =
+        picture.trains.iter().map(|t| (t.status != sim::twin::TrainStatus::Removed).then_some(t.front)).collect();
+    let font = egui::FontId::proportional(TRAIN_NAME_SIZE as f32 * view.scale);
+    for (i, at) in picture.drawing.train_names(&fronts).into_iter().enumerate() {
+        let Some(at) = at else { continue };
+        let at = view.to_screen(at);
         painter.text(
             egui::pos2(at.x, at.y),
-            egui::Align2::CENTER_TOP,
+            egui::Align2::CENTER_BOTTOM,
             &picture.drawing.trains[i].name,
-            egui::FontId::proportional(11.0),
+            font.clone(),
             egui::Color32::WHITE,
         );
     }
