@@ -9,10 +9,7 @@ use sim::auto::{AutoEvent, Operation};
 use sim::interlocking::{RejectKind, Request};
 use sim::layout::OnOff;
 
-use crate::gateway_2021::serve;
-use crate::hil_track::config;
-use crate::support::layout_2021;
-use crate::support::{expect, expect_within, send};
+use crate::support::{config, expect, expect_within, layout_2021, send, serve};
 
 const TOKEN: &str = "operator-token-0123456789";
 
@@ -134,7 +131,7 @@ async fn in_live_mode_automatic_operation_drives_the_real_boards() {
             .map(|d| real.board(&real.layout.boards[d.board].name).map_or(0, |b| b.moves(d.pin)))
             .collect()
     };
-    crate::hil_track::until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    crate::support::until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
     let before = moves(&real);
     let departed = async {
         loop {
@@ -152,7 +149,7 @@ async fn in_live_mode_automatic_operation_drives_the_real_boards() {
         rx.recv_timeout(Duration::from_secs(5)).unwrap()
     };
     let held = real_state().trains[train].held_at;
-    crate::hil_track::until("the real train left the stop rail", Duration::from_secs(10), async || {
+    crate::support::until("the real train left the stop rail", Duration::from_secs(10), async || {
         real_state().trains[train].held_at != Some(device)
     })
     .await;
@@ -207,7 +204,7 @@ async fn in_live_mode_automatic_operation_runs_the_real_layout_without_an_accide
             }
         },
     );
-    crate::hil_track::until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    crate::support::until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
 
     let real_state = || {
         let (tx, rx) = crossbeam_channel::bounded(1);

@@ -201,10 +201,10 @@ async fn the_gateway_shows_blocks_and_refuses_a_departure_into_an_occupied_one()
     use hil::track::{Setup, Track, TrackConfig};
     use tokio_tungstenite::tungstenite::Message;
 
-    use crate::gateway_2021::serve;
     use crate::support::expect;
+    use crate::support::serve;
 
-    let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
+    let config = TrackConfig { pace: 4.0, ..crate::support::config() };
     let track = Track::start(layout_2023(), Setup { config, ..Setup::default() }).await.unwrap();
     let addr = serve(track.clone(), gateway::core::Options::default()).await;
     let http = reqwest::Client::new();

@@ -14,121 +14,17 @@ use gateway::broker::edge::{Edge, LOST_REASON, OFFLINE_REASON};
 use gateway::broker::wire::{
     ChangeMessage, CommandMessage, Effect, Follow, Received, Reply, Seen, SnapshotMessage, Topic, Topics,
 };
-use hil::track::{Setup, Track};
 use sim::layout::OnOff;
 use sim::twin::Mode;
 use tokio_tungstenite::tungstenite::Message;
 use wire::v2::{Command as V2Command, Device, ServerFrame, State};
 
-use crate::gateway_2021::frame;
-use crate::hil_track::{config, until};
 use crate::support::{
-    Ws, device_state, expect, expect_within, free_port, layout_2021, layout_2021_text, send, serve_app,
+    Mosquitto, SecureBroker, TwinProcess, Ws, core, core_of_its_own, device_state, edge, edge_with_video, expect,
+    expect_within, frame, free_port, send, topics, until,
 };
 
 const MOSQUITTO: &str = "needs mosquitto (Debian package mosquitto)";
-
-/// A mosquitto on a loopback port, stopped when dropped.
-pub struct Mosquitto {
-    child: Child,
-    /// Its port.
-    pub port: u16,
-    /// Its configuration's folder, if it has one.
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Mosquitto {
-    /// Starts one on a free port.
-    pub fn start() -> Mosquitto {
-        Mosquitto::on(free_port())
-    }
-
-    /// Starts one on `port` and waits until it takes connections.
-    pub fn on(port: u16) -> Mosquitto {
-        Mosquitto::with(&["-p", &port.to_string()], port)
-    }
-
-    /// Starts one on a free port that tells its clients' comings and goings: its log's notices on
-    /// `$SYS/broker/log/N` (`log_dest topic`), as a festival's broker is set up for the 2023 boards' presence.
-    pub fn telling_clients() -> Mosquitto {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest topic\nlog_type notice\n");
-        std::fs::write(&conf, text).unwrap();
-        let mut mosquitto = Mosquitto::with(&["-c", conf.to_str().unwrap()], port);
-        mosquitto._dir = Some(dir);
-        mosquitto
-    }
-
-    /// Starts one with `args` that listens on `port`, and waits until it takes connections.
-    fn with(args: &[&str], port: u16) -> Mosquitto {
-        let child = Command::new("mosquitto")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto runs (apt-get install mosquitto)");
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto { child, port, _dir: None }
-    }
-
-    /// Its URL.
-    pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-
-    /// The broker it is.
-    pub fn broker(&self) -> Broker {
-        Broker::parse(&self.url()).unwrap()
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn topics() -> Topics {
-    Topics::of_layout("chofufes2021")
-}
-
-/// A core in this process publishing to `broker`: its track and HTTP address.
-pub async fn core(broker: &Broker, options: gateway::core::Options) -> (Track, gateway::core::Core, SocketAddr) {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
-    gateway::broker::on_site::start(core.clone(), broker, topics(), layout_2021_text()).unwrap();
-    let config = video::VideoConfig {
-        sfu: video::SfuConfig { udp: vec!["127.0.0.1:0".into()], ..Default::default() },
-        ..Default::default()
-    };
-    let video = video::Video::start(track.layout().clone(), track.clone(), config).await.unwrap();
-    let app = gateway::server::router(core.clone()).merge(gateway::video::router(core.clone(), video));
-    let addr = serve_app(app).await;
-    (track, core, addr)
-}
-
-/// An edge in this process: its HTTP address.
-pub async fn edge(broker: &Broker) -> SocketAddr {
-    edge_with_video(broker, None).await.0
-}
-
-/// An edge in this process whose cameras come from the core at `core` (`http://host:port`).
-pub async fn edge_with_video(broker: &Broker, core: Option<String>) -> (SocketAddr, video::Video) {
-    let link = Edge::connect(broker, topics()).await.unwrap();
-    let core_ = gateway::core::Core::over(Arc::new(link), Default::default(), Default::default());
-    let sfu = video::SfuConfig { udp: vec!["127.0.0.1:0".into()], ..Default::default() };
-    let video = video::Video::cascade(core_.layout().clone(), core, sfu);
-    let app = gateway::server::router(core_.clone()).merge(gateway::video::router(core_, video.clone()));
-    (serve_app(app).await, video)
-}
 
 async fn ws(addr: SocketAddr, path: &str) -> Ws {
     tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.expect("connect").0
@@ -323,18 +219,6 @@ async fn a_core_killed_is_shown_offline_at_once_and_comes_back_with_its_journal(
     })
     .await;
     ack(&mut on_edge, "chofu_b3", "OFF").await;
-}
-
-/// A core in a runtime of its own, so that it can die with its connections (`shutdown_background`).
-pub fn core_of_its_own(broker: &Broker) -> (Track, tokio::runtime::Runtime) {
-    let broker = broker.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let track = runtime.block_on(async { core(&broker, Default::default()).await.0 });
-        (track, runtime)
-    })
-    .join()
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,106 +422,6 @@ async fn a_watched_camera_crosses_to_an_edge_once_however_many_watch_it_there() 
     until("the upstream closed", Duration::from_secs(15), async || viewers(cameras(core_addr).await) == 0).await;
 }
 
-/// A mosquitto as the festival runs one: TLS with a CA of its own, logins (`core`, `edge`, `board`), the ACL
-/// shipped in `deploy/mosquitto/acl`, its log's notices on `$SYS/broker/log/N` as `deploy/mosquitto` has them,
-/// and a plain listener for the 2023 boards on the venue's network.
-pub struct SecureBroker {
-    _mosquitto: Mosquitto,
-    dir: tempfile::TempDir,
-    /// The plain listener's port (the boards'; same logins and ACL).
-    pub plain_port: u16,
-}
-
-impl SecureBroker {
-    /// Starts one on free ports.
-    pub fn start() -> SecureBroker {
-        let dir = tempfile::tempdir().unwrap();
-        let run = |program: &str, args: &[&str]| {
-            let out = Command::new(program).args(args).current_dir(dir.path()).output().expect(program);
-            assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        let subject = |cn: &str| format!("/CN={cn}");
-        run(
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-subj",
-                &subject("twin test CA"),
-            ],
-        );
-        run(
-            "openssl",
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                &subject("localhost"),
-            ],
-        );
-        std::fs::write(dir.path().join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-        run(
-            "openssl",
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                "server.crt",
-                "-extfile",
-                "san.ext",
-            ],
-        );
-        run("mosquitto_passwd", &["-b", "-c", "passwd", "core", "core-secret"]);
-        run("mosquitto_passwd", &["-b", "passwd", "edge", "edge-secret"]);
-        run("mosquitto_passwd", &["-b", "passwd", "board", "board-secret"]);
-        let (port, plain_port) = (free_port(), free_port());
-        let acl = crate::support::repo("deploy/mosquitto/acl");
-        let d = dir.path().display();
-        let conf = format!(
-            // Started as root, mosquitto would drop to its own user, which cannot read this private directory.
-            "user root\nper_listener_settings false\nallow_anonymous false\npassword_file {d}/passwd\nacl_file {}\n\
-             log_dest topic\nlog_type notice\nlistener {plain_port} 127.0.0.1\n\
-             listener {port} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n",
-            acl.display()
-        );
-        std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
-        let mosquitto = Mosquitto::with(&["-c", &format!("{d}/mosquitto.conf")], port);
-        SecureBroker { _mosquitto: mosquitto, dir, plain_port }
-    }
-
-    /// The broker over TLS with a login.
-    pub fn broker(&self, user: &str, password: &str) -> Broker {
-        let mut b = Broker::parse(&format!("mqtts://localhost:{}", self._mosquitto.port)).unwrap();
-        b.login = Some((user.into(), password.into()));
-        b.ca_file = Some(self.dir.path().join("ca.crt"));
-        b
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto) and openssl"]
 async fn over_tls_with_logins_only_the_core_writes_what_edges_show() {
@@ -679,39 +463,12 @@ async fn over_tls_with_logins_only_the_core_writes_what_edges_show() {
     assert_eq!(now["online"], true);
 
     // A wrong password, or plain MQTT on the TLS port, does not connect.
-    for broker in [
-        secure.broker("edge", "guess"),
-        Broker::parse(&format!("mqtt://127.0.0.1:{}", secure._mosquitto.port)).unwrap(),
-    ] {
+    for broker in
+        [secure.broker("edge", "guess"), Broker::parse(&format!("mqtt://127.0.0.1:{}", secure.mosquitto.port)).unwrap()]
+    {
         let (_client, mut events) = broker.client("plarail-edge-refused", None).unwrap();
         let first = tokio::time::timeout(Duration::from_secs(10), events.poll()).await.expect("an answer");
         assert!(first.is_err(), "{broker:?} connected: {first:?}");
-    }
-}
-
-/// An edge as its own process (`plarail-twin edge`), killed with -9 when dropped.
-struct EdgeProcess(Child, SocketAddr);
-
-impl EdgeProcess {
-    async fn start(broker: &str) -> EdgeProcess {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
-            .args(["edge", "--broker", broker, "--listen", &addr.to_string(), "--log", "warn"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start an edge");
-        until("the edge serves", Duration::from_secs(20), async || {
-            reqwest::get(format!("http://{addr}/api/state")).await.is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        EdgeProcess(child, addr)
-    }
-}
-
-impl Drop for EdgeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -720,11 +477,11 @@ impl Drop for EdgeProcess {
 async fn an_edge_killed_under_load_loses_its_clients_to_another_and_the_others_see_no_gap() {
     let mosquitto = Mosquitto::start();
     let (_track, _core, _) = core(&mosquitto.broker(), Default::default()).await;
-    let (doomed, other) = (EdgeProcess::start(&mosquitto.url()).await, EdgeProcess::start(&mosquitto.url()).await);
-    let mut on_doomed = ws(doomed.1, "/ws/v2").await;
+    let (doomed, other) = (TwinProcess::edge(&mosquitto.url()).await, TwinProcess::edge(&mosquitto.url()).await);
+    let mut on_doomed = ws(doomed.addr(), "/ws/v2").await;
     let mut doomed = Some(doomed);
-    let mut on_other = ws(other.1, "/ws/v2").await;
-    let mut watcher = ws(other.1, "/ws/v2").await;
+    let mut on_other = ws(other.addr(), "/ws/v2").await;
+    let mut watcher = ws(other.addr(), "/ws/v2").await;
     expect(&mut on_doomed, |v| v["type"] == "snapshot").await;
     expect(&mut watcher, |v| v["type"] == "snapshot").await;
     // Stop rails raised in turn (always allowed; one already raised is confirmed, and its frame sent again), from
@@ -762,7 +519,7 @@ async fn an_edge_killed_under_load_loses_its_clients_to_another_and_the_others_s
     })
     .await;
     assert!(closed.is_ok(), "the killed edge's socket closed");
-    let mut moved = ws(other.1, "/ws/v2").await;
+    let mut moved = ws(other.addr(), "/ws/v2").await;
     let snapshot = expect(&mut moved, |v| v["type"] == "snapshot").await;
     let (last_rail, last_state) = sent.last().unwrap();
     let now = snapshot["devices"].as_array().unwrap().iter().find(|d| d["name"] == last_rail.as_str()).unwrap().clone();

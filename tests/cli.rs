@@ -2,13 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::{device_state, repo};
-
-fn twin(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_plarail-twin")).args(args).current_dir(repo("")).output().expect("run");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+use crate::support::{TwinProcess, device_state, exit_of, repo, twin, twin_async};
 
 #[test]
 fn layout_check_summarises_the_2021_layout() {
@@ -162,24 +156,20 @@ async fn serve_reads_a_config_file_under_its_flags() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("twin.toml");
     let free = crate::support::free_port;
-    let (file_port, flag_port) = (free(), free());
+    let file_port = free();
     let text = format!(
         "listen = \"127.0.0.1:{file_port}\"\ngrpc_listen = \"127.0.0.1:0\"\nlog = \"warn\"\ndata_dir = \"journal\"\n\
          rate_per_connection = 5.0\n[boards]\n\"192.168.100.107:80\" = \"127.0.0.1:9\"\n"
     );
     std::fs::write(&config, text).unwrap();
-    // The flag's address wins over the file's; the file's data_dir (relative to the file) is used.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{flag_port}")])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let history = wait_for(flag_port, "/api/history", |_| true).await;
+    // The flag's address (the one `TwinProcess` gives) wins over the file's; the file's data_dir (relative to the file)
+    // is used.
+    let mut twin = TwinProcess::serve(&["--config", config.to_str().unwrap()]).await;
+    let history = twin.answers("/api/history", |_| true).await;
     assert!(history["history"].is_array(), "{history}");
     assert!(dir.path().join("journal").is_dir(), "the journal lies beside the config file");
     assert!(http_get(file_port, "/api/state").await.is_none(), "the file's address is overridden by the flag");
-    child.kill().unwrap();
-    exit_of(child).await;
+    twin.kill();
 
     // A key the config file does not know is named in the error.
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisten_port = 8080\n").unwrap();
@@ -200,52 +190,14 @@ async fn http_get(port: u16, path: &str) -> Option<String> {
     answer.text().await.ok()
 }
 
-/// `twin` from async code: the command run on a blocking thread.
-async fn twin_async(args: &[&str]) -> (bool, String) {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || twin(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
-}
-
-/// Waits for a child process to end, on a blocking thread.
-async fn exit_of(mut child: std::process::Child) -> std::process::ExitStatus {
-    tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap()
-}
-
-/// Starts `serve` on a free port with `args`; returns the child and its port once `/api/state` answers.
-async fn start_serve(args: &[&str]) -> (std::process::Child, u16) {
-    let port = crate::support::free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0", "--log", "warn"])
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start serve");
-    wait_for(port, "/api/state", |_| true).await;
-    (child, port)
-}
-
-/// Polls `path` until `ok(body)` or 20 s pass.
-async fn wait_for(port: u16, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        if let Some(body) = http_get(port, path).await {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            if ok(&v) {
-                return v;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "{path} never satisfied the test");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_the_twin_comes_back_with_its_device_states_and_history() {
     use futures_util::{SinkExt, StreamExt};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut child, port) = start_serve(&["--data-dir", data.to_str().unwrap()]).await;
-    wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
+    let mut child = TwinProcess::serve(&["--data-dir", data.to_str().unwrap()]).await;
+    let port = child.port;
+    child.answers("/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await.unwrap();
     let command = r#"{"station_name":"chofu_b3","state":"OFF"}"#;
     ws.send(tokio_tungstenite::tungstenite::Message::Text(command.into())).await.unwrap();
@@ -256,24 +208,23 @@ async fn after_kill_9_the_twin_comes_back_with_its_device_states_and_history() {
             break;
         }
     }
-    wait_for(port, "/api/history?limit=5", |v| v["history"].as_array().is_some_and(|h| !h.is_empty())).await;
-    child.kill().unwrap(); // SIGKILL: no shutdown, no flush
-    exit_of(child).await;
+    child.answers("/api/history?limit=5", |v| v["history"].as_array().is_some_and(|h| !h.is_empty())).await;
+    child.kill(); // SIGKILL: no shutdown, no flush
 
-    let (mut again, port) = start_serve(&["--data-dir", data.to_str().unwrap()]).await;
-    let state = wait_for(port, "/api/state", |v| device_state(v, "chofu_b3").as_deref() == Some("OFF")).await;
+    let mut again = TwinProcess::serve(&["--data-dir", data.to_str().unwrap()]).await;
+    let state = again.answers("/api/state", |v| device_state(v, "chofu_b3").as_deref() == Some("OFF")).await;
     assert_eq!(device_state(&state, "chofu_b1").as_deref(), Some("ON"));
-    let history = wait_for(port, "/api/history", |_| true).await;
+    let history = again.answers("/api/history", |_| true).await;
     let first =
         &history["history"].as_array().unwrap().iter().find(|e| e["target"] == "chofu_b3").expect("in history").clone();
     assert_eq!((first["value"].as_str(), first["result"].as_str()), (Some("OFF"), Some("applied")), "{first}");
-    again.kill().ok();
-    exit_of(again).await;
+    again.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_reports_latency_throughput_and_no_lost_updates() {
-    let (mut child, port) = start_serve(&["--rate-per-address", "1000"]).await;
+    let mut child = TwinProcess::serve(&["--rate-per-address", "1000"]).await;
+    let port = child.port;
     // Watching either feed, and commanding in v2 or (as against the 2021 Go stack) in the 2021 protocol.
     for (protocol, commands) in [("ws", "auto"), ("ws/v2", "v2"), ("ws", "2021")] {
         let url = format!("ws://127.0.0.1:{port}/{protocol}");
@@ -305,7 +256,8 @@ async fn load_reports_latency_throughput_and_no_lost_updates() {
         assert!(out.contains(protocol_used), "{out}");
     }
     // Over a server's limits: the refusals are counted apart from lost updates, and named.
-    let (mut limited, port) = start_serve(&["--rate-per-address", "5"]).await;
+    let mut limited = TwinProcess::serve(&["--rate-per-address", "5"]).await;
+    let port = limited.port;
     let url = format!("ws://127.0.0.1:{port}/ws");
     let (ok, out) = twin_async(&[
         "load",
@@ -323,12 +275,10 @@ async fn load_reports_latency_throughput_and_no_lost_updates() {
     .await;
     assert!(ok && out.contains("updates lost: 0"), "{out}");
     assert!(out.contains("rate limits: the server's limits were hit"), "{out}");
-    limited.kill().unwrap();
-    exit_of(limited).await;
+    limited.kill();
     let (ok, out) = twin_async(&["load", "--url", "http://127.0.0.1:1/ws", "--duration", "2s"]).await;
     assert!(!ok && out.contains("ws://"), "{out}");
-    child.kill().unwrap();
-    exit_of(child).await;
+    child.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,8 +290,9 @@ async fn a_command_acknowledged_just_before_kill_9_is_there_after_the_restart() 
     let data_dir = data.to_str().unwrap();
     // Each round: the command's ack, then SIGKILL at once, then the state it acknowledged after the restart.
     for (round, state) in ["OFF", "ON", "OFF"].into_iter().enumerate() {
-        let (mut child, port) = start_serve(&["--data-dir", data_dir]).await;
-        wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
+        let mut child = TwinProcess::serve(&["--data-dir", data_dir]).await;
+        let port = child.port;
+        child.answers("/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/v2")).await.unwrap();
         let id = 100 + round as u64;
         let command = format!(r#"{{"id":{id},"cmd":"device","name":"kudanshita_s5","state":"{state}"}}"#);
@@ -355,15 +306,13 @@ async fn a_command_acknowledged_just_before_kill_9_is_there_after_the_restart() 
                 _ => {}
             }
         }
-        child.kill().unwrap(); // SIGKILL right after the ack: no shutdown, no flush
-        exit_of(child).await;
-        let (mut again, port) = start_serve(&["--data-dir", data_dir]).await;
-        wait_for(port, "/api/state", |v| device_state(v, "kudanshita_s5").as_deref() == Some(state)).await;
-        let history = wait_for(port, "/api/history?limit=1", |_| true).await;
+        child.kill(); // SIGKILL right after the ack: no shutdown, no flush
+        let mut again = TwinProcess::serve(&["--data-dir", data_dir]).await;
+        again.answers("/api/state", |v| device_state(v, "kudanshita_s5").as_deref() == Some(state)).await;
+        let history = again.answers("/api/history?limit=1", |_| true).await;
         let last = &history["history"][0];
         assert_eq!((last["target"].as_str(), last["value"].as_str()), (Some("kudanshita_s5"), Some(state)), "{last}");
-        again.kill().ok();
-        exit_of(again).await;
+        again.kill();
     }
 }
 
@@ -413,10 +362,11 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
     let mut allowed: Vec<Vec<String>> = vec![Vec::new(); switches.len()];
     let mut total_acks = 0;
     for round in 0..5 {
-        let (mut child, port) = start_serve(&flags).await;
-        let ready =
-            wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false))
-                .await;
+        let mut child = TwinProcess::serve(&flags).await;
+        let port = child.port;
+        let ready = child
+            .answers("/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false))
+            .await;
         for (i, name) in switches.iter().enumerate() {
             let now = device_state(&ready, name).expect("a device");
             assert!(
@@ -465,8 +415,7 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
             }));
         }
         tokio::time::sleep(std::time::Duration::from_millis(rng.random_range(100..700))).await;
-        child.kill().unwrap(); // SIGKILL at a random moment, commands in flight
-        exit_of(child).await;
+        child.kill(); // SIGKILL at a random moment, commands in flight
         for (i, client) in clients.into_iter().enumerate() {
             let ((acked, in_flight), acks) = client.await.unwrap();
             total_acks += acks;
@@ -477,14 +426,13 @@ async fn no_acknowledged_command_is_lost_across_random_kill_9s() {
         }
     }
     assert!(total_acks >= 20, "only {total_acks} commands acknowledged: the kills came too early to test much");
-    let (mut last, port) = start_serve(&flags).await;
+    let mut last = TwinProcess::serve(&flags).await;
     let state =
-        wait_for(port, "/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
+        last.answers("/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
     for (i, name) in switches.iter().enumerate() {
         assert!(allowed[i].contains(&device_state(&state, name).expect("a device")), "{name}: {:?}", allowed[i]);
     }
-    last.kill().ok();
-    exit_of(last).await;
+    last.kill();
 }
 
 /// The broker flags are checked before anything starts: an edge needs a broker, a URL must be MQTT's, a CA

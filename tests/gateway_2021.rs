@@ -6,38 +6,10 @@ use futures_util::SinkExt;
 use hil::track::{Setup, Track};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::hil_track::{config, until};
-use crate::support::{Ws, expect, layout_2021};
+use crate::support::{config, connect, expect, frame, gateway_with, layout_2021, next, serve, started, until};
 
 async fn gateway() -> (Track, std::net::SocketAddr) {
     gateway_with(gateway::core::Options::default()).await
-}
-
-pub async fn gateway_with(options: gateway::core::Options) -> (Track, std::net::SocketAddr) {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
-    let addr = serve(track.clone(), options).await;
-    (track, addr)
-}
-
-/// Serves a gateway over `track` on a free loopback port.
-pub async fn serve(track: Track, options: gateway::core::Options) -> std::net::SocketAddr {
-    let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
-    let app = gateway::server::router(core).merge(gateway::server::ingest(&track));
-    crate::support::serve_app(app).await
-}
-
-pub async fn connect(addr: std::net::SocketAddr) -> Ws {
-    tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect").0
-}
-
-/// The next text frame (within 5 s).
-pub async fn next(ws: &mut Ws) -> serde_json::Value {
-    expect(ws, |_| true).await
-}
-
-pub fn frame(name: &str, state: &str) -> serde_json::Value {
-    serde_json::json!({ "station_name": name, "state": state })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,8 +185,7 @@ async fn only_allowed_origins_open_a_websocket() {
 /// nothing, so the simulation reports no change): on the 2021 feed itself, not only at the 2-second resend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_for_the_current_state_is_echoed_to_every_client_at_once() {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     let core = gateway::core::Core::start(track.clone(), gateway::core::Options::default()).await.unwrap();
     let mut feed = core.feeds().v2021.subscribe();
     let chofu_b3 = track.layout().device_id("chofu_b3").unwrap();

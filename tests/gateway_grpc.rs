@@ -5,16 +5,14 @@ use std::time::Duration;
 use gateway::grpc::{v2, v2021};
 use hil::track::{Setup, Track};
 
-use crate::hil_track::{config, until};
-use crate::support::layout_2021;
+use crate::support::{config, layout_2021, started, until};
 
 async fn grpc() -> (Track, String) {
     grpc_with(Default::default()).await
 }
 
 async fn grpc_with(options: gateway::core::Options) -> (Track, String) {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
@@ -120,8 +118,7 @@ async fn grpc_commands_have_the_visitor_limit_of_every_door() {
 async fn dropped_watch_streams_end_their_tasks_on_a_still_track() {
     // One train, standing: nothing changes.
     let layout = crate::support::siding_layout(false, &crate::support::train("T", "main", 500.0, "M", 0));
-    let track = Track::start(layout, Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout, Setup { config: config(), ..Setup::default() }).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let core = gateway::core::Core::start(track.clone(), Default::default()).await.unwrap();

@@ -4,10 +4,7 @@ use std::time::Duration;
 
 use hil::track::{Setup, Track};
 
-use crate::gateway_2021::{gateway_with, serve};
-use crate::hil_track::{config, until};
-use crate::support::layout_2021;
-use crate::support::{Ws, expect, send};
+use crate::support::{Ws, config, expect, gateway_with, layout_2021, send, serve, started, until};
 
 async fn connect() -> (Track, Ws) {
     connect_with(gateway::core::Options::default()).await
@@ -120,8 +117,7 @@ async fn the_festival_live_toggle_from_the_operator_shows_what_it_checked() {
     let real =
         hil::virtual_devices::rig::Rig::start(layout_2021(), &std::collections::HashMap::new(), 1.0).await.unwrap();
     let live_boards = real.layout.boards.iter().zip(real.addresses()).map(|(b, a)| (b.name.clone(), a)).collect();
-    let track = Track::start(layout_2021(), Setup { live_boards, config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { live_boards, config: config(), ..Setup::default() }).await;
     let options = gateway::core::Options { operator_token: Some("tok".into()), ..Default::default() };
     let mut ws = v2(serve(track.clone(), options).await).await;
     expect(&mut ws, |v| v["type"] == "snapshot").await;

@@ -203,7 +203,7 @@ pub(crate) fn servos() -> (hil::boards2023::virtual_board::Servo, Moves) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn a_virtual_2023_board_on_mosquitto_behaves_as_the_festival_firmware() {
-    let mosquitto = crate::broker::Mosquitto::start();
+    let mosquitto = crate::support::Mosquitto::start();
     behaves_as_the_festival_firmware(mosquitto.port).await;
 }
 
@@ -233,8 +233,7 @@ async fn behaves_as_the_festival_firmware(port: u16) {
     observer.publish("stop/chofu_up_s1/get/accepted", "STOP_STATE_STOP").await;
     observer.publish("stop/hachioji_up_s1/delta", "STOP_STATE_STOP").await;
     observer.publish("point/chofu_down_p1/delta", "POINT_STATE_REVERSE").await;
-    crate::hil_track::until("the servos moved", Duration::from_secs(10), async || moves.lock().unwrap().len() >= 3)
-        .await;
+    crate::support::until("the servos moved", Duration::from_secs(10), async || moves.lock().unwrap().len() >= 3).await;
     assert_eq!(moves.lock().unwrap()[..3], [(13, 92), (16, 180), (13, 179)]);
     // A detector held closed reports its block (not in the first 3 s after boot), again every 3 s.
     board.set_detector(1, true);
@@ -243,22 +242,22 @@ async fn behaves_as_the_festival_firmware(port: u16) {
     // Dropped messages change nothing; the board stays as it was.
     board.set_faults(Faults { drop_messages: true, ..Faults::default() });
     observer.publish("stop/chofu_up_s1/delta", "STOP_STATE_GO").await;
-    crate::hil_track::until("the delta dropped", Duration::from_secs(10), async || board.dropped() == 1).await;
+    crate::support::until("the delta dropped", Duration::from_secs(10), async || board.dropped() == 1).await;
     board.set_faults(Faults::default());
     observer.publish("stop/chofu_up_s2/delta", "STOP_STATE_GO").await;
-    crate::hil_track::until("the next delta taken", Duration::from_secs(10), async || moves.lock().unwrap().len() >= 4)
+    crate::support::until("the next delta taken", Duration::from_secs(10), async || moves.lock().unwrap().len() >= 4)
         .await;
     assert_eq!(moves.lock().unwrap()[3..], [(17, 0)], "the dropped delta never moved chofu_up_s1");
     // The festival build never reconnects.
     board.cut();
-    crate::hil_track::until("given up for good", Duration::from_secs(5), async || board.gave_up()).await;
+    crate::support::until("given up for good", Duration::from_secs(5), async || board.gave_up()).await;
     assert!(!board.online(), "the festival build stays offline");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn the_2025_build_reconnects_and_subscribes_again_but_asks_nothing() {
-    let mosquitto = crate::broker::Mosquitto::start();
+    let mosquitto = crate::support::Mosquitto::start();
     reconnects_without_asking(mosquitto.port).await;
 }
 
@@ -280,9 +279,9 @@ async fn reconnects_without_asking(port: u16) {
         observer.next().await;
     }
     board.cut();
-    crate::hil_track::until("offline", Duration::from_secs(5), async || !board.online()).await;
+    crate::support::until("offline", Duration::from_secs(5), async || !board.online()).await;
     assert!(!board.gave_up());
-    crate::hil_track::until("back after 5 s", Duration::from_secs(15), async || board.online()).await;
+    crate::support::until("back after 5 s", Duration::from_secs(15), async || board.online()).await;
     // Subscribed again: a delta moves the servo; no get was asked again.
     let before = moves.lock().unwrap().len();
     let mut tries = 0;
@@ -360,7 +359,7 @@ fn the_twin_answers_a_get_with_the_desired_state_and_reads_block_reports_and_not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn the_twin_drives_the_2023_layout_through_virtual_boards_on_mosquitto() {
-    let mosquitto = crate::broker::Mosquitto::start();
+    let mosquitto = crate::support::Mosquitto::start();
     drives_the_2023_layout(hil::boards2023::link::BoardBroker::plain("127.0.0.1", mosquitto.port)).await;
 }
 
@@ -383,12 +382,12 @@ async fn drives_the_2023_layout(broker: hil::boards2023::link::BoardBroker) {
     use hil::track::{Setup, Track, TrackConfig, TrackEvent};
     use tokio_tungstenite::tungstenite::Message;
 
-    use crate::gateway_2021::serve;
-    use crate::hil_track::until;
+    use crate::support::serve;
+    use crate::support::until;
     use crate::support::{expect, expect_within};
 
     let mut observer = Observer::start(broker.port, &["+/+/delta", "block/#"]).await;
-    let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
+    let config = TrackConfig { pace: 4.0, ..crate::support::config() };
     let setup = Setup { config, boards2023: Some(broker), ..Setup::default() };
     let track = Track::start(crate::support::layout_2023(), setup).await.unwrap();
     let booted = std::time::Instant::now();
@@ -469,10 +468,10 @@ async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
     use sim::interlocking::Request;
     use sim::track::DevicePosition;
 
-    use crate::hil_track::until;
+    use crate::support::until;
 
     let broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
-    let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
+    let config = TrackConfig { pace: 4.0, ..crate::support::config() };
     let setup = Setup {
         config,
         boards2023: Some(broker.board_broker()),
@@ -568,13 +567,13 @@ async fn live_mode_drives_the_real_2023_boards_on_their_broker() {
     use sim::track::DevicePosition;
     use sim::twin::Mode;
 
-    use crate::hil_track::until;
+    use crate::support::until;
 
-    let festival = crate::broker::Mosquitto::telling_clients();
+    let festival = crate::support::Mosquitto::telling_clients();
     let embedded = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let layout = crate::support::layout_2023();
     let setup = Setup {
-        config: crate::hil_track::config(),
+        config: crate::support::config(),
         boards2023: Some(embedded.board_broker()),
         live2023: Some(BoardBroker::plain("127.0.0.1", festival.port)),
         ..Setup::default()
@@ -731,9 +730,9 @@ async fn live_mode_reaches_2023_boards_over_tls_with_the_deploy_acl() {
     use sim::interlocking::Request;
     use sim::twin::Mode;
 
-    use crate::hil_track::until;
+    use crate::support::until;
 
-    let secure = crate::broker::SecureBroker::start();
+    let secure = crate::support::SecureBroker::start();
     let core = secure.broker("core", "core-secret");
     let live = BoardBroker {
         host: core.host.clone(),
@@ -743,8 +742,7 @@ async fn live_mode_reaches_2023_boards_over_tls_with_the_deploy_acl() {
         presence: None,
     };
     assert!(live.tls.is_some());
-    let setup =
-        Setup { mode: Mode::Live, config: crate::hil_track::config(), live2023: Some(live), ..Setup::default() };
+    let setup = Setup { mode: Mode::Live, config: crate::support::config(), live2023: Some(live), ..Setup::default() };
     let layout = crate::support::layout_2023();
     let track = Track::start(layout.clone(), setup).await.unwrap();
     let chofu_id = layout.boards.iter().position(|b| b.name == "chofu").unwrap();

@@ -14,8 +14,7 @@ use sim::twin::Mode;
 use sim::twin::thread::Request as SimRequest;
 use sim::twin::{SimCommand, TrackState};
 
-use crate::hil_track::{config, device, position, until};
-use crate::support::{layout_2021, layout_2021_with, live_boards};
+use crate::support::{config, device, layout_2021, layout_2021_with, live_boards, position, started, until};
 
 fn real_state(rig: &Rig) -> TrackState {
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -27,8 +26,7 @@ fn real_state(rig: &Rig) -> TrackState {
 async fn the_live_mode_toggle_checks_health_pushes_the_state_and_loses_no_command() {
     let real = Rig::start(layout_2021(), &HashMap::new(), 1.0).await.unwrap();
     let setup = Setup { live_boards: live_boards(&real), config: config(), ..Setup::default() };
-    let track = Track::start(layout_2021(), setup).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), setup).await;
     assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
 
     // One real board does not answer: the switch is refused, naming it.

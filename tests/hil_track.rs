@@ -10,40 +10,13 @@ use sim::interlocking::{RejectKind, Request};
 use sim::layout::OnOff;
 use sim::track::DevicePosition;
 
-use crate::support::layout_2021;
-
-/// A track for tests: frequent health polls and a short restore spacing, and the board client's own timeouts
-/// (a shorter one could take a slow board on a busy machine for a dead one).
-pub fn config() -> TrackConfig {
-    TrackConfig {
-        health_every: Duration::from_millis(200),
-        init_spacing: Duration::from_millis(10),
-        ..TrackConfig::default()
-    }
-}
-
-pub async fn until(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !ok().await {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-pub fn device(track: &Track, name: &str, state: OnOff) -> Request {
-    Request::Device { device: track.layout().device_id(name).unwrap(), state }
-}
-
-pub async fn position(track: &Track, name: &str) -> DevicePosition {
-    track.state().await.devices[track.layout().device_id(name).unwrap()]
-}
+use crate::support::{config, device, layout_2021, position, started, until};
 
 const CHOFU: &str = "servo-107";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_pass_the_interlocking_and_the_boards() {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     assert_eq!(track.apply(device(&track, "chofu_b3", OnOff::Off)).await, Outcome::Applied);
     assert_eq!(position(&track, "chofu_b3").await, DevicePosition::Off);
     match track.apply(device(&track, "meidaimae_s1", OnOff::Off)).await {
@@ -180,8 +153,7 @@ async fn three_reboots_restored(ntp: bool) {
 /// health polls' rotation, and commands go meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_servo_moved_behind_the_twin_s_back_is_reasserted() {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     let board = chofu(&track);
     let layout = track.layout().clone();
     let b1 = &layout.devices[layout.device_id("chofu_b1").unwrap()];
@@ -228,8 +200,7 @@ async fn a_command_whose_outcome_is_unknown_is_made_true_not_undone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_drives_every_device_through_its_board() {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     let layout = track.layout().clone();
     for vb in track.virtual_boards() {
         let board = layout.boards.iter().position(|b| b.name == vb.name).unwrap();
@@ -243,8 +214,7 @@ async fn start_up_drives_every_device_through_its_board() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boards_answering_like_the_2021_firmware_stay_alive_under_health_polls() {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     // Three health polls later every board is still alive, and commands go through.
     let before: Vec<u64> = track.virtual_boards().iter().map(|vb| vb.answered()).collect();
     until("three more requests answered by every board", Duration::from_secs(10), async || {
@@ -260,8 +230,7 @@ async fn boards_answering_like_the_2021_firmware_stay_alive_under_health_polls()
 async fn the_event_stream_carries_positions_sensor_reports_and_the_snapshot_everything() {
     use hil::track::TrackEvent;
     use sim::twin::Mode;
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     let snapshot = track.snapshot().await;
     assert_eq!(snapshot.mode, Mode::Sim);
     assert_eq!(snapshot.boards.len(), 5, "four servo boards and TAKAO's speed controller");

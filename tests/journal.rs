@@ -99,14 +99,14 @@ async fn the_history_endpoint_pages_and_limits_its_callers() {
     let journal = std::sync::Arc::new(journal);
     let track = hil::track::Track::start(
         crate::support::layout_2021(),
-        hil::track::Setup { config: crate::hil_track::config(), ..Default::default() },
+        hil::track::Setup { config: crate::support::config(), ..Default::default() },
     )
     .await
     .unwrap();
     let options = gateway::core::Options { journal: Some(journal), ..Default::default() };
     let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
     let chofu_b3 = track.layout().device_id("chofu_b3").unwrap();
-    crate::hil_track::until("ready", std::time::Duration::from_secs(10), async || track.ready()).await;
+    crate::support::until("ready", std::time::Duration::from_secs(10), async || track.ready()).await;
     for i in 0..7 {
         let state = if i % 2 == 0 { OnOff::Off } else { OnOff::On };
         core.apply(sim::interlocking::Request::Device { device: chofu_b3, state }).await;

@@ -16,7 +16,7 @@ use sim::layout::OnOff;
 use sim::twin::Mode;
 
 use crate::hil_2023::{Moves, servos};
-use crate::hil_track::{config, until};
+use crate::support::{config, until};
 
 /// The angle a pin was last driven to.
 fn angle(moves: &Moves, pin: u32) -> Option<u32> {
@@ -77,7 +77,7 @@ async fn report(client: &rumqttc::AsyncClient, block: &str, word: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
 async fn a_2025_board_that_comes_back_on_a_stock_mosquitto_has_its_states_within_5_s() {
-    let stock = crate::broker::Mosquitto::start();
+    let stock = crate::support::Mosquitto::start();
     let embedded = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
     let layout = crate::support::layout_2023();
     let setup = Setup {
@@ -373,7 +373,7 @@ async fn the_2023_hour_runs_live_on_a_stock_mosquitto_through_board_and_detector
     let _alone = crate::support::CPU_HEAVY.lock().await;
     let pace: f64 = std::env::var("PLARAIL_LIVE_PACE").ok().and_then(|p| p.parse().ok()).unwrap_or(4.0);
     let minutes: u64 = std::env::var("PLARAIL_LIVE_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(5);
-    let stock = crate::broker::Mosquitto::start();
+    let stock = crate::support::Mosquitto::start();
     let layout = crate::support::layout_2023();
 
     // The real track: a simulation behind the boards on the broker.

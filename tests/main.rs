@@ -5,6 +5,7 @@ mod automatic;
 mod blocks;
 mod broker;
 mod cli;
+mod docs;
 mod drawing;
 mod fuzz;
 mod gateway_2021;

@@ -11,8 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::gateway_2021::gateway_with;
-use crate::support::Ws;
+use crate::support::{Ws, gateway_with};
 
 /// One headless Chromium with one page, driven over the DevTools protocol.
 pub struct Browser {
@@ -186,7 +185,7 @@ const COLLISIONS: &str = "(() => { \
 /// Waits until TAKAO's controller was sent `speed`.
 async fn until_controller_got(track: &hil::track::Track, speed: i32) {
     let controller = track.virtual_controllers()[0].clone();
-    crate::hil_track::until("TAKAO's controller got the speed", Duration::from_secs(10), async || {
+    crate::support::until("TAKAO's controller got the speed", Duration::from_secs(10), async || {
         controller.received().last() == Some(&speed)
     })
     .await;
@@ -294,10 +293,10 @@ async fn the_page_operates_the_track_and_every_browser_sees_it() {
 #[ignore = "needs chromium and mosquitto: run by .ci/run"]
 async fn the_page_on_two_edges_operates_the_core_s_track_and_shows_it_offline() {
     let _alone = crate::support::CPU_HEAVY.lock().await;
-    let mosquitto = crate::broker::Mosquitto::start();
+    let mosquitto = crate::support::Mosquitto::start();
     let broker = mosquitto.broker();
-    let (track, core) = crate::broker::core_of_its_own(&broker);
-    let (a, b) = (crate::broker::edge(&broker).await, crate::broker::edge(&broker).await);
+    let (track, core) = crate::support::core_of_its_own(&broker);
+    let (a, b) = (crate::support::edge(&broker).await, crate::support::edge(&broker).await);
     let mut desk = Browser::open(&format!("http://{a}/"), 1280, 1000).await;
     let mut phone = Browser::open(&format!("http://{b}/"), 390, 844).await;
     let limit = Duration::from_secs(20);
@@ -338,10 +337,10 @@ async fn the_page_on_two_edges_operates_the_core_s_track_and_shows_it_offline() 
 async fn the_page_draws_the_2023_blocks_occupied_and_free() {
     let _alone = crate::support::CPU_HEAVY.lock().await;
     let broker = hil::boards2023::embedded_broker::EmbeddedBroker::start().await.unwrap();
-    let config = hil::track::TrackConfig { pace: 4.0, ..crate::hil_track::config() };
+    let config = hil::track::TrackConfig { pace: 4.0, ..crate::support::config() };
     let setup = hil::track::Setup { config, boards2023: Some(broker.board_broker()), ..Default::default() };
     let track = hil::track::Track::start(crate::support::layout_2023(), setup).await.unwrap();
-    let addr = crate::gateway_2021::serve(track.clone(), gateway::core::Options::default()).await;
+    let addr = crate::support::serve(track.clone(), gateway::core::Options::default()).await;
     let mut desk = Browser::open(&format!("http://{addr}/"), 1280, 1000).await;
     let limit = Duration::from_secs(20);
     let loaded = "document.querySelector('#conn').dataset.state === 'connected' && \

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::repo;
+use crate::support::TwinProcess;
 
 /// The most the resident memory may grow after the warm-up, in KiB per minute.
 const MAX_SLOPE_KIB_PER_MIN: f64 = 1024.0;
@@ -64,20 +64,18 @@ async fn visitor(port: u16, n: u64) {
 async fn memory_stays_flat_while_clients_come_and_go() {
     let seconds: u64 = std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(90);
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::support::free_port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0", "--log", "error"])
-        .args(["--data-dir", dir.path().to_str().unwrap(), "--history-keep", "2000"])
-        .args(["--rate-per-connection", "1000", "--rate-per-address", "100000"])
-        .current_dir(repo(""))
-        .spawn()
-        .expect("start serve");
-    let pid = child.id();
-    let started = Instant::now();
-    while reqwest::get(format!("http://127.0.0.1:{port}/api/state")).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "serve did not answer");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut served = TwinProcess::serve(&[
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--history-keep",
+        "2000",
+        "--rate-per-connection",
+        "1000",
+        "--rate-per-address",
+        "100000",
+    ])
+    .await;
+    let (port, pid) = (served.port, served.child.id());
     // Visitors arrive at 20 a second, eight at a time at most, for the whole soak.
     let run = Duration::from_secs(seconds);
     let arrivals = tokio::spawn(async move {
@@ -103,8 +101,7 @@ async fn memory_stays_flat_while_clients_come_and_go() {
         samples.push((begun.elapsed().as_secs_f64() / 60.0, rss_kib(pid)));
     }
     let visitors = arrivals.await.unwrap();
-    child.kill().ok();
-    child.wait().ok();
+    served.kill();
     // The first third is warm-up (caches, the journal's pages, the allocator's arenas).
     let settled = &samples[samples.len() / 3..];
     let kib_per_min = slope(settled);

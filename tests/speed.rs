@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use hil::controllers2021::onboard::{KICK, duty, motor_mm_s, plan};
-use hil::track::{Outcome, Setup, Track};
+use hil::track::{Outcome, Setup};
 use hil::virtual_devices::device::SimSink;
 use hil::virtual_devices::rig::Rig;
 use sim::interlocking::Request;
@@ -16,10 +16,9 @@ use sim::twin::SimCommand;
 use sim::twin::thread::Request as SimRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::gateway_2021::{next, serve};
-use crate::hil_track::{config, until};
-use crate::support::{Ws, expect, live_boards};
-use crate::support::{controlled_train, layout_2021, siding_layout, train};
+use crate::support::{
+    Ws, config, controlled_train, expect, layout_2021, live_boards, next, serve, siding_layout, started, train, until,
+};
 
 /// The 2021 controller's mapping: 0 -> 0 %, 0 < N <= 100 -> a 60 % kick for 0.1 s, then 17.5 + N x 0.175 %;
 /// negatives and speeds over 100 change nothing.
@@ -107,8 +106,7 @@ async fn say(ws: &mut Ws, text: &str) {
 /// TAKAO's through its (virtual) onboard controller; refusals answered with an error and the truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_speed_socket_sets_takao_through_its_controller_and_every_client_sees_it() {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     let addr = serve(track.clone(), gateway::core::Options::default()).await;
     let (mut a, mut b) = (speed_socket(addr).await, speed_socket(addr).await);
     // On connect: every train's speed (the layout's start speed, 200 of 300 mm/s, is 66 on the scale).
@@ -155,8 +153,7 @@ async fn the_speed_socket_sets_takao_through_its_controller_and_every_client_see
 async fn in_live_mode_the_speed_socket_reaches_the_real_controller() {
     let real = Rig::start(layout_2021(), &HashMap::new(), 1.0).await.unwrap();
     let setup = Setup { live_boards: live_boards(&real), mode: Mode::Live, config: config(), ..Setup::default() };
-    let track = Track::start(layout_2021(), setup).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), setup).await;
     let addr = serve(track.clone(), gateway::core::Options::default()).await;
     let (mut a, mut b) = (speed_socket(addr).await, speed_socket(addr).await);
     say(&mut a, r#"{"train_name": "TAKAO", "speed": 35}"#).await;
@@ -193,8 +190,7 @@ async fn a_controller_that_is_down_fails_the_speed_and_the_page_is_told() {
     let mut boards = live_boards(&real);
     boards.insert("speed-takao".into(), "127.0.0.1:9".into());
     let setup = Setup { live_boards: boards, config: config(), ..Setup::default() };
-    let track = Track::start(layout_2021(), setup).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), setup).await;
     let report = track.switch_mode(Mode::Live, true).await.unwrap();
     assert!(report.checked.iter().any(|(name, _, alive)| name == "speed-takao" && !alive), "{report:?}");
     let health = track.boards().into_iter().find(|(_, h)| h.name == "speed-takao").unwrap().1;
@@ -219,8 +215,7 @@ async fn in_live_mode_speed_supervision_stops_a_real_train_through_its_controlle
     let layout = siding_layout(false, &trains);
     let real = Rig::start(layout.clone(), &HashMap::new(), 1.0).await.unwrap();
     let setup = Setup { live_boards: live_boards(&real), mode: Mode::Live, config: config(), ..Setup::default() };
-    let track = Track::start(layout.clone(), setup).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout.clone(), setup).await;
     assert_eq!(track.apply(Request::Speed { train: 0, speed: 60 }).await, Outcome::Applied);
     let controller = real.controller("speed").unwrap();
     until("stopped through its controller", Duration::from_secs(10), async || {

@@ -7,14 +7,13 @@ use hil::track::{Setup, Track, TrackConfig};
 use prost::Message;
 use serde_json::{Value, json};
 
-use crate::gateway_2021::serve;
-use crate::support::layout_2023;
+use crate::support::{layout_2023, serve};
 
 const URL: &str = "state.v1.StateManagerService";
 
 /// The twin on the 2023 layout (4x real time) and its address.
 async fn twin() -> (Track, std::net::SocketAddr) {
-    let config = TrackConfig { pace: 4.0, ..crate::hil_track::config() };
+    let config = TrackConfig { pace: 4.0, ..crate::support::config() };
     let track = Track::start(layout_2023(), Setup { config, ..Setup::default() }).await.unwrap();
     let addr = serve(track.clone(), gateway::core::Options::default()).await;
     (track, addr)
@@ -76,7 +75,7 @@ async fn the_dashboard_s_calls_in_json_read_and_drive_the_track_through_the_inte
     let go = json!({"state": {"id": "shinjyuku_down_s1", "state": "STOP_STATE_GO"}});
     let (status, body) = json_call(addr, "", "UpdateStopState", go.clone()).await;
     assert_eq!((status, &body), (200, &json!({})));
-    crate::hil_track::until("block closed", std::time::Duration::from_secs(10), async || {
+    crate::support::until("block closed", std::time::Duration::from_secs(10), async || {
         let (_, blocks) = json_call(addr, "", "GetBlockStates", json!({})).await;
         state_of(&blocks["states"], "blockId", "shinjyuku_down_b1") == "BLOCK_STATE_CLOSE"
     })

@@ -7,8 +7,7 @@ use hil::track::{Setup, Track};
 use sim::twin::Mode;
 use video::viewer::{Client, Seen};
 
-use crate::hil_track::{config, until};
-use crate::support::layout_2021;
+use crate::support::{TwinProcess, config, layout_2021, started, until};
 
 /// The operator token of the test gateways.
 pub const TOKEN: &str = "video-test-operator-token";
@@ -28,8 +27,7 @@ pub async fn twin() -> Twin {
 /// A gateway with video over the 2021 layout (sim mode), WebRTC on loopback, the SFU's limits as given.
 pub async fn twin_with(sfu: video::SfuConfig) -> Twin {
     let setup = Setup { config: config(), ..Setup::default() };
-    let track = Track::start(layout_2021(), setup).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), setup).await;
     let options = gateway::core::Options { operator_token: Some(TOKEN.into()), ..Default::default() };
     let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
     let config =
@@ -355,38 +353,6 @@ async fn a_virtual_camera_board_answers_as_the_esp32_firmware_and_serves_one_cli
     track.stop();
 }
 
-/// A `plarail-twin serve` process with WebRTC on loopback: its pid and base URL (killed on drop).
-pub struct Served {
-    pub child: std::process::Child,
-    pub base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-/// Starts `plarail-twin serve` (sim mode, the 2021 layout, the test token) and waits until it answers.
-pub async fn serve_process(extra: &[&str]) -> Served {
-    let port = crate::support::free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", "127.0.0.1:0", "--log", "error"])
-        .args(["--webrtc-udp", "127.0.0.1:0", "--operator-token", TOKEN])
-        .args(extra)
-        .current_dir(crate::support::repo(""))
-        .spawn()
-        .expect("start serve");
-    let served = Served { child, base: format!("http://127.0.0.1:{port}") };
-    let started = Instant::now();
-    while reqwest::get(format!("{}/api/cameras", served.base)).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    served
-}
-
 /// Viewers of a camera in a served gateway, from its `/api/cameras`.
 async fn served_viewers(base: &str, camera: &str) -> u64 {
     let text = reqwest::get(format!("{base}/api/cameras")).await.unwrap().text().await.unwrap();
@@ -398,9 +364,9 @@ async fn served_viewers(base: &str, camera: &str) -> u64 {
 async fn a_thousand_viewer_connect_and_disconnect_cycles_leave_memory_where_it_started() {
     let _alone = crate::support::CPU_HEAVY.lock().await;
     // The server in its own process, so that its memory is measured alone.
-    let served = serve_process(&[]).await;
+    let served = TwinProcess::serve(&["--webrtc-udp", "127.0.0.1:0", "--operator-token", TOKEN]).await;
     let pid = served.child.id();
-    let base = served.base.clone();
+    let base = served.base();
     // One viewer stays, so the camera's source runs throughout and the cycles measure the sessions alone.
     let (stay, mut rx) = watch(&base, "hachioji", false).await;
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
@@ -452,8 +418,7 @@ async fn the_page_plays_the_cameras_and_a_crew_browser_publishes_one() {
     use serde_json::json;
     let _alone = crate::support::CPU_HEAVY.lock().await;
     // WebRTC on the machine's interfaces (Chromium offers no loopback candidates).
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     let options = gateway::core::Options { operator_token: Some(TOKEN.into()), ..Default::default() };
     let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
     let video =
@@ -531,8 +496,8 @@ async fn the_page_plays_the_cameras_and_a_crew_browser_publishes_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_video_reports_frames_delay_cpu_and_memory_of_many_viewers() {
     let _alone = crate::support::CPU_HEAVY.lock().await;
-    let served = serve_process(&[]).await;
-    let base = served.base.clone();
+    let served = TwinProcess::serve(&["--webrtc-udp", "127.0.0.1:0", "--operator-token", TOKEN]).await;
+    let base = served.base();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
             .args(["load", "video", "--url", &base, "--viewers", "6", "--decode", "2", "--duration", "3s"])
@@ -557,7 +522,7 @@ async fn load_video_reports_frames_delay_cpu_and_memory_of_many_viewers() {
     assert!(text.contains("server CPU:") && text.contains("per viewer"), "{text}");
     // An unknown camera is a clear error.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plarail-twin"))
-        .args(["load", "video", "--url", &served.base, "--camera", "nowhere", "--duration", "1s"])
+        .args(["load", "video", "--url", &served.base(), "--camera", "nowhere", "--duration", "1s"])
         .output()
         .unwrap();
     assert!(!out.status.success());

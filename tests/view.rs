@@ -9,8 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use window::view::local::Local;
 use window::view::{Action, Pace, Picture, frames};
 
-use crate::gateway_2021::gateway_with;
-use crate::support::layout_2021;
+use crate::support::{gateway_with, layout_2021};
 
 fn local() -> (Local, Picture) {
     let layout = layout_2021();

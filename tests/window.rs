@@ -9,8 +9,7 @@ use sim::layout::OnOff;
 use window::bevy::math::Vec2;
 use window::render::map::{LOWERED, MapView, RAISED, TRACK};
 
-use crate::gateway_2021::gateway_with;
-use crate::support::layout_2021;
+use crate::support::{gateway_with, layout_2021};
 
 /// An RGB image.
 struct Image {

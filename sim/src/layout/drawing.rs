@@ -148,15 +148,15 @@ impl Drawing {
 /// no name placed before it (two stations on one platform segment: one below the other).
 fn place_names(stations: &mut [StationLabel]) {
     let mut placed: Vec<[f64; 4]> = Vec::new();
-    for i in 0..stations.len() {
-        let base = [stations[i].at[0], stations[i].at[1] - NAME_RISE];
+    for station in stations.iter_mut() {
+        let base = [station.at[0], station.at[1] - NAME_RISE];
         let spot = NAME_STEPS
             .iter()
             .map(|dy| [base[0], base[1] + dy])
-            .find(|&at| !placed.iter().any(|&b| overlaps(b, name_box(&stations[i], at))))
+            .find(|&at| !placed.iter().any(|&b| overlaps(b, name_box(station, at))))
             .unwrap_or([base[0], base[1] + NAME_STEPS[NAME_STEPS.len() - 1]]);
-        stations[i].label = spot;
-        placed.push(name_box(&stations[i], spot));
+        station.label = spot;
+        placed.push(name_box(station, spot));
     }
 }
 

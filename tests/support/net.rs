@@ -1,0 +1,53 @@
+//! Free ports, an HTTP app served on loopback, WebSocket frames sent and awaited, devices read from a state.
+
+/// A free loopback port (bound, then released for the caller to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Serves `app` on a free loopback port until the test ends; its address.
+pub async fn serve_app(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(gateway::server::serve(listener, app, std::future::pending()));
+    addr
+}
+
+/// A test's WebSocket client connection.
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends `v` as a text frame.
+pub async fn send(ws: &mut Ws, v: serde_json::Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// A device's state (`ON`, `OFF`) in an `/api/state` document or a v2 snapshot, by name.
+pub fn device_state(state: &serde_json::Value, name: &str) -> Option<String> {
+    state["devices"].as_array()?.iter().find(|d| d["name"] == name)?["state"].as_str().map(String::from)
+}
+
+/// Reads frames until one satisfies `want` (or fails after 5 s); returns it.
+pub async fn expect(ws: &mut Ws, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    expect_within(ws, std::time::Duration::from_secs(5), want).await
+}
+
+/// Reads text frames until one satisfies `want`, within `limit`.
+pub async fn expect_within(
+    ws: &mut Ws,
+    limit: std::time::Duration,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    use futures_util::StreamExt;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let msg = tokio::time::timeout(left, ws.next()).await.expect("a frame in time").expect("open").expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("JSON frame");
+            if want(&v) {
+                return v;
+            }
+        }
+    }
+}
