@@ -14,7 +14,6 @@ mod gateway_v2;
 mod hil_2023;
 mod hil_boards;
 mod hil_live;
-mod hil_protocol;
 mod hil_track;
 mod interlocking;
 mod journal;
@@ -33,4 +32,3 @@ mod video_parts;
 mod view;
 #[cfg(feature = "window")]
 mod window;
-mod wire;

@@ -63,3 +63,6 @@ pub fn answer(outcome: &Outcome) -> Option<String> {
 pub fn error(reason: &str) -> String {
     ServerFrame::error(reason).encode()
 }
+
+#[cfg(test)]
+mod tests;

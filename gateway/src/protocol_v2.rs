@@ -61,3 +61,6 @@ pub fn error(id: Option<u64>, reason: &str) -> String {
 pub fn snapshot(state: State) -> String {
     ServerFrame::Snapshot(state).encode()
 }
+
+#[cfg(test)]
+mod tests;

@@ -29,3 +29,6 @@ fn unknown_state(frame: &serde_json::Value) -> Option<String> {
     let known = serde_json::from_value::<sim::layout::OnOff>(serde_json::Value::from(word)).is_ok();
     (!known).then(|| format!("unknown state {word} (ON or OFF)"))
 }
+
+#[cfg(test)]
+mod tests;

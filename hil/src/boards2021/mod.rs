@@ -13,3 +13,6 @@ pub mod firmware;
 pub mod ingest;
 pub mod protocol;
 pub mod virtual_board;
+
+#[cfg(test)]
+mod tests;

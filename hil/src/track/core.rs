@@ -340,3 +340,6 @@ impl TrackCore {
         (b.health != before).then(|| b.health.clone())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,8 @@
 //! The ESP32 boards' protocol and the servo firmware's behaviour, branch by branch (no sockets).
 
-use hil::boards2021::arduino_json::{as_i32, as_int, as_text, parse};
-use hil::boards2021::firmware::{HttpRequest, ON_ANGLE, Outcome, POWER_ON_ANGLE, Reply, ServoBoard};
-use hil::boards2021::protocol::{Answer, BoardCommand, SensorReport, ServoOp};
+use crate::boards2021::arduino_json::{as_i32, as_int, as_text, parse};
+use crate::boards2021::firmware::{HttpRequest, ON_ANGLE, Outcome, POWER_ON_ANGLE, Reply, ServoBoard};
+use crate::boards2021::protocol::{Answer, BoardCommand, SensorReport, ServoOp};
 use serde_json::json;
 
 #[test]
