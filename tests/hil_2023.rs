@@ -2,7 +2,6 @@
 //! `7beb801`): what a virtual board does with every topic and word, and what the twin reads from a board.
 
 use hil::boards2023::firmware::{Act, Board, Build, Detector, Io, Setting};
-use hil::boards2023::presence::{Presence, read_sys};
 use hil::boards2023::protocol::{FromBoard, Target, Unreadable, delta_topic, get_accepted_topic, read, state_word};
 use sim::layout::OnOff;
 
@@ -513,42 +512,6 @@ async fn a_board_that_connects_again_is_told_its_devices_desired_states() {
     track.stop();
 }
 
-/// The mirror on 2023 block reports: a report snaps the mirrored train nearest the detector to it; the same
-/// detector held closed (re-reported every 3 s) is explained by the train over it; a report that no train near
-/// explains finds a lost train again (else it is a divergence, said in words).
-#[test]
-fn a_block_report_snaps_the_nearest_mirrored_train_or_is_a_divergence() {
-    use hil::track::mirror::{Divergence, Mirror};
-    use sim::layout::DetectorTarget;
-    use sim::twin::{SimCommand, Simulation};
-    let layout = crate::support::layout_2023();
-    let mut sim = Simulation::new(layout.clone(), 10).unwrap();
-    let mut mirror = Mirror::new(&layout, 1000);
-    let block = layout.block_id("shinjyuku_down_b1").unwrap();
-    let keio8000 = layout.trains.iter().position(|t| t.name == "KEIO8000").unwrap();
-    let entry = layout.detectors.iter().find(|d| d.block == block && d.target == DetectorTarget::Close).unwrap();
-    // KEIO8000 stands at Shinjuku's raised stop rail, just before the block's entry detector.
-    let (snap, d) = mirror.on_block_report(&layout, block, true, &sim.state());
-    assert_eq!(d, None);
-    let Some(SimCommand::Place { train, front }) = snap else { panic!("a snap: {snap:?}") };
-    assert_eq!((train, front.seg, front.offset), (keio8000, entry.seg, entry.offset));
-    sim.apply(snap.unwrap(), &mut Vec::new()).unwrap();
-    assert_eq!(mirror.on_block_report(&layout, block, true, &sim.state()), (None, None));
-    // Every train taken off (shown lost): the report finds a lost one again, on the detector, facing the block.
-    for train in 0..layout.trains.len() {
-        sim.apply(SimCommand::Remove { train }, &mut Vec::new()).unwrap();
-    }
-    let (snap, d) = mirror.on_block_report(&layout, block, true, &sim.state());
-    assert_eq!(d, None);
-    let Some(SimCommand::Place { train: found, front }) = snap else { panic!("found again: {snap:?}") };
-    assert_eq!((found, front.seg, front.offset), (0, entry.seg, entry.offset));
-    let d = Divergence::Unexplained { block, close: true };
-    assert_eq!(
-        d.describe(&layout),
-        "block shinjyuku_down_b1 reported CLOSE, and no mirrored train is near its entry detector"
-    );
-}
-
 /// Live mode with real 2023 boards on the festival's broker (mosquitto telling its clients' comings and goings;
 /// the boards run the 2025 build, which reconnects) while the virtual boards stay on the embedded broker: the
 /// real boards' `get`s are held in sim mode and their devices told on the switch to live; a command drives the
@@ -666,53 +629,6 @@ async fn live_mode_drives_the_real_2023_boards_on_their_broker() {
     shinjyuku.set_detector(slot, false);
     until("the mirror's KEIO8000 on the block", Duration::from_secs(5), on_block).await;
     track.stop();
-}
-
-/// A line of mosquitto's log on its `$SYS` topic, read.
-fn log(line: &str) -> Option<Presence> {
-    read_sys("$SYS/broker/log/N", line.as_bytes())
-}
-
-/// What mosquitto (`log_dest topic`) and EMQX tell of their clients, read into presence.
-#[test]
-fn mosquitto_s_log_lines_tell_clients_coming_and_going() {
-    let connected = Presence::Connected("esp32-client-chofu".into());
-    let gone = Presence::Gone("esp32-client-chofu".into());
-    // As mosquitto 2.0.11 wrote them.
-    assert_eq!(
-        log("1796550186: New client connected from 127.0.0.1:57126 as esp32-client-chofu (p2, c1, k60)."),
-        Some(connected.clone())
-    );
-    assert_eq!(
-        log("1796550188: New client connected from 10.0.0.5:1 as esp32-client-chofu (p2, c1, k60, u'a')."),
-        Some(connected)
-    );
-    assert_eq!(log("1796550186: Client esp32-client-chofu disconnected."), Some(gone.clone()));
-    assert_eq!(log("1796550198: Client esp32-client-chofu closed its connection."), Some(gone.clone()));
-    assert_eq!(log("1: Client esp32-client-chofu has exceeded timeout, disconnecting."), Some(gone.clone()));
-    assert_eq!(log("1: Socket error on client esp32-client-chofu, disconnecting."), Some(gone));
-    assert_eq!(log("1796550186: New connection from 127.0.0.1:57126 on port 18831."), None);
-    assert_eq!(log("1: Client esp32-client-chofu already connected, closing old connection."), None);
-    assert_eq!(log("garbage"), None);
-    assert_eq!(read_sys("$SYS/broker/log/N", &[0xff, 0xfe]), None);
-}
-
-#[test]
-fn emqx_s_client_events_tell_clients_coming_and_going_but_not_a_takeover() {
-    let topic = |id: &str, event: &str| format!("$SYS/brokers/emqx@10.0.0.1/clients/{id}/{event}");
-    assert_eq!(
-        read_sys(&topic("esp32-client-chofu", "connected"), br#"{"clientid":"esp32-client-chofu"}"#),
-        Some(Presence::Connected("esp32-client-chofu".into()))
-    );
-    assert_eq!(
-        read_sys(&topic("esp32-client-chofu", "disconnected"), br#"{"reason":"keepalive_timeout"}"#),
-        Some(Presence::Gone("esp32-client-chofu".into()))
-    );
-    assert_eq!(read_sys(&topic("a", "disconnected"), b"not json"), Some(Presence::Gone("a".into())));
-    assert_eq!(read_sys(&topic("a", "disconnected"), br#"{"reason":"takenover"}"#), None);
-    assert_eq!(read_sys(&topic("a", "disconnected"), br#"{"reason":"discarded"}"#), None);
-    assert_eq!(read_sys(&topic("a", "subscribed"), b"{}"), None);
-    assert_eq!(read_sys("$SYS/brokers/n/clients/a/b/connected", b"{}"), None);
 }
 
 /// Live mode as the festival's broker is set up in `deploy/mosquitto` (its ACL, logins, the log on its `$SYS`

@@ -65,3 +65,55 @@ fn read_mosquitto_log(line: &str) -> Option<Presence> {
     .find_map(|end| rest.strip_suffix(end)?.strip_suffix(' '))
     .map(|id| Presence::Gone(id.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Presence, read_sys};
+
+    /// A line of mosquitto's log on its `$SYS` topic, read.
+    fn log(line: &str) -> Option<Presence> {
+        read_sys("$SYS/broker/log/N", line.as_bytes())
+    }
+
+    /// What mosquitto (`log_dest topic`) and EMQX tell of their clients, read into presence.
+    #[test]
+    fn mosquitto_s_log_lines_tell_clients_coming_and_going() {
+        let connected = Presence::Connected("esp32-client-chofu".into());
+        let gone = Presence::Gone("esp32-client-chofu".into());
+        // As mosquitto 2.0.11 wrote them.
+        assert_eq!(
+            log("1796550186: New client connected from 127.0.0.1:57126 as esp32-client-chofu (p2, c1, k60)."),
+            Some(connected.clone())
+        );
+        assert_eq!(
+            log("1796550188: New client connected from 10.0.0.5:1 as esp32-client-chofu (p2, c1, k60, u'a')."),
+            Some(connected)
+        );
+        assert_eq!(log("1796550186: Client esp32-client-chofu disconnected."), Some(gone.clone()));
+        assert_eq!(log("1796550198: Client esp32-client-chofu closed its connection."), Some(gone.clone()));
+        assert_eq!(log("1: Client esp32-client-chofu has exceeded timeout, disconnecting."), Some(gone.clone()));
+        assert_eq!(log("1: Socket error on client esp32-client-chofu, disconnecting."), Some(gone));
+        assert_eq!(log("1796550186: New connection from 127.0.0.1:57126 on port 18831."), None);
+        assert_eq!(log("1: Client esp32-client-chofu already connected, closing old connection."), None);
+        assert_eq!(log("garbage"), None);
+        assert_eq!(read_sys("$SYS/broker/log/N", &[0xff, 0xfe]), None);
+    }
+
+    #[test]
+    fn emqx_s_client_events_tell_clients_coming_and_going_but_not_a_takeover() {
+        let topic = |id: &str, event: &str| format!("$SYS/brokers/emqx@10.0.0.1/clients/{id}/{event}");
+        assert_eq!(
+            read_sys(&topic("esp32-client-chofu", "connected"), br#"{"clientid":"esp32-client-chofu"}"#),
+            Some(Presence::Connected("esp32-client-chofu".into()))
+        );
+        assert_eq!(
+            read_sys(&topic("esp32-client-chofu", "disconnected"), br#"{"reason":"keepalive_timeout"}"#),
+            Some(Presence::Gone("esp32-client-chofu".into()))
+        );
+        assert_eq!(read_sys(&topic("a", "disconnected"), b"not json"), Some(Presence::Gone("a".into())));
+        assert_eq!(read_sys(&topic("a", "disconnected"), br#"{"reason":"takenover"}"#), None);
+        assert_eq!(read_sys(&topic("a", "disconnected"), br#"{"reason":"discarded"}"#), None);
+        assert_eq!(read_sys(&topic("a", "subscribed"), b"{}"), None);
+        assert_eq!(read_sys("$SYS/brokers/n/clients/a/b/connected", b"{}"), None);
+    }
+}

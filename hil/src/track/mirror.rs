@@ -410,3 +410,50 @@ fn ahead<'a>(layout: &'a Layout, state: &'a TrackState, front: Placement) -> imp
     })
     .take(layout.segments.len() + 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use sim::layout::Layout;
+
+    use super::{Divergence, Mirror};
+
+    /// The 2023 festival layout.
+    fn layout_2023() -> Layout {
+        Layout::from_toml(include_str!("../../../scenarios/layouts/chofufes2023.toml")).expect("the 2023 layout")
+    }
+
+    /// The mirror on 2023 block reports: a report snaps the mirrored train nearest the detector to it; the same
+    /// detector held closed (re-reported every 3 s) is explained by the train over it; a report that no train near
+    /// explains finds a lost train again (else it is a divergence, said in words).
+    #[test]
+    fn a_block_report_snaps_the_nearest_mirrored_train_or_is_a_divergence() {
+        use sim::layout::DetectorTarget;
+        use sim::twin::{SimCommand, Simulation};
+        let layout = std::sync::Arc::new(layout_2023());
+        let mut sim = Simulation::new(layout.clone(), 10).unwrap();
+        let mut mirror = Mirror::new(&layout, 1000);
+        let block = layout.block_id("shinjyuku_down_b1").unwrap();
+        let keio8000 = layout.trains.iter().position(|t| t.name == "KEIO8000").unwrap();
+        let entry = layout.detectors.iter().find(|d| d.block == block && d.target == DetectorTarget::Close).unwrap();
+        // KEIO8000 stands at Shinjuku's raised stop rail, just before the block's entry detector.
+        let (snap, d) = mirror.on_block_report(&layout, block, true, &sim.state());
+        assert_eq!(d, None);
+        let Some(SimCommand::Place { train, front }) = snap else { panic!("a snap: {snap:?}") };
+        assert_eq!((train, front.seg, front.offset), (keio8000, entry.seg, entry.offset));
+        sim.apply(snap.unwrap(), &mut Vec::new()).unwrap();
+        assert_eq!(mirror.on_block_report(&layout, block, true, &sim.state()), (None, None));
+        // Every train taken off (shown lost): the report finds a lost one again, on the detector, facing the block.
+        for train in 0..layout.trains.len() {
+            sim.apply(SimCommand::Remove { train }, &mut Vec::new()).unwrap();
+        }
+        let (snap, d) = mirror.on_block_report(&layout, block, true, &sim.state());
+        assert_eq!(d, None);
+        let Some(SimCommand::Place { train: found, front }) = snap else { panic!("found again: {snap:?}") };
+        assert_eq!((found, front.seg, front.offset), (0, entry.seg, entry.offset));
+        let d = Divergence::Unexplained { block, close: true };
+        assert_eq!(
+            d.describe(&layout),
+            "block shinjyuku_down_b1 reported CLOSE, and no mirrored train is near its entry detector"
+        );
+    }
+}
