@@ -307,9 +307,7 @@ impl Follower {
                 v2::ServerFrame::Plans { plans: v2::Plan::all(layout, &plans, time_ms) }
             }
             TrackEvent::Auto(e) => v2::ServerFrame::event(v2::EventKind::Automatic, e.describe(layout)),
-            TrackEvent::Trains(now) => {
-                v2::ServerFrame::Trains { trains: now.iter().map(|p| crate::views::train(layout, p)).collect() }
-            }
+            TrackEvent::Trains(now) => v2::ServerFrame::Trains { trains: crate::views::trains(layout, &now) },
             TrackEvent::Speed { train, speed } => {
                 v2::ServerFrame::Speed { train: layout.trains[train].name.clone(), speed }
             }

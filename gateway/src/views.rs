@@ -5,6 +5,7 @@ use hil::boards2023::block_word::DetectorHealth;
 use hil::track::{BoardHealth, Snapshot, TrainPosition};
 use sim::auto::Operation;
 use sim::layout::{DetectorTarget, Layout};
+use sim::twin::TrainStatus;
 use wire::v2::{Block, Board, Device, Plan, State, Train};
 
 /// The track's snapshot as views see it.
@@ -23,11 +24,10 @@ pub fn state(layout: &Layout, snap: &Snapshot) -> State {
             .zip(&snap.state.devices)
             .map(|(d, p)| Device { name: d.name.clone(), kind: Some(d.kind), state: p.state() })
             .collect(),
-        trains: snap
-            .state
-            .trains
-            .iter()
-            .map(|t| Train { speed: snap.speeds.get(t.id).copied(), ..train(layout, &TrainPosition::of(layout, t)) })
+        trains: trains(layout, &snap.state.trains.iter().map(|t| TrainPosition::of(layout, t)).collect::<Vec<_>>())
+            .into_iter()
+            .zip(&snap.state.trains)
+            .map(|(view, t)| Train { speed: snap.speeds.get(t.id).copied(), ..view })
             .collect(),
         boards: snap.boards.iter().map(|(_, h)| board(h)).collect(),
         blocks: snap
@@ -41,8 +41,25 @@ pub fn state(layout: &Layout, snap: &Snapshot) -> State {
     }
 }
 
-/// A train's position as views see it.
-pub fn train(layout: &Layout, p: &TrainPosition) -> Train {
+/// The trains' positions as views see them, each name placed by the layout's drawing clear of the station names
+/// and of each other.
+pub fn trains(layout: &Layout, positions: &[TrainPosition]) -> Vec<Train> {
+    let mut trains: Vec<Train> = positions.iter().map(|p| train(layout, p)).collect();
+    let mut fronts: Vec<Option<[f64; 2]>> = vec![None; layout.trains.len()];
+    for (t, p) in trains.iter().zip(positions) {
+        if p.status != TrainStatus::Removed {
+            fronts[p.train] = Some([t.x, t.y]);
+        }
+    }
+    let labels = layout.train_names(&fronts);
+    for (t, p) in trains.iter_mut().zip(positions) {
+        t.label = labels[p.train];
+    }
+    trains
+}
+
+/// A train's position as views see it (its name not placed).
+fn train(layout: &Layout, p: &TrainPosition) -> Train {
     let [x, y] = layout.point_at(p.front.seg, p.front.offset);
     Train {
         name: layout.trains[p.train].name.clone(),
@@ -53,6 +70,7 @@ pub fn train(layout: &Layout, p: &TrainPosition) -> Train {
         speed_mm_s: p.speed,
         status: p.status,
         speed: None,
+        label: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn every_v2_frame_reads_back_as_written_in_the_protocol_s_words() {
         speed_mm_s: 300,
         status: TrainStatus::Derailed,
         speed: Some(100),
+        label: Some([1.0, -10.0]),
     };
     let board = v2::Board {
         name: "servo-107".into(),

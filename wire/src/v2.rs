@@ -268,6 +268,10 @@ pub struct Train {
     /// The speed it was last commanded, on the 2021 scale (in snapshots only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<i32>,
+    /// Where its name is drawn (the middle of the name's baseline, layout units), placed by the layout's drawing
+    /// clear of the station names and of the other trains' names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<[f64; 2]>,
 }
 
 /// Automatic operation's plan for a train.

@@ -173,8 +173,7 @@ function words() {
   for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
   for (const e of document.querySelectorAll("[data-ja]")) e.textContent = e.dataset[lang];
   document.title = t("title");
-  placeStations(); // the station names changed size
-  placeLabels();
+  placeStations(); // the station names changed size: the view grows to hold them
   for (const name of devices.keys()) showDevice(name);
   for (const name of trains.keys()) showTrain(name);
   showConn(connState);
@@ -215,17 +214,15 @@ function showTrain(name) {
   }
 }
 
-// Train names go where they collide with no station name and no other train's name: above the train, else
-// below, right or left of it.
+// Station and train names go where the layout's drawing placed them (the server sends each train's name's place
+// with its position), clear of each other; the window draws them at the same places.
 const stationLabels = [];
-let stationBoxes = null;
 
 // The drawing's area on the map: the layout's canvas grown to hold every label.
 let view = { x: 0, y: 0, width: 0, height: 0 };
 
 /** The map's view grown to hold every station name (a name at the canvas's edge is not cut). */
 function placeStations() {
-  stationBoxes = stationLabels.map((s) => s.getBBox());
   const all = $("map").getBBox();
   const margin = 6;
   const x = Math.min(0, all.x - margin), y = Math.min(0, all.y - margin);
@@ -234,32 +231,6 @@ function placeStations() {
   view = { x, y, width: right - x, height: bottom - y };
   $("map").setAttribute("viewBox", `${view.x} ${view.y} ${view.width} ${view.height}`);
   fit();
-}
-
-function overlaps(a, b) {
-  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
-}
-
-function placeLabels() {
-  stationBoxes ??= stationLabels.map((s) => s.getBBox());
-  const placed = [];
-  for (const tr of trains.values()) {
-    const x = Number(tr.g.dataset.x), y = Number(tr.g.dataset.y);
-    if (Number.isNaN(x) || tr.status === "removed") continue;
-    const w = tr.label.getComputedTextLength() + 4, h = 13;
-    const spots = [[0, -12], [0, 23], [w / 2 + 12, 5], [-(w / 2 + 12), 5], [0, -26], [0, 37]];
-    let chosen = spots[0];
-    for (const [dx, dy] of spots) {
-      const box = { x: x + dx - w / 2, y: y + dy - h + 2, width: w, height: h };
-      if (!stationBoxes.some((b) => overlaps(b, box)) && !placed.some((b) => overlaps(b, box))) {
-        chosen = [dx, dy];
-        break;
-      }
-    }
-    placed.push({ x: x + chosen[0] - w / 2, y: y + chosen[1] - h + 2, width: w, height: h });
-    tr.label.setAttribute("x", chosen[0]);
-    tr.label.setAttribute("y", chosen[1]);
-  }
 }
 
 function showConn(state) {
@@ -422,12 +393,15 @@ function moveTrains(list) {
     tr.g.setAttribute("transform", `translate(${p.x.toFixed(1)},${p.y.toFixed(1)})`);
     tr.g.dataset.x = p.x;
     tr.g.dataset.y = p.y;
+    if (p.label) {
+      tr.label.setAttribute("x", (p.label[0] - p.x).toFixed(1));
+      tr.label.setAttribute("y", (p.label[1] - p.y).toFixed(1));
+    }
     tr.status = p.status;
     tr.speed = p.speed_mm_s;
     if (p.speed !== undefined) { tr.set = p.speed; tr.slider.value = p.speed; }
     showTrain(p.name);
   }
-  placeLabels();
 }
 
 function flash(name) {

@@ -90,11 +90,9 @@ const NAME_RISE: f64 = 14.0;
 const NAME_STEPS: [f64; 6] = [0.0, 18.0, -18.0, 36.0, -36.0, 54.0];
 
 /// A name's box on the map if its baseline's middle is at `at`: as wide as "Japanese English" in a bold face
-/// (a CJK character a square, a Latin one about 0.62 of it), so that either name alone fits inside it too.
-pub fn name_box(station: &StationLabel, at: [f64; 2]) -> [f64; 4] {
-    let ems: f64 =
-        format!("{} {}", station.name_ja, station.name_en).chars().map(|c| if c.is_ascii() { 0.62 } else { 1.0 }).sum();
-    let width = ems * NAME_SIZE;
+/// ([`text_width`]), so that either name alone fits inside it too.
+fn name_box(station: &StationLabel, at: [f64; 2]) -> [f64; 4] {
+    let width = text_width(&format!("{} {}", station.name_ja, station.name_en), NAME_SIZE);
     [at[0] - width / 2.0, at[1] - NAME_SIZE, width, NAME_SIZE * 1.2]
 }
 
@@ -112,9 +110,9 @@ fn train_name_spots(width: f64) -> [[f64; 2]; 6] {
     [[0.0, -12.0], [0.0, 23.0], [width / 2.0 + 12.0, 5.0], [-(width / 2.0 + 12.0), 5.0], [0.0, -26.0], [0.0, 37.0]]
 }
 
-/// How wide `text` is on the map at `size` (bold: a CJK character a square, a Latin one about 0.62 of it).
+/// How wide `text` is on the map at `size` (bold: a CJK character a square, a Latin one about 0.7 of it).
 fn text_width(text: &str, size: f64) -> f64 {
-    text.chars().map(|c| if c.is_ascii() { 0.62 } else { 1.0 }).sum::<f64>() * size
+    text.chars().map(|c| if c.is_ascii() { 0.7 } else { 1.0 }).sum::<f64>() * size
 }
 
 impl Drawing {
@@ -122,26 +120,36 @@ impl Drawing {
     /// `None`: not on the map): the first of its spots that overlaps no station name and no train name placed
     /// before it, else above the train.
     pub fn train_names(&self, fronts: &[Option<[f64; 2]>]) -> Vec<Option<[f64; 2]>> {
-        let stations: Vec<[f64; 4]> = self.stations.iter().map(|s| name_box(s, s.label)).collect();
-        let mut placed: Vec<[f64; 4]> = Vec::new();
-        fronts
-            .iter()
-            .zip(&self.trains)
-            .map(|(front, train)| {
-                let [x, y] = (*front)?;
-                let width = text_width(&train.name, TRAIN_NAME_SIZE) + 4.0;
-                let name_at =
-                    |[dx, dy]: [f64; 2]| [x + dx - width / 2.0, y + dy - TRAIN_NAME_SIZE, width, TRAIN_NAME_SIZE * 1.2];
-                let spots = train_name_spots(width);
-                let spot = spots
-                    .into_iter()
-                    .find(|&d| !stations.iter().chain(&placed).any(|&b| overlaps(b, name_at(d))))
-                    .unwrap_or(spots[0]);
-                placed.push(name_at(spot));
-                Some([x + spot[0], y + spot[1]])
-            })
-            .collect()
+        place_train_names(&self.stations, self.trains.iter().map(|t| t.name.as_str()), fronts)
     }
+}
+
+/// Places train names (by train: `names`, and each one's front, `None` when it is not on the map): the first of
+/// each one's spots that overlaps no station name and no train name placed before it, else above the train.
+fn place_train_names<'a>(
+    stations: &[StationLabel],
+    names: impl Iterator<Item = &'a str>,
+    fronts: &[Option<[f64; 2]>],
+) -> Vec<Option<[f64; 2]>> {
+    let stations: Vec<[f64; 4]> = stations.iter().map(|s| name_box(s, s.label)).collect();
+    let mut placed: Vec<[f64; 4]> = Vec::new();
+    fronts
+        .iter()
+        .zip(names)
+        .map(|(front, name)| {
+            let [x, y] = (*front)?;
+            let width = text_width(name, TRAIN_NAME_SIZE) + 4.0;
+            let name_at =
+                |[dx, dy]: [f64; 2]| [x + dx - width / 2.0, y + dy - TRAIN_NAME_SIZE, width, TRAIN_NAME_SIZE * 1.2];
+            let spots = train_name_spots(width);
+            let spot = spots
+                .into_iter()
+                .find(|&d| !stations.iter().chain(&placed).any(|&b| overlaps(b, name_at(d))))
+                .unwrap_or(spots[0]);
+            placed.push(name_at(spot));
+            Some([x + spot[0], y + spot[1]])
+        })
+        .collect()
 }
 
 /// Places every station's name: above its platforms, else moved down or up a step at a time until it overlaps
@@ -203,30 +211,7 @@ impl Layout {
     /// The layout as a schematic picture.
     pub fn drawing(&self) -> Drawing {
         let devices: Vec<DeviceMark> = self.devices.iter().map(|d| self.device_mark(d)).collect();
-        let mut stations: Vec<StationLabel> = self
-            .stations
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let mut points: Vec<[f64; 2]> = self
-                    .platforms
-                    .iter()
-                    .filter(|p| p.station == i)
-                    .map(|p| self.point_at(p.seg, self.segments[p.seg].length / 2.0))
-                    .collect();
-                if points.is_empty() {
-                    points = devices.iter().filter(|d| d.station == i).map(|d| d.at).collect();
-                }
-                StationLabel {
-                    id: s.id.clone(),
-                    name_ja: s.name_ja.clone(),
-                    name_en: s.name_en.clone(),
-                    at: centre(&points).unwrap_or([self.canvas.width / 2.0, self.canvas.height / 2.0]),
-                    label: [0.0, 0.0],
-                }
-            })
-            .collect();
-        place_names(&mut stations);
+        let stations = self.station_labels(&devices);
         Drawing {
             name: self.name.clone(),
             width: self.canvas.width,
@@ -265,6 +250,42 @@ impl Layout {
                 })
                 .collect(),
         }
+    }
+
+    /// Every station's name, placed clear of each other (`devices`: the device marks, where a station without
+    /// platforms is drawn).
+    fn station_labels(&self, devices: &[DeviceMark]) -> Vec<StationLabel> {
+        let mut stations: Vec<StationLabel> = self
+            .stations
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut points: Vec<[f64; 2]> = self
+                    .platforms
+                    .iter()
+                    .filter(|p| p.station == i)
+                    .map(|p| self.point_at(p.seg, self.segments[p.seg].length / 2.0))
+                    .collect();
+                if points.is_empty() {
+                    points = devices.iter().filter(|d| d.station == i).map(|d| d.at).collect();
+                }
+                StationLabel {
+                    id: s.id.clone(),
+                    name_ja: s.name_ja.clone(),
+                    name_en: s.name_en.clone(),
+                    at: centre(&points).unwrap_or([self.canvas.width / 2.0, self.canvas.height / 2.0]),
+                    label: [0.0, 0.0],
+                }
+            })
+            .collect();
+        place_names(&mut stations);
+        stations
+    }
+
+    /// Where each train's name goes (see [`Drawing::train_names`]), from the layout alone.
+    pub fn train_names(&self, fronts: &[Option<[f64; 2]>]) -> Vec<Option<[f64; 2]>> {
+        let devices: Vec<DeviceMark> = self.devices.iter().map(|d| self.device_mark(d)).collect();
+        place_train_names(&self.station_labels(&devices), self.trains.iter().map(|t| t.name.as_str()), fronts)
     }
 
     fn device_mark(&self, d: &super::model::Device) -> DeviceMark {
