@@ -141,7 +141,7 @@ const UNIX: u64 = 1_700_000_000;
 
 /// Every kind of request over HTTP, and the answer the 2021 firmware gives it (`N` stands for the clock's
 /// reading), with the content type and the closed connection of the ESP32 web server. Every branch of the
-/// firmware itself is in `hil_protocol`.
+/// firmware itself is in `hil::boards2021`'s unit tests.
 #[tokio::test]
 async fn a_virtual_board_answers_every_request_as_the_2021_firmware_does() {
     let rig = Rig::new().await;
