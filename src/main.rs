@@ -148,12 +148,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The festival hour and the 2021 layout, built into the binary so that it runs from anywhere.
+/// The festival hour, built into the binary (with the 2021 layout, `sim::layout::festival`) so that it runs from
+/// anywhere.
 const FESTIVAL_HOUR: &str = include_str!("../scenarios/festival-hour.toml");
-const LAYOUT_2021: &str = include_str!("../scenarios/layouts/chofufes2021.toml");
-/// The layouts built into the binary, by the name `--layout` takes instead of a file.
-const EMBEDDED_LAYOUTS: [(&str, &str); 2] =
-    [("chofufes2021", LAYOUT_2021), ("chofufes2023", include_str!("../scenarios/layouts/chofufes2023.toml"))];
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // No subcommand: `serve`, with its flags from the environment and their defaults.
@@ -249,7 +246,7 @@ fn run_live(scenario: Option<PathBuf>, speed: f64) -> anyhow::Result<ExitCode> {
         None => sim::scenario::Scenario::from_texts(
             std::path::Path::new("scenarios/festival-hour.toml"),
             FESTIVAL_HOUR,
-            LAYOUT_2021,
+            sim::layout::festival::CHOFUFES2021,
         )?,
     };
     let layout = scenario.layout.clone();
@@ -285,14 +282,14 @@ fn parse_listen(s: &str) -> Result<(String, std::net::SocketAddr), String> {
 /// The layout file's text: the file's, an embedded layout's by its name (when no such file exists), or the
 /// embedded 2021 layout's.
 fn layout_file(path: Option<&std::path::Path>) -> anyhow::Result<String> {
-    let Some(p) = path else { return Ok(LAYOUT_2021.to_string()) };
-    if let Some((_, text)) = EMBEDDED_LAYOUTS.iter().find(|(name, _)| p.as_os_str() == *name)
+    let Some(p) = path else { return Ok(sim::layout::festival::CHOFUFES2021.to_string()) };
+    if let Some((_, text)) = sim::layout::festival::EMBEDDED.iter().find(|(name, _)| p.as_os_str() == *name)
         && !p.exists()
     {
         return Ok(text.to_string());
     }
     std::fs::read_to_string(p).with_context(|| {
-        let names: Vec<&str> = EMBEDDED_LAYOUTS.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = sim::layout::festival::EMBEDDED.iter().map(|(n, _)| *n).collect();
         format!("cannot read the layout {} (a file, or one of the embedded layouts: {})", p.display(), names.join(", "))
     })
 }

@@ -13,12 +13,12 @@ pub fn repo(path: &str) -> PathBuf {
 
 /// The text of the 2021 layout file.
 pub fn layout_2021_text() -> String {
-    std::fs::read_to_string(repo("scenarios/layouts/chofufes2021.toml")).expect("2021 layout file")
+    sim::layout::festival::CHOFUFES2021.to_string()
 }
 
 /// The 2021 layout.
 pub fn layout_2021() -> Arc<Layout> {
-    Arc::new(Layout::from_toml(&layout_2021_text()).expect("2021 layout is valid"))
+    Arc::new(sim::layout::festival::layout_2021())
 }
 
 /// The 2021 layout keeping only the named trains (with their start positions and speeds from the file).
@@ -193,6 +193,5 @@ pub fn controlled_train(name: &str, segment: &str, offset_mm: f64, toward: &str,
 
 /// The 2023 Chofu festival layout (blocks, pass detectors, MQTT boards).
 pub fn layout_2023() -> Arc<Layout> {
-    let text = std::fs::read_to_string(repo("scenarios/layouts/chofufes2023.toml")).expect("2023 layout file");
-    Arc::new(Layout::from_toml(&text).expect("the 2023 layout is valid"))
+    Arc::new(sim::layout::festival::layout_2023())
 }

@@ -4,18 +4,13 @@ use hil::track::{Failure, Outcome};
 use serde_json::{Value, json};
 use sim::interlocking::{RejectKind, Rejection, Request};
 use sim::layout::OnOff;
+use sim::layout::festival::layout_2021;
 
 use crate::protocol_2021;
 use crate::step::Step;
 
 fn value(text: &str) -> Value {
     serde_json::from_str(text).expect("JSON")
-}
-
-/// The 2021 festival layout.
-fn layout_2021() -> sim::layout::Layout {
-    sim::layout::Layout::from_toml(include_str!("../../../scenarios/layouts/chofufes2021.toml"))
-        .expect("the 2021 layout")
 }
 
 #[test]

@@ -3,17 +3,12 @@
 use hil::track::{Failure, Outcome};
 use sim::interlocking::{RejectKind, Rejection, Request};
 use sim::layout::OnOff;
+use sim::layout::festival::layout_2021;
 use wire::v2;
 
 use crate::link::Operated;
 use crate::protocol_v2;
 use crate::step::Step;
-
-/// The 2021 festival layout.
-fn layout_2021() -> sim::layout::Layout {
-    sim::layout::Layout::from_toml(include_str!("../../../scenarios/layouts/chofufes2021.toml"))
-        .expect("the 2021 layout")
-}
 
 #[test]
 fn a_v2_client_frame_becomes_a_step_with_its_id() {

@@ -413,14 +413,9 @@ fn ahead<'a>(layout: &'a Layout, state: &'a TrackState, front: Placement) -> imp
 
 #[cfg(test)]
 mod tests {
-    use sim::layout::Layout;
+    use sim::layout::festival::layout_2023;
 
     use super::{Divergence, Mirror};
-
-    /// The 2023 festival layout.
-    fn layout_2023() -> Layout {
-        Layout::from_toml(include_str!("../../../scenarios/layouts/chofufes2023.toml")).expect("the 2023 layout")
-    }
 
     /// The mirror on 2023 block reports: a report snaps the mirrored train nearest the detector to it; the same
     /// detector held closed (re-reported every 3 s) is explained by the train over it; a report that no train near

@@ -326,9 +326,10 @@ fn centre(points: &[[f64; 2]]) -> Option<[f64; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::festival::{layout_2021, layout_2023};
 
-    fn clear_of_each_other(layout: &str) {
-        let drawing = Layout::from_toml(layout).expect("layout").drawing();
+    fn clear_of_each_other(layout: Layout) {
+        let drawing = layout.drawing();
         let boxes: Vec<[f64; 4]> = drawing.stations.iter().map(|s| name_box(s, s.label)).collect();
         for (i, a) in boxes.iter().enumerate() {
             for (j, b) in boxes.iter().enumerate().skip(i + 1) {
@@ -344,18 +345,17 @@ mod tests {
 
     #[test]
     fn no_two_station_names_of_the_2021_layout_overlap() {
-        clear_of_each_other(include_str!("../../../scenarios/layouts/chofufes2021.toml"));
+        clear_of_each_other(layout_2021());
     }
 
     #[test]
     fn no_two_station_names_of_the_2023_layout_overlap() {
-        clear_of_each_other(include_str!("../../../scenarios/layouts/chofufes2023.toml"));
+        clear_of_each_other(layout_2023());
     }
 
     #[test]
     fn a_train_name_goes_where_no_station_name_is() {
-        let drawing =
-            Layout::from_toml(include_str!("../../../scenarios/layouts/chofufes2021.toml")).expect("layout").drawing();
+        let drawing = layout_2021().drawing();
         // A train right under a station's name: its name does not go above it, onto the station's.
         let under = drawing.stations[0].label;
         let fronts = vec![Some([under[0], under[1] + 12.0]), None];

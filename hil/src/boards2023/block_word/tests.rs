@@ -1,14 +1,11 @@
 //! The block word over time: holds, faulty detectors, phantoms, put-backs and supplied OPENs, on the 2023 layout.
 
+use sim::layout::festival::layout_2023;
+
 use super::*;
 
-/// The 2023 layout: blocks, each with an entry and an exit detector.
-fn layout() -> Layout {
-    Layout::from_toml(include_str!("../../../../scenarios/layouts/chofufes2023.toml")).expect("the 2023 layout")
-}
-
 fn live() -> (Layout, BlockWord) {
-    let layout = layout();
+    let layout = layout_2023();
     let mut word = BlockWord::new(&layout, vec![false; layout.blocks.len()]);
     assert!(word.set_live(true).is_empty());
     (layout, word)
@@ -37,7 +34,7 @@ fn a_block_shows_its_last_report_and_is_held_if_either_says_so() {
 
 #[test]
 fn sim_mode_shows_the_mirror() {
-    let layout = layout();
+    let layout = layout_2023();
     let mut word = BlockWord::new(&layout, vec![false; layout.blocks.len()]);
     assert_eq!(word.mirror_changed(1, true, 0), vec![Note::Block { block: 1, occupied: true }]);
     word.report(&layout, 2, true, 0);
@@ -211,7 +208,7 @@ fn a_missed_open_is_supplied_when_the_train_is_confirmed_ahead() {
 
 #[test]
 fn detectors_are_named_by_block_and_word() {
-    let layout = layout();
+    let layout = layout_2023();
     for d in 0..layout.detectors.len() {
         assert_eq!(detector_id(&layout, &detector_name(&layout, d)), Some(d));
     }

@@ -2,15 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use sim::layout::{Layout, OnOff};
+use sim::layout::OnOff;
+use sim::layout::festival::layout_2021;
 use sim::twin::Mode;
 
 use super::{Next, Poll, RestoreStep, TrackCore};
-
-/// The 2021 festival layout.
-fn layout_2021() -> Layout {
-    Layout::from_toml(include_str!("../../../../scenarios/layouts/chofufes2021.toml")).expect("the 2021 layout")
-}
 
 const SPACING: Duration = Duration::from_millis(500);
 
