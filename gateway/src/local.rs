@@ -11,6 +11,7 @@ use hil::track::{Failure, Outcome, Track, TrackEvent};
 use serde_json::{Value, json};
 use sim::auto::Operation;
 use sim::interlocking::Request;
+use sim::layout::drawing::Drawing;
 use sim::layout::{Layout, OnOff};
 use sim::twin::EventKind;
 use tokio::sync::broadcast::error::RecvError;
@@ -30,6 +31,8 @@ pub struct Local {
     feeds: Feeds,
     journal: Option<Writer>,
     operator_token: Option<Arc<str>>,
+    /// The layout's drawing, made once: where the trains' names go.
+    drawing: Arc<Drawing>,
 }
 
 impl Local {
@@ -58,7 +61,8 @@ impl Local {
         let events = track.subscribe();
         let snapshot = track.snapshot().await;
         let states: Vec<Option<OnOff>> = snapshot.state.devices.iter().map(|p| p.state()).collect();
-        let feeds = Feeds::new(track.layout().clone(), &crate::views::state(track.layout(), &snapshot));
+        let drawing = Arc::new(track.layout().drawing());
+        let feeds = Feeds::new(track.layout().clone(), &crate::views::state(track.layout(), &drawing, &snapshot));
         let follower = Follower {
             feeds: feeds.clone(),
             states,
@@ -66,10 +70,11 @@ impl Local {
             detectors: snapshot.detectors.clone(),
             journal: journal.clone(),
             metrics: metrics.clone(),
+            drawing: drawing.clone(),
         };
         tokio::spawn(follower.run(track.clone(), events));
         tokio::spawn(sample_every_second(track.clone(), metrics));
-        Ok(Local { track, feeds, journal, operator_token: operator_token.map(Arc::from) })
+        Ok(Local { track, feeds, journal, operator_token: operator_token.map(Arc::from), drawing })
     }
 
     /// Carries out a request: the track's outcome, recorded before it is returned in the journal (an applied
@@ -174,7 +179,7 @@ impl Link for Local {
                 speeds: track.speeds(),
                 detectors: track.detectors(),
             };
-            Some(crate::views::state(track.layout(), &snapshot))
+            Some(crate::views::state(track.layout(), &self.drawing, &snapshot))
         })
     }
 }
@@ -228,6 +233,8 @@ struct Follower {
     detectors: Vec<DetectorHealth>,
     journal: Option<Writer>,
     metrics: Arc<Metrics>,
+    /// The layout's drawing: where the trains' names go.
+    drawing: Arc<Drawing>,
 }
 
 impl Follower {
@@ -307,7 +314,9 @@ impl Follower {
                 v2::ServerFrame::Plans { plans: v2::Plan::all(layout, &plans, time_ms) }
             }
             TrackEvent::Auto(e) => v2::ServerFrame::event(v2::EventKind::Automatic, e.describe(layout)),
-            TrackEvent::Trains(now) => v2::ServerFrame::Trains { trains: crate::views::trains(layout, &now) },
+            TrackEvent::Trains(now) => {
+                v2::ServerFrame::Trains { trains: crate::views::trains(layout, &self.drawing, &now) }
+            }
             TrackEvent::Speed { train, speed } => {
                 v2::ServerFrame::Speed { train: layout.trains[train].name.clone(), speed }
             }

@@ -4,12 +4,13 @@
 use hil::boards2023::block_word::DetectorHealth;
 use hil::track::{BoardHealth, Snapshot, TrainPosition};
 use sim::auto::Operation;
+use sim::layout::drawing::Drawing;
 use sim::layout::{DetectorTarget, Layout};
 use sim::twin::TrainStatus;
 use wire::v2::{Block, Board, Device, Plan, State, Train};
 
 /// The track's snapshot as views see it.
-pub fn state(layout: &Layout, snap: &Snapshot) -> State {
+pub fn state(layout: &Layout, drawing: &Drawing, snap: &Snapshot) -> State {
     State {
         mode: snap.mode,
         operation: snap.operation,
@@ -24,11 +25,15 @@ pub fn state(layout: &Layout, snap: &Snapshot) -> State {
             .zip(&snap.state.devices)
             .map(|(d, p)| Device { name: d.name.clone(), kind: Some(d.kind), state: p.state() })
             .collect(),
-        trains: trains(layout, &snap.state.trains.iter().map(|t| TrainPosition::of(layout, t)).collect::<Vec<_>>())
-            .into_iter()
-            .zip(&snap.state.trains)
-            .map(|(view, t)| Train { speed: snap.speeds.get(t.id).copied(), ..view })
-            .collect(),
+        trains: trains(
+            layout,
+            drawing,
+            &snap.state.trains.iter().map(|t| TrainPosition::of(layout, t)).collect::<Vec<_>>(),
+        )
+        .into_iter()
+        .zip(&snap.state.trains)
+        .map(|(view, t)| Train { speed: snap.speeds.get(t.id).copied(), ..view })
+        .collect(),
         boards: snap.boards.iter().map(|(_, h)| board(h)).collect(),
         blocks: snap
             .state
@@ -41,9 +46,9 @@ pub fn state(layout: &Layout, snap: &Snapshot) -> State {
     }
 }
 
-/// The trains' positions as views see them, each name placed by the layout's drawing clear of the station names
+/// The trains' positions as views see them, each name placed by the layout's `drawing` clear of the station names
 /// and of each other.
-pub fn trains(layout: &Layout, positions: &[TrainPosition]) -> Vec<Train> {
+pub fn trains(layout: &Layout, drawing: &Drawing, positions: &[TrainPosition]) -> Vec<Train> {
     let mut trains: Vec<Train> = positions.iter().map(|p| train(layout, p)).collect();
     let mut fronts: Vec<Option<[f64; 2]>> = vec![None; layout.trains.len()];
     for (t, p) in trains.iter().zip(positions) {
@@ -51,7 +56,7 @@ pub fn trains(layout: &Layout, positions: &[TrainPosition]) -> Vec<Train> {
             fronts[p.train] = Some([t.x, t.y]);
         }
     }
-    let labels = layout.train_names(&fronts);
+    let labels = drawing.train_names(&fronts);
     for (t, p) in trains.iter_mut().zip(positions) {
         t.label = labels[p.train];
     }

@@ -120,36 +120,26 @@ impl Drawing {
     /// `None`: not on the map): the first of its spots that overlaps no station name and no train name placed
     /// before it, else above the train.
     pub fn train_names(&self, fronts: &[Option<[f64; 2]>]) -> Vec<Option<[f64; 2]>> {
-        place_train_names(&self.stations, self.trains.iter().map(|t| t.name.as_str()), fronts)
+        let stations: Vec<[f64; 4]> = self.stations.iter().map(|s| name_box(s, s.label)).collect();
+        let mut placed: Vec<[f64; 4]> = Vec::new();
+        fronts
+            .iter()
+            .zip(&self.trains)
+            .map(|(front, train)| {
+                let [x, y] = (*front)?;
+                let width = text_width(&train.name, TRAIN_NAME_SIZE) + 4.0;
+                let name_at =
+                    |[dx, dy]: [f64; 2]| [x + dx - width / 2.0, y + dy - TRAIN_NAME_SIZE, width, TRAIN_NAME_SIZE * 1.2];
+                let spots = train_name_spots(width);
+                let spot = spots
+                    .into_iter()
+                    .find(|&d| !stations.iter().chain(&placed).any(|&b| overlaps(b, name_at(d))))
+                    .unwrap_or(spots[0]);
+                placed.push(name_at(spot));
+                Some([x + spot[0], y + spot[1]])
+            })
+            .collect()
     }
-}
-
-/// Places train names (by train: `names`, and each one's front, `None` when it is not on the map): the first of
-/// each one's spots that overlaps no station name and no train name placed before it, else above the train.
-fn place_train_names<'a>(
-    stations: &[StationLabel],
-    names: impl Iterator<Item = &'a str>,
-    fronts: &[Option<[f64; 2]>],
-) -> Vec<Option<[f64; 2]>> {
-    let stations: Vec<[f64; 4]> = stations.iter().map(|s| name_box(s, s.label)).collect();
-    let mut placed: Vec<[f64; 4]> = Vec::new();
-    fronts
-        .iter()
-        .zip(names)
-        .map(|(front, name)| {
-            let [x, y] = (*front)?;
-            let width = text_width(name, TRAIN_NAME_SIZE) + 4.0;
-            let name_at =
-                |[dx, dy]: [f64; 2]| [x + dx - width / 2.0, y + dy - TRAIN_NAME_SIZE, width, TRAIN_NAME_SIZE * 1.2];
-            let spots = train_name_spots(width);
-            let spot = spots
-                .into_iter()
-                .find(|&d| !stations.iter().chain(&placed).any(|&b| overlaps(b, name_at(d))))
-                .unwrap_or(spots[0]);
-            placed.push(name_at(spot));
-            Some([x + spot[0], y + spot[1]])
-        })
-        .collect()
 }
 
 /// Places every station's name: above its platforms, else moved down or up a step at a time until it overlaps
@@ -280,12 +270,6 @@ impl Layout {
             .collect();
         place_names(&mut stations);
         stations
-    }
-
-    /// Where each train's name goes (see [`Drawing::train_names`]), from the layout alone.
-    pub fn train_names(&self, fronts: &[Option<[f64; 2]>]) -> Vec<Option<[f64; 2]>> {
-        let devices: Vec<DeviceMark> = self.devices.iter().map(|d| self.device_mark(d)).collect();
-        place_train_names(&self.station_labels(&devices), self.trains.iter().map(|t| t.name.as_str()), fronts)
     }
 
     fn device_mark(&self, d: &super::model::Device) -> DeviceMark {
