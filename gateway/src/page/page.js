@@ -94,7 +94,6 @@ function build() {
     const label = el(SVG, "text", { class: "station", x: s.label[0], y: s.label[1] }, map);
     label.dataset.ja = s.name_ja;
     label.dataset.en = s.name_en;
-    stationLabels.push(label);
   });
   const byStation = new Map();
   drawing.devices.forEach((d) => {
@@ -213,10 +212,6 @@ function showTrain(name) {
     tr.plan.textContent = parts.join(" · ");
   }
 }
-
-// Station and train names go where the layout's drawing placed them (the server sends each train's name's place
-// with its position), clear of each other; the window draws them at the same places.
-const stationLabels = [];
 
 // The drawing's area on the map: the layout's canvas grown to hold every label.
 let view = { x: 0, y: 0, width: 0, height: 0 };
@@ -393,6 +388,8 @@ function moveTrains(list) {
     tr.g.setAttribute("transform", `translate(${p.x.toFixed(1)},${p.y.toFixed(1)})`);
     tr.g.dataset.x = p.x;
     tr.g.dataset.y = p.y;
+    // Its name where the layout's drawing placed it (the gateway sends the place), clear of the station names
+    // and of the other trains' names, as the window draws it.
     if (p.label) {
       tr.label.setAttribute("x", (p.label[0] - p.x).toFixed(1));
       tr.label.setAttribute("y", (p.label[1] - p.y).toFixed(1));
