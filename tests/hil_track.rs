@@ -49,10 +49,7 @@ fn chofu(track: &Track) -> hil::boards2021::virtual_board::VirtualBoard {
 /// A track whose board client gives up soon (300 ms, one retry), started and restored; and Chofu's board.
 async fn short_timeouts() -> (Track, hil::boards2021::virtual_board::VirtualBoard) {
     let client = ClientConfig { timeout: Duration::from_millis(300), retries: 1, backoff: Duration::from_millis(20) };
-    let track = Track::start(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() })
-        .await
-        .unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() }).await;
     let board = chofu(&track);
     (track, board)
 }
@@ -259,10 +256,7 @@ async fn the_event_stream_carries_positions_sensor_reports_and_the_snapshot_ever
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_board_holds_up_only_its_own_commands() {
     let client = ClientConfig { timeout: Duration::from_secs(5), ..ClientConfig::default() };
-    let track = Track::start(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() })
-        .await
-        .unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: TrackConfig { client, ..config() }, ..Setup::default() }).await;
     let board = chofu(&track);
     board.set_faults(Faults { latency_ms: 1500, ..Faults::default() });
     let b3 = track.layout().devices[track.layout().device_id("chofu_b3").unwrap()].pin;

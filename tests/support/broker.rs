@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use gateway::broker::connect::Broker;
 use gateway::broker::edge::Edge;
@@ -11,12 +10,11 @@ use hil::track::{Setup, Track};
 
 use super::layouts::{layout_2021, layout_2021_text};
 use super::net::serve_app;
-use super::track::{config, until};
+use super::track::{config, started};
 
 /// A core in this process publishing to `broker`: its track and HTTP address.
 pub async fn core(broker: &Broker, options: gateway::core::Options) -> (Track, gateway::core::Core, SocketAddr) {
-    let track = Track::start(layout_2021(), Setup { config: config(), ..Setup::default() }).await.unwrap();
-    until("start-up restore", Duration::from_secs(10), async || track.ready()).await;
+    let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
     gateway::broker::on_site::start(core.clone(), broker, topics(), layout_2021_text()).unwrap();
     let config = video::VideoConfig {
