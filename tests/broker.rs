@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use gateway::broker::connect::Broker;
-use gateway::broker::edge::{Edge, LOST_REASON, OFFLINE_REASON};
+use gateway::broker::edge::{LOST_REASON, OFFLINE_REASON};
+use gateway::broker::on_site::LATE_REASON;
 use gateway::broker::wire::{
-    ChangeMessage, CommandMessage, Effect, Follow, Received, Reply, Seen, SnapshotMessage, Topic, Topics,
+    Beat, ChangeMessage, CommandMessage, Effect, Follow, Received, Reply, Seen, SnapshotMessage, Topic, Topics,
 };
 use sim::layout::OnOff;
 use sim::twin::Mode;
@@ -20,8 +21,8 @@ use tokio_tungstenite::tungstenite::Message;
 use wire::v2::{Command as V2Command, Device, ServerFrame, State};
 
 use crate::support::{
-    Mosquitto, SecureBroker, TwinProcess, Ws, core, core_of_its_own, device_state, edge, edge_with_video, expect,
-    expect_within, frame, free_port, send, topics, until,
+    Mosquitto, SecureBroker, TwinProcess, Ws, core, core_of_its_own, device_state, edge, edge_core, edge_with_video,
+    expect, expect_within, frame, free_port, send, topics, until,
 };
 
 const MOSQUITTO: &str = "needs mosquitto (Debian package mosquitto)";
@@ -122,8 +123,7 @@ async fn a_2021_grpc_client_drives_the_core_through_an_edge() {
     let mosquitto = Mosquitto::start();
     let broker = mosquitto.broker();
     let (track, _core, _) = core(&broker, Default::default()).await;
-    let link = Edge::connect(&broker, topics()).await.unwrap();
-    let on_edge = gateway::core::Core::over(Arc::new(link), Default::default(), Default::default());
+    let on_edge = edge_core(&broker).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(gateway::grpc::Grpc::new(on_edge).serve(listener, std::future::pending()));
@@ -317,13 +317,6 @@ async fn a_command_the_broker_delivers_twice_is_carried_out_once() {
     let (client, mut events) = broker.client("test-twice", None).unwrap();
     let reply_to = topics().topic(&Topic::Reply("test-twice".into()));
     client.subscribe(&reply_to, rumqttc::QoS::AtLeastOnce).await.unwrap();
-    let command = CommandMessage {
-        id: "test-twice:1".into(),
-        reply_to: reply_to.clone(),
-        deadline_unix_ms: gateway::broker::on_site::unix_ms() + 10_000,
-        command: V2Command::Device { name: "chofu_b3".into(), state: OnOff::Off },
-    };
-    let payload = gateway::broker::wire::encode(&command);
     let publish = async |payload: Vec<u8>| {
         client.publish(topics().topic(&Topic::Command), rumqttc::QoS::AtLeastOnce, false, payload).await.unwrap();
     };
@@ -343,7 +336,8 @@ async fn a_command_the_broker_delivers_twice_is_carried_out_once() {
         let p = next(events).await;
         gateway::broker::wire::decode::<gateway::broker::wire::ReplyMessage>(&p.payload).unwrap()
     };
-    // The core takes commands once it is online (its subscription comes before its `online`).
+    // The core takes commands once it is online (its subscription comes before its `online`); a command carries
+    // the last heartbeat its sender saw.
     client.subscribe(topics().topic(&Topic::Online), rumqttc::QoS::AtLeastOnce).await.unwrap();
     loop {
         let p = next(&mut events).await;
@@ -352,6 +346,21 @@ async fn a_command_the_broker_delivers_twice_is_carried_out_once() {
         }
     }
     client.unsubscribe(topics().topic(&Topic::Online)).await.unwrap();
+    client.subscribe(topics().topic(&Topic::Heartbeat), rumqttc::QoS::AtMostOnce).await.unwrap();
+    let beat: Beat = loop {
+        let p = next(&mut events).await;
+        if p.topic == topics().topic(&Topic::Heartbeat) {
+            break gateway::broker::wire::decode(&p.payload).unwrap();
+        }
+    };
+    client.unsubscribe(topics().topic(&Topic::Heartbeat)).await.unwrap();
+    let command = CommandMessage {
+        id: "test-twice:1".into(),
+        reply_to: reply_to.clone(),
+        seen: Some(beat),
+        command: V2Command::Device { name: "chofu_b3".into(), state: OnOff::Off },
+    };
+    let payload = gateway::broker::wire::encode(&command);
     // Delivered twice at once (the second while the first is carried out), then once more after its reply.
     publish(payload.clone()).await;
     publish(payload.clone()).await;
@@ -365,12 +374,14 @@ async fn a_command_the_broker_delivers_twice_is_carried_out_once() {
     let carried_out: Vec<&str> = metrics.lines().filter(|l| l.starts_with("plarail_commands_total")).collect();
     assert_eq!(carried_out.len(), 1, "{carried_out:?}");
     assert!(carried_out[0].contains("chofu_b3") && carried_out[0].ends_with(" 1"), "{carried_out:?}");
-    // A command whose deadline passed is not carried out.
-    let late = CommandMessage { id: "test-twice:2".into(), deadline_unix_ms: 1, ..command };
-    publish(gateway::broker::wire::encode(&late)).await;
-    let r = reply(&mut events).await;
-    assert_eq!(r.id, "test-twice:2");
-    assert!(matches!(&r.reply, Reply::Failed { reason } if reason.contains("deadline")), "{r:?}");
+    // A command that saw no beat of this run of the core (sent before a cut, or to another run) is not carried out.
+    for (n, seen) in [(2, None), (3, Some(Beat { epoch: beat.epoch - 1, ..beat }))] {
+        let late = CommandMessage { id: format!("test-twice:{n}"), seen, ..command.clone() };
+        publish(gateway::broker::wire::encode(&late)).await;
+        let r = reply(&mut events).await;
+        assert_eq!(r.id, format!("test-twice:{n}"));
+        assert_eq!(r.reply, Reply::Failed { reason: LATE_REASON.into() });
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,7 +461,7 @@ async fn over_tls_with_logins_only_the_core_writes_what_edges_show() {
     let bad = CommandMessage {
         id: "x:1".into(),
         reply_to: topics().topic(&Topic::Change),
-        deadline_unix_ms: gateway::broker::on_site::unix_ms() + 10_000,
+        seen: None,
         command: V2Command::Device { name: "chofu_b3".into(), state: OnOff::Off },
     };
     publish(Topic::Command, gateway::broker::wire::encode(&bad)).await;

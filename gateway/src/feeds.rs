@@ -19,6 +19,9 @@ use wire::v2021;
 /// Frames a feed holds for clients that read slowly; one further behind catches up from the latest state.
 const RING: usize = 1024;
 
+/// What 2021 clients are told when the track can no longer be reached from this gateway.
+pub const UNREACHABLE_2021: &str = "the track cannot be reached: commands are refused until it is back";
+
 /// The gateway's feeds (see the module documentation). Cheap to clone.
 #[derive(Clone)]
 pub struct Feeds {
@@ -79,6 +82,10 @@ impl Feeds {
                     replace(&self.speeds_2021, i, f.clone());
                     let _ = self.speed.send(f);
                 }
+            }
+            // The 2021 protocol has no word for it: its clients are told in an error frame.
+            ServerFrame::Online { online: false } => {
+                let _ = self.v2021.send(v2021::ServerFrame::error(UNREACHABLE_2021).encode().into());
             }
             _ => {}
         }

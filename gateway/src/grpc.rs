@@ -199,5 +199,6 @@ fn message(state: wire::v2::State) -> v2::TrackState {
                 calls: p.calls,
             })
             .collect(),
+        online: state.online,
     }
 }

@@ -41,9 +41,12 @@ impl TwinProcess {
         TwinProcess::start(&["serve", "--grpc-listen", "127.0.0.1:0"], args).await
     }
 
-    /// Starts `plarail-twin edge --broker BROKER` and waits until it answers `/api/state`.
+    /// Starts `plarail-twin edge --broker BROKER` and waits until it serves the track online (its core's
+    /// heartbeat came).
     pub async fn edge(broker: &str) -> TwinProcess {
-        TwinProcess::start(&["edge", "--broker", broker], &[]).await
+        let edge = TwinProcess::start(&["edge", "--broker", broker], &[]).await;
+        edge.answers("/api/state", |s| s["online"] == true).await;
+        edge
     }
 
     async fn start(role: &[&str], args: &[&str]) -> TwinProcess {

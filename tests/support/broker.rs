@@ -34,12 +34,25 @@ pub async fn edge(broker: &Broker) -> SocketAddr {
 
 /// An edge in this process whose cameras come from the core at `core` (`http://host:port`).
 pub async fn edge_with_video(broker: &Broker, core: Option<String>) -> (SocketAddr, video::Video) {
-    let link = Edge::connect(broker, topics()).await.unwrap();
-    let core_ = gateway::core::Core::over(Arc::new(link), Default::default(), Default::default());
+    let core_ = edge_core(broker).await;
     let sfu = video::SfuConfig { udp: vec!["127.0.0.1:0".into()], ..Default::default() };
     let video = video::Video::cascade(core_.layout().clone(), core, sfu);
     let app = gateway::server::router(core_.clone()).merge(gateway::video::router(core_, video.clone()));
     (serve_app(app).await, video)
+}
+
+/// An edge's core (its doors' one path) in this process, once it sees the track online (the core's heartbeat
+/// comes within half a second of the edge's start).
+pub async fn edge_core(broker: &Broker) -> gateway::core::Core {
+    let link = Edge::connect(broker, topics()).await.unwrap();
+    let core = gateway::core::Core::over(Arc::new(link), Default::default(), Default::default());
+    // (Polled here rather than with `until`, whose future is not `Send` for a spawned start.)
+    let asked = std::time::Instant::now();
+    while !core.link.snapshot().await.is_some_and(|s| s.online) {
+        assert!(asked.elapsed() < std::time::Duration::from_secs(20), "the edge never saw the track online");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    core
 }
 
 /// A core in a runtime of its own, so that it can die with its connections (`shutdown_background`).

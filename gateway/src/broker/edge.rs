@@ -1,12 +1,15 @@
 //! A public edge gateway's [`Link`]: a track reached across the broker. It holds nothing that matters: the
 //! layout, the state and every change come from the core's topics; commands go to the core and wait for its
-//! reply (up to [`DEADLINE`]: after that the client is told the outcome is unknown, never that it was done);
-//! while the core is offline (its will) or the broker unreachable, commands are refused at once.
+//! reply (up to [`DEADLINE`]: after that the client is told the outcome is unknown, never that it was done).
+//! The track is reachable while the broker is, the core is online (its will says when it is not) and its
+//! heartbeat came within [`STALE_AFTER`] (a cut or half-open link anywhere between, bridges included); while it is
+//! not, every door says so, commands are refused at once, and the last state is served marked offline. Back, the
+//! edge asks for the snapshot at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hil::track::Outcome;
 use rumqttc::AsyncClient;
@@ -17,8 +20,8 @@ use tokio::sync::{oneshot, watch};
 use super::connect::{AT_LEAST_ONCE, Broker, Seen, drive};
 use super::on_site::unix_ms;
 use super::wire::{
-    ChangeMessage, CommandMessage, Effect, Follow, OFFLINE, ONLINE, Reply, ReplyMessage, SnapshotMessage, Topic,
-    Topics, decode, encode,
+    Beat, ChangeMessage, CommandMessage, Effect, Follow, ONLINE, Reply, ReplyMessage, STALE_AFTER, SnapshotMessage,
+    Topic, Topics, decode, encode,
 };
 use crate::feeds::Feeds;
 use crate::link::{Link, Operated, Pending};
@@ -27,8 +30,12 @@ use wire::v2::{Command, OperatorAction, State};
 /// How long a command waits for the core's reply.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// Why a command is refused while the core is offline.
-pub const OFFLINE_REASON: &str = "the track is offline (its core is not connected): nothing was done";
+/// Why a command is refused while the track cannot be reached.
+pub const OFFLINE_REASON: &str =
+    "the track cannot be reached (its core is offline, or the link to the venue is down): nothing was done";
+
+/// How often an edge looks whether the core's heartbeat is late.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
 
 /// What a client is told when no reply came in time.
 pub const UNKNOWN_REASON: &str =
@@ -55,8 +62,14 @@ struct Shared {
     follow: Mutex<Follow>,
     /// Commands waiting for their reply, by id.
     pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
-    /// Whether the core is online (and the broker reachable).
+    /// Whether the track is reachable (as last told to the clients).
     online: AtomicBool,
+    /// Whether the broker is connected.
+    connected: AtomicBool,
+    /// What the core's `online` topic last said.
+    core_online: AtomicBool,
+    /// The core's last heartbeat, and when it came.
+    beat: Mutex<Option<(Instant, Beat)>>,
     next_id: AtomicU64,
     /// Whether the first state arrived.
     started: watch::Sender<bool>,
@@ -74,6 +87,9 @@ impl Edge {
             follow: Mutex::new(Follow::default()),
             pending: Mutex::new(HashMap::new()),
             online: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            core_online: AtomicBool::new(false),
+            beat: Mutex::new(None),
             next_id: AtomicU64::new(1),
             started,
         });
@@ -86,6 +102,7 @@ impl Edge {
             match seen {
                 Seen::Connected => {
                     tracing::info!("connected to the broker {url}: following {}/", subscriber.topics.prefix());
+                    subscriber.shared.connected.store(true, Ordering::SeqCst);
                     subscriber.subscribe();
                     // The retained snapshot may be a second behind: ask for the state as it is now.
                     subscriber.ask_snapshot();
@@ -94,11 +111,20 @@ impl Edge {
                 Seen::Lost(e) => {
                     tracing::warn!("{e}; trying again");
                     *problem.lock().unwrap_or_else(|p| p.into_inner()) = e;
-                    subscriber.set_online(false);
+                    subscriber.shared.connected.store(false, Ordering::SeqCst);
+                    subscriber.look();
                 }
             }
             true
         }));
+        let watcher = edge.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(WATCH_EVERY);
+            loop {
+                every.tick().await;
+                watcher.look();
+            }
+        });
         let mut waited = 0u64;
         loop {
             match tokio::time::timeout(Duration::from_secs(5), waiting.wait_for(|s| *s)).await {
@@ -119,8 +145,14 @@ impl Edge {
 
     /// Subscribes to the core's topics and this edge's replies.
     fn subscribe(&self) {
-        let topics =
-            [Topic::Online, Topic::Layout, Topic::Snapshot, Topic::Change, Topic::Reply(self.client_id.clone())];
+        let topics = [
+            Topic::Online,
+            Topic::Layout,
+            Topic::Snapshot,
+            Topic::Change,
+            Topic::Heartbeat,
+            Topic::Reply(self.client_id.clone()),
+        ];
         let filters = topics.iter().map(|t| rumqttc::SubscribeFilter::new(self.topics.topic(t), AT_LEAST_ONCE));
         if let Err(e) = self.client.try_subscribe_many(filters) {
             tracing::warn!("cannot subscribe to the track's topics: {e}");
@@ -133,7 +165,7 @@ impl Edge {
         let ask = CommandMessage {
             id: format!("{}:snapshot", self.client_id),
             reply_to: self.reply_to.clone(),
-            deadline_unix_ms: unix_ms() + DEADLINE.as_millis() as u64,
+            seen: None,
             command: Command::Snapshot {},
         };
         let topic = self.topics.topic(&Topic::Command);
@@ -147,7 +179,17 @@ impl Edge {
         let shared = &self.shared;
         match self.topics.parse(topic) {
             Some(Topic::Layout) => self.take_layout(payload),
-            Some(Topic::Online) => self.set_online(payload == ONLINE.as_bytes()),
+            Some(Topic::Online) => {
+                shared.core_online.store(payload == ONLINE.as_bytes(), Ordering::SeqCst);
+                self.look();
+            }
+            Some(Topic::Heartbeat) => match decode::<Beat>(payload) {
+                Ok(beat) => {
+                    *shared.beat() = Some((Instant::now(), beat));
+                    self.look();
+                }
+                Err(e) => tracing::warn!("a heartbeat from the broker is not one, ignored: {e}"),
+            },
             Some(Topic::Snapshot) => match decode::<SnapshotMessage>(payload) {
                 Ok(s) => {
                     let effects = shared.follow().snapshot(s);
@@ -217,16 +259,33 @@ impl Edge {
         }
     }
 
-    /// Whether the core is online; going offline, every command waiting is told its outcome is unknown.
-    fn set_online(&self, online: bool) {
-        let was = self.shared.online.swap(online, Ordering::SeqCst);
-        if was != online {
-            tracing::info!("the track is {}", if online { ONLINE } else { OFFLINE });
-        }
-        let effects = self.shared.follow().online(online);
+    /// Looks whether the track is reachable (the broker connected, the core online, its last beat fresh) and,
+    /// if that changed, tells every door: unreachable, every command waiting is told its outcome is unknown;
+    /// reachable again, the snapshot is asked for at once.
+    fn look(&self) {
+        let shared = &self.shared;
+        let beat_fresh = shared.beat().is_some_and(|(came, _)| came.elapsed() <= STALE_AFTER);
+        let reachable =
+            shared.connected.load(Ordering::SeqCst) && shared.core_online.load(Ordering::SeqCst) && beat_fresh;
+        let effects = {
+            // One look at a time, so that two looks tell a change once and in order.
+            let mut follow = shared.follow();
+            if shared.online.swap(reachable, Ordering::SeqCst) == reachable {
+                return;
+            }
+            follow.online(reachable)
+        };
         self.effects(effects);
-        if !online {
-            for (_, waiting) in self.shared.pending().drain() {
+        if reachable {
+            tracing::info!("the track is reachable");
+            self.ask_snapshot();
+        } else {
+            tracing::warn!(
+                "the track cannot be reached (broker connected: {}, core online: {}, heartbeat fresh: {beat_fresh})",
+                shared.connected.load(Ordering::SeqCst),
+                shared.core_online.load(Ordering::SeqCst)
+            );
+            for (_, waiting) in shared.pending().drain() {
                 let _ = waiting.send(Reply::Failed { reason: LOST_REASON.into() });
             }
         }
@@ -245,16 +304,18 @@ impl Edge {
 
     /// Sends a command to the core and waits for its reply.
     async fn send(&self, command: Command) -> Reply {
-        if !self.shared.online.load(Ordering::SeqCst) {
-            return Reply::Failed { reason: OFFLINE_REASON.into() };
-        }
         let id = format!("{}:{}", self.client_id, self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         self.shared.pending().insert(id.clone(), tx);
+        // Looked at once waiting: a command that was waiting when the track became unreachable has been told so.
+        if !self.shared.online.load(Ordering::SeqCst) {
+            self.shared.pending().remove(&id);
+            return Reply::Failed { reason: OFFLINE_REASON.into() };
+        }
         let message = CommandMessage {
             id: id.clone(),
             reply_to: self.reply_to.clone(),
-            deadline_unix_ms: unix_ms() + DEADLINE.as_millis() as u64,
+            seen: self.shared.beat().map(|(_, beat)| beat),
             command,
         };
         let sent =
@@ -283,6 +344,10 @@ impl Shared {
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Reply>>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn beat(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Beat)>> {
+        self.beat.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

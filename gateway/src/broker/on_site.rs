@@ -1,19 +1,19 @@
 //! The on-site core's side of the broker: a door of its [`Core`] that publishes the track (the layout, a
-//! retained snapshot, every change numbered, `online` with `offline` as its will) and carries out the
-//! commands edges send, each at most once, replying on the edge's reply topic.
+//! retained snapshot, every change numbered, `online` with `offline` as its will, a heartbeat) and carries out
+//! the commands edges send, each at most once and only while fresh, replying on the edge's reply topic.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rumqttc::{AsyncClient, LastWill};
+use rumqttc::{AsyncClient, LastWill, QoS};
 use sim::interlocking::Request;
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::connect::{AT_LEAST_ONCE, Broker, Seen, drive};
 use super::wire::{
-    ChangeMessage, CommandMessage, OFFLINE, ONLINE, Received, Reply, ReplyMessage, Seen as Again, SnapshotMessage,
-    Topic, Topics, decode, encode,
+    BEAT_EVERY, Beat, ChangeMessage, CommandMessage, OFFLINE, ONLINE, Received, Reply, ReplyMessage, Seen as Again,
+    SnapshotMessage, Topic, Topics, decode, encode,
 };
 use crate::core::Core;
 use wire::v2::{Command, ServerFrame};
@@ -37,9 +37,12 @@ pub fn unix_ms() -> u64 {
 pub fn start(core: Core, broker: &Broker, topics: Topics, layout_file: String) -> Result<(), String> {
     let will = LastWill::new(topics.topic(&Topic::Online), OFFLINE, AT_LEAST_ONCE, true);
     let (client, events) = broker.client(&client_id(&topics), Some(will))?;
-    let connected = Arc::new(Notify::new());
+    // A snapshot wanted now: after a (re)connection, or asked for by an edge.
+    let wanted = Arc::new(Notify::new());
     let epoch = unix_ms();
-    tokio::spawn(publish(core.clone(), client.clone(), topics.clone(), epoch, connected.clone()));
+    let clock = Clock { epoch, start: Instant::now() };
+    tokio::spawn(publish(core.clone(), client.clone(), topics.clone(), epoch, wanted.clone()));
+    tokio::spawn(beat(client.clone(), topics.topic(&Topic::Heartbeat), clock));
     let received = Arc::new(Mutex::new(Received::default()));
     let url = broker.url();
     tokio::spawn(drive(url.clone(), events, move |seen| {
@@ -52,18 +55,16 @@ pub fn start(core: Core, broker: &Broker, topics: Topics, layout_file: String) -
                 };
                 retained(Topic::Layout, layout_file.clone().into_bytes());
                 retained(Topic::Online, ONLINE.as_bytes().to_vec());
-                connected.notify_one();
+                wanted.notify_one();
             }
             Seen::Message { topic, payload } if topics.parse(&topic) == Some(Topic::Command) => {
                 match decode::<CommandMessage>(&payload) {
+                    // An edge asks for the state as it is now: one snapshot for any number of asks at once.
+                    Ok(CommandMessage { command: Command::Snapshot {}, .. }) => wanted.notify_one(),
                     Ok(command) => {
-                        tokio::spawn(carry_out(
-                            core.clone(),
-                            client.clone(),
-                            topics.clone(),
-                            received.clone(),
-                            command,
-                        ));
+                        let fresh = Beat::fresh(command.seen, clock.now());
+                        let door = (core.clone(), client.clone(), topics.clone(), received.clone());
+                        tokio::spawn(carry_out(door, command, fresh));
                     }
                     Err(e) => tracing::warn!("a message on {topic} is not a command, ignored: {e}"),
                 }
@@ -74,6 +75,33 @@ pub fn start(core: Core, broker: &Broker, topics: Topics, layout_file: String) -
         true
     }));
     Ok(())
+}
+
+/// The core's run and its own clock, for its beats.
+#[derive(Clone, Copy)]
+struct Clock {
+    epoch: u64,
+    start: Instant,
+}
+
+impl Clock {
+    /// The beat now.
+    fn now(&self) -> Beat {
+        Beat { epoch: self.epoch, ms: self.start.elapsed().as_millis() as u64 }
+    }
+}
+
+/// Says the core is there every [`BEAT_EVERY`] (at most once: a beat is worth nothing late, and one a broker
+/// kept through a cut would tell an edge the track is there when it is not).
+async fn beat(client: AsyncClient, topic: String, clock: Clock) {
+    let mut every = tokio::time::interval(BEAT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if client.publish(&topic, QoS::AtMostOnce, false, encode(&clock.now())).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Publishes every change of the feed, numbered, and the retained snapshot every [`SNAPSHOT_EVERY`] when
@@ -119,14 +147,10 @@ async fn publish(core: Core, client: AsyncClient, topics: Topics, epoch: u64, wa
     }
 }
 
-/// Carries out one command from an edge (unless it was seen before or its deadline passed) and replies.
-async fn carry_out(
-    core: Core,
-    client: AsyncClient,
-    topics: Topics,
-    received: Arc<Mutex<Received>>,
-    message: CommandMessage,
-) {
+/// Carries out one command from an edge (unless it was seen before, or it is not `fresh`: it came more than
+/// [`STALE_AFTER`](super::wire::STALE_AFTER) after its edge's last beat) and replies.
+async fn carry_out(door: (Core, AsyncClient, Topics, Arc<Mutex<Received>>), message: CommandMessage, fresh: bool) {
+    let (core, client, topics, received) = door;
     // Replies go to reply topics only: a command cannot make the core write the track's topics.
     if !matches!(topics.parse(&message.reply_to), Some(Topic::Reply(_))) {
         tracing::warn!(
@@ -141,12 +165,10 @@ async fn carry_out(
         Again::InProgress => return,
         Again::Done(reply) => reply,
         Again::New => {
-            let reply = if unix_ms() > message.deadline_unix_ms {
-                Reply::Failed {
-                    reason: "the command reached the track after its deadline and was not carried out".into(),
-                }
-            } else {
+            let reply = if fresh {
                 command(&core, message.command).await
+            } else {
+                Reply::Failed { reason: LATE_REASON.into() }
             };
             received.lock().unwrap_or_else(|e| e.into_inner()).finish(&message.id, &reply);
             reply
@@ -156,6 +178,10 @@ async fn carry_out(
     let _ = client.publish(message.reply_to, AT_LEAST_ONCE, false, answer).await;
 }
 
+/// Why a command that came late is not carried out.
+pub const LATE_REASON: &str =
+    "the command reached the track too late (its edge had lost sight of the track) and was not carried out";
+
 /// Carries out a command through the core's doors' one path.
 async fn command(core: &Core, command: Command) -> Reply {
     let layout = core.layout();
@@ -163,7 +189,7 @@ async fn command(core: &Core, command: Command) -> Reply {
         Command::Device { name, state } => layout.device_id(&name).map(|device| Request::Device { device, state }),
         Command::Speed { train, speed } => layout.train_id(&train).map(|train| Request::Speed { train, speed }),
         Command::Operator { token, action } => return Reply::of_operated(core.operate(&token, action).await),
-        // Taken before a command is carried out (see `start`).
+        // Taken before a command is carried out (see `start`): not one to carry out.
         Command::Snapshot {} => return Reply::Failed { reason: "a snapshot comes on the snapshot topic".into() },
     };
     match request {

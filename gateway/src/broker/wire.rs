@@ -9,10 +9,12 @@
 //! | `layout` | core → edges | 1, retained | the layout file (TOML) the core runs |
 //! | `snapshot` | core → edges | 1, retained | [`SnapshotMessage`]: the whole track and the number of the last change in it |
 //! | `change` | core → edges | 1 | [`ChangeMessage`]: one v2 frame, numbered |
-//! | `command` | edges → core | 1 | [`CommandMessage`]: a command, its id, where to reply, its deadline (a `snapshot` command: publish the snapshot now, no reply) |
+//! | `heartbeat` | core → edges | 0 | [`Beat`]: the core is there and reachable, every [`BEAT_EVERY`] |
+//! | `command` | edges → core | 1 | [`CommandMessage`]: a command, its id, where to reply, the last beat its edge saw (a `snapshot` command: publish the snapshot now, no reply) |
 //! | `reply/CLIENT` | core → the edge whose client id is `CLIENT` | 1 | [`ReplyMessage`] |
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use hil::track::{Failure, Outcome};
 use serde::{Deserialize, Serialize};
@@ -26,6 +28,33 @@ pub const ONLINE: &str = "online";
 
 /// The word on `online` once the core is gone (its will).
 pub const OFFLINE: &str = "offline";
+
+/// How often the core says it is there (on `heartbeat`): through every broker and bridge between it and the
+/// edges, so that an edge notices a cut link, which the core's will does not tell (the core keeps its broker).
+pub const BEAT_EVERY: Duration = Duration::from_millis(500);
+
+/// How old the last beat may be: beyond it an edge takes the track as unreachable (and refuses commands), and
+/// the core refuses a command whose edge had seen no later beat when it sent it (it came late: its edge has
+/// given up on it and told its client so).
+pub const STALE_AFTER: Duration = Duration::from_secs(2);
+
+/// One heartbeat of the core: its run, and the time since that run started (ms, by the core's own clock, which
+/// is the only clock that reads it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Beat {
+    /// The core's run (its start, unix ms).
+    pub epoch: u64,
+    /// Milliseconds since the run started.
+    pub ms: u64,
+}
+
+impl Beat {
+    /// Whether a command whose edge had last seen `seen` when it sent it may still be carried out by the core
+    /// whose beat is `now`: seen in this run, at most [`STALE_AFTER`] ago.
+    pub fn fresh(seen: Option<Beat>, now: Beat) -> bool {
+        matches!(seen, Some(s) if s.epoch == now.epoch && now.ms.saturating_sub(s.ms) <= STALE_AFTER.as_millis() as u64)
+    }
+}
 
 /// The topics of one layout's track.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +73,8 @@ pub enum Topic {
     Snapshot,
     /// `change`.
     Change,
+    /// `heartbeat`.
+    Heartbeat,
     /// `command`.
     Command,
     /// `reply/CLIENT`.
@@ -78,6 +109,7 @@ impl Topics {
             Topic::Layout => format!("{p}/layout"),
             Topic::Snapshot => format!("{p}/snapshot"),
             Topic::Change => format!("{p}/change"),
+            Topic::Heartbeat => format!("{p}/heartbeat"),
             Topic::Command => format!("{p}/command"),
             Topic::Reply(client) => format!("{p}/reply/{client}"),
         }
@@ -91,6 +123,7 @@ impl Topics {
             "layout" => Topic::Layout,
             "snapshot" => Topic::Snapshot,
             "change" => Topic::Change,
+            "heartbeat" => Topic::Heartbeat,
             "command" => Topic::Command,
             _ => match rest.strip_prefix("reply/") {
                 Some(client) if !client.is_empty() && !client.contains('/') => Topic::Reply(client.to_string()),
@@ -129,8 +162,11 @@ pub struct CommandMessage {
     pub id: String,
     /// Where the reply goes.
     pub reply_to: String,
-    /// Unix ms after which it must not be carried out (the client has been told the outcome is unknown).
-    pub deadline_unix_ms: u64,
+    /// The core's last beat the edge had seen when it sent this (`None`: none yet). One older than
+    /// [`STALE_AFTER`] when the command comes (it waited in a broker or a bridge through a cut) is refused: by
+    /// then the edge has taken the track as unreachable and told its client the outcome is unknown, so the
+    /// command is never carried out after the partition.
+    pub seen: Option<Beat>,
     /// The command (a device, a speed, or an operator action with its token).
     pub command: Command,
 }
@@ -377,5 +413,24 @@ impl Received {
         if let Some(slot) = self.replies.get_mut(id) {
             *slot = Some(reply.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_fresh_only_within_stale_after_of_a_beat_of_this_run() {
+        let now = Beat { epoch: 7, ms: 60_000 };
+        let stale = STALE_AFTER.as_millis() as u64;
+        assert!(Beat::fresh(Some(Beat { epoch: 7, ms: 60_000 - stale }), now));
+        assert!(Beat::fresh(Some(now), now));
+        // Sent before a cut, delivered after it.
+        assert!(!Beat::fresh(Some(Beat { epoch: 7, ms: 60_000 - stale - 1 }), now));
+        // Seen from another run of the core, or no beat seen at all.
+        assert!(!Beat::fresh(Some(Beat { epoch: 6, ms: 60_000 }), now));
+        assert!(!Beat::fresh(None, now));
+        assert_eq!(Topics::of_layout("x").parse("plarail/x/heartbeat"), Some(Topic::Heartbeat));
     }
 }
