@@ -9,14 +9,9 @@ use sim::auto::{AutoEvent, Operation};
 use sim::interlocking::{RejectKind, Request};
 use sim::layout::OnOff;
 
-use crate::support::{config, expect, expect_within, layout_2021, send, serve};
+use crate::support::{api_state, config, expect, expect_within, layout_2021, send, serve};
 
 const TOKEN: &str = "operator-token-0123456789";
-
-async fn api_state(addr: std::net::SocketAddr) -> serde_json::Value {
-    let text = reqwest::get(format!("http://{addr}/api/state")).await.unwrap().text().await.unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_turns_automatic_operation_on_and_the_trains_run_by_themselves() {

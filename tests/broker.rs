@@ -21,23 +21,14 @@ use tokio_tungstenite::tungstenite::Message;
 use wire::v2::{Command as V2Command, Device, ServerFrame, State};
 
 use crate::support::{
-    Mosquitto, SecureBroker, TwinProcess, Ws, core, core_of_its_own, device_state, edge, edge_core, edge_with_video,
-    expect, expect_within, frame, free_port, send, topics, until,
+    Mosquitto, SecureBroker, TwinProcess, Ws, api_state, core, core_of_its_own, device_state, edge, edge_core,
+    edge_with_video, expect, expect_within, frame, free_port, send, topics, until, ws,
 };
 
 const MOSQUITTO: &str = "needs mosquitto (Debian package mosquitto)";
 
-async fn ws(addr: SocketAddr, path: &str) -> Ws {
-    tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.expect("connect").0
-}
-
 /// How long a recovery may take on a busy machine (a process restarted, a reconnect after backoff).
 const RECOVERY: Duration = Duration::from_secs(30);
-
-async fn state(addr: SocketAddr) -> serde_json::Value {
-    serde_json::from_str(&reqwest::get(format!("http://{addr}/api/state")).await.unwrap().text().await.unwrap())
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto (Debian package mosquitto)"]
@@ -67,8 +58,8 @@ async fn two_edges_carry_commands_to_the_core_and_see_each_others_as_from_one_pr
     let d = expect(&mut on_b, |v| v["type"] == "device" && v["name"] == "chofu_b3").await;
     assert_eq!(d["state"], "OFF");
     expect(&mut old_b, |v| *v == frame("chofu_b3", "OFF")).await;
-    assert_eq!(device_state(&state(b).await, "chofu_b3").as_deref(), Some("OFF"));
-    assert_eq!(device_state(&state(core_addr).await, "chofu_b3").as_deref(), Some("OFF"));
+    assert_eq!(device_state(&api_state(b).await, "chofu_b3").as_deref(), Some("OFF"));
+    assert_eq!(device_state(&api_state(core_addr).await, "chofu_b3").as_deref(), Some("OFF"));
 
     // A refusal carries the interlocking's rule and reason, as on one process.
     send(&mut on_b, serde_json::json!({"id": 2, "cmd": "device", "name": "meidaimae_s1", "state": "OFF"})).await;
@@ -95,8 +86,8 @@ async fn two_edges_carry_commands_to_the_core_and_see_each_others_as_from_one_pr
     let names = |s: serde_json::Value| -> Vec<String> {
         s["trains"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
     };
-    assert_eq!(names(state(b).await), names(state(core_addr).await));
-    assert!(!names(state(b).await).is_empty());
+    assert_eq!(names(api_state(b).await), names(api_state(core_addr).await));
+    assert!(!names(api_state(b).await).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,8 +171,10 @@ async fn a_core_killed_is_shown_offline_at_once_and_comes_back_with_its_journal(
     let data = tempfile::tempdir().unwrap();
     let mut core = CoreProcess::start(&mosquitto.url(), data.path());
     let edge_addr = edge(&mosquitto.broker()).await;
-    until("the edge sees the core online", Duration::from_secs(20), async || state(edge_addr).await["online"] == true)
-        .await;
+    until("the edge sees the core online", Duration::from_secs(20), async || {
+        api_state(edge_addr).await["online"] == true
+    })
+    .await;
     let mut on_edge = ws(edge_addr, "/ws/v2").await;
     expect(&mut on_edge, |v| v["type"] == "snapshot" && v["online"] == true).await;
     // Wait out the start-up restore: until then the boards take no command.
@@ -206,7 +199,7 @@ async fn a_core_killed_is_shown_offline_at_once_and_comes_back_with_its_journal(
     let killed = std::time::Instant::now();
     expect(&mut on_edge, |v| v["type"] == "online" && v["online"] == false).await;
     assert!(killed.elapsed() < Duration::from_secs(2), "offline shown after {:?}", killed.elapsed());
-    assert_eq!(state(edge_addr).await["online"], false);
+    assert_eq!(api_state(edge_addr).await["online"], false);
     send(&mut on_edge, serde_json::json!({"id": 1000, "cmd": "device", "name": "chofu_b3", "state": "ON"})).await;
     let refused = expect(&mut on_edge, |v| v["id"] == 1000).await;
     assert_eq!((refused["type"].as_str(), refused["reason"].as_str()), (Some("failed"), Some(OFFLINE_REASON)));
@@ -215,7 +208,7 @@ async fn a_core_killed_is_shown_offline_at_once_and_comes_back_with_its_journal(
     let _core = CoreProcess::start(&mosquitto.url(), data.path());
     expect_within(&mut on_edge, RECOVERY, |v| v["type"] == "online" && v["online"] == true).await;
     until("the restarted core's state on the edge", Duration::from_secs(20), async || {
-        device_state(&state(edge_addr).await, "chofu_b3").as_deref() == Some("OFF")
+        device_state(&api_state(edge_addr).await, "chofu_b3").as_deref() == Some("OFF")
     })
     .await;
     ack(&mut on_edge, "chofu_b3", "OFF").await;
@@ -287,7 +280,7 @@ async fn after_a_broker_restart_under_load_the_clients_keep_their_sockets_and_no
     let _back = Mosquitto::on(port);
     // Both sides reconnect with backoff; the same sockets carry on.
     expect_within(&mut watcher, RECOVERY, |v| v["type"] == "online" && v["online"] == true).await;
-    until("edge A back online", Duration::from_secs(15), async || state(a).await["online"] == true).await;
+    until("edge A back online", Duration::from_secs(15), async || api_state(a).await["online"] == true).await;
     restarted.store(true, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(2)).await;
     running.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -301,7 +294,7 @@ async fn after_a_broker_restart_under_load_the_clients_keep_their_sockets_and_no
         assert_eq!(on_track.map(|s| if s == OnOff::On { "ON" } else { "OFF" }), Some(acked.as_str()), "{rail}");
         for edge in [a, b] {
             until("the edge shows the last acknowledged state", Duration::from_secs(5), async || {
-                device_state(&state(edge).await, &rail).as_deref() == Some(acked.as_str())
+                device_state(&api_state(edge).await, &rail).as_deref() == Some(acked.as_str())
             })
             .await;
         }
@@ -398,7 +391,7 @@ async fn an_edge_started_before_the_broker_waits_and_starts_once_it_is_there() {
     let _mosquitto = Mosquitto::on(port);
     let _core = core(&broker, Default::default()).await;
     let addr = tokio::time::timeout(Duration::from_secs(20), waiting).await.expect("the edge started").unwrap();
-    assert_eq!(state(addr).await["online"], true);
+    assert_eq!(api_state(addr).await["online"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,7 +461,7 @@ async fn over_tls_with_logins_only_the_core_writes_what_edges_show() {
     // A real command after them: once the edge shows it, what came before it has come too.
     send(&mut on_edge, serde_json::json!({"id": 1, "cmd": "device", "name": "chofu_s2", "state": "ON"})).await;
     assert_eq!(expect(&mut on_edge, |v| v["id"] == 1).await["type"], "ack");
-    let now = state(edge_addr).await;
+    let now = api_state(edge_addr).await;
     assert_eq!(device_state(&now, "chofu_s2").as_deref(), Some("ON"));
     assert_eq!(device_state(&now, "chofu_b3").as_deref(), Some("ON"), "the forged state never reached the edge");
     assert_eq!(now["online"], true);

@@ -20,6 +20,7 @@ mod journal;
 mod layout_errors;
 mod live_2023;
 pub mod page;
+mod partition;
 mod properties;
 mod scenarios;
 mod simulation;

@@ -42,7 +42,7 @@ pub async fn edge_with_video(broker: &Broker, core: Option<String>) -> (SocketAd
 }
 
 /// An edge's core (its doors' one path) in this process, once it sees the track online (the core's heartbeat
-/// comes within half a second of the edge's start).
+/// comes four times a second).
 pub async fn edge_core(broker: &Broker) -> gateway::core::Core {
     let link = Edge::connect(broker, topics()).await.unwrap();
     let core = gateway::core::Core::over(Arc::new(link), Default::default(), Default::default());

@@ -4,7 +4,9 @@
 //! - `net`: free ports, an HTTP app on loopback, WebSocket frames sent and awaited, devices read from a state;
 //! - `track`: track settings, a started and restored track, waiting on a condition, a rig's live boards;
 //! - `gateway`: a gateway over a track on loopback and a 2021 client of it;
-//! - `mosquitto`: mosquitto on a free loopback port (stock, telling its clients, the festival's TLS set-up);
+//! - `mosquitto`: mosquitto on a free loopback port (stock, telling its clients, the festival's TLS set-up, the
+//!   venue's bridged to a cloud one);
+//! - `relay`: a TCP relay standing for the venue's uplink, cut, black-holed and restored at will;
 //! - `broker`: the on-site core and public edges over a broker, in this process;
 //! - `binary`: the `plarail-twin` binary run to its end, or serving until the test kills it.
 
@@ -14,6 +16,7 @@ mod gateway;
 mod layouts;
 mod mosquitto;
 mod net;
+mod relay;
 mod track;
 
 pub use binary::*;
@@ -22,6 +25,7 @@ pub use gateway::*;
 pub use layouts::*;
 pub use mosquitto::*;
 pub use net::*;
+pub use relay::*;
 pub use track::*;
 
 /// Held by the tests that use a lot of CPU (a browser, a software-rendered window, video encoding and WebRTC

@@ -40,6 +40,32 @@ impl Mosquitto {
         mosquitto
     }
 
+    /// Starts the venue's broker as `deploy/mosquitto/venue.conf` ships it, bridged to the cloud broker at
+    /// `127.0.0.1:cloud` (through a relay standing for the uplink): the addresses substituted, and no logins
+    /// or TLS (those the secure broker's test covers).
+    pub fn venue(cloud: u16) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let shipped = std::fs::read_to_string(super::layouts::repo("deploy/mosquitto/venue.conf")).unwrap();
+        let logins = ["password_file", "acl_file", "remote_username", "remote_password", "bridge_cafile"];
+        let text: Vec<String> = shipped
+            .lines()
+            .filter(|l| !logins.iter().any(|k| l.starts_with(k)))
+            .map(|l| match l.split_whitespace().next() {
+                Some("listener") => format!("listener {port} 127.0.0.1"),
+                Some("address") => format!("address 127.0.0.1:{cloud}"),
+                Some("allow_anonymous") => "allow_anonymous true".to_string(),
+                Some("log_dest") => "log_dest none".to_string(),
+                _ => l.to_string(),
+            })
+            .collect();
+        let conf = dir.path().join("venue.conf");
+        std::fs::write(&conf, text.join("\n")).unwrap();
+        let mut mosquitto = Mosquitto::with(&["-c", conf.to_str().unwrap()], port);
+        mosquitto._dir = Some(dir);
+        mosquitto
+    }
+
     /// Starts one with `args` that listens on `port`, and waits until it takes connections.
     fn with(args: &[&str], port: u16) -> Mosquitto {
         let child = Command::new("mosquitto")

@@ -51,3 +51,14 @@ pub async fn expect_within(
         }
     }
 }
+
+/// A WebSocket to `path` on `addr`.
+pub async fn ws(addr: std::net::SocketAddr, path: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.expect("connect").0
+}
+
+/// The gateway's `/api/state` at `addr`.
+pub async fn api_state(addr: std::net::SocketAddr) -> serde_json::Value {
+    let text = reqwest::get(format!("http://{addr}/api/state")).await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}

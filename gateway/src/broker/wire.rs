@@ -31,7 +31,7 @@ pub const OFFLINE: &str = "offline";
 
 /// How often the core says it is there (on `heartbeat`): through every broker and bridge between it and the
 /// edges, so that an edge notices a cut link, which the core's will does not tell (the core keeps its broker).
-pub const BEAT_EVERY: Duration = Duration::from_millis(500);
+pub const BEAT_EVERY: Duration = Duration::from_millis(250);
 
 /// How old the last beat may be: beyond it an edge takes the track as unreachable (and refuses commands), and
 /// the core refuses a command whose edge had seen no later beat when it sent it (it came late: its edge has
