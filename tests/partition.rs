@@ -17,9 +17,9 @@ use crate::support::{Mosquitto, Relay, api_state, core, edge, expect, expect_wit
 /// for a busy machine, whose timers run late).
 const WITHIN: Duration = Duration::from_secs(4);
 
-/// Every edge whole after the heal within this. The issue asks 3 s; the figures are 2.4-7.9 s, mostly the
-/// mosquitto bridge's own reconnection, so this bound is what is checked, not the 3 s (see the book).
-const HEAL_WITHIN: Duration = Duration::from_secs(20);
+/// Every edge whole after the heal within this (the figures are 0.8-2.0 s, mostly the bridge's reconnection:
+/// it tries every 1-2 s; again a second more than the 3 s asked, for a busy machine).
+const HEAL_WITHIN: Duration = Duration::from_secs(4);
 
 /// The faults the crew met: the link cut, and half-open (packets vanish, no reset).
 #[derive(Debug, Clone, Copy)]
@@ -170,4 +170,60 @@ async fn cut_and_half_open() {
         ));
     }
     eprintln!("{}", figures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto and haproxy (Debian packages mosquitto, haproxy)"]
+async fn behind_haproxy_as_shipped_an_edge_killed_loses_its_clients_to_the_others_with_the_whole_state() {
+    use crate::support::{Haproxy, TwinProcess};
+    let mosquitto = Mosquitto::start();
+    let (_track, _core, _) = core(&mosquitto.broker(), Default::default()).await;
+    let mut edges = Vec::new();
+    for _ in 0..3 {
+        edges.push(TwinProcess::edge(&mosquitto.url()).await);
+    }
+    let haproxy = Haproxy::before(&edges.iter().map(|e| e.port).collect::<Vec<_>>());
+    // The page and the state through it.
+    let page = reqwest::get(format!("http://{}/", haproxy.addr())).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<html"), "the control page");
+    assert_eq!(api_state(haproxy.addr()).await["online"], true);
+    // Six visitors, spread over the three edges (least connections first).
+    let mut visitors = Vec::new();
+    for _ in 0..6 {
+        let mut v = ws(haproxy.addr(), "/ws/v2").await;
+        expect(&mut v, |v| v["type"] == "snapshot" && v["online"] == true).await;
+        visitors.push(v);
+    }
+    let mut killed = edges.remove(0);
+    killed.kill();
+    // Its visitors lose their sockets; the others keep theirs (they go on getting frames).
+    let mut lost = Vec::new();
+    for (i, v) in visitors.iter_mut().enumerate() {
+        use futures_util::StreamExt;
+        let ended = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match v.next().await {
+                    None | Some(Err(_)) | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        if ended.is_ok() {
+            lost.push(i);
+        }
+    }
+    assert!(!lost.is_empty() && lost.len() < visitors.len(), "the killed edge's visitors only: {lost:?}");
+    // Reconnecting through HAProxy (the page does by itself), each lands on another edge and starts from the
+    // whole state, and its commands are carried out.
+    for (n, i) in lost.iter().enumerate() {
+        let mut v = ws(haproxy.addr(), "/ws/v2").await;
+        let snapshot = expect(&mut v, |v| v["type"] == "snapshot").await;
+        assert_eq!(snapshot["online"], true);
+        assert_eq!(snapshot["devices"].as_array().unwrap().len(), 39, "the whole state");
+        let id = 100 + n as u64;
+        send(&mut v, serde_json::json!({"id": id, "cmd": "device", "name": "chofu_s1", "state": "ON"})).await;
+        assert_eq!(expect(&mut v, |v| v["id"] == id).await["type"], "ack", "visitor {i}");
+    }
 }

@@ -6,6 +6,7 @@
 //! - `gateway`: a gateway over a track on loopback and a 2021 client of it;
 //! - `mosquitto`: mosquitto on a free loopback port (stock, telling its clients, the festival's TLS set-up, the
 //!   venue's bridged to a cloud one);
+//! - `haproxy`: HAProxy with the shipped configuration in front of some edges;
 //! - `relay`: a TCP relay standing for the venue's uplink, cut, black-holed and restored at will;
 //! - `broker`: the on-site core and public edges over a broker, in this process;
 //! - `binary`: the `plarail-twin` binary run to its end, or serving until the test kills it.
@@ -13,6 +14,7 @@
 mod binary;
 mod broker;
 mod gateway;
+mod haproxy;
 mod layouts;
 mod mosquitto;
 mod net;
@@ -22,6 +24,7 @@ mod track;
 pub use binary::*;
 pub use broker::*;
 pub use gateway::*;
+pub use haproxy::*;
 pub use layouts::*;
 pub use mosquitto::*;
 pub use net::*;
