@@ -375,6 +375,7 @@ async fn a_command_the_broker_delivers_twice_is_carried_out_once() {
         assert_eq!(r.id, format!("test-twice:{n}"));
         assert_eq!(r.reply, Reply::Failed { reason: LATE_REASON.into() });
     }
+    assert!(core.metrics.render().contains("plarail_commands_late_total 2"), "the late commands counted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -227,3 +227,69 @@ async fn behind_haproxy_as_shipped_an_edge_killed_loses_its_clients_to_the_other
         assert_eq!(expect(&mut v, |v| v["id"] == id).await["type"], "ack", "visitor {i}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto)"]
+async fn a_thousand_clients_through_a_10_s_cut_lose_nothing_and_nothing_is_carried_out_late() {
+    use crate::support::{CPU_HEAVY, TwinProcess, twin_async};
+    let _heavy = CPU_HEAVY.lock().await;
+    let cloud = Mosquitto::start();
+    let uplink = Relay::to(cloud.port).await;
+    let venue = Mosquitto::venue(uplink.port);
+    let (_track, core, _) = core(&venue.broker(), Default::default()).await;
+    let limits = ["--rate-per-address", "100000", "--rate-per-connection", "1000"];
+    let edges =
+        [TwinProcess::edge_with(&cloud.url(), &limits).await, TwinProcess::edge_with(&cloud.url(), &limits).await];
+    let urls: Vec<String> = edges.iter().map(|e| format!("ws://{}/ws", e.addr())).collect();
+    let urls = urls.join(",");
+    // 1,000 clients watching the two edges (2021 protocol: a resync gives them every device again), 100
+    // switch commands a second in v2 for 30 s, the uplink cut from the 10th second to the 20th.
+    let args = ["load", "--url", &urls, "--clients", "1000", "--rate", "100", "--duration", "30s", "--commands", "v2"];
+    // Once the clients are on (the load tool connects them before it sends), the uplink cut for 10 s.
+    let cut = async {
+        until_clients(&edges, 1000).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        uplink.cut();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        uplink.restore();
+    };
+    let ((_, out), ()) = tokio::join!(twin_async(&args), cut);
+    let number = |after: &str| -> u64 {
+        let at = out.find(after).unwrap_or_else(|| panic!("`{after}` in {out}"));
+        out[..at].rsplit([' ', ',', '(']).find(|w| !w.is_empty()).unwrap().parse().unwrap()
+    };
+    let (carried_out, refused, unanswered) =
+        (number(" carried out"), number(" refused by the server"), number(" unanswered"));
+    assert!(out.contains("updates lost: 0"), "{out}");
+    assert!(refused > 0, "the cut refused commands: {out}");
+    let late = core.metrics.render();
+    let late = late
+        .lines()
+        .find(|l| l.starts_with("plarail_commands_late_total"))
+        .map_or(0, |l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap());
+    eprintln!(
+        "1000 clients, 100 cmd/s, a 10 s cut: {carried_out} carried out, {refused} refused, {unanswered} \
+         unanswered, 0 lost, {late} reached the core late and were refused\n{out}"
+    );
+}
+
+/// Waits until the edges have `clients` clients between them (their `/metrics`).
+async fn until_clients(edges: &[crate::support::TwinProcess], clients: u64) {
+    let asked = Instant::now();
+    loop {
+        let mut now = 0;
+        for e in edges {
+            let text = reqwest::get(format!("{}/metrics", e.base())).await.unwrap().text().await.unwrap();
+            now += text
+                .lines()
+                .filter(|l| l.starts_with("plarail_clients{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64;
+        }
+        if now >= clients {
+            return;
+        }
+        assert!(asked.elapsed() < Duration::from_secs(120), "only {now} clients connected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -5,6 +5,7 @@
 //! | `plarail_clients` | gauge | `protocol` (`2021`, `v2`) |
 //! | `plarail_commands_total` | counter | `result` (`applied`, `rejected`, `failed`), `target` (device or train) |
 //! | `plarail_command_seconds` | histogram | `result` |
+//! | `plarail_commands_late_total` | counter | commands from edges that reached the core too long after their edge's last heartbeat (a cut uplink), refused |
 //! | `plarail_board_up` | gauge | `board` (1 alive, 0 not) |
 //! | `plarail_sensor_reports_total` | counter | |
 //! | `plarail_block_reports_total` | counter | 2023 detectors' reports over MQTT (`block/{id}/update`) |
@@ -96,6 +97,11 @@ impl Metrics {
             counter!("plarail_commands_total", "result" => result, "target" => target.to_string()).increment(1);
             histogram!("plarail_command_seconds", "result" => result).record(took.as_secs_f64());
         });
+    }
+
+    /// A command from an edge came too late (after a cut) and was refused.
+    pub fn late_command(&self) {
+        self.record(|| counter!("plarail_commands_late_total").increment(1));
     }
 
     /// A gRPC request and its answer's code.

@@ -31,6 +31,10 @@ pub struct Flight {
     pub last_seen: Instant,
     /// Whether the server acknowledged it (a 2021 command is taken as acknowledged when sent).
     pub acked: bool,
+    /// Whether a frame showing the state it sets counts as seeing it even when that is no change for the
+    /// client: after a refusal whose outcome may be unknown (a track cut off meanwhile), the device may already
+    /// be in that state, and the command's answer is then the server's echo of the state.
+    pub echo_counts: bool,
 }
 
 /// One switch as the load tool follows it.
@@ -40,6 +44,9 @@ pub struct Slot {
     pub state: Option<bool>,
     /// Its command in flight.
     pub flight: Option<Flight>,
+    /// Whether its last command was refused: it may or may not have been carried out (see
+    /// [`Flight::echo_counts`]).
+    pub uncertain: bool,
 }
 
 /// What every task shares.
@@ -72,7 +79,7 @@ impl Shared {
             names: switches.iter().map(|d| d.name.clone()).collect(),
             slots: switches
                 .iter()
-                .map(|d| Mutex::new(Slot { state: d.state.map(|s| s == OnOff::On), flight: None }))
+                .map(|d| Mutex::new(Slot { state: d.state.map(|s| s == OnOff::On), flight: None, uncertain: false }))
                 .collect(),
             ids: Mutex::default(),
             clients,
@@ -84,10 +91,10 @@ impl Shared {
         }
     }
 
-    /// A client saw switch `idx` change to `on`.
-    fn seen(&self, idx: usize, on: bool) {
+    /// A client saw switch `idx` in state `on`, a change for it or not (`changed`).
+    fn seen(&self, idx: usize, on: bool, changed: bool) {
         let mut slot = self.slots[idx].lock().expect("slot lock");
-        if let Some(f) = slot.flight.as_mut().filter(|f| f.on == on) {
+        if let Some(f) = slot.flight.as_mut().filter(|f| f.on == on && (changed || f.echo_counts)) {
             f.seen += 1;
             f.last_seen = Instant::now();
         }
@@ -114,7 +121,9 @@ impl Shared {
     pub fn refused(&self, idx: usize, reason: &str) {
         let counter = if reason.contains("too many commands") { &self.limited } else { &self.refused };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.slots[idx].lock().expect("slot lock").flight = None;
+        let mut slot = self.slots[idx].lock().expect("slot lock");
+        slot.flight = None;
+        slot.uncertain = true;
     }
 
     /// Records the latency and frees the switch once the command is acked and every client has seen it.
@@ -149,11 +158,10 @@ pub async fn watch(mut ws: Ws, shared: Arc<Shared>, protocol_v2: bool) {
         shared.messages.fetch_add(1, Ordering::Relaxed);
         device_change(text.as_str(), protocol_v2, |name, state| {
             let on = state == OnOff::On;
-            if let Some(&idx) = shared.switches.get(name)
-                && known[idx] != Some(on)
-            {
+            if let Some(&idx) = shared.switches.get(name) {
+                let changed = known[idx] != Some(on);
                 known[idx] = Some(on);
-                shared.seen(idx, on);
+                shared.seen(idx, on, changed);
             }
         });
     }

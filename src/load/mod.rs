@@ -268,7 +268,8 @@ async fn send_commands(
             let on = !slot.state.expect("known state");
             let now = Instant::now();
             // A 2021 command has no answer but the broadcast itself.
-            slot.flight = Some(Flight { id, on, sent: now, seen: 0, last_seen: now, acked: !commands_v2 });
+            let echo_counts = std::mem::take(&mut slot.uncertain);
+            slot.flight = Some(Flight { id, on, sent: now, seen: 0, last_seen: now, acked: !commands_v2, echo_counts });
             on
         };
         let state = if on { OnOff::On } else { OnOff::Off };

@@ -44,7 +44,12 @@ impl TwinProcess {
     /// Starts `plarail-twin edge --broker BROKER` and waits until it serves the track online (its core's
     /// heartbeat came).
     pub async fn edge(broker: &str) -> TwinProcess {
-        let edge = TwinProcess::start(&["edge", "--broker", broker], &[]).await;
+        TwinProcess::edge_with(broker, &[]).await
+    }
+
+    /// [`TwinProcess::edge`] with more `args`.
+    pub async fn edge_with(broker: &str, args: &[&str]) -> TwinProcess {
+        let edge = TwinProcess::start(&["edge", "--broker", broker], args).await;
         edge.answers("/api/state", |s| s["online"] == true).await;
         edge
     }

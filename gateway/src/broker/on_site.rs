@@ -168,6 +168,7 @@ async fn carry_out(door: (Core, AsyncClient, Topics, Arc<Mutex<Received>>), mess
             let reply = if fresh {
                 command(&core, message.command).await
             } else {
+                core.metrics.late_command();
                 Reply::Failed { reason: LATE_REASON.into() }
             };
             received.lock().unwrap_or_else(|e| e.into_inner()).finish(&message.id, &reply);
