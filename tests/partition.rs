@@ -1,7 +1,7 @@
 //! The venue's uplink cut and half-open: the core and the boards on the venue's mosquitto, bridged as
 //! `deploy/mosquitto/venue.conf` ships it (through a relay standing for the uplink) to the cloud mosquitto that
-//! two public edges use. Every edge says at once that the track cannot be reached, refuses commands at once,
-//! never carries out afterwards a command sent before, and is whole again soon after the heal.
+//! three public edges behind HAProxy use. Every edge says at once that the track cannot be reached, refuses
+//! commands at once, never carries out afterwards a command sent before, and is whole again soon after the heal.
 
 use std::time::{Duration, Instant};
 
@@ -52,12 +52,14 @@ async fn cut_and_half_open() {
     let uplink = Relay::to(cloud.port).await;
     let venue = Mosquitto::venue(uplink.port);
     let (track, core, _) = core(&venue.broker(), Default::default()).await;
-    let edges = [edge(&cloud.broker()).await, edge(&cloud.broker()).await];
-    let mut v2 = [ws(edges[0], "/ws/v2").await, ws(edges[1], "/ws/v2").await];
+    let edges = [edge(&cloud.broker()).await, edge(&cloud.broker()).await, edge(&cloud.broker()).await];
+    // The visitors come through HAProxy as deployed (least connections: one client on each edge).
+    let haproxy = crate::support::Haproxy::before(&edges.map(|e| e.port()));
+    let mut v2 = [ws(haproxy.addr(), "/ws/v2").await, ws(haproxy.addr(), "/ws/v2").await];
     for client in v2.iter_mut() {
         expect(client, |v| v["type"] == "snapshot" && v["online"] == true).await;
     }
-    let mut old = ws(edges[1], "/ws").await;
+    let mut old = ws(haproxy.addr(), "/ws").await;
     let mut id = 0u64;
     let mut figures = Vec::new();
     for (fault, length) in [(Fault::Cut, Duration::from_secs(10)), (Fault::HalfOpen, Duration::from_secs(60))] {
@@ -103,7 +105,7 @@ async fn cut_and_half_open() {
         for addr in edges {
             assert_eq!(api_state(addr).await["online"], false, "{fault:?}");
         }
-        // Refused at once, with the reason, on both edges and both protocols.
+        // Refused at once, with the reason, on the edges and in both protocols.
         let mut refused = 0;
         for client in v2.iter_mut() {
             id += 1;
