@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use gateway::broker::edge::{LOST_REASON, OFFLINE_REASON};
 use gateway::feeds::UNREACHABLE_2021;
+use gateway::grpc::v2;
 use hil::track::Outcome;
 use sim::interlocking::Request;
 use sim::layout::OnOff;
@@ -60,6 +61,20 @@ async fn cut_and_half_open() {
         expect(client, |v| v["type"] == "snapshot" && v["online"] == true).await;
     }
     let mut old = ws(haproxy.addr(), "/ws").await;
+    // And a gRPC client of a fourth edge, watching its state.
+    let grpc_edge = crate::support::edge_core(&cloud.broker()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(gateway::grpc::Grpc::new(grpc_edge).serve(listener, std::future::pending()));
+    let mut twin = v2::twin_client::TwinClient::connect(url).await.unwrap();
+    let mut feed = twin.watch_state(v2::WatchRequest {}).await.unwrap().into_inner();
+    let mut grpc_online = async |online: bool| {
+        let within = tokio::time::timeout(HEAL_WITHIN * 2, async {
+            while feed.message().await.unwrap().unwrap().online != online {}
+        });
+        assert!(within.await.is_ok(), "gRPC's WatchState never said online: {online}");
+    };
+    grpc_online(true).await;
     let mut id = 0u64;
     let mut figures = Vec::new();
     for (fault, length) in [(Fault::Cut, Duration::from_secs(10)), (Fault::HalfOpen, Duration::from_secs(60))] {
@@ -103,8 +118,11 @@ async fn cut_and_half_open() {
         assert!([LOST_REASON, OFFLINE_REASON].contains(&answer["reason"].as_str().unwrap()), "{answer}");
         expect(&mut old, |v| v["error"] == UNREACHABLE_2021).await;
         for addr in edges {
-            assert_eq!(api_state(addr).await["online"], false, "{fault:?}");
+            // The last state, marked offline.
+            let now = api_state(addr).await;
+            assert_eq!((now["online"].as_bool(), now["devices"].as_array().map(Vec::len)), (Some(false), Some(39)));
         }
+        grpc_online(false).await;
         // Refused at once, with the reason, on the edges and in both protocols.
         let mut refused = 0;
         for client in v2.iter_mut() {
@@ -139,6 +157,7 @@ async fn cut_and_half_open() {
         for client in v2.iter_mut() {
             expect_within(client, HEAL_WITHIN, |v| v["type"] == "online" && v["online"] == true).await;
         }
+        grpc_online(true).await;
         // Whole: every edge shows the venue's state, the change made during the fault among it.
         let word = if state == OnOff::On { "ON" } else { "OFF" };
         for addr in edges {
@@ -294,4 +313,83 @@ async fn until_clients(edges: &[crate::support::TwinProcess], clients: u64) {
         assert!(asked.elapsed() < Duration::from_secs(120), "only {now} clients connected");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The core's video address in the test below: an address of its own on the loopback interface, so that the
+/// cut can take it away (WebRTC media goes straight between the edge and the core over UDP, which the relay
+/// does not carry): packets to it then go nowhere, as over a cut uplink.
+const VENUE_MEDIA: &str = "10.213.7.1";
+
+/// [`VENUE_MEDIA`] on the loopback interface while it lives (`ip addr`: needs root).
+struct MediaAddress;
+
+impl MediaAddress {
+    fn add() -> MediaAddress {
+        MediaAddress::ip("add");
+        MediaAddress
+    }
+
+    /// Takes the address away (the cut) or gives it back (the heal).
+    fn set(&self, present: bool) {
+        MediaAddress::ip(if present { "add" } else { "del" });
+    }
+
+    fn ip(verb: &str) {
+        let out = std::process::Command::new("ip")
+            .args(["addr", verb, &format!("{VENUE_MEDIA}/32"), "dev", "lo"])
+            .output()
+            .expect("ip (iproute2) runs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        // Adding an address already there (a test run before that was killed) is as good.
+        assert!(out.status.success() || said.contains("File exists"), "ip addr {verb} {VENUE_MEDIA}: {said}");
+    }
+}
+
+impl Drop for MediaAddress {
+    fn drop(&mut self) {
+        let _ =
+            std::process::Command::new("ip").args(["addr", "del", &format!("{VENUE_MEDIA}/32"), "dev", "lo"]).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (Debian package mosquitto), and root to add an address to the loopback interface"]
+async fn a_camera_shows_no_signal_on_the_edge_while_the_uplink_is_cut_and_plays_again_after() {
+    use crate::support::{CPU_HEAVY, core_with_video_on, edge_with_video, until};
+    let _alone = CPU_HEAVY.lock().await;
+    let media = MediaAddress::add();
+    let cloud = Mosquitto::start();
+    let uplink = Relay::to(cloud.port).await;
+    let venue = Mosquitto::venue(uplink.port);
+    let (_track, _core, core_addr) =
+        core_with_video_on(&venue.broker(), Default::default(), &format!("{VENUE_MEDIA}:0")).await;
+    // The edge reaches the core's HTTP (WHEP) over the uplink too.
+    let core_http = Relay::to(core_addr.port()).await;
+    let (edge_addr, edge_video) =
+        edge_with_video(&cloud.broker(), Some(format!("http://127.0.0.1:{}", core_http.port))).await;
+    let (_viewer, mut frames) = crate::video::watch(&format!("http://{edge_addr}"), "chofu", true).await;
+    crate::video::decoded(&mut frames, 5, Duration::from_secs(30)).await;
+    assert!(crate::video::camera(&edge_video, "chofu").on_air);
+
+    // The uplink cut for 10 s: the brokers' link, the core's HTTP and its media.
+    let began = Instant::now();
+    uplink.cut();
+    core_http.cut();
+    media.set(false);
+    until("no signal on the edge", Duration::from_secs(10), async || {
+        !crate::video::camera(&edge_video, "chofu").on_air
+    })
+    .await;
+    let no_signal = began.elapsed();
+    tokio::time::sleep_until((began + Duration::from_secs(10)).into()).await;
+    while frames.try_recv().is_ok() {}
+    media.set(true);
+    core_http.restore();
+    uplink.restore();
+    let healed = Instant::now();
+    // The same viewer on the edge sees the camera again.
+    crate::video::decoded(&mut frames, 5, Duration::from_secs(30)).await;
+    let playing = healed.elapsed();
+    assert!(crate::video::camera(&edge_video, "chofu").on_air);
+    eprintln!("video over a 10 s cut: no signal after {no_signal:.2?}, playing again {playing:.2?} after the heal");
 }

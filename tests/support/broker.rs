@@ -14,11 +14,20 @@ use super::track::{config, started};
 
 /// A core in this process publishing to `broker`: its track and HTTP address.
 pub async fn core(broker: &Broker, options: gateway::core::Options) -> (Track, gateway::core::Core, SocketAddr) {
+    core_with_video_on(broker, options, "127.0.0.1:0").await
+}
+
+/// [`core`] with its cameras' WebRTC media on the local UDP address `udp`.
+pub async fn core_with_video_on(
+    broker: &Broker,
+    options: gateway::core::Options,
+    udp: &str,
+) -> (Track, gateway::core::Core, SocketAddr) {
     let track = started(layout_2021(), Setup { config: config(), ..Setup::default() }).await;
     let core = gateway::core::Core::start(track.clone(), options).await.unwrap();
     gateway::broker::on_site::start(core.clone(), broker, topics(), layout_2021_text()).unwrap();
     let config = video::VideoConfig {
-        sfu: video::SfuConfig { udp: vec!["127.0.0.1:0".into()], ..Default::default() },
+        sfu: video::SfuConfig { udp: vec![udp.into()], ..Default::default() },
         ..Default::default()
     };
     let video = video::Video::start(track.layout().clone(), track.clone(), config).await.unwrap();
