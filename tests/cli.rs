@@ -485,3 +485,11 @@ fn edge_reads_the_config_file_and_each_role_refuses_the_other_s_settings() {
         assert!(text.contains(says), "{args:?}: {text}");
     }
 }
+
+#[test]
+fn a_missing_file_is_named_with_its_cause_said_once() {
+    let (ok, out) = twin(&["scenario", "run", "no-such-scenario.toml"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("no-such-scenario.toml"), "{out}");
+    assert_eq!(out.matches("No such file or directory").count(), 1, "{out}");
+}

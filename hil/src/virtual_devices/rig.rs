@@ -25,9 +25,10 @@ pub enum RigError {
     /// The simulation cannot start.
     #[error(transparent)]
     Sim(#[from] StartError),
-    /// A virtual board cannot listen.
+    /// A virtual board cannot listen (the cause in the message, not a `source` too: a chain of causes would
+    /// say it twice).
     #[error("cannot start virtual boards: {0}")]
-    Listen(#[from] std::io::Error),
+    Listen(std::io::Error),
     /// The simulation stopped as the track started.
     #[error("the simulation stopped as the track started")]
     Stopped,
@@ -56,8 +57,8 @@ impl Rig {
             // After the simulation stops nothing listens, and a servo move has nowhere to go.
             let _ = requests.send(Request::Command { id: 0, cmd });
         });
-        let boards = start(&layout, listen, sink.clone()).await?;
-        let controllers = virtual_controller::start(&layout, listen, sink, pace).await?;
+        let boards = start(&layout, listen, sink.clone()).await.map_err(RigError::Listen)?;
+        let controllers = virtual_controller::start(&layout, listen, sink, pace).await.map_err(RigError::Listen)?;
         Ok(Rig { layout, sim, boards, controllers })
     }
 

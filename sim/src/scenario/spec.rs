@@ -150,12 +150,12 @@ pub struct Expectations {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (in the message: not a `source` too, or a chain of causes would say it twice).
+        cause: std::io::Error,
     },
     /// The file is not a scenario.
     #[error("{path} is not a valid scenario: {message}")]
@@ -166,12 +166,12 @@ pub enum ScenarioError {
         message: String,
     },
     /// Its layout is not valid (with the overrides applied).
-    #[error("layout {path}: {source}")]
+    #[error("layout {path}: {cause}")]
     Layout {
         /// Layout file.
         path: PathBuf,
-        /// Cause.
-        source: LayoutError,
+        /// Cause (in the message only, as for `Read`).
+        cause: LayoutError,
     },
 }
 
@@ -187,8 +187,7 @@ pub struct Scenario {
 impl Scenario {
     /// Loads a scenario file and its layout.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let read =
-            |p: &Path| std::fs::read_to_string(p).map_err(|source| ScenarioError::Read { path: p.into(), source });
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|cause| ScenarioError::Read { path: p.into(), cause });
         let spec = parse_spec(path, &read(path)?)?;
         let layout_path = path.parent().unwrap_or(Path::new(".")).join(&spec.layout);
         let layout_text = read(&layout_path)?;
@@ -240,7 +239,7 @@ impl Scenario {
             }
         }
         let layout = Layout::from_spec(&layout_spec)
-            .map_err(|source| ScenarioError::Layout { path: layout_path.into(), source })?;
+            .map_err(|cause| ScenarioError::Layout { path: layout_path.into(), cause })?;
         for f in &spec.board_failures {
             if !layout.boards.iter().any(|b| b.name == f.board) {
                 return Err(check(format!("board_failure names unknown board `{}`", f.board)));
