@@ -2,10 +2,9 @@
 //! substituted (its port, and the edges' for `edge1:8080`...).
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use super::layouts::repo;
-use super::net::free_port;
+use super::net::{free_port, listening};
 
 /// HAProxy in front of some edges, stopped when dropped.
 pub struct Haproxy {
@@ -42,11 +41,7 @@ impl Haproxy {
             .stderr(Stdio::null())
             .spawn()
             .expect("haproxy runs (apt-get install haproxy)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "haproxy did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        listening("haproxy", port);
         Haproxy { child, port, _dir: dir }
     }
 

@@ -1,11 +1,10 @@
 //! mosquitto (Debian's), started on a free loopback port: stock, telling its clients, or as the festival runs it.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use gateway::broker::connect::Broker;
 
-use super::net::free_port;
+use super::net::{free_port, listening};
 
 /// A mosquitto on a loopback port, stopped when dropped.
 pub struct Mosquitto {
@@ -74,11 +73,7 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto runs (apt-get install mosquitto)");
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        listening("mosquitto", port);
         Mosquitto { child, port, _dir: None }
     }
 
