@@ -131,7 +131,7 @@ impl Span {
 }
 
 /// A train's body: the segments it covers from rear to front, with how far it is into the first and last.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Body {
     /// Segments from rear to front, each with the train's direction on it.
     pub segs: VecDeque<(SegId, Dir)>,
@@ -139,6 +139,18 @@ pub struct Body {
     pub tail: f64,
     /// Distance the front has travelled into the last segment.
     pub head: f64,
+}
+
+impl Clone for Body {
+    fn clone(&self) -> Body {
+        Body { segs: self.segs.clone(), tail: self.tail, head: self.head }
+    }
+
+    /// Reuses `self`'s buffer (a copy of the track's state every few steps allocates nothing).
+    fn clone_from(&mut self, source: &Body) {
+        self.segs.clone_from(&source.segs);
+        (self.tail, self.head) = (source.tail, source.head);
+    }
 }
 
 /// Why a body cannot be placed.

@@ -3,7 +3,7 @@
 //! The scenario runner and the desktop window's own twin both run the track this way.
 
 use super::{Interlocking, Rejection, Request};
-use crate::twin::{SimError, SimEvent, Simulation};
+use crate::twin::{SimError, SimEvent, Simulation, TrackState};
 
 /// Steps between two rounds of speed supervision.
 pub const SUPERVISE_EVERY: u64 = 10;
@@ -22,12 +22,15 @@ pub struct Guarded {
     sim: Simulation,
     interlocking: Interlocking,
     steps: u64,
+    /// The track's state as the interlocking last looked at it (its buffers kept from one look to the next).
+    view: TrackState,
 }
 
 impl Guarded {
     /// Guards `sim` with `interlocking`.
     pub fn new(sim: Simulation, interlocking: Interlocking) -> Guarded {
-        Guarded { sim, interlocking, steps: 0 }
+        let view = sim.state();
+        Guarded { sim, interlocking, steps: 0, view }
     }
 
     /// The simulation, to read.
@@ -47,7 +50,8 @@ impl Guarded {
 
     /// Checks `request` against the track as it is now and, if allowed, applies it.
     pub fn request(&mut self, request: &Request, events: &mut Vec<SimEvent>) -> Result<(), Refusal> {
-        self.interlocking.check(request, &self.sim.state()).map_err(Refusal::Rejected)?;
+        self.sim.state_into(&mut self.view);
+        self.interlocking.check(request, &self.view).map_err(Refusal::Rejected)?;
         self.sim.apply(request.command(self.sim.layout()), events).map_err(Refusal::Failed)
     }
 
@@ -60,8 +64,9 @@ impl Guarded {
         for cmd in protections {
             self.sim.apply(cmd, events).expect("protection commands name real devices");
         }
-        if self.steps.is_multiple_of(SUPERVISE_EVERY) {
-            for cmd in self.interlocking.supervise(&self.sim.state()) {
+        if self.steps.is_multiple_of(SUPERVISE_EVERY) && self.interlocking.enabled() {
+            self.sim.state_into(&mut self.view);
+            for cmd in self.interlocking.supervise(&self.view) {
                 raised += usize::from(matches!(cmd, crate::twin::SimCommand::SetDevice { .. }));
                 self.sim.apply(cmd, events).expect("supervision commands name real trains and devices");
             }

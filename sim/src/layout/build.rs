@@ -193,6 +193,14 @@ impl Layout {
             .map(|c| build_camera(c, spec, &station_ix, &train_ix, &board_ix))
             .collect::<Result<Vec<_>, LayoutError>>()?;
 
+        let track_length = segments.iter().map(|s| s.length).sum();
+        let stop_rails = devices.iter().enumerate().filter_map(|(id, d)| match d.place {
+            DevicePlace::StopRail { seg, offset } => Some((seg, (id, offset))),
+            DevicePlace::Switch { .. } => None,
+        });
+        let stop_rail_index = on_segments(segments.len(), stop_rails);
+        let sensor_index_by_seg =
+            on_segments(segments.len(), sensors.iter().enumerate().map(|(id, s)| (s.seg, (id, s.offset))));
         Ok(Layout {
             name: spec.name.clone(),
             description: spec.description.clone(),
@@ -210,6 +218,9 @@ impl Layout {
                 .collect(),
             nodes,
             segments,
+            track_length,
+            stop_rail_index,
+            sensor_index_by_seg,
             devices,
             sensors,
             blocks,
@@ -224,6 +235,16 @@ impl Layout {
             block_index: block_ix,
         })
     }
+}
+
+/// What lies on each segment (`items` as (segment, item)), by segment, in the items' order.
+fn on_segments<T>(segments: usize, items: impl Iterator<Item = (SegId, T)>) -> Vec<Vec<T>> {
+    let mut on = Vec::new();
+    on.resize_with(segments, Vec::new);
+    for (seg, item) in items {
+        on[seg].push(item);
+    }
+    on
 }
 
 fn build_segments(spec: &LayoutSpec, node_ix: &HashMap<String, usize>) -> Result<Vec<Segment>, LayoutError> {

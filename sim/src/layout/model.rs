@@ -400,6 +400,11 @@ pub struct Layout {
     pub(super) sensor_index: HashMap<String, SensorId>,
     pub(super) segment_index: HashMap<String, SegId>,
     pub(super) block_index: HashMap<String, BlockId>,
+    /// Stop rails on each segment, (device, offset), looked up as trains move.
+    pub(super) stop_rail_index: Vec<Vec<(DeviceId, f64)>>,
+    /// Sensors on each segment, (sensor, offset).
+    pub(super) sensor_index_by_seg: Vec<Vec<(SensorId, f64)>>,
+    pub(super) track_length: f64,
 }
 
 impl Layout {
@@ -435,15 +440,17 @@ impl Layout {
 
     /// Stop-rail devices lying on a segment, as (device, offset).
     pub fn stop_rails_on(&self, seg: SegId) -> impl Iterator<Item = (DeviceId, f64)> + '_ {
-        self.devices.iter().enumerate().filter_map(move |(id, d)| match d.place {
-            DevicePlace::StopRail { seg: s, offset } if s == seg => Some((id, offset)),
-            _ => None,
-        })
+        self.stop_rail_index[seg].iter().copied()
+    }
+
+    /// Hall sensors lying on a segment, as (sensor, offset).
+    pub fn sensors_on(&self, seg: SegId) -> impl Iterator<Item = (SensorId, f64)> + '_ {
+        self.sensor_index_by_seg[seg].iter().copied()
     }
 
     /// Total track length in millimetres.
     pub fn track_length(&self) -> f64 {
-        self.segments.iter().map(|s| s.length).sum()
+        self.track_length
     }
 
     /// Schematic point at `offset` mm along a segment (interpolated along its drawing polyline).

@@ -51,7 +51,15 @@ impl Occupancy {
 
     /// Whether each block is occupied, by block id.
     pub fn blocks(&self) -> Vec<bool> {
-        (0..self.told_blocks.len()).map(|b| self.inside.iter().any(|t| t[b])).collect()
+        let mut blocks = Vec::new();
+        self.blocks_into(&mut blocks);
+        blocks
+    }
+
+    /// [`Occupancy::blocks`] into `blocks`, reusing its buffer.
+    pub fn blocks_into(&self, blocks: &mut Vec<bool>) {
+        blocks.clear();
+        blocks.extend((0..self.told_blocks.len()).map(|b| self.inside.iter().any(|t| t[b])));
     }
 
     fn pressed_by_any(&self) -> Vec<bool> {

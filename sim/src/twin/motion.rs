@@ -6,25 +6,6 @@ use super::{Clock, DerailCause, Devices, EventKind, LayoutRes, Outbox, SimEvent,
 use crate::layout::{DeviceId, Layout, SegId, SensorId};
 use crate::track::{DevicePosition, next_segment, offset_of};
 
-/// Stop rails and sensors of each segment, looked up on every step.
-#[derive(Resource)]
-pub(super) struct SegIndex {
-    stop_rails: Vec<Vec<(DeviceId, f64)>>,
-    sensors: Vec<Vec<(SensorId, f64)>>,
-}
-
-impl SegIndex {
-    pub(super) fn new(layout: &Layout) -> SegIndex {
-        let n = layout.segments.len();
-        let stop_rails = (0..n).map(|seg| layout.stop_rails_on(seg).collect()).collect();
-        let mut sensors = vec![Vec::new(); n];
-        for (id, s) in layout.sensors.iter().enumerate() {
-            sensors[s.seg].push((id, s.offset));
-        }
-        SegIndex { stop_rails, sensors }
-    }
-}
-
 /// Something the front meets within one segment, at a travelled distance.
 #[derive(Clone, Copy)]
 pub(super) enum Mark {
@@ -36,15 +17,10 @@ pub(super) enum Mark {
 
 const EPS: f64 = 1e-9;
 
-pub(super) fn tick_clock(mut clock: ResMut<Clock>) {
-    clock.step += 1;
-}
-
 pub(super) fn move_trains(
     mut trains: Query<&mut TrainState>,
     layout: Res<LayoutRes>,
     devices: Res<Devices>,
-    index: Res<SegIndex>,
     clock: Res<Clock>,
     mut out: ResMut<Outbox>,
     mut marks: Local<Vec<(f64, Mark)>>,
@@ -62,8 +38,8 @@ pub(super) fn move_trains(
         if reverse {
             t.body = t.body.reversed(layout);
         }
-        let moved = move_front(t, want, layout, &devices.0, &index, time_ms, &mut marks, &mut out.0);
-        tail_passes(t, moved, layout, &devices.0, &index, time_ms, &mut out.0);
+        let moved = move_front(t, want, layout, &devices.0, time_ms, &mut marks, &mut out.0);
+        tail_passes(t, moved, layout, &devices.0, time_ms, &mut out.0);
         t.body.advance_tail(layout, moved);
         if reverse {
             t.body = t.body.reversed(layout);
@@ -78,7 +54,6 @@ fn move_front(
     want: f64,
     layout: &Layout,
     devices: &[DevicePosition],
-    index: &SegIndex,
     time_ms: u64,
     marks: &mut Vec<(f64, Mark)>,
     out: &mut Vec<SimEvent>,
@@ -92,7 +67,7 @@ fn move_front(
         let h = t.body.head;
         let reach = (h + rem).min(s.length);
         marks.clear();
-        collect_marks(index, seg, s, dir, h, reach, devices, marks);
+        collect_marks(layout, seg, dir, h, reach, devices, marks);
         marks.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut limit = reach;
         let mut stop = None;
@@ -149,16 +124,16 @@ fn move_front(
 
 #[allow(clippy::too_many_arguments)]
 fn collect_marks(
-    index: &SegIndex,
+    layout: &Layout,
     seg: SegId,
-    s: &crate::layout::Segment,
     dir: crate::layout::Dir,
     h: f64,
     reach: f64,
     devices: &[DevicePosition],
     marks: &mut Vec<(f64, Mark)>,
 ) {
-    for &(device, offset) in &index.stop_rails[seg] {
+    let s = &layout.segments[seg];
+    for (device, offset) in layout.stop_rails_on(seg) {
         let p = offset_of(s, dir, offset);
         if p < h - EPS || p > reach {
             continue;
@@ -172,7 +147,7 @@ fn collect_marks(
             },
         ));
     }
-    for &(sensor, offset) in &index.sensors[seg] {
+    for (sensor, offset) in layout.sensors_on(seg) {
         let p = offset_of(s, dir, offset);
         if p > h && p <= reach {
             marks.push((p, Mark::Sensor(sensor)));
@@ -187,7 +162,6 @@ fn tail_passes(
     moved: f64,
     layout: &Layout,
     devices: &[DevicePosition],
-    index: &SegIndex,
     time_ms: u64,
     out: &mut Vec<SimEvent>,
 ) {
@@ -199,7 +173,7 @@ fn tail_passes(
         }
         let s = &layout.segments[seg];
         let to = (from + rem).min(s.length);
-        for &(device, offset) in &index.stop_rails[seg] {
+        for (device, offset) in layout.stop_rails_on(seg) {
             let p = offset_of(s, dir, offset);
             if p > from && p <= to && devices[device] == DevicePosition::Off {
                 out.push(SimEvent { time_ms, kind: EventKind::StopRailCleared { device, train: t.id } });
