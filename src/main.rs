@@ -3,7 +3,9 @@
 //! - `serve`: `serve`'s settings (flags, environment, config file, defaults) and the server;
 //! - `edge`: a public edge gateway over the core's broker;
 //! - `load`: many WebSocket clients against a running gateway, or many WHEP viewers of one camera;
-//! - `measure`: what the load tools share (durations, metrics read from `/metrics`).
+//! - `measure`: what the load tools share (durations, metrics read from `/metrics`);
+//! - `recording`: a recorded session read back (a data directory or an export), and `journal export`;
+//! - `replay`: a recorded session re-run against the simulation, compared, and what-if runs.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,6 +19,8 @@ use sim::layout::Layout;
 mod edge;
 mod load;
 mod measure;
+mod recording;
+mod replay;
 mod serve;
 
 #[derive(Parser)]
@@ -74,6 +78,14 @@ enum Command {
         #[command(subcommand)]
         action: ScenarioAction,
     },
+    /// The journal a gateway keeps under --data-dir.
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
+    /// Replay a recorded session (a data directory, or a `journal export` file) against the simulation, compare,
+    /// and try what-ifs (`--layout`, `--operation`, `--no-interlocking`).
+    Replay(replay::ReplayArgs),
     /// Benchmarks (build with --release for meaningful figures).
     Bench {
         #[command(subcommand)]
@@ -102,6 +114,12 @@ struct WindowArgs {
     /// With --screenshot: then toggle this device as a click would, and save a second screenshot (FILE-after.png).
     #[arg(long, requires = "screenshot")]
     toggle: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum JournalAction {
+    /// Write the recorded entries between two times as JSON lines on standard output.
+    Export(recording::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -173,6 +191,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Scenario { action: ScenarioAction::Run { file, quiet } } => scenario_run(&file, quiet),
         Command::Bench { action: BenchAction::Sim { scenario, steps } } => bench_sim(&scenario, steps),
+        Command::Journal { action: JournalAction::Export(args) } => {
+            Ok(if recording::export(args)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Replay(args) => replay::run(args),
     }
 }
 
@@ -195,7 +217,7 @@ fn scenario_run(file: &std::path::Path, quiet: bool) -> anyhow::Result<ExitCode>
         if spec.interlocking { "on" } else { "off" }
     );
     println!("{report}");
-    let failures = report.failures(&spec.expect);
+    let failures = scenario.failures(&report);
     if failures.is_empty() {
         println!("all expectations hold");
         Ok(ExitCode::SUCCESS)

@@ -392,7 +392,7 @@ pub fn serve(args: Settings) -> anyhow::Result<ExitCode> {
                 );
             }
             anyhow::ensure!(args.history_keep > 0, "--history-keep must be at least 1");
-            Some(std::sync::Arc::new(journal.keep(args.history_keep)))
+            Some(std::sync::Arc::new(journal.keep(args.history_keep).layout_toml(&layout_file)))
         }
         None => None,
     };

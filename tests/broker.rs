@@ -352,6 +352,7 @@ async fn a_command_the_broker_delivers_twice_is_carried_out_once() {
         reply_to: reply_to.clone(),
         seen: Some(beat),
         command: V2Command::Device { name: "chofu_b3".into(), state: OnOff::Off },
+        caller: None,
     };
     let payload = gateway::broker::wire::encode(&command);
     // Delivered twice at once (the second while the first is carried out), then once more after its reply.
@@ -457,6 +458,7 @@ async fn over_tls_with_logins_only_the_core_writes_what_edges_show() {
         reply_to: topics().topic(&Topic::Change),
         seen: None,
         command: V2Command::Device { name: "chofu_b3".into(), state: OnOff::Off },
+        caller: None,
     };
     publish(Topic::Command, gateway::broker::wire::encode(&bad)).await;
     // A real command after them: once the edge shows it, what came before it has come too.

@@ -191,7 +191,7 @@ async fn a_command_for_the_current_state_is_echoed_to_every_client_at_once() {
     let chofu_b3 = track.layout().device_id("chofu_b3").unwrap();
     assert_eq!(track.desired(chofu_b3), sim::layout::OnOff::On);
     let request = sim::interlocking::Request::Device { device: chofu_b3, state: sim::layout::OnOff::On };
-    assert_eq!(core.apply(request).await, hil::track::Outcome::Applied);
+    assert_eq!(core.apply(request, wire::record::Caller::default()).await, hil::track::Outcome::Applied);
     let echo = tokio::time::timeout(Duration::from_secs(1), feed.recv()).await.expect("echoed at once").unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(echo.as_str()).unwrap(), frame("chofu_b3", "ON"));
     // And over the socket, to a client other than the one that asked.

@@ -109,7 +109,11 @@ async fn the_history_endpoint_pages_and_limits_its_callers() {
     crate::support::until("ready", std::time::Duration::from_secs(10), async || track.ready()).await;
     for i in 0..7 {
         let state = if i % 2 == 0 { OnOff::Off } else { OnOff::On };
-        core.apply(sim::interlocking::Request::Device { device: chofu_b3, state }).await;
+        core.apply(
+            sim::interlocking::Request::Device { device: chofu_b3, state },
+            wire::record::Caller::new("test", "here"),
+        )
+        .await;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -119,16 +123,28 @@ async fn the_history_endpoint_pages_and_limits_its_callers() {
         let status = r.status().as_u16();
         (status, serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap())
     };
-    let (status, first) = get("limit=3").await;
-    assert_eq!(status, 200);
     let seqs = |v: &serde_json::Value| {
         v["history"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>()
     };
-    assert_eq!(seqs(&first), vec![6, 5, 4]);
-    let (_, second) = get(&format!("limit=3&before={}", first["next"])).await;
-    assert_eq!(seqs(&second), vec![3, 2, 1]);
-    let (_, last) = get(&format!("limit=3&before={}", second["next"])).await;
-    assert_eq!((seqs(&last), last["next"].clone()), (vec![0], serde_json::Value::Null));
+    // Everything, newest first: the session's start, its boards, the seven commands.
+    let (status, all) = get("limit=500").await;
+    assert_eq!(status, 200);
+    let all = seqs(&all);
+    assert_eq!(all, (0..all.len() as u64).rev().collect::<Vec<_>>());
+    // The same, three at a time.
+    let (mut paged, mut query) = (Vec::new(), "limit=3".to_string());
+    loop {
+        let (status, page) = get(&query).await;
+        assert_eq!(status, 200);
+        let got = seqs(&page);
+        assert!(got.len() == 3 || page["next"].is_null(), "{page}");
+        paged.extend(got);
+        if page["next"].is_null() {
+            break;
+        }
+        query = format!("limit=3&before={}", page["next"]);
+    }
+    assert_eq!(paged, all);
     let (status, e) = get("limit=10000").await;
     assert_eq!(status, 400);
     assert!(e["error"].as_str().unwrap().contains("1..500"), "{e}");

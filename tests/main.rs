@@ -22,6 +22,7 @@ mod live_2023;
 pub mod page;
 mod partition;
 mod properties;
+mod replay;
 mod scenarios;
 mod simulation;
 mod soak;

@@ -12,7 +12,7 @@ fn every_scenario_meets_its_expectations() {
         if path.extension().is_some_and(|e| e == "toml") {
             let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
             let report = run_scenario(&scenario, None, |_, _| {}).expect("starts");
-            let failures = report.failures(&scenario.spec.expect);
+            let failures = scenario.failures(&report);
             assert!(failures.is_empty(), "{}: {failures:?}\n{report}", path.display());
             ran.push(scenario.spec.name);
         }

@@ -17,6 +17,7 @@ use crate::link::Link;
 pub use crate::link::Operated;
 use crate::local::Local;
 use crate::metrics::Metrics;
+use wire::record::Caller;
 use wire::v2::OperatorAction;
 
 /// How a gateway is set up.
@@ -89,10 +90,10 @@ impl Core {
         self.link.feeds()
     }
 
-    /// Carries out a request through the link, and records its outcome and latency in the metrics.
-    pub async fn apply(&self, request: Request) -> Outcome {
+    /// Carries out a request from `caller` through the link, and records its outcome and latency in the metrics.
+    pub async fn apply(&self, request: Request, caller: Caller) -> Outcome {
         let started = Instant::now();
-        let outcome = self.link.apply(request).await;
+        let outcome = self.link.apply(request, caller).await;
         let layout = self.layout();
         let target = match request {
             Request::Device { device, .. } => &layout.devices[device].name,

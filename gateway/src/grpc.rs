@@ -88,6 +88,7 @@ impl v2021::control_server::Control for Grpc {
         request: Request<v2021::RequestSync>,
     ) -> Result<Response<v2021::ResponseSync>, Status> {
         self.allowed("Control.Command2Internal", &request)?;
+        let caller = caller(&request);
         let r = request.into_inner();
         let id = r.station.map_or(0, |s| s.station_id);
         let layout = self.core.layout();
@@ -104,7 +105,7 @@ impl v2021::control_server::Control for Grpc {
                 return Err(Status::invalid_argument("state must be ON or OFF"));
             }
         };
-        let outcome = self.core.apply(TrackRequest::Device { device, state }).await;
+        let outcome = self.core.apply(TrackRequest::Device { device, state }, caller).await;
         let response = if outcome == Outcome::Applied { v2021::Response::Success } else { v2021::Response::Failed };
         self.record("Control.Command2Internal", response.as_str_name());
         Ok(Response::new(v2021::ResponseSync { response: response as i32 }))
@@ -115,11 +116,12 @@ impl v2021::control_server::Control for Grpc {
 impl v2021::speed_server::Speed for Grpc {
     async fn control_speed(&self, request: Request<v2021::SendSpeed>) -> Result<Response<v2021::StatusCode>, Status> {
         self.allowed("Speed.ControlSpeed", &request)?;
+        let caller = caller(&request);
         let r = request.into_inner();
         let layout = self.core.layout();
         let train = v2021::Train::try_from(r.train).ok().and_then(|t| layout.train_id(t.as_str_name()));
         let code = match train {
-            Some(train) => match self.core.apply(TrackRequest::Speed { train, speed: r.speed }).await {
+            Some(train) => match self.core.apply(TrackRequest::Speed { train, speed: r.speed }, caller).await {
                 Outcome::Applied => v2021::Code::Success,
                 _ => v2021::Code::Failed,
             },
@@ -201,4 +203,9 @@ fn message(state: wire::v2::State) -> v2::TrackState {
             .collect(),
         online: state.online,
     }
+}
+
+/// Who sent a gRPC request, for the journal.
+fn caller<T>(request: &Request<T>) -> wire::record::Caller {
+    wire::record::Caller { door: "grpc".into(), client: request.remote_addr().map(|a| a.ip().to_string()) }
 }

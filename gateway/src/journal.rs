@@ -47,6 +47,8 @@ fn err(e: impl std::fmt::Display) -> JournalError {
 pub struct Journal {
     db: Arc<Database>,
     keep: u64,
+    /// The layout file's text the track runs, recorded with each session (for a replay).
+    layout_toml: Option<String>,
 }
 
 /// How a journal was opened.
@@ -107,13 +109,24 @@ impl Journal {
         txn.open_table(DEVICES).map_err(err)?;
         txn.open_table(HISTORY).map_err(err)?;
         txn.commit().map_err(err)?;
-        Ok((Journal { db: Arc::new(db), keep: DEFAULT_KEEP }, opened))
+        Ok((Journal { db: Arc::new(db), keep: DEFAULT_KEEP, layout_toml: None }, opened))
     }
 
     /// Keeps at most `entries` history entries (at least one), from the writer's next transaction on.
     pub fn keep(mut self, entries: u64) -> Journal {
         self.keep = entries.max(1);
         self
+    }
+
+    /// Records `text`, the layout file's text, with each session (a replay runs the layout it was recorded on).
+    pub fn layout_toml(mut self, text: &str) -> Journal {
+        self.layout_toml = Some(text.to_string());
+        self
+    }
+
+    /// The layout file's text recorded with each session, if given.
+    pub fn recorded_layout(&self) -> Option<&str> {
+        self.layout_toml.as_deref()
     }
 
     /// The stored desired state of every device of `layout` (`None` for a device never stored).
@@ -232,6 +245,52 @@ fn write_batch(
         }
     }
     txn.commit().map_err(err)
+}
+
+/// What [`read_history`] found: every history entry it could read, in order (sequence number, JSON text), and
+/// where it stopped if the journal is damaged.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Each entry read: its sequence number and its JSON text.
+    pub entries: Vec<(u64, String)>,
+    /// Why reading stopped early (damage), after the last entry in `entries`.
+    pub damage: Option<String>,
+}
+
+/// Reads the history of the journal in `dir` without changing anything (a replay's or an export's read): every
+/// entry up to the first it cannot read, and why it stopped there. The journal must not be open in a running
+/// gateway (the store allows one process at a time): that is an error, as is a directory without one.
+pub fn read_history(dir: &Path) -> Result<History, JournalError> {
+    let path = dir.join("journal.redb");
+    if !path.exists() {
+        return Err(err(format!("no journal in {} (a gateway started with --data-dir keeps one)", dir.display())));
+    }
+    let read = || -> Result<History, JournalError> {
+        let db = Database::open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                err(format!("{} is in use by a running gateway: stop it first", path.display()))
+            }
+            e => err(format!("{} cannot be read: {e}", path.display())),
+        })?;
+        let txn = db.begin_read().map_err(err)?;
+        let table = txn.open_table(HISTORY).map_err(err)?;
+        let mut history = History::default();
+        for row in table.iter().map_err(err)? {
+            match row {
+                Ok((k, v)) => history.entries.push((k.value(), v.value().to_string())),
+                Err(e) => {
+                    history.damage = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        Ok(history)
+    };
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(read));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|_| Err(err(format!("{} is damaged: the store failed reading it", path.display()))))
 }
 
 /// Opens the journal at `path` and reads every entry of it, checking the store's integrity first; why it cannot

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use wire::record::Caller;
 
 use hil::track::Outcome;
 use sim::interlocking::Request;
@@ -36,7 +37,7 @@ pub trait Link: Send + Sync + 'static {
     fn feeds(&self) -> &Feeds;
 
     /// Carries out a command: its outcome once it is known (and, where there is a journal, recorded).
-    fn apply(&self, request: Request) -> Pending<'_, Outcome>;
+    fn apply(&self, request: Request, caller: Caller) -> Pending<'_, Outcome>;
 
     /// Performs an operator action if `token` is the operator token (the track's side alone decides).
     fn operate(&self, token: String, action: OperatorAction) -> Pending<'_, Operated>;

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hil::boards2023::block_word::DetectorHealth;
 use hil::track::{Failure, Outcome, Track, TrackEvent};
-use serde_json::{Value, json};
+use serde_json::json;
 use sim::auto::Operation;
 use sim::interlocking::Request;
 use sim::layout::drawing::Drawing;
@@ -21,6 +21,7 @@ use crate::journal::{Entry, JournalError, Writer};
 use crate::link::{Link, Operated, Pending};
 use crate::metrics::Metrics;
 use crate::operator;
+use wire::record::{self, What};
 use wire::v2::{self, OperatorAction, State};
 
 /// The track in this process (see the module documentation). Cheap to clone.
@@ -49,6 +50,7 @@ impl Local {
         for (_, h) in track.boards() {
             metrics.event(&TrackEvent::Board(h));
         }
+        let layout_toml = journal.and_then(|j| j.recorded_layout().map(str::to_string));
         let journal = match journal {
             Some(j) => {
                 let names = track.layout().devices.iter().map(|d| d.name.clone()).collect();
@@ -72,6 +74,8 @@ impl Local {
             metrics: metrics.clone(),
             drawing: drawing.clone(),
         };
+        // Where a session of the track starts, for a replay to start from.
+        follower.record(vec![history(What::Session { session: session(&track, layout_toml, &snapshot) })]);
         tokio::spawn(follower.run(track.clone(), events));
         tokio::spawn(sample_every_second(track.clone(), metrics));
         Ok(Local { track, feeds, journal, operator_token: operator_token.map(Arc::from), drawing })
@@ -79,16 +83,16 @@ impl Local {
 
     /// Carries out a request: the track's outcome, recorded before it is returned in the journal (an applied
     /// device state with it), so that an acknowledgement survives a crash.
-    async fn carry_out(&self, request: Request, by: By) -> Outcome {
+    async fn carry_out(&self, request: Request, by: By, caller: Option<record::Caller>) -> Outcome {
         let outcome = match by {
             By::Visitor => self.track.apply(request).await,
             By::Operator => self.track.apply_as_operator(request).await,
         };
         let by_word = match by {
-            By::Visitor => "visitor",
-            By::Operator => "operator",
+            By::Visitor => record::By::Visitor,
+            By::Operator => record::By::Operator,
         };
-        let mut entries = vec![command(self.track.layout(), request, &outcome, by_word)];
+        let mut entries = vec![command(self.track.layout(), request, &outcome, by_word, caller)];
         if let (Outcome::Applied, Request::Device { device, .. }) = (&outcome, request) {
             entries.push(Entry::Device(device));
         }
@@ -114,7 +118,7 @@ impl Local {
                 let requests = operator::requests(self.track.layout(), self.track.mode(), &action);
                 let mut outcomes = Vec::with_capacity(requests.len());
                 for r in requests {
-                    outcomes.push((r, self.carry_out(r, By::Operator).await));
+                    outcomes.push((r, self.carry_out(r, By::Operator, None).await));
                 }
                 operator::summarise(&action, self.track.layout(), &outcomes)
             }
@@ -127,12 +131,12 @@ impl Local {
             OperatorAction::DetectorInService(ref name) => self.track.set_detector_in_service(name, true),
             OperatorAction::PlaceTrain { ref train, ref block } => self.track.place_in_block(train, block).await,
         };
-        let (done, text) = match &result {
-            Ok(detail) => ("applied", detail),
-            Err(reason) => ("failed", reason),
+        let (result_word, reason) = match &result {
+            Ok(detail) => (record::Result::Applied, detail.clone()),
+            Err(reason) => (record::Result::Failed, reason.clone()),
         };
-        let action_word = json!(action);
-        let _ = self.journal(vec![history(json!({ "operator": action_word, "result": done, "reason": text }))]).await;
+        let operator = What::Operator { operator: json!(action), result: result_word, reason };
+        let _ = self.journal(vec![history(operator)]).await;
         match result {
             Ok(detail) => Operated::Done(detail),
             Err(reason) => Operated::Failed(reason),
@@ -157,8 +161,8 @@ impl Link for Local {
         &self.feeds
     }
 
-    fn apply(&self, request: Request) -> Pending<'_, Outcome> {
-        Box::pin(self.carry_out(request, By::Visitor))
+    fn apply(&self, request: Request, caller: record::Caller) -> Pending<'_, Outcome> {
+        Box::pin(self.carry_out(request, By::Visitor, Some(caller)))
     }
 
     fn operate(&self, token: String, action: OperatorAction) -> Pending<'_, Operated> {
@@ -191,25 +195,85 @@ enum By {
     Operator,
 }
 
-/// The history entry of a request made by `by` (`visitor`, `operator` or `automatic`) and its outcome.
-fn command(layout: &Layout, request: Request, outcome: &Outcome, by: &str) -> Entry {
+/// The history entry of a request made by `by` (through a door, from a client, where known) and its outcome.
+fn command(
+    layout: &Layout,
+    request: Request,
+    outcome: &Outcome,
+    by: record::By,
+    caller: Option<record::Caller>,
+) -> Entry {
     let (target, value) = match request {
-        Request::Device { device, state } => (&layout.devices[device].name, json!(state)),
-        Request::Speed { train, speed } => (&layout.trains[train].name, json!(speed)),
+        Request::Device { device, state } => (&layout.devices[device].name, record::Value::State(state)),
+        Request::Speed { train, speed } => (&layout.trains[train].name, record::Value::Speed(speed)),
     };
     let (result, reason) = match outcome {
-        Outcome::Applied => ("applied", None),
-        Outcome::Rejected(r) => ("rejected", Some(r.message.clone())),
-        Outcome::Failed(f) => ("failed", Some(f.to_string())),
+        Outcome::Applied => (record::Result::Applied, None),
+        Outcome::Rejected(r) => (record::Result::Rejected, Some(r.message.clone())),
+        Outcome::Failed(f) => (record::Result::Failed, Some(f.to_string())),
     };
-    history(json!({ "target": target, "value": value, "result": result, "reason": reason, "by": by }))
+    let (door, client) = caller.map_or((None, None), |c| (Some(c.door), c.client));
+    let command = record::Command { target: target.clone(), value, result, reason, by, door, client };
+    history(What::Command(command))
 }
 
-/// A history entry stamped with the time.
-fn history(mut entry: Value) -> Entry {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    entry["unix_ms"] = json!(now);
-    Entry::History(entry)
+/// How a session starts: the layout (with its file's text, where the journal was given it), every device's
+/// state, the simulation's time, the mode and the operation.
+fn session(track: &Track, layout_toml: Option<String>, snapshot: &hil::track::Snapshot) -> record::Session {
+    let layout = track.layout();
+    let devices = (layout.devices.iter().zip(&snapshot.state.devices))
+        .filter_map(|(d, p)| Some((d.name.clone(), p.state()?)))
+        .collect();
+    record::Session {
+        layout: layout.name.clone(),
+        layout_toml,
+        sim_ms: snapshot.state.time_ms,
+        step_ms: hil::virtual_devices::rig::STEP_MS,
+        devices,
+        mode: snapshot.mode,
+        operation: snapshot.operation,
+    }
+}
+
+/// A history entry of `what`, stamped with the time.
+fn history(what: What) -> Entry {
+    let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    Entry::History(serde_json::to_value(record::Entry { seq: None, unix_ms, what }).expect("entries are plain data"))
+}
+
+/// What the journal records of a track event, if anything: the inputs a replay compares itself with (sensor
+/// passes and reports, blocks, boards, accidents, mode and operation).
+fn recorded(layout: &Layout, event: &TrackEvent) -> Option<What> {
+    Some(match event {
+        TrackEvent::Sim(e) => match e.kind {
+            EventKind::SensorPassed { sensor, train } => What::Sensor {
+                sensor: layout.sensors[sensor].name.clone(),
+                train: Some(layout.trains[train].name.clone()),
+                train_id: None,
+                sim_ms: Some(e.time_ms),
+            },
+            EventKind::Collision { .. } | EventKind::Derailment { .. } => {
+                What::Accident { accident: e.describe(layout).trim().to_string(), sim_ms: e.time_ms }
+            }
+            EventKind::BlockChanged { block, occupied } => {
+                What::Block { block: layout.blocks[block].id.clone(), occupied, reported: false }
+            }
+            _ => return None,
+        },
+        TrackEvent::SensorReport(r) => What::Sensor {
+            sensor: layout.sensors[r.sensor].name.clone(),
+            train: None,
+            train_id: Some(r.train_id),
+            sim_ms: None,
+        },
+        TrackEvent::BlockReport { block, close } => {
+            What::Block { block: layout.blocks[*block].id.clone(), occupied: *close, reported: true }
+        }
+        TrackEvent::Board(h) if !h.unknown => What::Board { board: h.name.clone(), reachable: h.alive },
+        TrackEvent::Mode(mode) => What::Mode { mode: *mode },
+        TrackEvent::Operation(operation) => What::Operation { operation: *operation },
+        _ => return None,
+    })
 }
 
 /// Samples the simulation's real-time factor every second while the track runs.
@@ -247,15 +311,18 @@ impl Follower {
                     match &e {
                         TrackEvent::Auto(a) => {
                             self.metrics.automatic(&layout, a);
-                            self.record(vec![history(json!({ "automatic": a.describe(&layout) }))]);
+                            self.record(vec![history(What::Automatic { automatic: a.describe(&layout) })]);
                         }
                         TrackEvent::AutoRequest { request, outcome } => {
-                            self.record(vec![command(&layout, *request, outcome, "automatic")]);
+                            self.record(vec![command(&layout, *request, outcome, record::By::Automatic, None)]);
                         }
                         TrackEvent::Plans { plans, .. } => self.metrics.waiting(plans),
                         // No train waits on automatic operation in manual operation.
                         TrackEvent::Operation(Operation::Manual) => self.metrics.waiting(&[]),
                         _ => {}
+                    }
+                    if let Some(what) = recorded(&layout, &e) {
+                        self.record(vec![history(what)]);
                     }
                     if let Some(frame) = self.frame(&layout, e) {
                         self.feeds.publish(&frame);

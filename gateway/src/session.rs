@@ -155,7 +155,9 @@ async fn run(core: Core, protocol: Protocol, mut socket: WebSocket, ip: IpAddr) 
             message = socket.recv() => match message {
                 // Boxed: carrying out a command takes a large future (the board's HTTP request among it), which
                 // an idle session should not hold.
-                Some(Ok(Message::Text(text))) => Box::pin(respond(&core, protocol, &mut allowance, text.as_str())).await,
+                Some(Ok(Message::Text(text))) => {
+                    Box::pin(respond(&core, (protocol, ip), &mut allowance, text.as_str())).await
+                }
                 Some(Ok(Message::Binary(_))) => vec![protocol.error(None, "text frames only").into()],
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => Vec::new(),
@@ -182,8 +184,13 @@ fn drain(feed: &mut broadcast::Receiver<Utf8Bytes>, first: Utf8Bytes) -> Option<
     Some(frames)
 }
 
-/// Carries out what a client frame asks and returns the answer's frames.
-async fn respond(core: &Core, protocol: Protocol, allowance: &mut Allowance, text: &str) -> Vec<Utf8Bytes> {
+/// What a client frame asks, carried out; its answer's frames. `ip`: the client's, for the journal.
+async fn respond(
+    core: &Core,
+    (protocol, ip): (Protocol, IpAddr),
+    allowance: &mut Allowance,
+    text: &str,
+) -> Vec<Utf8Bytes> {
     let step = protocol.read(core, text);
     let id = match &step {
         Step::Reply(frame) => return vec![frame.clone().into()],
@@ -197,7 +204,7 @@ async fn respond(core: &Core, protocol: Protocol, allowance: &mut Allowance, tex
     let answer = match step {
         Step::Reply(frame) => Some(frame),
         Step::Track { id, request } => {
-            let outcome = core.apply(request).await;
+            let outcome = core.apply(request, wire::record::Caller::new(protocol.name(), ip)).await;
             match (protocol, id) {
                 (Protocol::V2, Some(id)) => Some(protocol_v2::answer(id, &outcome)),
                 _ => {

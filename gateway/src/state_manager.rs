@@ -248,7 +248,9 @@ impl Service {
 
     /// An update: the request through the interlocking and the track; refused or failed, a Connect error.
     async fn update(&self, request: Result<Request, ConnectError>) -> Result<(), ConnectError> {
-        outcome(self.core.apply(request?).await)
+        // The 2023 dashboard's API: no client address reaches this far.
+        let caller = wire::record::Caller { door: "2023".into(), client: None };
+        outcome(self.core.apply(request?, caller).await)
     }
 
     /// `AddTrain` and `UpdateTrain`: what a client tells of a layout train (its position is the track's).

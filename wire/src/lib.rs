@@ -1,5 +1,5 @@
 //! Every frame the gateway's WebSockets carry, as typed data: the 2021 protocol on `/ws` ([`v2021`]) and the
-//! v2 protocol on `/ws/v2` ([`v2`]). One definition of each frame serves the server, the desktop window's
+//! v2 protocol on `/ws/v2` ([`v2`]), and what the journal records of a session ([`record`]). One definition of each frame serves the server, the desktop window's
 //! gateway client and the load tool; the phone page (`gateway/src/page/page.js`) reads and writes the same frames, as each
 //! module's documentation says. No IO here: text in, typed frames out, and back.
 //!
@@ -7,6 +7,7 @@
 //! [`sim::layout::OnOff`], a train's status on [`sim::twin::TrainStatus`], the mode on [`sim::twin::Mode`],
 //! a device's kind on [`sim::layout::DeviceKind`].
 
+pub mod record;
 pub mod v2;
 pub mod v2021;
 

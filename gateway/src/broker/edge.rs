@@ -167,6 +167,7 @@ impl Edge {
             reply_to: self.reply_to.clone(),
             seen: None,
             command: Command::Snapshot {},
+            caller: None,
         };
         let topic = self.topics.topic(&Topic::Command);
         if let Err(e) = self.client.try_publish(topic, AT_LEAST_ONCE, false, encode(&ask)) {
@@ -303,7 +304,7 @@ impl Edge {
     }
 
     /// Sends a command to the core and waits for its reply.
-    async fn send(&self, command: Command) -> Reply {
+    async fn send(&self, command: Command, caller: Option<::wire::record::Caller>) -> Reply {
         let id = format!("{}:{}", self.client_id, self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         self.shared.pending().insert(id.clone(), tx);
@@ -317,6 +318,7 @@ impl Edge {
             reply_to: self.reply_to.clone(),
             seen: self.shared.beat().map(|(_, beat)| beat),
             command,
+            caller,
         };
         let sent =
             self.client.publish(self.topics.topic(&Topic::Command), AT_LEAST_ONCE, false, encode(&message)).await;
@@ -360,17 +362,17 @@ impl Link for Edge {
         &self.ready().1
     }
 
-    fn apply(&self, request: Request) -> Pending<'_, Outcome> {
+    fn apply(&self, request: Request, caller: ::wire::record::Caller) -> Pending<'_, Outcome> {
         let layout = self.layout();
         let command = match request {
             Request::Device { device, state } => Command::Device { name: layout.devices[device].name.clone(), state },
             Request::Speed { train, speed } => Command::Speed { train: layout.trains[train].name.clone(), speed },
         };
-        Box::pin(async move { self.send(command).await.outcome() })
+        Box::pin(async move { self.send(command, Some(caller)).await.outcome() })
     }
 
     fn operate(&self, token: String, action: OperatorAction) -> Pending<'_, Operated> {
-        Box::pin(async move { self.send(Command::Operator { token, action }).await.operated() })
+        Box::pin(async move { self.send(Command::Operator { token, action }, None).await.operated() })
     }
 
     fn snapshot(&self) -> Pending<'_, Option<State>> {

@@ -166,7 +166,7 @@ async fn carry_out(door: (Core, AsyncClient, Topics, Arc<Mutex<Received>>), mess
         Again::Done(reply) => reply,
         Again::New => {
             let reply = if fresh {
-                command(&core, message.command).await
+                command(&core, message.command, message.caller).await
             } else {
                 core.metrics.late_command();
                 Reply::Failed { reason: LATE_REASON.into() }
@@ -184,7 +184,7 @@ pub const LATE_REASON: &str =
     "the command reached the track too late (its edge had lost sight of the track) and was not carried out";
 
 /// Carries out a command through the core's doors' one path.
-async fn command(core: &Core, command: Command) -> Reply {
+async fn command(core: &Core, command: Command, caller: Option<wire::record::Caller>) -> Reply {
     let layout = core.layout();
     let request = match command {
         Command::Device { name, state } => layout.device_id(&name).map(|device| Request::Device { device, state }),
@@ -194,7 +194,13 @@ async fn command(core: &Core, command: Command) -> Reply {
         Command::Snapshot {} => return Reply::Failed { reason: "a snapshot comes on the snapshot topic".into() },
     };
     match request {
-        Some(request) => Reply::of_outcome(&core.apply(request).await),
+        // Through an edge: its door and client, marked as the edge's (an older edge says neither).
+        Some(request) => {
+            let caller = caller.unwrap_or_else(|| wire::record::Caller { door: "edge".into(), client: None });
+            Reply::of_outcome(
+                &core.apply(request, wire::record::Caller { door: format!("edge {}", caller.door), ..caller }).await,
+            )
+        }
         None => Reply::Rejected {
             rule: sim::interlocking::RejectKind::Unknown.label().into(),
             reason: "the layout has no device or train by that name".into(),

@@ -169,6 +169,9 @@ pub struct CommandMessage {
     pub seen: Option<Beat>,
     /// The command (a device, a speed, or an operator action with its token).
     pub command: Command,
+    /// Who sent it to the edge: the door and the client, for the core's journal (absent from an older edge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<::wire::record::Caller>,
 }
 
 /// The reply to a command.

@@ -46,12 +46,15 @@ pub struct Rig {
     pub controllers: Vec<VirtualController>,
 }
 
+/// The simulation's fixed step, ms.
+pub const STEP_MS: u64 = 10;
+
 impl Rig {
     /// Starts the simulation paced at `pace` times real time, a virtual servo board for every servo board and a
     /// virtual speed controller for every speed-controller board (listening where `listen` says, by board name
     /// or layout address, else on a free loopback port).
     pub async fn start(layout: Arc<Layout>, listen: &HashMap<String, SocketAddr>, pace: f64) -> Result<Rig, RigError> {
-        let sim = spawn(Simulation::new(layout.clone(), 10)?, Pacing::WallClock { factor: pace }, None);
+        let sim = spawn(Simulation::new(layout.clone(), STEP_MS)?, Pacing::WallClock { factor: pace }, None);
         let requests = sim.requests.clone();
         let sink: SimSink = Arc::new(move |cmd| {
             // After the simulation stops nothing listens, and a servo move has nowhere to go.

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::spec::{Expectations, Scenario, ScenarioOperation};
-use super::visitors::{Timed, generate, resolve};
+use super::visitors::{Action, Timed, resolve};
 use crate::auto::{AUTO_EVERY_MS, Auto, AutoConfig, AutoEvent, Holds, VisitorHolds};
 use crate::interlocking::guarded::{Guarded, Refusal};
-use crate::interlocking::{Interlocking, RejectKind, Request};
+use crate::interlocking::{Interlocking, RejectKind, Rejection, Request};
 use crate::layout::Layout;
 use crate::twin::{CollisionKind, DerailCause, EventKind, SimEvent, Simulation, StartError, TrainStatus};
 
@@ -73,6 +73,25 @@ pub struct Report {
     pub deadlocks: (usize, usize),
     /// Times a train was held back because going on would have locked it with others (deadlocks avoided).
     pub held_back: usize,
+    /// What came of each input, in the inputs' order, with its simulation time.
+    pub taken: Vec<(u64, Taken)>,
+}
+
+/// What came of one input of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Taken {
+    /// A visitor's intent that found no target.
+    Idle,
+    /// Carried out.
+    Applied,
+    /// Refused by the interlocking.
+    Rejected(Rejection),
+    /// A visitor's command refused: automatic operation runs everything.
+    Automatic,
+    /// Allowed, but not carried out (its board down, the simulation refused it), and why.
+    Failed(String),
+    /// An operation switch, made.
+    Switched,
 }
 
 impl Report {
@@ -232,32 +251,16 @@ pub fn run(
     let mut auto = Auto::new(layout.clone(), AutoConfig::default());
     let mut holds = VisitorHolds::new(&layout);
     let mut standing = vec![(0, None); layout.trains.len()];
+    let mut operation = config.operation;
     for _ in 0..steps {
         let now = track.sim().time_ms();
         while let Some(timed) = next.next_if(|a| a.time_ms <= now) {
-            report.commands += 1;
-            let Some(request) = resolve(timed.action, &layout, &track.sim().state()) else {
-                report.idle += 1;
-                continue;
-            };
-            if config.operation == ScenarioOperation::Auto {
-                report.refused_automatic += 1;
-                continue;
-            }
-            holds.commanded(&layout, &request, now + config.quiet_ms);
-            if down(&layout, &config.board_failures, &request, now) {
-                report.failed += 1;
-                continue;
-            }
-            match track.request(&request, &mut events) {
-                Ok(()) => report.applied += 1,
-                Err(Refusal::Failed(_)) => report.failed += 1,
-                Err(Refusal::Rejected(rejection)) => *report.rejected.entry(rejection.kind).or_default() += 1,
-            }
+            let taken = take(timed.action, &mut track, &mut operation, (config, &mut holds), &mut events, &mut report);
+            report.taken.push((now, taken));
         }
         if now.is_multiple_of(AUTO_EVERY_MS) {
             let failures = (&*layout, &config.board_failures[..], now);
-            operate(config.operation, &mut track, &mut auto, &holds.at(now), failures, &mut events, &mut report);
+            operate(operation, &mut track, &mut auto, &holds.at(now), failures, &mut events, &mut report);
         }
         report.auto_raises += track.step(&mut events);
         tally(&layout, &events, &mut report);
@@ -284,6 +287,55 @@ pub fn run(
     report.sim_ms = track.sim().time_ms();
     report.wall = started.elapsed();
     Ok(report)
+}
+
+/// Takes one input at the track's time: a visitor's intent resolved against the track, a command as given, or an
+/// operation switch; what came of it is also counted in `report`.
+fn take(
+    action: Action,
+    track: &mut Guarded,
+    operation: &mut ScenarioOperation,
+    (config, holds): (&RunConfig, &mut VisitorHolds<u64>),
+    events: &mut Vec<SimEvent>,
+    report: &mut Report,
+) -> Taken {
+    if let Action::Operation(to) = action {
+        *operation = to;
+        return Taken::Switched;
+    }
+    report.commands += 1;
+    let layout = track.sim().layout().clone();
+    let now = track.sim().time_ms();
+    let Some(request) = resolve(action, &layout, &track.sim().state()) else {
+        report.idle += 1;
+        return Taken::Idle;
+    };
+    let operator = matches!(action, Action::Exact { operator: true, .. });
+    if !operator {
+        if *operation == ScenarioOperation::Auto {
+            report.refused_automatic += 1;
+            return Taken::Automatic;
+        }
+        holds.commanded(&layout, &request, now + config.quiet_ms);
+    }
+    if down(&layout, &config.board_failures, &request, now) {
+        report.failed += 1;
+        return Taken::Failed("its board is down".into());
+    }
+    match track.request(&request, events) {
+        Ok(()) => {
+            report.applied += 1;
+            Taken::Applied
+        }
+        Err(Refusal::Failed(e)) => {
+            report.failed += 1;
+            Taken::Failed(e.to_string())
+        }
+        Err(Refusal::Rejected(rejection)) => {
+            *report.rejected.entry(rejection.kind).or_default() += 1;
+            Taken::Rejected(rejection)
+        }
+    }
 }
 
 /// Whether `request` is for a device on a board that is down at `now`.
@@ -415,7 +467,6 @@ pub fn run_scenario(
             })
             .collect(),
     };
-    let visiting_ms = spec.visitors.until_s.map_or(config.duration_ms, |s| (s * 1000).min(config.duration_ms));
-    let actions = generate(&spec.visitors, visiting_ms, spec.seed);
+    let (actions, _) = scenario.inputs();
     run(Arc::new(scenario.layout.clone()), &config, &actions, observe)
 }

@@ -1,11 +1,15 @@
 //! The scenario file (TOML), documented in `scenarios/README.md`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::run::{Report, Taken};
+use super::visitors::{Action, Timed, generate};
+use crate::interlocking::Request;
 use crate::layout::spec::{LayoutSpec, PlacementSpec};
-use crate::layout::{Layout, LayoutError};
+use crate::layout::{Layout, LayoutError, OnOff};
 
 /// A scenario as written on disk.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,8 +38,16 @@ pub struct ScenarioSpec {
     /// Mixed operation: how long a station or train stays a visitor's after their last command, seconds.
     #[serde(default = "default_quiet_s")]
     pub quiet_s: u64,
-    /// The simulated visitors.
+    /// The simulated visitors [default: none].
+    #[serde(default)]
     pub visitors: VisitorsSpec,
+    /// Devices whose state at the start is not the layout's (by name).
+    #[serde(default)]
+    pub devices: BTreeMap<String, OnOff>,
+    /// Inputs at given times: commands exactly as written (with the outcome each must have, where given),
+    /// operation switches (a recorded hour exported by `replay --export-scenario` is one).
+    #[serde(default)]
+    pub script: Vec<ScriptEntry>,
     /// Per-train overrides of the layout's speeds and start positions.
     #[serde(default, rename = "train")]
     pub trains: Vec<TrainOverride>,
@@ -60,7 +72,7 @@ fn default_quiet_s() -> u64 {
 }
 
 /// Who runs the trains in a scenario besides its visitors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScenarioOperation {
     /// The visitors alone.
@@ -76,7 +88,7 @@ pub enum ScenarioOperation {
 }
 
 /// The load of simulated visitors.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VisitorsSpec {
     /// Number of visitors.
@@ -94,6 +106,60 @@ pub struct VisitorsSpec {
     /// When the visitors go quiet, seconds from the start [default: they act to the end].
     #[serde(default)]
     pub until_s: Option<u64>,
+}
+
+/// One scripted input: a command for a device (`device`, `state`) or a train (`train`, `speed`), or an
+/// operation switch (`operation`), at `at_ms` from the start.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptEntry {
+    /// When, ms from the start.
+    pub at_ms: u64,
+    /// The device commanded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<OnOff>,
+    /// The train commanded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<String>,
+    /// Its speed, mm/s on the 2021 scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<i32>,
+    /// Made by the operator (automatic operation does not refuse it) [default: a visitor].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operator: bool,
+    /// The operator switches operation to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<ScenarioOperation>,
+    /// What must come of the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expected>,
+}
+
+/// What must come of a scripted command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expected {
+    /// Carried out.
+    Applied,
+    /// Refused (by a rule, or because automatic operation runs everything).
+    Rejected,
+    /// Allowed but not carried out.
+    Failed,
+}
+
+impl Expected {
+    /// What a run's outcome counts as (`None`: an input that is not a command, or found no target).
+    pub fn of(taken: &Taken) -> Option<Expected> {
+        match taken {
+            Taken::Applied => Some(Expected::Applied),
+            Taken::Rejected(_) | Taken::Automatic => Some(Expected::Rejected),
+            Taken::Failed(_) => Some(Expected::Failed),
+            Taken::Idle | Taken::Switched => None,
+        }
+    }
 }
 
 /// A servo board that stops answering for a while, then comes back (its devices stay where they were).
@@ -182,9 +248,50 @@ pub struct Scenario {
     pub spec: ScenarioSpec,
     /// The layout.
     pub layout: Layout,
+    /// The script's inputs, resolved against the layout, in the script's order.
+    pub script: Vec<(Timed, Option<Expected>)>,
 }
 
 impl Scenario {
+    /// Every input of a run, sorted by time (the visitors' drawn from the seed, then the script's, which come
+    /// after the visitors' at the same millisecond), and where each script entry is among them.
+    pub fn inputs(&self) -> (Vec<Timed>, Vec<usize>) {
+        let spec = &self.spec;
+        let duration_ms = spec.duration_s * 1000;
+        let visiting_ms = spec.visitors.until_s.map_or(duration_ms, |s| (s * 1000).min(duration_ms));
+        let visitors = generate(&spec.visitors, visiting_ms, spec.seed);
+        let mut all: Vec<(Timed, Option<usize>)> = visitors.into_iter().map(|t| (t, None)).collect();
+        all.extend(self.script.iter().enumerate().map(|(i, (t, _))| (*t, Some(i))));
+        // A stable sort: the visitors' keep their order, the script's its own.
+        all.sort_by_key(|(t, i)| (t.time_ms, i.is_some()));
+        let mut at = vec![0; self.script.len()];
+        for (pos, (_, i)) in all.iter().enumerate() {
+            if let Some(i) = i {
+                at[*i] = pos;
+            }
+        }
+        (all.into_iter().map(|(t, _)| t).collect(), at)
+    }
+
+    /// What does not hold at the end of `report`'s run, in words: the expectations, and each scripted
+    /// command's outcome where it says one.
+    pub fn failures(&self, report: &Report) -> Vec<String> {
+        let mut out = report.failures(&self.spec.expect);
+        let (_, at) = self.inputs();
+        for ((timed, expected), pos) in self.script.iter().zip(at) {
+            let Some(expected) = expected else { continue };
+            let Some((_, taken)) = report.taken.get(pos) else { continue };
+            if Expected::of(taken) != Some(*expected) {
+                out.push(format!(
+                    "script at {:.2} s ({:?}): expected {expected:?}, got {taken:?}",
+                    timed.time_ms as f64 / 1000.0,
+                    timed.action
+                ));
+            }
+        }
+        out
+    }
+
     /// Loads a scenario file and its layout.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let read = |p: &Path| std::fs::read_to_string(p).map_err(|cause| ScenarioError::Read { path: p.into(), cause });
@@ -216,7 +323,9 @@ impl Scenario {
         if !(0.0..=1.0).contains(&v.adversarial) {
             return Err(check(format!("visitors.adversarial {} must be within 0..1", v.adversarial)));
         }
-        if v.stop_rail < 0.0 || v.switch < 0.0 || v.speed < 0.0 || v.stop_rail + v.switch + v.speed <= 0.0 {
+        let visiting = v.count > 0 && v.commands_per_s > 0.0;
+        if v.stop_rail < 0.0 || v.switch < 0.0 || v.speed < 0.0 || (visiting && v.stop_rail + v.switch + v.speed <= 0.0)
+        {
             return Err(check("visitors: the command mix weights must be non-negative and not all zero".into()));
         }
         if !(v.commands_per_s.is_finite() && v.commands_per_s >= 0.0) {
@@ -238,15 +347,46 @@ impl Scenario {
                 t.start = p.clone();
             }
         }
+        for (name, state) in &spec.devices {
+            let d = layout_spec
+                .devices
+                .iter_mut()
+                .find(|d| &d.name == name)
+                .ok_or_else(|| check(format!("devices names unknown device `{name}`")))?;
+            d.initial = *state;
+        }
         let layout = Layout::from_spec(&layout_spec)
             .map_err(|cause| ScenarioError::Layout { path: layout_path.into(), cause })?;
+        let script = spec
+            .script
+            .iter()
+            .map(|e| Ok((Timed { time_ms: e.at_ms, action: script_action(&layout, e).map_err(&check)? }, e.expect)))
+            .collect::<Result<Vec<_>, ScenarioError>>()?;
         for f in &spec.board_failures {
             if !layout.boards.iter().any(|b| b.name == f.board) {
                 return Err(check(format!("board_failure names unknown board `{}`", f.board)));
             }
         }
-        Ok(Scenario { spec, layout })
+        Ok(Scenario { spec, layout, script })
     }
+}
+
+/// The input a script entry names (what is wrong with it, if it names nothing or too much).
+fn script_action(layout: &Layout, e: &ScriptEntry) -> Result<Action, String> {
+    let at = format!("script entry at {} ms", e.at_ms);
+    let request = match (&e.device, e.state, &e.train, e.speed, e.operation) {
+        (Some(name), Some(state), None, None, None) => Request::Device {
+            device: layout.device_id(name).ok_or_else(|| format!("{at}: unknown device `{name}`"))?,
+            state,
+        },
+        (None, None, Some(name), Some(speed), None) => Request::Speed {
+            train: layout.train_id(name).ok_or_else(|| format!("{at}: unknown train `{name}`"))?,
+            speed,
+        },
+        (None, None, None, None, Some(operation)) => return Ok(Action::Operation(operation)),
+        _ => return Err(format!("{at}: give device and state, or train and speed, or operation")),
+    };
+    Ok(Action::Exact { request, operator: e.operator })
 }
 
 fn parse_spec(path: &Path, text: &str) -> Result<ScenarioSpec, ScenarioError> {

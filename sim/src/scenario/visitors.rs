@@ -8,13 +8,14 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::spec::VisitorsSpec;
+use super::spec::{ScenarioOperation, VisitorsSpec};
 use crate::interlocking::{FULL_SPEED, Request};
 use crate::layout::{DeviceKind, DevicePlace, Layout, NodeRole, OnOff, PointKind};
 use crate::track::{DevicePosition, next_segment};
 use crate::twin::TrackState;
 
-/// A visitor's intent. Indices wrap around the layout's devices or trains.
+/// A visitor's intent (indices wrap around the layout's devices or trains), or a scripted input: a recorded
+/// command as it was made, an operation switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Set a stop rail (the n-th, wrapping) ON or OFF.
@@ -53,6 +54,16 @@ pub enum Action {
         /// Which train.
         train: usize,
     },
+    /// A command exactly as given (a script's, a recording's): a visitor's, or the operator's (whom automatic
+    /// operation does not refuse).
+    Exact {
+        /// The command.
+        request: Request,
+        /// Made by the operator.
+        operator: bool,
+    },
+    /// The operator switches who runs the trains.
+    Operation(ScenarioOperation),
 }
 
 /// An action at a simulation time.
@@ -121,6 +132,8 @@ pub fn resolve(action: Action, layout: &Layout, state: &TrackState) -> Option<Re
             train_of(train).map(|t| Request::Speed { train: t, speed: (permille as i32 * FULL_SPEED / 1000) })
         }
         Action::FullSpeed { train } => train_of(train).map(|t| Request::Speed { train: t, speed: FULL_SPEED }),
+        Action::Exact { request, .. } => Some(request),
+        Action::Operation(_) => None,
         Action::Release { train } => {
             let t = &state.trains[train_of(train)?];
             let device = t.held_at.or_else(|| {

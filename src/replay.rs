@@ -1,0 +1,568 @@
+//! `plarail-twin replay`: a recorded session re-run against the simulation of the layout it was recorded on.
+//!
+//! The recording becomes a scenario: the session's layout and device states at its start, and a script of the
+//! visitors' and the operator's commands and the operation switches at their simulation times (the session's
+//! simulation time at its start plus the wall-clock time since, at the rate the recorded passes show), each
+//! with the outcome it had. The scenario runner plays it (deterministically: a recording replays to the same
+//! report every time), and the replay compares: each command's outcome then and now, the simulation's sensor
+//! passes with the recorded ones (or the boards' reports), the accidents. A what-if run (`--layout`,
+//! `--operation`, `--no-interlocking`) plays the same inputs with one setting changed, and the two runs are
+//! compared side by side. `--export-scenario` writes the scenario, so that a recorded hour becomes a
+//! `cargo test` scenario.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sim::scenario::spec::ScenarioOperation;
+use sim::scenario::{Expected, Report, Scenario, ScriptEntry, Taken};
+use sim::twin::EventKind;
+use wire::record::{self, Entry, What};
+
+use crate::recording::{Recording, SessionRun, parse_time};
+
+/// Flags of `replay`.
+#[derive(clap::Args)]
+pub(crate) struct ReplayArgs {
+    /// The recording: a gateway's data directory (`serve --data-dir`; the gateway stopped), or a file that
+    /// `journal export` wrote.
+    source: PathBuf,
+    /// Compare from this time on (the session is replayed from its start to get there): `+DURATION` after the
+    /// session's start (`+90s`, `+15m`), Unix milliseconds, or `YYYY-MM-DDTHH:MM:SSZ`.
+    #[arg(long)]
+    from: Option<String>,
+    /// Replay up to this time (same forms) [default: the session's last entry].
+    #[arg(long)]
+    to: Option<String>,
+    /// Paced at N times real time [default: as fast as possible].
+    #[arg(long, conflicts_with = "fast")]
+    speed: Option<f64>,
+    /// As fast as possible (the default).
+    #[arg(long)]
+    fast: bool,
+    /// Exit non-zero when the replay (the what-if run, if one is asked for) differs from the recording.
+    #[arg(long)]
+    expect_same: bool,
+    /// What-if: the same inputs on this layout (a file, or an embedded layout by name).
+    #[arg(long)]
+    layout: Option<PathBuf>,
+    /// What-if: under this operation throughout (manual, auto, mixed, rule2023).
+    #[arg(long, value_parser = parse_operation)]
+    operation: Option<ScenarioOperation>,
+    /// What-if: with the interlocking off.
+    #[arg(long)]
+    no_interlocking: bool,
+    /// Write the recording as a scenario to this file (its layout beside it, FILE's stem + `.layout.toml`) and
+    /// exit: its script the recorded commands, its expectations their recorded outcomes and accidents.
+    #[arg(long)]
+    export_scenario: Option<PathBuf>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_operation(s: &str) -> Result<ScenarioOperation, String> {
+    serde_json::from_value(serde_json::Value::from(s)).map_err(|_| format!("`{s}`: manual, auto, mixed or rule2023"))
+}
+
+/// A recorded command, beside the script entry it became.
+struct Recorded {
+    /// Its script entry's index.
+    script: usize,
+    /// In words (`chofu_b1 ON by visitor`).
+    what: String,
+    /// What came of it then.
+    result: record::Result,
+    /// Why, then.
+    reason: Option<String>,
+}
+
+/// A recorded sensor pass: its simulation time, the sensor, the train where known.
+type Pass = (u64, String, Option<String>);
+
+/// A session made ready to replay.
+struct Plan {
+    /// The scenario's text (what `--export-scenario` writes).
+    scenario: String,
+    /// The layout file's text.
+    layout_toml: String,
+    /// The commands, by script entry.
+    recorded: Vec<Recorded>,
+    /// The sensor passes (or boards' reports) recorded within the window, in order.
+    passes: Vec<Pass>,
+    /// Collisions and derailments recorded within the replayed time.
+    accidents: Vec<String>,
+    /// Automatic operation's requests recorded (automatic operation replays its own).
+    automatic: usize,
+    /// The window compared, simulation ms.
+    window: (u64, u64),
+    /// Things to know about this replay.
+    notes: Vec<String>,
+}
+
+/// `replay`: see the module documentation (a failure exit code: asked to expect the same, it differed).
+pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let recording = Recording::read(&args.source)?;
+    if let Some(damage) = &recording.damage {
+        eprintln!("warning: {}: {damage}; replaying what comes before", args.source.display());
+    }
+    let origin =
+        recording.first_unix_ms().ok_or_else(|| anyhow::anyhow!("{}: nothing recorded", args.source.display()))?;
+    let from = args.from.as_deref().map(|t| parse_time(t, origin)).transpose()?;
+    let session = recording.session_at(from).ok_or_else(|| {
+        anyhow::anyhow!("{}: no session start recorded (a gateway records one as it starts)", args.source.display())
+    })?;
+    let from = args.from.as_deref().map(|t| parse_time(t, session.start_unix_ms)).transpose()?;
+    let to = args.to.as_deref().map(|t| parse_time(t, session.start_unix_ms)).transpose()?;
+    let plan = plan(&session, from, to)?;
+    if let Some(file) = &args.export_scenario {
+        return export_scenario(&plan, file);
+    }
+    let pace = args.speed.filter(|_| !args.fast);
+    if let Some(f) = pace {
+        anyhow::ensure!(f.is_finite() && f > 0.0, "--speed must be a positive number, not {f}");
+    }
+    let recorded = Scenario::from_texts(Path::new("recording.toml"), &plan.scenario, &plan.layout_toml)?;
+    let what_if = what_if(&args, &plan)?;
+    println!(
+        "replay of {}: a session of {} started {} ({} commands, {} automatic requests, {} sensor passes recorded); \
+         compared from {:.1} s to {:.1} s",
+        args.source.display(),
+        session.session.layout,
+        utc(session.start_unix_ms),
+        plan.recorded.len(),
+        plan.automatic,
+        plan.passes.len(),
+        plan.window.0 as f64 / 1000.0,
+        plan.window.1 as f64 / 1000.0
+    );
+    for note in &plan.notes {
+        println!("note: {note}");
+    }
+    let first = play(&recorded, pace, args.quiet, "replay")?;
+    let judged = match &what_if {
+        Some((label, scenario)) => {
+            let second = play(scenario, pace, args.quiet, "what-if")?;
+            // The run as recorded is shown beside; the what-if run is the one judged.
+            println!("\n== as recorded ==");
+            compare(&plan, &recorded, &first);
+            println!("\n== what if: {label} ==");
+            let same = compare(&plan, scenario, &second);
+            println!("\n== side by side ==");
+            print!("{}", side_by_side(&plan, (&recorded, &first), (scenario, &second), label));
+            same
+        }
+        None => compare(&plan, &recorded, &first),
+    };
+    if judged {
+        println!("\nverdict: the replay matches the recording");
+    } else {
+        println!("\nverdict: the replay differs from the recording");
+    }
+    Ok(if args.expect_same && !judged { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Turns a session into a scenario and what to compare it with.
+fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow::Result<Plan> {
+    let s = session.session;
+    let layout_toml = match &s.layout_toml {
+        Some(text) => text.clone(),
+        None => sim::layout::festival::EMBEDDED
+            .iter()
+            .find(|(name, _)| *name == s.layout)
+            .map(|(_, text)| text.to_string())
+            .ok_or_else(|| {
+                anyhow::anyhow!("the session does not say its layout file's text, and `{}` is not embedded", s.layout)
+            })?,
+    };
+    let to_unix = to.unwrap_or(u64::MAX);
+    let entries: Vec<&Entry> = session.entries.iter().filter(|e| e.unix_ms <= to_unix).collect();
+    let clock = Clock::of(session, &entries);
+    let window = (from.map_or(0, |f| clock.sim_ms(f)), to.map_or(u64::MAX, |t| clock.sim_ms(t)));
+    let inside = |ms: u64| (window.0..=window.1).contains(&ms);
+    let mut script = Vec::new();
+    let mut recorded = Vec::new();
+    let (mut sim_passes, mut reports) = (Vec::new(), Vec::new());
+    let mut accidents = Vec::new();
+    let mut automatic = 0;
+    let mut notes = Vec::new();
+    let mut last_ms = s.sim_ms;
+    for e in &entries {
+        let at_ms = clock.sim_ms(e.unix_ms);
+        last_ms = last_ms.max(at_ms);
+        match &e.what {
+            What::Command(c) if c.by == record::By::Automatic => automatic += 1,
+            What::Command(c) => {
+                let (device, state, train, speed) = match c.value {
+                    record::Value::State(st) => (Some(c.target.clone()), Some(st), None, None),
+                    record::Value::Speed(v) => (None, None, Some(c.target.clone()), Some(v)),
+                };
+                let expect = match c.result {
+                    record::Result::Applied => Expected::Applied,
+                    record::Result::Rejected => Expected::Rejected,
+                    record::Result::Failed => Expected::Failed,
+                };
+                let operator = c.by == record::By::Operator;
+                if inside(at_ms) {
+                    let value = match c.value {
+                        record::Value::State(st) => wire::word(&st),
+                        record::Value::Speed(v) => v.to_string(),
+                    };
+                    let by = wire::word(&c.by);
+                    let what = format!("{} {value} by {by}", c.target);
+                    recorded.push(Recorded { script: script.len(), what, result: c.result, reason: c.reason.clone() });
+                }
+                let expect = Some(expect);
+                script.push(ScriptEntry { at_ms, device, state, train, speed, operator, operation: None, expect });
+            }
+            What::Operation { operation } => {
+                let operation = Some(match operation {
+                    sim::auto::Operation::Manual => ScenarioOperation::Manual,
+                    sim::auto::Operation::Auto => ScenarioOperation::Auto,
+                    sim::auto::Operation::Mixed => ScenarioOperation::Mixed,
+                });
+                let entry = ScriptEntry {
+                    at_ms,
+                    device: None,
+                    state: None,
+                    train: None,
+                    speed: None,
+                    operator: true,
+                    operation,
+                    expect: None,
+                };
+                script.push(entry);
+            }
+            What::Sensor { sensor, train: Some(train), sim_ms: Some(ms), .. } if inside(*ms) => {
+                sim_passes.push((*ms, sensor.clone(), Some(train.clone())));
+            }
+            What::Sensor { sensor, train_id: Some(_), .. } if inside(at_ms) => {
+                reports.push((at_ms, sensor.clone(), None));
+            }
+            What::Accident { accident, sim_ms } => {
+                accidents.push(format!("{:.2} s {accident}", *sim_ms as f64 / 1000.0))
+            }
+            What::Mode { mode: sim::twin::Mode::Live } => {
+                notes.push(format!(
+                    "the track went live at {:.1} s: the replay simulates throughout and compares with the boards' reports",
+                    at_ms as f64 / 1000.0
+                ));
+            }
+            _ => {}
+        }
+    }
+    // The simulation's own passes where it ran the track, else what the boards reported.
+    let passes = if sim_passes.is_empty() { reports } else { sim_passes };
+    let window = (window.0, window.1.min(last_ms));
+    let duration_s = last_ms / 1000 + 1;
+    let scenario = scenario_text(session, duration_s, &script, &accidents)?;
+    Ok(Plan { scenario, layout_toml, recorded, passes, accidents, automatic, window, notes })
+}
+
+/// The recording's clock: an entry's simulation time from its wall-clock time, from the session's start (and
+/// at the rate the recorded passes show, for a track paced other than at real time).
+struct Clock {
+    start: (u64, u64),
+    rate: f64,
+}
+
+impl Clock {
+    fn of(session: &SessionRun<'_>, entries: &[&Entry]) -> Clock {
+        let start = (session.start_unix_ms, session.session.sim_ms);
+        let last = entries.iter().rev().find_map(|e| match e.what {
+            What::Sensor { sim_ms: Some(ms), .. } | What::Accident { sim_ms: ms, .. } => Some((e.unix_ms, ms)),
+            _ => None,
+        });
+        let rate = match last {
+            // Over a short span the passes' own delays would weigh: real time is taken then.
+            Some((unix, ms)) if unix > start.0 + 30_000 && ms > start.1 => {
+                (ms - start.1) as f64 / (unix - start.0) as f64
+            }
+            _ => 1.0,
+        };
+        Clock { start, rate }
+    }
+
+    fn sim_ms(&self, unix_ms: u64) -> u64 {
+        self.start.1 + (unix_ms.saturating_sub(self.start.0) as f64 * self.rate) as u64
+    }
+}
+
+/// The scenario of a session's inputs.
+fn scenario_text(
+    session: &SessionRun<'_>,
+    duration_s: u64,
+    script: &[ScriptEntry],
+    accidents: &[String],
+) -> anyhow::Result<String> {
+    let s = session.session;
+    let operation = match s.operation {
+        sim::auto::Operation::Manual => "manual",
+        sim::auto::Operation::Auto => "auto",
+        sim::auto::Operation::Mixed => "mixed",
+    };
+    let collisions = accidents.iter().filter(|a| a.contains("COLLISION")).count();
+    let derailments = accidents.iter().filter(|a| a.contains("DERAILMENT")).count();
+    let mut text = String::new();
+    writeln!(text, "name = \"recorded-{}\"", s.layout)?;
+    writeln!(
+        text,
+        "description = \"A session of {} recorded from {}: {} inputs replayed as recorded\"",
+        s.layout,
+        utc(session.start_unix_ms),
+        script.len()
+    )?;
+    writeln!(text, "layout = \"layout.toml\"\nduration_s = {duration_s}\nseed = 0\nstep_ms = {}", s.step_ms)?;
+    writeln!(text, "operation = \"{operation}\"\n")?;
+    writeln!(text, "[devices]")?;
+    for (name, state) in &s.devices {
+        writeln!(text, "{name} = \"{}\"", wire::word(state))?;
+    }
+    writeln!(text, "\n[expect]\ncollisions = {collisions}\nderailments = {derailments}\n")?;
+    #[derive(serde::Serialize)]
+    struct Script<'a> {
+        script: &'a [ScriptEntry],
+    }
+    text.push_str(&toml::to_string(&Script { script })?);
+    Ok(text)
+}
+
+/// The what-if scenario, if one is asked for: its label and the scenario.
+fn what_if(args: &ReplayArgs, plan: &Plan) -> anyhow::Result<Option<(String, Scenario)>> {
+    let mut label = Vec::new();
+    let mut text = plan.scenario.clone();
+    let mut layout = plan.layout_toml.clone();
+    if let Some(path) = &args.layout {
+        layout = crate::layout_file(Some(path))?;
+        label.push(format!("layout {}", path.display()));
+    }
+    if let Some(op) = args.operation {
+        let word = serde_json::to_value(op)?.as_str().unwrap_or("manual").to_string();
+        // Under one operation throughout: each recorded switch switches to it (kept, so that every script
+        // entry keeps its place).
+        let mut spec: toml::Table = toml::from_str(&text)?;
+        spec.insert("operation".into(), toml::Value::String(word.clone()));
+        if let Some(toml::Value::Array(script)) = spec.get_mut("script") {
+            for entry in script.iter_mut().filter_map(|e| e.as_table_mut()).filter(|e| e.contains_key("operation")) {
+                entry.insert("operation".into(), toml::Value::String(word.clone()));
+            }
+        }
+        text = toml::to_string(&spec)?;
+        label.push(format!("operation {word}"));
+    }
+    if args.no_interlocking {
+        let mut spec: toml::Table = toml::from_str(&text)?;
+        spec.insert("interlocking".into(), toml::Value::Boolean(false));
+        text = toml::to_string(&spec)?;
+        label.push("interlocking off".into());
+    }
+    if label.is_empty() {
+        return Ok(None);
+    }
+    let scenario = Scenario::from_texts(Path::new("what-if.toml"), &text, &layout)?;
+    Ok(Some((label.join(", "), scenario)))
+}
+
+/// A run of a scenario with a progress bar; the report and the sensor passes it saw.
+fn play(scenario: &Scenario, pace: Option<f64>, quiet: bool, label: &str) -> anyhow::Result<(Report, Vec<Pass>)> {
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(scenario.spec.duration_s) };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} sim-s ({elapsed}, {eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(label.to_string());
+    let layout = &scenario.layout;
+    let mut passes = Vec::new();
+    let report = sim::scenario::run_scenario(scenario, pace, |ms, events| {
+        bar.set_position(ms / 1000);
+        for e in events {
+            if let EventKind::SensorPassed { sensor, train } = e.kind {
+                passes.push((e.time_ms, layout.sensors[sensor].name.clone(), Some(layout.trains[train].name.clone())));
+            }
+        }
+    })?;
+    bar.finish_and_clear();
+    Ok((report, passes))
+}
+
+/// Prints how a run compares with the recording; whether it is the same.
+fn compare(plan: &Plan, scenario: &Scenario, (report, passes): &(Report, Vec<Pass>)) -> bool {
+    let (_, at) = scenario.inputs();
+    let mut differ = Vec::new();
+    for r in &plan.recorded {
+        let Some(&pos) = at.get(r.script) else { continue };
+        let Some((ms, taken)) = report.taken.get(pos) else { continue };
+        let then = match r.result {
+            record::Result::Applied => Expected::Applied,
+            record::Result::Rejected => Expected::Rejected,
+            record::Result::Failed => Expected::Failed,
+        };
+        if Expected::of(taken) != Some(then) {
+            let was = match &r.reason {
+                Some(reason) => format!("{} ({reason})", wire::word(&r.result)),
+                None => wire::word(&r.result),
+            };
+            differ.push(format!("{:>9.2} s  {}: then {was}, now {}", *ms as f64 / 1000.0, r.what, taken_words(taken)));
+        }
+    }
+    println!(
+        "commands: {} compared, {} the same, {} different",
+        plan.recorded.len(),
+        plan.recorded.len() - differ.len(),
+        differ.len()
+    );
+    for d in differ.iter().take(20) {
+        println!("  {d}");
+    }
+    if differ.len() > 20 {
+        println!("  ... and {} more", differ.len() - 20);
+    }
+    // Up to a second past the last pass recorded: the last moments of a recording cut short (a gateway killed)
+    // may not have reached the disk.
+    let (w0, w1) = plan.window;
+    let w1 = plan.passes.last().map_or(w1, |p| w1.min(p.0 + 1000));
+    let now: Vec<&Pass> = passes.iter().filter(|p| (w0..=w1).contains(&p.0)).collect();
+    let sensors_same = compare_passes(&plan.passes, &now);
+    let accidents_now = report.collisions.len() + report.derailments.len();
+    println!("accidents: {} recorded, {} now", plan.accidents.len(), accidents_now);
+    for a in plan.accidents.iter().take(5) {
+        println!("  recorded {a}");
+    }
+    println!("{report}");
+    differ.is_empty() && sensors_same && plan.accidents.len() == accidents_now
+}
+
+/// Prints how the sensor passes compare (in order; the train too where both know it); whether they are the same.
+fn compare_passes(then: &[Pass], now: &[&Pass]) -> bool {
+    let mut largest_offset = 0u64;
+    let first_differing = then.iter().zip(now).position(|(a, b)| {
+        largest_offset = largest_offset.max(a.0.abs_diff(b.0));
+        a.1 != b.1 || (a.2.is_some() && b.2.is_some() && a.2 != b.2)
+    });
+    print!("sensor passes: {} recorded, {} now", then.len(), now.len());
+    match first_differing {
+        Some(i) => {
+            let (a, b) = (&then[i], now[i]);
+            println!(
+                "; the first that differs is #{}: recorded {} at {:.2} s, now {} at {:.2} s",
+                i + 1,
+                pass_words(a),
+                a.0 as f64 / 1000.0,
+                pass_words(b),
+                b.0 as f64 / 1000.0
+            );
+        }
+        None if then.len() != now.len() => println!("; the first {} match", then.len().min(now.len())),
+        None => println!("; all match, at most {largest_offset} ms apart"),
+    }
+    first_differing.is_none() && then.len() == now.len()
+}
+
+fn pass_words(p: &Pass) -> String {
+    match &p.2 {
+        Some(train) => format!("{train} over {}", p.1),
+        None => format!("a train over {}", p.1),
+    }
+}
+
+fn taken_words(taken: &Taken) -> String {
+    match taken {
+        Taken::Applied => "applied".into(),
+        Taken::Rejected(r) => format!("rejected ({})", r.message),
+        Taken::Automatic => "rejected (automatic operation runs everything)".into(),
+        Taken::Failed(why) => format!("failed ({why})"),
+        Taken::Idle => "no target".into(),
+        Taken::Switched => "switched".into(),
+    }
+}
+
+/// A figure of a run: its name, and how to read it from the run's report.
+type Row = (&'static str, fn(&Report) -> String);
+
+/// The two runs' figures side by side, and the commands whose outcome changed between them.
+fn side_by_side(
+    plan: &Plan,
+    (a_scenario, (a, _)): (&Scenario, &(Report, Vec<Pass>)),
+    (b_scenario, (b, _)): (&Scenario, &(Report, Vec<Pass>)),
+    label: &str,
+) -> String {
+    let mut out = String::new();
+    let rows: [Row; 8] = [
+        ("commands applied", |r: &Report| r.applied.to_string()),
+        ("commands refused", |r: &Report| (r.rejected_total() + r.refused_automatic).to_string()),
+        ("commands failed", |r: &Report| r.failed.to_string()),
+        ("collisions", |r: &Report| r.collisions.len().to_string()),
+        ("derailments", |r: &Report| r.derailments.len().to_string()),
+        ("sensor passes", |r: &Report| r.sensor_passes.iter().map(|p| p.1).sum::<usize>().to_string()),
+        ("trains through stations", |r: &Report| r.station_passes.iter().map(|p| p.1).sum::<usize>().to_string()),
+        ("longest standstill", |r: &Report| {
+            format!("{:.1} s", r.longest_standstill.iter().map(|p| p.1).max().unwrap_or(0) as f64 / 1000.0)
+        }),
+    ];
+    let _ = writeln!(out, "{:<26} {:>14} {:>14}", "", "as recorded", "what if");
+    for (name, f) in &rows {
+        let _ = writeln!(out, "{name:<26} {:>14} {:>14}", f(a), f(b));
+    }
+    let (_, at_a) = a_scenario.inputs();
+    let (_, at_b) = b_scenario.inputs();
+    let mut changed = Vec::new();
+    for r in &plan.recorded {
+        let (Some(&pa), Some(&pb)) = (at_a.get(r.script), at_b.get(r.script)) else { continue };
+        if let (Some((ms, ta)), Some((_, tb))) = (a.taken.get(pa), b.taken.get(pb))
+            && Expected::of(ta) != Expected::of(tb)
+        {
+            let (ms, what) = (*ms as f64 / 1000.0, &r.what);
+            changed.push(format!("{ms:>9.2} s  {what}: {}; with {label}: {}", taken_words(ta), taken_words(tb)));
+        }
+    }
+    let _ = writeln!(out, "commands whose outcome changed: {}", changed.len());
+    for c in changed.iter().take(20) {
+        let _ = writeln!(out, "  {c}");
+    }
+    out
+}
+
+/// Writes the plan's scenario and its layout beside it.
+fn export_scenario(plan: &Plan, file: &Path) -> anyhow::Result<ExitCode> {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("recorded");
+    let layout_name = format!("{stem}.layout.toml");
+    let layout_path = file.with_file_name(&layout_name);
+    let text = plan.scenario.replacen("layout = \"layout.toml\"", &format!("layout = \"{layout_name}\""), 1);
+    std::fs::write(&layout_path, &plan.layout_toml)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", layout_path.display()))?;
+    std::fs::write(file, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+    println!(
+        "wrote {} ({} recorded commands with their outcomes) and its layout {}",
+        file.display(),
+        plan.recorded.len(),
+        layout_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Unix ms as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_print_in_utc() {
+        assert_eq!(super::utc(1_796_601_600_000 + 3_723_000), "2026-12-07 01:02:03 UTC");
+    }
+}

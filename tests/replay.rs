@@ -1,0 +1,110 @@
+//! A recorded session replayed: a twin serving with a data directory takes visitors' commands while its trains
+//! run, then `replay` plays the recording back against the simulation (the same outcomes, the same sensor passes,
+//! every time the same report), a what-if run shows exactly the commands a setting changes, `journal export`
+//! writes the entries as JSON lines, a truncated export replays up to the damage, and an exported scenario passes.
+
+use crate::support::{TwinProcess, expect, send, twin_async, ws};
+
+/// Records a session: visitors' commands over v2 (each answered before the next), trains released so that
+/// they pass sensors. Returns the data directory's holder and the directory.
+async fn record() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut twin = TwinProcess::serve(&["--data-dir", data.to_str().unwrap()]).await;
+    twin.answers("/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
+    let mut v2 = ws(twin.addr(), "/ws/v2").await;
+    let commands = [
+        ("device", "kudanshita_s6", "OFF"), // CHICHIBU is released
+        ("device", "meidaimae_s1", "OFF"),  // refused: its route is occupied
+        ("device", "chofu_b3", "OFF"),
+        ("device", "chofu_b3", "ON"),
+        ("speed", "NIKKO", "40"),
+        ("device", "kitano_b1", "OFF"),
+    ];
+    for (id, (cmd, name, value)) in commands.iter().enumerate() {
+        let frame = match *cmd {
+            "device" => serde_json::json!({"id": id, "cmd": "device", "name": name, "state": value}),
+            _ => serde_json::json!({"id": id, "cmd": "speed", "train": name, "speed": value.parse::<i32>().unwrap()}),
+        };
+        send(&mut v2, frame).await;
+        expect(&mut v2, |v| v["id"] == id).await;
+    }
+    // Trains pass sensors; then one more command closes the recording.
+    let history = "/api/history?limit=500";
+    twin.answers(history, |h| {
+        h["history"].as_array().unwrap().iter().filter(|e| e.get("sensor").is_some()).count() >= 2
+    })
+    .await;
+    send(&mut v2, serde_json::json!({"id": 99, "cmd": "device", "name": "kitano_b1", "state": "ON"})).await;
+    expect(&mut v2, |v| v["id"] == 99).await;
+    twin.answers(history, |h| h["history"][0]["target"] == "kitano_b1" && h["history"][0]["value"] == "ON").await;
+    twin.kill();
+    (dir, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_session_replays_to_the_same_outcomes_every_time_and_a_what_if_shows_what_it_changes() {
+    let (dir, data) = record().await;
+    let data = data.to_str().unwrap();
+
+    // Every entry exported as a JSON line: the session's start, the commands with their outcomes, the passes.
+    let (ok, lines) = twin_async(&["journal", "export", data]).await;
+    assert!(ok, "{lines}");
+    let entries: Vec<serde_json::Value> =
+        lines.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(entries[0]["session"]["layout"] == "chofufes2021", "{:?}", entries[0]);
+    let visitors: Vec<&serde_json::Value> = entries.iter().filter(|e| e["by"] == "visitor").collect();
+    assert_eq!(visitors.len(), 7, "{lines}");
+    assert!(visitors.iter().all(|e| e["door"] == "v2" && e["client"] == "127.0.0.1"), "{lines}");
+    let applied = visitors.iter().filter(|e| e["result"] == "applied").count();
+    assert!(visitors.iter().any(|e| e["target"] == "meidaimae_s1" && e["result"] == "rejected"), "{lines}");
+    assert!(entries.iter().any(|e| e["sensor"].is_string() && e["sim_ms"].is_u64()), "{lines}");
+
+    // The same outcomes, the same passes, and the same report twice.
+    let (same, report) = twin_async(&["replay", data, "--expect-same", "--quiet"]).await;
+    assert!(same, "{report}");
+    assert!(report.contains("commands: 7 compared, 7 the same, 0 different"), "{report}");
+    assert!(report.contains("; all match, at most"), "{report}");
+    let (_, again) = twin_async(&["replay", data, "--quiet"]).await;
+    let without_wall = |r: &str| r.lines().filter(|l| !l.contains("wall time")).collect::<Vec<_>>().join("\n");
+    assert_eq!(without_wall(&report), without_wall(&again), "a replay is deterministic");
+
+    // What if automatic operation had run everything: exactly the commands applied then are refused now.
+    let (differs, what_if) = twin_async(&["replay", data, "--operation", "auto", "--expect-same", "--quiet"]).await;
+    assert!(!differs, "expected to differ:\n{what_if}");
+    assert!(what_if.contains(&format!("commands whose outcome changed: {applied}")), "{what_if}");
+    assert!(what_if.contains("with operation auto: rejected (automatic operation runs everything)"), "{what_if}");
+
+    // An exported scenario passes as a scenario.
+    let scenario = dir.path().join("recorded.toml");
+    let (ok, out) = twin_async(&["replay", data, "--export-scenario", scenario.to_str().unwrap()]).await;
+    assert!(ok, "{out}");
+    let (ok, out) = twin_async(&["scenario", "run", scenario.to_str().unwrap(), "--quiet"]).await;
+    assert!(ok && out.contains("all expectations hold"), "{out}");
+
+    // A truncated export replays up to the damage and says where.
+    let cut = dir.path().join("cut.jsonl");
+    let kept: Vec<&str> = lines.lines().filter(|l| l.starts_with('{')).collect();
+    let last = kept.len() - 1;
+    let truncated = kept[..last].join("\n") + "\n" + &kept[last][..kept[last].len() / 2];
+    std::fs::write(&cut, truncated).unwrap();
+    let (ok, out) = twin_async(&["replay", cut.to_str().unwrap(), "--quiet"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("line {} cannot be read", last + 1)) && out.contains("commands: 6 compared"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_says_clearly_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = twin_async(&["replay", dir.path().to_str().unwrap()]).await;
+    assert!(!ok && out.contains("no journal in"), "{out}");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let (ok, out) = twin_async(&["replay", empty.to_str().unwrap()]).await;
+    assert!(!ok && out.contains("nothing recorded"), "{out}");
+    let (ok, out) = twin_async(&["journal", "export", dir.path().to_str().unwrap(), "--from", "yesterday"]).await;
+    assert!(!ok && out.contains("no journal in"), "{out}");
+}
