@@ -22,6 +22,20 @@ use wire::record::{self, Entry, What};
 
 use crate::recording::{Recording, SessionRun, parse_time};
 
+/// A line of the report into `out` (a `String`: writing cannot fail).
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Part of a line of the report into `out`.
+macro_rules! out_write {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = write!($out, $($arg)*);
+    }};
+}
+
 /// Flags of `replay`.
 #[derive(clap::Args)]
 pub(crate) struct ReplayArgs {
@@ -89,8 +103,12 @@ struct Plan {
     layout_toml: String,
     /// The commands, by script entry.
     recorded: Vec<Recorded>,
-    /// The sensor passes (or boards' reports) recorded within the window, in order.
+    /// The sensor passes recorded within the window, in order: the simulation's in sim mode, the boards' reports
+    /// in live mode.
     passes: Vec<Pass>,
+    /// The blocks' changes recorded within the window, in order, as ("block ID occupied" or "... free"): the
+    /// simulation's in sim mode, the detectors' reports in live mode.
+    blocks: Vec<Pass>,
     /// Collisions and derailments recorded within the replayed time.
     accidents: Vec<String>,
     /// Automatic operation's requests recorded (automatic operation replays its own).
@@ -124,8 +142,11 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(f.is_finite() && f > 0.0, "--speed must be a positive number, not {f}");
     }
     let recorded = Scenario::from_texts(Path::new("recording.toml"), &plan.scenario, &plan.layout_toml)?;
+    // The report is written whole at the end (a reader that closes early, `| head`, is not an error).
+    let mut out = String::new();
     let what_if = what_if(&args, &plan)?;
-    println!(
+    say!(
+        out,
         "replay of {}: a session of {} started {} ({} commands, {} automatic requests, {} sensor passes recorded); \
          compared from {:.1} s to {:.1} s",
         args.source.display(),
@@ -138,28 +159,29 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         plan.window.1 as f64 / 1000.0
     );
     for note in &plan.notes {
-        println!("note: {note}");
+        say!(out, "note: {note}");
     }
     let first = play(&recorded, pace, args.quiet, "replay")?;
     let judged = match &what_if {
         Some((label, scenario)) => {
             let second = play(scenario, pace, args.quiet, "what-if")?;
             // The run as recorded is shown beside; the what-if run is the one judged.
-            println!("\n== as recorded ==");
-            compare(&plan, &recorded, &first);
-            println!("\n== what if: {label} ==");
-            let same = compare(&plan, scenario, &second);
-            println!("\n== side by side ==");
-            print!("{}", side_by_side(&plan, (&recorded, &first), (scenario, &second), label));
+            say!(out, "\n== as recorded ==");
+            compare(&plan, &recorded, &first, &mut out);
+            say!(out, "\n== what if: {label} ==");
+            let same = compare(&plan, scenario, &second, &mut out);
+            say!(out, "\n== side by side ==");
+            out.push_str(&side_by_side(&plan, (&recorded, &first), (scenario, &second), label));
             same
         }
-        None => compare(&plan, &recorded, &first),
+        None => compare(&plan, &recorded, &first, &mut out),
     };
     if judged {
-        println!("\nverdict: the replay matches the recording");
+        say!(out, "\nverdict: the replay matches the recording");
     } else {
-        println!("\nverdict: the replay differs from the recording");
+        say!(out, "\nverdict: the replay differs from the recording");
     }
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
     Ok(if args.expect_same && !judged { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
@@ -183,7 +205,10 @@ fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow:
     let inside = |ms: u64| (window.0..=window.1).contains(&ms);
     let mut script = Vec::new();
     let mut recorded = Vec::new();
-    let (mut sim_passes, mut reports) = (Vec::new(), Vec::new());
+    // What the track ran on is compared: the simulation's passes and blocks in sim mode, the boards' reports in
+    // live mode (the mirror's own, recorded too, are not).
+    let (mut passes, mut blocks) = (Vec::new(), Vec::new());
+    let mut live = s.mode == sim::twin::Mode::Live;
     let mut accidents = Vec::new();
     let mut automatic = 0;
     let mut notes = Vec::new();
@@ -234,30 +259,36 @@ fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow:
                 };
                 script.push(entry);
             }
-            What::Sensor { sensor, train: Some(train), sim_ms: Some(ms), .. } if inside(*ms) => {
-                sim_passes.push((*ms, sensor.clone(), Some(train.clone())));
+            What::Sensor { sensor, train: Some(train), sim_ms: Some(ms), .. } if !live && inside(*ms) => {
+                passes.push((*ms, sensor.clone(), Some(train.clone())));
             }
-            What::Sensor { sensor, train_id: Some(_), .. } if inside(at_ms) => {
-                reports.push((at_ms, sensor.clone(), None));
+            What::Sensor { sensor, train_id: Some(_), .. } if live && inside(at_ms) => {
+                // A board's report names the magnets' id, not the train: compared by sensor.
+                passes.push((at_ms, sensor.clone(), None));
+            }
+            What::Block { block, occupied, reported } if *reported == live && inside(at_ms) => {
+                blocks.push((at_ms, block_words(block, *occupied), None));
             }
             What::Accident { accident, sim_ms } => {
                 accidents.push(format!("{:.2} s {accident}", *sim_ms as f64 / 1000.0))
             }
-            What::Mode { mode: sim::twin::Mode::Live } => {
-                notes.push(format!(
-                    "the track went live at {:.1} s: the replay simulates throughout and compares with the boards' reports",
-                    at_ms as f64 / 1000.0
-                ));
+            What::Mode { mode } => {
+                live = *mode == sim::twin::Mode::Live;
+                if live {
+                    let at = at_ms as f64 / 1000.0;
+                    notes.push(format!(
+                        "the track went live at {at:.1} s: the replay simulates throughout and compares with the boards' reports"
+                    ));
+                }
             }
             _ => {}
         }
     }
-    // The simulation's own passes where it ran the track, else what the boards reported.
-    let passes = if sim_passes.is_empty() { reports } else { sim_passes };
     let window = (window.0, window.1.min(last_ms));
-    let duration_s = last_ms / 1000 + 1;
+    // Past the last entry, time for a pass that came a little later in the replay.
+    let duration_s = (last_ms + SAME_PASS_MS) / 1000 + 1;
     let scenario = scenario_text(session, duration_s, &script, &accidents)?;
-    Ok(Plan { scenario, layout_toml, recorded, passes, accidents, automatic, window, notes })
+    Ok(Plan { scenario, layout_toml, recorded, passes, blocks, accidents, automatic, window, notes })
 }
 
 /// The recording's clock: an entry's simulation time from its wall-clock time, from the session's start (and
@@ -364,8 +395,11 @@ fn what_if(args: &ReplayArgs, plan: &Plan) -> anyhow::Result<Option<(String, Sce
     Ok(Some((label.join(", "), scenario)))
 }
 
-/// A run of a scenario with a progress bar; the report and the sensor passes it saw.
-fn play(scenario: &Scenario, pace: Option<f64>, quiet: bool, label: &str) -> anyhow::Result<(Report, Vec<Pass>)> {
+/// A run: its report, the sensor passes and the blocks' changes it saw.
+type Run = (Report, Vec<Pass>, Vec<Pass>);
+
+/// A run of a scenario with a progress bar.
+fn play(scenario: &Scenario, pace: Option<f64>, quiet: bool, label: &str) -> anyhow::Result<Run> {
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(scenario.spec.duration_s) };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} sim-s ({elapsed}, {eta} left)")
@@ -374,21 +408,24 @@ fn play(scenario: &Scenario, pace: Option<f64>, quiet: bool, label: &str) -> any
     );
     bar.set_message(label.to_string());
     let layout = &scenario.layout;
-    let mut passes = Vec::new();
+    let (mut passes, mut blocks) = (Vec::new(), Vec::new());
     let report = sim::scenario::run_scenario(scenario, pace, |ms, events| {
         bar.set_position(ms / 1000);
         for e in events {
             if let EventKind::SensorPassed { sensor, train } = e.kind {
                 passes.push((e.time_ms, layout.sensors[sensor].name.clone(), Some(layout.trains[train].name.clone())));
             }
+            if let EventKind::BlockChanged { block, occupied } = e.kind {
+                blocks.push((e.time_ms, block_words(&layout.blocks[block].id, occupied), None));
+            }
         }
     })?;
     bar.finish_and_clear();
-    Ok((report, passes))
+    Ok((report, passes, blocks))
 }
 
 /// Prints how a run compares with the recording; whether it is the same.
-fn compare(plan: &Plan, scenario: &Scenario, (report, passes): &(Report, Vec<Pass>)) -> bool {
+fn compare(plan: &Plan, scenario: &Scenario, (report, passes, blocks): &Run, out: &mut String) -> bool {
     let (_, at) = scenario.inputs();
     let mut differ = Vec::new();
     for r in &plan.recorded {
@@ -407,64 +444,94 @@ fn compare(plan: &Plan, scenario: &Scenario, (report, passes): &(Report, Vec<Pas
             differ.push(format!("{:>9.2} s  {}: then {was}, now {}", *ms as f64 / 1000.0, r.what, taken_words(taken)));
         }
     }
-    println!(
+    say!(
+        out,
         "commands: {} compared, {} the same, {} different",
         plan.recorded.len(),
         plan.recorded.len() - differ.len(),
         differ.len()
     );
     for d in differ.iter().take(20) {
-        println!("  {d}");
+        say!(out, "  {d}");
     }
     if differ.len() > 20 {
-        println!("  ... and {} more", differ.len() - 20);
+        say!(out, "  ... and {} more", differ.len() - 20);
     }
     // Up to a second past the last pass recorded: the last moments of a recording cut short (a gateway killed)
     // may not have reached the disk.
     let (w0, w1) = plan.window;
-    let w1 = plan.passes.last().map_or(w1, |p| w1.min(p.0 + 1000));
-    let now: Vec<&Pass> = passes.iter().filter(|p| (w0..=w1).contains(&p.0)).collect();
-    let sensors_same = compare_passes(&plan.passes, &now);
+    // A simulated pass a little after the window's end may still be a recorded one (a command is carried out a
+    // few milliseconds after its recorded time), but is not one too many.
+    let within = |then: &[Pass], now: &'_ [Pass]| -> (Vec<Pass>, u64) {
+        let w1 = then.last().map_or(w1, |p| w1.min(p.0 + 1000));
+        (now.iter().filter(|p| (w0..=w1 + SAME_PASS_MS).contains(&p.0)).cloned().collect(), w1)
+    };
+    let sensors_same = compare_passes("sensor passes", &plan.passes, within(&plan.passes, passes), out);
+    let blocks_same = compare_passes("block changes", &plan.blocks, within(&plan.blocks, blocks), out);
     let accidents_now = report.collisions.len() + report.derailments.len();
-    println!("accidents: {} recorded, {} now", plan.accidents.len(), accidents_now);
+    say!(out, "accidents: {} recorded, {} now", plan.accidents.len(), accidents_now);
     for a in plan.accidents.iter().take(5) {
-        println!("  recorded {a}");
+        say!(out, "  recorded {a}");
     }
-    println!("{report}");
-    differ.is_empty() && sensors_same && plan.accidents.len() == accidents_now
+    say!(out, "{report}");
+    differ.is_empty() && sensors_same && blocks_same && plan.accidents.len() == accidents_now
 }
 
-/// Prints how the sensor passes compare (in order; the train too where both know it); whether they are the same.
-fn compare_passes(then: &[Pass], now: &[&Pass]) -> bool {
+/// How far apart in time a recorded pass and a simulated one may be and still be the same pass, ms.
+const SAME_PASS_MS: u64 = 2000;
+
+/// Writes how the sensor passes compare; whether they are the same. Each recorded pass, in order, is matched with
+/// the first simulated pass not yet matched over the same sensor (by the same train, where both know it) within
+/// [`SAME_PASS_MS`]: passes of different trains close together may come in either order.
+/// `now`: the simulated ones, with the time after which one not matched is not counted as one too many.
+fn compare_passes(label: &str, then: &[Pass], (now, end): (Vec<Pass>, u64), out: &mut String) -> bool {
+    let mut taken = vec![false; now.len()];
     let mut largest_offset = 0u64;
-    let first_differing = then.iter().zip(now).position(|(a, b)| {
-        largest_offset = largest_offset.max(a.0.abs_diff(b.0));
-        a.1 != b.1 || (a.2.is_some() && b.2.is_some() && a.2 != b.2)
-    });
-    print!("sensor passes: {} recorded, {} now", then.len(), now.len());
-    match first_differing {
-        Some(i) => {
-            let (a, b) = (&then[i], now[i]);
-            println!(
-                "; the first that differs is #{}: recorded {} at {:.2} s, now {} at {:.2} s",
-                i + 1,
-                pass_words(a),
-                a.0 as f64 / 1000.0,
-                pass_words(b),
-                b.0 as f64 / 1000.0
+    let mut unmatched = Vec::new();
+    for pass in then {
+        let same = |q: &Pass| q.1 == pass.1 && (pass.2.is_none() || q.2.is_none() || q.2 == pass.2);
+        let found = (0..now.len()).find(|&i| !taken[i] && same(&now[i]) && now[i].0.abs_diff(pass.0) <= SAME_PASS_MS);
+        match found {
+            Some(i) => {
+                taken[i] = true;
+                largest_offset = largest_offset.max(now[i].0.abs_diff(pass.0));
+            }
+            None => unmatched.push(pass),
+        }
+    }
+    let extra = (0..now.len()).filter(|&i| !taken[i] && now[i].0 <= end).count();
+    let counted = now.iter().filter(|p| p.0 <= end).count();
+    out_write!(out, "{label}: {} recorded, {counted} now", then.len());
+    match unmatched.first() {
+        Some(first) => {
+            let nearest = now.iter().filter(|q| q.1 == first.1).min_by_key(|q| q.0.abs_diff(first.0));
+            let off = match nearest {
+                Some(q) => format!("the nearest like it now: {} at {:.2} s", pass_words(q), q.0 as f64 / 1000.0),
+                None => "none like it now".into(),
+            };
+            say!(
+                out,
+                "; {} recorded not matched, the first: {} at {:.2} s ({off}); {extra} now not recorded",
+                unmatched.len(),
+                pass_words(first),
+                first.0 as f64 / 1000.0
             );
         }
-        None if then.len() != now.len() => println!("; the first {} match", then.len().min(now.len())),
-        None => println!("; all match, at most {largest_offset} ms apart"),
+        None if extra > 0 => say!(out, "; every recorded one matched, {extra} now not recorded"),
+        None => say!(out, "; all match, at most {largest_offset} ms apart"),
     }
-    first_differing.is_none() && then.len() == now.len()
+    unmatched.is_empty() && extra == 0
 }
 
 fn pass_words(p: &Pass) -> String {
     match &p.2 {
         Some(train) => format!("{train} over {}", p.1),
-        None => format!("a train over {}", p.1),
+        None => p.1.clone(),
     }
+}
+
+fn block_words(block: &str, occupied: bool) -> String {
+    format!("block {block} {}", if occupied { "occupied" } else { "free" })
 }
 
 fn taken_words(taken: &Taken) -> String {
@@ -484,8 +551,8 @@ type Row = (&'static str, fn(&Report) -> String);
 /// The two runs' figures side by side, and the commands whose outcome changed between them.
 fn side_by_side(
     plan: &Plan,
-    (a_scenario, (a, _)): (&Scenario, &(Report, Vec<Pass>)),
-    (b_scenario, (b, _)): (&Scenario, &(Report, Vec<Pass>)),
+    (a_scenario, (a, ..)): (&Scenario, &Run),
+    (b_scenario, (b, ..)): (&Scenario, &Run),
     label: &str,
 ) -> String {
     let mut out = String::new();

@@ -5,14 +5,50 @@
 
 use crate::support::{TwinProcess, expect, send, twin_async, ws};
 
-/// Records a session: visitors' commands over v2 (each answered before the next), trains released so that
-/// they pass sensors. Returns the data directory's holder and the directory.
-async fn record() -> (tempfile::TempDir, std::path::PathBuf) {
+/// A command as the test sends it over v2: a device and its state, or a train and its speed.
+type Sent = (&'static str, &'static str, &'static str);
+
+/// Records a session of `serve ARGS`: visitors' `commands` over v2 (each answered before the next), then waits
+/// until the history holds two entries with the key `seen` (sensor passes, block changes), and closes with
+/// `last`. Returns the data directory's holder and the directory.
+async fn record(args: &[&str], commands: &[Sent], seen: &str, last: Sent) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut twin = TwinProcess::serve(&["--data-dir", data.to_str().unwrap()]).await;
-    twin.answers("/api/state", |v| v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)).await;
+    let mut twin = TwinProcess::serve(&[args, &["--data-dir", data.to_str().unwrap()]].concat()).await;
+    // Every board restored, every device at a position (a 2023 board tells its points' positions as it comes).
+    twin.answers("/api/state", |v| {
+        v["boards"].as_array().unwrap().iter().all(|b| b["restoring"] == false)
+            && v["devices"].as_array().unwrap().iter().all(|d| d["state"].is_string())
+    })
+    .await;
     let mut v2 = ws(twin.addr(), "/ws/v2").await;
+    for (id, (cmd, name, value)) in commands.iter().chain([&last]).enumerate() {
+        if id == commands.len() {
+            // Trains have moved; the last command closes the recording.
+            let history = "/api/history?limit=500";
+            let seen = |h: &serde_json::Value| {
+                h["history"].as_array().unwrap().iter().filter(|e| e.get(seen).is_some()).count()
+            };
+            twin.answers(history, |h| seen(h) >= 2).await;
+        }
+        let frame = match *cmd {
+            "device" => serde_json::json!({"id": id, "cmd": "device", "name": name, "state": value}),
+            _ => serde_json::json!({"id": id, "cmd": "speed", "train": name, "speed": value.parse::<i32>().unwrap()}),
+        };
+        send(&mut v2, frame).await;
+        expect(&mut v2, |v| v["id"] == id).await;
+    }
+    let (_, name, value) = last;
+    twin.answers("/api/history?limit=100", |h| {
+        h["history"].as_array().unwrap().iter().any(|e| e["target"] == name && e["value"] == value)
+    })
+    .await;
+    twin.kill();
+    (dir, data)
+}
+
+/// A 2021 session: CHICHIBU released, a refused command, switches thrown, a speed set.
+async fn record_2021() -> (tempfile::TempDir, std::path::PathBuf) {
     let commands = [
         ("device", "kudanshita_s6", "OFF"), // CHICHIBU is released
         ("device", "meidaimae_s1", "OFF"),  // refused: its route is occupied
@@ -21,30 +57,12 @@ async fn record() -> (tempfile::TempDir, std::path::PathBuf) {
         ("speed", "NIKKO", "40"),
         ("device", "kitano_b1", "OFF"),
     ];
-    for (id, (cmd, name, value)) in commands.iter().enumerate() {
-        let frame = match *cmd {
-            "device" => serde_json::json!({"id": id, "cmd": "device", "name": name, "state": value}),
-            _ => serde_json::json!({"id": id, "cmd": "speed", "train": name, "speed": value.parse::<i32>().unwrap()}),
-        };
-        send(&mut v2, frame).await;
-        expect(&mut v2, |v| v["id"] == id).await;
-    }
-    // Trains pass sensors; then one more command closes the recording.
-    let history = "/api/history?limit=500";
-    twin.answers(history, |h| {
-        h["history"].as_array().unwrap().iter().filter(|e| e.get("sensor").is_some()).count() >= 2
-    })
-    .await;
-    send(&mut v2, serde_json::json!({"id": 99, "cmd": "device", "name": "kitano_b1", "state": "ON"})).await;
-    expect(&mut v2, |v| v["id"] == 99).await;
-    twin.answers(history, |h| h["history"][0]["target"] == "kitano_b1" && h["history"][0]["value"] == "ON").await;
-    twin.kill();
-    (dir, data)
+    record(&[], &commands, "sensor", ("device", "kitano_b1", "ON")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_session_replays_to_the_same_outcomes_every_time_and_a_what_if_shows_what_it_changes() {
-    let (dir, data) = record().await;
+    let (dir, data) = record_2021().await;
     let data = data.to_str().unwrap();
 
     // Every entry exported as a JSON line: the session's start, the commands with their outcomes, the passes.
@@ -94,6 +112,20 @@ async fn a_recorded_session_replays_to_the_same_outcomes_every_time_and_a_what_i
         out.contains(&format!("line {} cannot be read", last + 1)) && out.contains("commands: 6 compared"),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_2023_session_over_mqtt_boards_replays_with_the_same_block_changes() {
+    // The 2023 layout: its virtual boards over the embedded MQTT broker, a train released into the next block.
+    let commands = [("device", "shinjyuku_down_s1", "OFF")];
+    let last = ("device", "shinjyuku_down_s1", "ON");
+    let (_dir, data) = record(&["--layout", "chofufes2023"], &commands, "block", last).await;
+    let (same, report) = twin_async(&["replay", data.to_str().unwrap(), "--expect-same", "--quiet"]).await;
+    assert!(same, "{report}");
+    assert!(report.contains("commands: 2 compared, 2 the same, 0 different"), "{report}");
+    let blocks = report.lines().find(|l| l.starts_with("block changes: ")).unwrap_or_default();
+    let recorded: usize = blocks["block changes: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(recorded >= 1 && blocks.contains("; all match, at most"), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
-//! The journal: desired device states and every command with its result, in an embedded store (redb) under
-//! the data directory.
+//! The journal: desired device states and the record of each session (every command with its result, and the
+//! other inputs: see `wire::record`), in an embedded store (redb) under the data directory.
 //!
 //! Writes go through one writer thread that gathers whatever is waiting into one transaction (group commit):
 //! one disk sync serves many commands, and nothing that publishes track changes waits for the disk. A command
