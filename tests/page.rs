@@ -441,3 +441,33 @@ async fn a_desktop_wide_page_shows_the_whole_map_and_the_operator_turns_on_mixed
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
     track.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium: run by .ci/run"]
+async fn the_operator_panel_shows_the_recorded_session_as_a_timeline() {
+    let _alone = crate::support::CPU_HEAVY.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = std::sync::Arc::new(gateway::journal::Journal::open(dir.path()).unwrap().0);
+    let (_track, addr) = gateway_with(gateway::core::Options { journal: Some(journal), ..Default::default() }).await;
+    // A visitor's command the interlocking refuses, and one it takes.
+    let mut v2 = crate::support::ws(addr, "/ws/v2").await;
+    for (id, name) in [(1, "meidaimae_s1"), (2, "chofu_b3")] {
+        crate::support::send(&mut v2, json!({"id": id, "cmd": "device", "name": name, "state": "OFF"})).await;
+        crate::support::expect(&mut v2, |v| v["id"] == id).await;
+    }
+    let mut page = Browser::open(&format!("http://{addr}/"), 1400, 1000).await;
+    let limit = Duration::from_secs(20);
+    page.until("page connected", limit, LOADED).await;
+    page.eval("document.querySelector('#operator').open = true").await;
+    page.until(
+        "the refusal marked on the timeline and listed",
+        limit,
+        "document.querySelectorAll('#timeline .mark.rejected').length === 1 && \
+         document.querySelectorAll('#timeline .mark.command').length === 1 && \
+         document.querySelector('#timeline-list li.rejected').textContent.includes('meidaimae_s1') && \
+         document.querySelector('#timeline-list li.session') !== null",
+    )
+    .await;
+    page.eval("document.querySelector('#operator').scrollIntoView()").await;
+    page.screenshot(&screenshot_path("page-timeline.png")).await;
+}

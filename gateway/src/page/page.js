@@ -5,6 +5,7 @@ const WORDS = {
   ja: {
     title: "プラレール遠隔操作", fit: "全体", legend_on: "止める", legend_off: "通過", legend_switch: "ポイント (線が進路)", legend_free: "閉塞 開", legend_occupied: "閉塞 閉 (列車あり)",
     trains: "列車", devices: "ストップレール・ポイント", events: "できごと", operator: "運営者",
+    timeline: "記録", no_record: "ここには記録がありません (--data-dir で起動したゲートウェイが記録します)", recorded: "件の記録",
     token: "運営者トークン", emergency_stop: "非常停止", reset: "初期状態に戻す", live: "本番 (LIVE) へ",
     live_force: "強制的に LIVE へ", sim: "シミュレーション (SIM) へ", boards: "ボード",
     connecting: "接続中…", connected: "接続", reconnecting: "再接続中…",
@@ -20,6 +21,7 @@ const WORDS = {
   en: {
     title: "Plarail remote control", fit: "Fit", legend_on: "stop", legend_off: "go", legend_switch: "switch (the line shows the way set)", legend_free: "block free", legend_occupied: "block occupied",
     trains: "Trains", devices: "Stop rails and switches", events: "Events", operator: "Operator",
+    timeline: "Record", no_record: "nothing recorded here (a gateway started with --data-dir records its session)", recorded: "entries recorded",
     token: "Operator token", emergency_stop: "Emergency stop", reset: "Reset to initial state", live: "Go LIVE",
     live_force: "Force LIVE", sim: "Back to SIM", boards: "Boards",
     connecting: "connecting…", connected: "connected", reconnecting: "reconnecting…",
@@ -152,7 +154,62 @@ function build() {
   $("lang").addEventListener("click", () => { lang = lang === "ja" ? "en" : "ja"; localStorage.setItem("lang", lang); words(); });
   $("token").value = sessionStorage.getItem("token") || "";
   for (const b of document.querySelectorAll("[data-action]")) b.addEventListener("click", () => operator(b.dataset.action));
+  // The recorded session's timeline, read-only: read when the operator panel opens, and every 10 s while open.
+  $("operator").addEventListener("toggle", () => { if ($("operator").open) timeline(); });
+  setInterval(() => { if ($("operator").open) timeline(); }, 10000);
   words();
+}
+
+// What the timeline marks of a recorded entry (see wire/src/record.rs): [kind, words], or null.
+function markOf(e) {
+  if (e.session) return ["session", `session: ${e.session.layout}, ${e.session.mode}, ${e.session.operation}`];
+  if (e.target !== undefined && e.result === "rejected") return ["rejected", `${e.target} ${e.value} (${e.by}): ${e.reason}`];
+  if (e.target !== undefined && e.result === "failed") return ["failed", `${e.target} ${e.value} (${e.by}): ${e.reason}`];
+  if (e.accident) return ["accident", e.accident];
+  if (e.mode) return ["switch", `mode ${e.mode}`];
+  if (e.operation) return ["switch", `operation ${e.operation}`];
+  if (e.board !== undefined && !e.reachable) return ["failed", `board ${e.board} not answering`];
+  return null;
+}
+
+// The newest recorded entries on a line, oldest left: every command a faint tick, refusals, failures,
+// accidents, switches and session starts marked (their words on hover), and listed below, newest first.
+async function timeline() {
+  let answer;
+  try { answer = await fetch("/api/history?limit=500"); } catch (_) { return; }
+  if (!answer.ok) { $("timeline-note").textContent = t("no_record"); $("timeline").hidden = true; return; }
+  const entries = (await answer.json()).history.reverse();
+  const svg = $("timeline");
+  svg.replaceChildren();
+  $("timeline-list").replaceChildren();
+  svg.hidden = entries.length === 0;
+  $("timeline-note").textContent = `${entries.length} ${t("recorded")}`;
+  if (!entries.length) return;
+  const from = entries[0].unix_ms, span = Math.max(entries[entries.length - 1].unix_ms - from, 1);
+  const clock = (ms) => new Date(ms).toLocaleTimeString();
+  const marked = [];
+  for (const e of entries) {
+    const x = ((e.unix_ms - from) / span) * 996;
+    const mark = markOf(e);
+    if (!mark && e.target === undefined) continue;
+    const r = document.createElementNS(SVG, "rect");
+    r.setAttribute("x", x.toFixed(1));
+    r.setAttribute("y", mark ? 0 : 8);
+    r.setAttribute("width", mark ? 4 : 1);
+    r.setAttribute("height", mark ? 24 : 8);
+    r.setAttribute("class", mark ? `mark ${mark[0]}` : "mark command");
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `${clock(e.unix_ms)} ${mark ? mark[1] : `${e.target} ${e.value}`}`;
+    r.append(title);
+    svg.append(r);
+    if (mark) marked.push([e, mark]);
+  }
+  for (const [e, [kind, words]] of marked.reverse().slice(0, 30)) {
+    const li = document.createElement("li");
+    li.className = kind;
+    li.textContent = `${clock(e.unix_ms)} ${words}`;
+    $("timeline-list").append(li);
+  }
 }
 
 function setZoom(z) {
