@@ -223,11 +223,7 @@ fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow:
                     record::Value::State(st) => (Some(c.target.clone()), Some(st), None, None),
                     record::Value::Speed(v) => (None, None, Some(c.target.clone()), Some(v)),
                 };
-                let expect = match c.result {
-                    record::Result::Applied => Expected::Applied,
-                    record::Result::Rejected => Expected::Rejected,
-                    record::Result::Failed => Expected::Failed,
-                };
+                let expect = expected(c.result);
                 let operator = c.by == record::By::Operator;
                 if inside(at_ms) {
                     let value = match c.value {
@@ -289,6 +285,15 @@ fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow:
     let duration_s = (last_ms + SAME_PASS_MS) / 1000 + 1;
     let scenario = scenario_text(session, duration_s, &script, &accidents)?;
     Ok(Plan { scenario, layout_toml, recorded, passes, blocks, accidents, automatic, window, notes })
+}
+
+/// A recorded result as a scenario's expectation.
+fn expected(result: record::Result) -> Expected {
+    match result {
+        record::Result::Applied => Expected::Applied,
+        record::Result::Rejected => Expected::Rejected,
+        record::Result::Failed => Expected::Failed,
+    }
 }
 
 /// The recording's clock: an entry's simulation time from its wall-clock time, from the session's start (and
@@ -431,11 +436,7 @@ fn compare(plan: &Plan, scenario: &Scenario, (report, passes, blocks): &Run, out
     for r in &plan.recorded {
         let Some(&pos) = at.get(r.script) else { continue };
         let Some((ms, taken)) = report.taken.get(pos) else { continue };
-        let then = match r.result {
-            record::Result::Applied => Expected::Applied,
-            record::Result::Rejected => Expected::Rejected,
-            record::Result::Failed => Expected::Failed,
-        };
+        let then = expected(r.result);
         if Expected::of(taken) != Some(then) {
             let was = match &r.reason {
                 Some(reason) => format!("{} ({reason})", wire::word(&r.result)),
