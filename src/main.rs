@@ -114,6 +114,13 @@ struct WindowArgs {
     /// With --screenshot: then toggle this device as a click would, and save a second screenshot (FILE-after.png).
     #[arg(long, requires = "screenshot")]
     toggle: Option<String>,
+    /// Play a recording back instead (a gateway's data directory, or a `journal export` file): play, pause and
+    /// seek on its timeline, its refusals, divergences and accidents marked.
+    #[arg(long, conflicts_with_all = ["connect", "layout"])]
+    replay: Option<PathBuf>,
+    /// With --replay: start this far into the recording (`90s`, `2m`).
+    #[arg(long, requires = "replay", value_parser = measure::parse_duration)]
+    at: Option<std::time::Duration>,
 }
 
 #[derive(Subcommand)]
@@ -361,8 +368,19 @@ fn serve_boards(
 
 #[cfg(feature = "window")]
 fn window(args: WindowArgs) -> anyhow::Result<ExitCode> {
-    let layout = std::sync::Arc::new(load_layout(args.layout)?);
+    let replay = match &args.replay {
+        Some(source) => {
+            let (scenario, marks) = replay::timeline(source)?;
+            Some((scenario, marks, args.at.map_or(0, |d| d.as_millis() as u64)))
+        }
+        None => None,
+    };
+    let layout = match &replay {
+        Some((scenario, ..)) => std::sync::Arc::new(scenario.layout.clone()),
+        None => std::sync::Arc::new(load_layout(args.layout)?),
+    };
     ::window::render::run(::window::render::Options {
+        replay,
         layout,
         connect: args.connect,
         token: args.operator_token,

@@ -185,6 +185,54 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(if args.expect_same && !judged { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// A recording's first session for the desktop window: its scenario, and its timeline's marks (each recorded
+/// refusal and failure, each command whose outcome now differs, the accidents of a run, the operation switches).
+#[cfg(feature = "window")]
+pub(crate) fn timeline(source: &Path) -> anyhow::Result<(Scenario, Vec<window::view::replay::Mark>)> {
+    use window::view::replay::{Mark, MarkKind};
+    let recording = Recording::read(source)?;
+    if let Some(damage) = &recording.damage {
+        eprintln!("warning: {}: {damage}; playing what comes before", source.display());
+    }
+    let session = recording.session_at(None).ok_or_else(|| {
+        anyhow::anyhow!("{}: no session start recorded (a gateway records one as it starts)", source.display())
+    })?;
+    let plan = plan(&session, None, None)?;
+    let scenario = Scenario::from_texts(Path::new("recording.toml"), &plan.scenario, &plan.layout_toml)?;
+    let (report, ..) = play(&scenario, None, false, "reading the recording")?;
+    let (_, at) = scenario.inputs();
+    let mut marks = Vec::new();
+    for r in &plan.recorded {
+        let Some((ms, taken)) = at.get(r.script).and_then(|&pos| report.taken.get(pos)) else { continue };
+        let reason = r.reason.as_deref().unwrap_or("");
+        let (kind, words) = if Expected::of(taken) != Some(expected(r.result)) {
+            let then = wire::word(&r.result);
+            (MarkKind::Divergence, format!("{}: then {then}, now {}", r.what, taken_words(taken)))
+        } else {
+            match r.result {
+                record::Result::Applied => continue,
+                record::Result::Rejected => (MarkKind::Refused, format!("{}: refused: {reason}", r.what)),
+                record::Result::Failed => (MarkKind::Failed, format!("{}: failed: {reason}", r.what)),
+            }
+        };
+        marks.push(Mark { ms: *ms, kind, words });
+    }
+    for (ms, kind, [a, b]) in &report.collisions {
+        marks.push(Mark { ms: *ms, kind: MarkKind::Accident, words: format!("collision ({kind:?}): {a} and {b}") });
+    }
+    for (ms, train, cause) in &report.derailments {
+        marks.push(Mark { ms: *ms, kind: MarkKind::Accident, words: format!("derailment: {train} ({cause:?})") });
+    }
+    for (timed, _) in &scenario.script {
+        if let sim::scenario::visitors::Action::Operation(op) = timed.action {
+            let words = format!("operation {}", serde_json::to_value(op)?.as_str().unwrap_or("?"));
+            marks.push(Mark { ms: timed.time_ms, kind: MarkKind::Switch, words });
+        }
+    }
+    marks.sort_by_key(|m| m.ms);
+    Ok((scenario, marks))
+}
+
 /// Turns a session into a scenario and what to compare it with.
 fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow::Result<Plan> {
     let s = session.session;

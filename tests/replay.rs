@@ -48,7 +48,7 @@ async fn record(args: &[&str], commands: &[Sent], seen: &str, last: Sent) -> (te
 }
 
 /// A 2021 session: CHICHIBU released, a refused command, switches thrown, a speed set.
-async fn record_2021() -> (tempfile::TempDir, std::path::PathBuf) {
+pub(crate) async fn record_2021() -> (tempfile::TempDir, std::path::PathBuf) {
     let commands = [
         ("device", "kudanshita_s6", "OFF"), // CHICHIBU is released
         ("device", "meidaimae_s1", "OFF"),  // refused: its route is occupied

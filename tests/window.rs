@@ -113,3 +113,24 @@ async fn the_window_attached_to_a_gateway_operates_its_track() {
     assert_eq!(track.state().await.devices[id].state(), Some(OnOff::On), "the gateway's track changed");
     track.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs xvfb, xauth and mesa-vulkan-drivers: run by .ci/run"]
+async fn the_window_plays_a_recording_back_on_its_timeline_and_takes_no_commands() {
+    let (_dir, data) = crate::replay::record_2021().await;
+    let _alone = crate::support::CPU_HEAVY.lock().await;
+    let data = data.to_str().unwrap().to_string();
+    let (before, after) =
+        tokio::task::spawn_blocking(move || window("window-replay", &["--replay", &data, "--at", "5s"])).await.unwrap();
+    // The timeline in the controls: the recorded refusal (meidaimae_s1) marked orange, the playhead black.
+    let refused = window::bevy::color::Color::srgb_u8(224, 128, 0);
+    let marked = (0..330).any(|x| (120..240).any(|y| before.near(Vec2::new(x as f32, y as f32), 0, refused, 30)));
+    assert!(marked, "a refusal marked on the timeline");
+    // The map as recorded; the toggle a click would send is not taken (a recording takes no commands).
+    let layout = layout_2021();
+    let drawing = layout.drawing();
+    let view = MapView::fit(drawing.width, drawing.height, Vec2::new(1280.0, 720.0));
+    let chofu_s2 = drawing.devices.iter().find(|d| d.name == "chofu_s2").unwrap();
+    let at = view.to_screen(chofu_s2.at);
+    assert!(before.near(at, 2, LOWERED, 40) && after.near(at, 2, LOWERED, 40), "chofu_s2 as recorded, untouched");
+}

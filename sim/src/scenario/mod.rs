@@ -4,5 +4,5 @@ mod run;
 pub mod spec;
 pub mod visitors;
 
-pub use run::{Report, RunConfig, Taken, run, run_scenario};
+pub use run::{Report, RunConfig, Runner, Taken, run, run_scenario, runner};
 pub use spec::{Expectations, Expected, Scenario, ScenarioError, ScenarioSpec, ScriptEntry, VisitorsSpec};

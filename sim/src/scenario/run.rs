@@ -228,7 +228,7 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Runs the visitors' `actions` (sorted by time) on `layout`; `observe(sim_ms, events)` sees every step.
+/// Runs the inputs `actions` (sorted by time) on `layout` to the end; `observe(sim_ms, events)` sees every step.
 pub fn run(
     layout: Arc<Layout>,
     config: &RunConfig,
@@ -236,47 +236,9 @@ pub fn run(
     mut observe: impl FnMut(u64, &[SimEvent]),
 ) -> Result<Report, StartError> {
     let started = Instant::now();
-    let sim = Simulation::new(layout.clone(), config.step_ms)?;
-    let mut track = Guarded::new(sim, Interlocking::new(layout.clone(), config.interlocking));
-    let mut report = Report {
-        sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(),
-        block_entries: layout.blocks.iter().map(|b| (b.id.clone(), 0)).collect(),
-        station_passes: layout.stations.iter().map(|s| (s.id.clone(), 0)).collect(),
-        longest_standstill: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(),
-        ..Report::default()
-    };
-    let mut events: Vec<SimEvent> = Vec::new();
-    let mut next = actions.iter().peekable();
-    let steps = config.duration_ms / config.step_ms;
-    let mut auto = Auto::new(layout.clone(), AutoConfig::default());
-    let mut holds = VisitorHolds::new(&layout);
-    let mut standing = vec![(0, None); layout.trains.len()];
-    let mut operation = config.operation;
-    for _ in 0..steps {
-        let now = track.sim().time_ms();
-        while let Some(timed) = next.next_if(|a| a.time_ms <= now) {
-            let taken = take(timed.action, &mut track, &mut operation, (config, &mut holds), &mut events, &mut report);
-            report.taken.push((now, taken));
-        }
-        if now.is_multiple_of(AUTO_EVERY_MS) {
-            let failures = (&*layout, &config.board_failures[..], now);
-            operate(operation, &mut track, &mut auto, &holds.at(now), failures, &mut events, &mut report);
-        }
-        report.auto_raises += track.step(&mut events);
-        tally(&layout, &events, &mut report);
-        let after = track.sim().time_ms();
-        let held = holds.at(after);
-        // Held by a stop rail whose board is down, or by a visitor, a train is not automatic operation's to send on.
-        let excused = |t: &crate::twin::TrainState| {
-            let station = |d: crate::layout::DeviceId| layout.devices[d].station;
-            held.train(t.id)
-                || t.held_at
-                    .is_some_and(|d| held.station(station(d)) || board_down(&layout, &config.board_failures, d, now))
-        };
-        // The trains as they are, read in place (no copy of the whole state every step).
-        stood(&layout, track.sim().trains(), config.step_ms, &excused, &mut standing, &mut report);
-        observe(after, &events);
-        events.clear();
+    let mut runner = Runner::new(layout, config, actions.to_vec())?;
+    while let Some((after, events)) = runner.step() {
+        observe(after, events);
         if let Some(factor) = config.pace {
             let due = Duration::from_secs_f64(after as f64 / 1000.0 / factor);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -284,9 +246,119 @@ pub fn run(
             }
         }
     }
-    report.sim_ms = track.sim().time_ms();
+    let mut report = runner.finish();
     report.wall = started.elapsed();
     Ok(report)
+}
+
+/// A run one step at a time: what [`run`] does to the end, for a caller that steps at its own pace (the
+/// desktop window playing a recording).
+pub struct Runner {
+    layout: Arc<Layout>,
+    config: RunConfig,
+    actions: Vec<Timed>,
+    /// The next input to take.
+    next: usize,
+    track: Guarded,
+    report: Report,
+    events: Vec<SimEvent>,
+    auto: Auto,
+    holds: VisitorHolds<u64>,
+    /// Each train's standstill so far and where its front was (see `stood`).
+    standing: Vec<(u64, Option<(usize, f64)>)>,
+    operation: ScenarioOperation,
+    /// Steps left.
+    left: u64,
+}
+
+impl Runner {
+    /// A run of `actions` (sorted by time) on `layout`, at time 0.
+    pub fn new(layout: Arc<Layout>, config: &RunConfig, actions: Vec<Timed>) -> Result<Runner, StartError> {
+        let sim = Simulation::new(layout.clone(), config.step_ms)?;
+        let track = Guarded::new(sim, Interlocking::new(layout.clone(), config.interlocking));
+        let report = Report {
+            sensor_passes: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(),
+            block_entries: layout.blocks.iter().map(|b| (b.id.clone(), 0)).collect(),
+            station_passes: layout.stations.iter().map(|s| (s.id.clone(), 0)).collect(),
+            longest_standstill: layout.trains.iter().map(|t| (t.name.clone(), 0)).collect(),
+            ..Report::default()
+        };
+        Ok(Runner {
+            auto: Auto::new(layout.clone(), AutoConfig::default()),
+            holds: VisitorHolds::new(&layout),
+            standing: vec![(0, None); layout.trains.len()],
+            operation: config.operation,
+            left: config.duration_ms / config.step_ms,
+            config: config.clone(),
+            actions,
+            next: 0,
+            track,
+            report,
+            events: Vec::new(),
+            layout,
+        })
+    }
+
+    /// The track as it is now.
+    pub fn track(&self) -> &Guarded {
+        &self.track
+    }
+
+    /// Who runs the trains now.
+    pub fn operation(&self) -> ScenarioOperation {
+        self.operation
+    }
+
+    /// What the run did so far.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    /// One step: the inputs due taken, automatic operation's round where one is due, the track stepped; the time
+    /// after it and what happened in it (`None` once the run is over).
+    pub fn step(&mut self) -> Option<(u64, &[SimEvent])> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        self.events.clear();
+        let layout = &self.layout;
+        let config = &self.config;
+        let now = self.track.sim().time_ms();
+        while let Some(timed) = self.actions.get(self.next).filter(|a| a.time_ms <= now) {
+            let (track, operation, report) = (&mut self.track, &mut self.operation, &mut self.report);
+            let taken = take(timed.action, track, operation, (config, &mut self.holds), &mut self.events, report);
+            self.report.taken.push((now, taken));
+            self.next += 1;
+        }
+        if now.is_multiple_of(AUTO_EVERY_MS) {
+            let failures = (&**layout, &config.board_failures[..], now);
+            let holds = self.holds.at(now);
+            let (track, auto, events, report) = (&mut self.track, &mut self.auto, &mut self.events, &mut self.report);
+            operate(self.operation, track, auto, &holds, failures, events, report);
+        }
+        self.report.auto_raises += self.track.step(&mut self.events);
+        tally(layout, &self.events, &mut self.report);
+        let after = self.track.sim().time_ms();
+        let held = self.holds.at(after);
+        // Held by a stop rail whose board is down, or by a visitor, a train is not automatic operation's to send on.
+        let excused = |t: &crate::twin::TrainState| {
+            let station = |d: crate::layout::DeviceId| layout.devices[d].station;
+            held.train(t.id)
+                || t.held_at
+                    .is_some_and(|d| held.station(station(d)) || board_down(layout, &config.board_failures, d, now))
+        };
+        // The trains as they are, read in place (no copy of the whole state every step).
+        let trains = self.track.sim().trains();
+        stood(layout, trains, config.step_ms, &excused, &mut self.standing, &mut self.report);
+        Some((after, &self.events))
+    }
+
+    /// The run's report (its wall time not set: the caller knows how long it took).
+    pub fn finish(mut self) -> Report {
+        self.report.sim_ms = self.track.sim().time_ms();
+        self.report
+    }
 }
 
 /// Takes one input at the track's time: a visitor's intent resolved against the track, a command as given, or an
@@ -450,8 +522,20 @@ pub fn run_scenario(
     pace: Option<f64>,
     observe: impl FnMut(u64, &[SimEvent]),
 ) -> Result<Report, StartError> {
+    let (actions, _) = scenario.inputs();
+    run(Arc::new(scenario.layout.clone()), &config(scenario, pace), &actions, observe)
+}
+
+/// A run of `scenario` one step at a time.
+pub fn runner(scenario: &Scenario) -> Result<Runner, StartError> {
+    let (actions, _) = scenario.inputs();
+    Runner::new(Arc::new(scenario.layout.clone()), &config(scenario, None), actions)
+}
+
+/// A scenario's settings.
+fn config(scenario: &Scenario, pace: Option<f64>) -> RunConfig {
     let spec = &scenario.spec;
-    let config = RunConfig {
+    RunConfig {
         duration_ms: spec.duration_s * 1000,
         step_ms: spec.step_ms,
         interlocking: spec.interlocking,
@@ -466,7 +550,5 @@ pub fn run_scenario(
                 Some((board, f.from_s * 1000, (f.from_s + f.for_s) * 1000))
             })
             .collect(),
-    };
-    let (actions, _) = scenario.inputs();
-    run(Arc::new(scenario.layout.clone()), &config, &actions, observe)
+    }
 }

@@ -1,5 +1,6 @@
 //! The desktop window (feature `window`): the layout drawn live with Bevy, operated through bevy_egui panels.
-//! It shows a standalone twin of its own or a gateway's track (v2 protocol), and can render a few frames,
+//! It shows a standalone twin of its own, a gateway's track (v2 protocol), or a recording played back on a
+//! timeline, and can render a few frames,
 //! save a screenshot and exit, for headless checks.
 
 pub mod map;
@@ -17,8 +18,8 @@ use bevy::window::WindowResolution;
 use bevy_egui::input::EguiWantsInput;
 use bevy_egui::{EguiPlugin, EguiPrimaryContextPass};
 
-use crate::view::local;
 use crate::view::{Action, Picture, frames};
+use crate::view::{local, replay};
 use map::MapView;
 use remote::{Connection, Incoming};
 use sim::layout::{Layout, OnOff};
@@ -44,6 +45,8 @@ pub struct Options {
     pub frames: u32,
     /// After the screenshot, toggle this device as a click would and save a second screenshot (`*-after.png`).
     pub toggle: Option<String>,
+    /// A recording to play back (its scenario and its timeline's marks) instead of a twin; `seek`: start there, ms.
+    pub replay: Option<(sim::scenario::Scenario, Vec<replay::Mark>, u64)>,
 }
 
 /// The picture shown.
@@ -55,6 +58,8 @@ pub struct Shown(pub Picture);
 pub enum Twin {
     /// A standalone simulation.
     Local(Box<local::Local>),
+    /// A recording played back.
+    Replay(Box<replay::Replay>),
     /// A gateway over the v2 protocol.
     Remote {
         /// The gateway's address as given.
@@ -75,6 +80,7 @@ impl Twin {
     pub fn describe(&self) -> String {
         match self {
             Twin::Local(_) => "standalone simulation of the layout".into(),
+            Twin::Replay(_) => "a recording played back (read-only)".into(),
             Twin::Remote { base, .. } => format!("attached to {base}"),
         }
     }
@@ -83,6 +89,7 @@ impl Twin {
     pub fn act(&mut self, action: Action, picture: &mut Picture) {
         match self {
             Twin::Local(local) => local.act(action, picture),
+            Twin::Replay(_) => picture.log("a recording plays back as it was: it takes no commands"),
             Twin::Remote { connection, token, next_id, pending, .. } => {
                 let id = *next_id;
                 *next_id += 1;
@@ -98,6 +105,7 @@ impl Twin {
     fn update(&mut self, dt: f64, picture: &mut Picture) {
         match self {
             Twin::Local(local) => local.update(dt, picture),
+            Twin::Replay(replay) => replay.update(dt, picture),
             Twin::Remote { connection, pending, .. } => {
                 while let Ok(incoming) = connection.inbox.try_recv() {
                     match incoming {
@@ -143,15 +151,20 @@ pub fn run(options: Options) -> Result<(), String> {
         None => None,
     };
     let mut picture = Picture::new(drawing);
-    let twin = match &options.connect {
-        Some(base) => Twin::Remote {
+    let twin = match (&options.connect, options.replay) {
+        (_, Some((scenario, marks, at))) => {
+            let mut replay = replay::Replay::new(scenario, marks)?;
+            replay.seek(at, &mut picture)?;
+            Twin::Replay(Box::new(replay))
+        }
+        (Some(base), None) => Twin::Remote {
             base: base.clone(),
             connection: remote::connect(base),
             token: options.token.clone().unwrap_or_default(),
             next_id: 1,
             pending: HashMap::new(),
         },
-        None => {
+        (None, None) => {
             let mut local = local::Local::new(options.layout.clone())?;
             local.update(0.0, &mut picture);
             Twin::Local(Box::new(local))

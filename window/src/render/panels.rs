@@ -1,5 +1,5 @@
 //! The window's egui panels: devices by station, trains, controls (pace, mode with the live toggle behind a
-//! confirmation, emergency stop), the event log, and the map's labels.
+//! confirmation, emergency stop), a recording's timeline, the event log, and the map's labels.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use bevy_egui::{EguiContexts, egui};
 
 use super::map::{MapView, train_colour};
 use super::{LOG_HEIGHT, PANEL_WIDTH, Shown, Twin};
+use crate::view::replay::{Mark, MarkKind, Replay};
 use crate::view::{Action, Pace, controller_words};
 use sim::auto::Operation;
 use sim::interlocking::FULL_SPEED;
@@ -54,6 +55,7 @@ pub fn ui(
     }
     let mut actions = Vec::new();
     let mut step = false;
+    let mut seek = None;
     let picture = &shown.0;
     let mut screen = egui::Ui::new(
         ctx.clone(),
@@ -96,6 +98,9 @@ pub fn ui(
                     }
                 }
             });
+            if let Twin::Replay(replay) = &mut *twin {
+                timeline(ui, replay, &mut seek);
+            }
             if let Twin::Local(local) = &mut *twin {
                 ui.horizontal(|ui| {
                     ui.label("speed");
@@ -161,7 +166,9 @@ pub fn ui(
                     ui.horizontal(|ui| {
                         // The 2021 page's speed: 0..100 in steps of 5 (no reverse: the blocks protect forward
                         // running only).
-                        let mut speed = t.set_speed.max(0);
+                        // Shown at the nearest step: a speed off the steps (automatic operation's) would otherwise
+                        // be stepped by the slider itself, as if the user had moved it.
+                        let mut speed = ((t.set_speed.max(0) + 2) / 5 * 5).min(FULL_SPEED);
                         let slider = egui::Slider::new(&mut speed, 0..=FULL_SPEED).step_by(5.0);
                         let moved = ui.add(slider);
                         if moved.drag_stopped() || (moved.changed() && !moved.dragged()) {
@@ -225,7 +232,75 @@ pub fn ui(
     if step && let Twin::Local(local) = &mut *twin {
         local.step_once(&mut shown.0);
     }
+    if let (Some(ms), Twin::Replay(replay)) = (seek, &mut *twin)
+        && let Err(e) = replay.seek(ms, &mut shown.0)
+    {
+        shown.0.log(e);
+    }
     Ok(())
+}
+
+/// A recording's controls: play and pause at a pace, and its timeline with its marks and where the playback is
+/// (a click on the timeline, or on a mark in the list, goes there).
+fn timeline(ui: &mut egui::Ui, replay: &mut Replay, seek: &mut Option<u64>) {
+    ui.separator();
+    ui.label(egui::RichText::new("Recording").strong());
+    ui.horizontal(|ui| {
+        for (label, pace) in [
+            ("pause", Pace::Paused),
+            ("play 1x", Pace::Times(1.0)),
+            ("10x", Pace::Times(10.0)),
+            ("100x", Pace::Times(100.0)),
+        ] {
+            if ui.selectable_label(replay.pace() == pace, label).clicked() {
+                replay.set_pace(pace);
+            }
+        }
+    });
+    let (now, end) = (replay.time_ms(), replay.duration_ms().max(1));
+    ui.label(format!("{} of {}", clock(now), clock(end)));
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(ui.available_width(), 24.0), egui::Sense::click());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 2.0, egui::Color32::from_gray(225));
+    let x_of = |ms: u64| rect.left() + rect.width() * ms as f32 / end as f32;
+    let line = |x: f32, colour: egui::Color32, width: f32| {
+        painter
+            .line_segment([egui::pos2(x, rect.top()), egui::pos2(x, rect.bottom())], egui::Stroke::new(width, colour));
+    };
+    for m in replay.marks() {
+        line(x_of(m.ms), mark_colour(m.kind), 2.0);
+    }
+    line(x_of(now), egui::Color32::BLACK, 3.0);
+    if response.clicked()
+        && let Some(p) = response.interact_pointer_pos()
+    {
+        *seek = Some((((p.x - rect.left()) / rect.width()).clamp(0.0, 1.0) * end as f32) as u64);
+    }
+    egui::CollapsingHeader::new(format!("Marks ({})", replay.marks().len())).default_open(true).show(ui, |ui| {
+        for Mark { ms, kind, words } in replay.marks().iter().take(300) {
+            let text = egui::RichText::new(format!("{} {words}", clock(*ms))).color(mark_colour(*kind)).small();
+            if ui.add(egui::Label::new(text).sense(egui::Sense::click())).clicked() {
+                *seek = Some(*ms);
+            }
+        }
+    });
+    ui.separator();
+}
+
+/// A mark's colour on the timeline (as on the page's).
+fn mark_colour(kind: MarkKind) -> egui::Color32 {
+    match kind {
+        MarkKind::Refused => egui::Color32::from_rgb(224, 128, 0),
+        MarkKind::Failed => egui::Color32::from_rgb(176, 0, 32),
+        MarkKind::Divergence => egui::Color32::from_rgb(142, 36, 170),
+        MarkKind::Accident => egui::Color32::BLACK,
+        MarkKind::Switch => egui::Color32::from_rgb(21, 101, 192),
+    }
+}
+
+/// Simulation ms as `m:ss.s`.
+fn clock(ms: u64) -> String {
+    format!("{}:{:04.1}", ms / 60_000, (ms % 60_000) as f64 / 1000.0)
 }
 
 /// Station and train names over the map.

@@ -174,34 +174,40 @@ impl Local {
 
     /// Copies the simulation's state into `picture`.
     fn show(&self, picture: &mut Picture) {
-        let sim = self.track.sim();
-        let layout = sim.layout();
-        picture.connected = true;
-        picture.time_ms = sim.time_ms();
-        picture.operation = self.operation;
-        picture.plans = match self.operation {
+        let plans = match self.operation {
             Operation::Manual => Vec::new(),
-            _ => wire::v2::Plan::all(layout, &self.auto.plans(), sim.time_ms()),
+            _ => wire::v2::Plan::all(self.track.sim().layout(), &self.auto.plans(), self.track.sim().time_ms()),
         };
-        picture.devices = sim.devices().iter().map(|p| p.state()).collect();
-        picture.blocks = sim.blocks();
-        for (i, view) in picture.trains.iter_mut().enumerate() {
-            let Some(t) = sim.train(i) else { continue };
-            let front = t.body.front(layout);
-            let body = t
-                .body
-                .spans(layout)
-                .map(|s| (0..=4).map(|k| layout.point_at(s.seg, s.lo + (s.hi - s.lo) * k as f64 / 4.0)).collect())
-                .collect();
-            *view = TrainView {
-                front: layout.point_at(front.seg, front.offset),
-                body,
-                status: t.status,
-                speed: t.effective_speed(),
-                set_speed: t.set_speed.signum() * on_scale(layout, i, t.set_speed.unsigned_abs()),
-                position: format!("{} at {:.0} mm", layout.segments[front.seg].id, front.offset),
-                last_sensor: view.last_sensor.take(),
-            };
-        }
+        show(&self.track, self.operation, plans, picture);
+    }
+}
+
+/// Copies the track's state into `picture`, with who runs it and automatic operation's plans.
+pub fn show(track: &Guarded, operation: Operation, plans: Vec<wire::v2::Plan>, picture: &mut Picture) {
+    let sim = track.sim();
+    let layout = sim.layout();
+    picture.connected = true;
+    picture.time_ms = sim.time_ms();
+    picture.operation = operation;
+    picture.plans = plans;
+    picture.devices = sim.devices().iter().map(|p| p.state()).collect();
+    picture.blocks = sim.blocks();
+    for (i, view) in picture.trains.iter_mut().enumerate() {
+        let Some(t) = sim.train(i) else { continue };
+        let front = t.body.front(layout);
+        let body = t
+            .body
+            .spans(layout)
+            .map(|s| (0..=4).map(|k| layout.point_at(s.seg, s.lo + (s.hi - s.lo) * k as f64 / 4.0)).collect())
+            .collect();
+        *view = TrainView {
+            front: layout.point_at(front.seg, front.offset),
+            body,
+            status: t.status,
+            speed: t.effective_speed(),
+            set_speed: t.set_speed.signum() * on_scale(layout, i, t.set_speed.unsigned_abs()),
+            position: format!("{} at {:.0} mm", layout.segments[front.seg].id, front.offset),
+            last_sensor: view.last_sensor.take(),
+        };
     }
 }

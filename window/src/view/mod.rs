@@ -1,9 +1,10 @@
 //! What a view of the twin (the desktop window) shows, as plain data: a [`Picture`] filled by a twin (a
-//! standalone [`local::Local`] one, or a gateway's v2 frames read by [`frames::apply`]), and the [`Action`]s
+//! standalone [`local::Local`] one, a recording played back by [`replay::Replay`], or a gateway's v2 frames read by [`frames::apply`]), and the [`Action`]s
 //! a view can ask of a twin. No rendering here, so all of it is tested in plain `cargo test`.
 
 pub mod frames;
 pub mod local;
+pub mod replay;
 
 use std::collections::VecDeque;
 
