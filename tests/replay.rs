@@ -73,7 +73,10 @@ async fn a_recorded_session_replays_to_the_same_outcomes_every_time_and_a_what_i
     assert!(entries[0]["session"]["layout"] == "chofufes2021", "{:?}", entries[0]);
     let visitors: Vec<&serde_json::Value> = entries.iter().filter(|e| e["by"] == "visitor").collect();
     assert_eq!(visitors.len(), 7, "{lines}");
-    assert!(visitors.iter().all(|e| e["door"] == "v2" && e["client"] == "127.0.0.1"), "{lines}");
+    assert!(
+        visitors.iter().all(|e| e["door"] == "v2" && e["client"] == "127.0.0.1" && e["took_ms"].is_u64()),
+        "{lines}"
+    );
     let applied = visitors.iter().filter(|e| e["result"] == "applied").count();
     assert!(visitors.iter().any(|e| e["target"] == "meidaimae_s1" && e["result"] == "rejected"), "{lines}");
     assert!(entries.iter().any(|e| e["sensor"].is_string() && e["sim_ms"].is_u64()), "{lines}");
@@ -92,6 +95,13 @@ async fn a_recorded_session_replays_to_the_same_outcomes_every_time_and_a_what_i
     assert!(!differs, "expected to differ:\n{what_if}");
     assert!(what_if.contains(&format!("commands whose outcome changed: {applied}")), "{what_if}");
     assert!(what_if.contains("with operation auto: rejected (automatic operation runs everything)"), "{what_if}");
+
+    // What if the interlocking were off: exactly the commands it refused then are carried out now.
+    let refused = visitors.len() - applied;
+    let (_, unguarded) = twin_async(&["replay", data, "--no-interlocking", "--quiet"]).await;
+    assert!(unguarded.contains(&format!("commands whose outcome changed: {refused}")), "{unguarded}");
+    assert!(unguarded.contains("meidaimae_s1 OFF by visitor: rejected ("), "{unguarded}");
+    assert!(unguarded.contains("; with interlocking off: applied"), "{unguarded}");
 
     // An exported scenario passes as a scenario.
     let scenario = dir.path().join("recorded.toml");

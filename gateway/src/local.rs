@@ -84,6 +84,7 @@ impl Local {
     /// Carries out a request: the track's outcome, recorded before it is returned in the journal (an applied
     /// device state with it), so that an acknowledgement survives a crash.
     async fn carry_out(&self, request: Request, by: By, caller: Option<record::Caller>) -> Outcome {
+        let started = Instant::now();
         let outcome = match by {
             By::Visitor => self.track.apply(request).await,
             By::Operator => self.track.apply_as_operator(request).await,
@@ -92,7 +93,8 @@ impl Local {
             By::Visitor => record::By::Visitor,
             By::Operator => record::By::Operator,
         };
-        let mut entries = vec![command(self.track.layout(), request, &outcome, by_word, caller)];
+        let took_ms = Some(started.elapsed().as_millis() as u64);
+        let mut entries = vec![command(self.track.layout(), request, &outcome, (by_word, caller), took_ms)];
         if let (Outcome::Applied, Request::Device { device, .. }) = (&outcome, request) {
             entries.push(Entry::Device(device));
         }
@@ -195,13 +197,14 @@ enum By {
     Operator,
 }
 
-/// The history entry of a request made by `by` (through a door, from a client, where known) and its outcome.
+/// The history entry of a request made by `by` (through a door, from a client, where known) and its outcome,
+/// with how long the track took, where measured.
 fn command(
     layout: &Layout,
     request: Request,
     outcome: &Outcome,
-    by: record::By,
-    caller: Option<record::Caller>,
+    (by, caller): (record::By, Option<record::Caller>),
+    took_ms: Option<u64>,
 ) -> Entry {
     let (target, value) = match request {
         Request::Device { device, state } => (&layout.devices[device].name, record::Value::State(state)),
@@ -213,7 +216,7 @@ fn command(
         Outcome::Failed(f) => (record::Result::Failed, Some(f.to_string())),
     };
     let (door, client) = caller.map_or((None, None), |c| (Some(c.door), c.client));
-    let command = record::Command { target: target.clone(), value, result, reason, by, door, client };
+    let command = record::Command { target: target.clone(), value, result, reason, by, door, client, took_ms };
     history(What::Command(command))
 }
 
@@ -314,7 +317,8 @@ impl Follower {
                             self.record(vec![history(What::Automatic { automatic: a.describe(&layout) })]);
                         }
                         TrackEvent::AutoRequest { request, outcome } => {
-                            self.record(vec![command(&layout, *request, outcome, record::By::Automatic, None)]);
+                            let by = (record::By::Automatic, None);
+                            self.record(vec![command(&layout, *request, outcome, by, None)]);
                         }
                         TrackEvent::Plans { plans, .. } => self.metrics.waiting(plans),
                         // No train waits on automatic operation in manual operation.

@@ -141,6 +141,9 @@ pub struct Command {
     /// Which client (its address), where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// How long the track took to answer it (its board's answer included), ms, where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<u64>,
 }
 
 /// Who sent a command: the door it came through and the client, as the journal records them.
@@ -202,7 +205,7 @@ mod tests {
     fn each_kind_reads_back_as_itself() {
         let texts = [
             r#"{"unix_ms":1,"target":"chofu_b1","value":"ON","result":"rejected","reason":"no","by":"visitor"}"#,
-            r#"{"unix_ms":2,"target":"E233","value":120,"result":"applied","reason":null,"by":"operator","door":"v2"}"#,
+            r#"{"unix_ms":2,"target":"E233","value":120,"result":"applied","reason":null,"by":"operator","door":"v2","took_ms":3}"#,
             r#"{"unix_ms":3,"operator":"auto","result":"applied","reason":"operation auto"}"#,
             r#"{"unix_ms":4,"automatic":"E233 departed"}"#,
             r#"{"unix_ms":5,"sensor":"s1","train":"E233","sim_ms":900}"#,
