@@ -257,6 +257,9 @@ fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow:
     // live mode (the mirror's own, recorded too, are not).
     let (mut passes, mut blocks) = (Vec::new(), Vec::new());
     let mut live = s.mode == sim::twin::Mode::Live;
+    // Boards not answering, from when (a board's failures are replayed as the scenario's board failures).
+    let mut down: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut failures: Vec<(String, u64, u64)> = Vec::new();
     let mut accidents = Vec::new();
     let mut automatic = 0;
     let mut notes = Vec::new();
@@ -316,6 +319,14 @@ fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow:
             What::Accident { accident, sim_ms } => {
                 accidents.push(format!("{:.2} s {accident}", *sim_ms as f64 / 1000.0))
             }
+            What::Board { board, reachable: false } => {
+                down.entry(board.clone()).or_insert(at_ms);
+            }
+            What::Board { board, reachable: true } => {
+                if let Some(from) = down.remove(board) {
+                    failures.push((board.clone(), from, at_ms));
+                }
+            }
             What::Mode { mode } => {
                 live = *mode == sim::twin::Mode::Live;
                 if live {
@@ -331,7 +342,8 @@ fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow:
     let window = (window.0, window.1.min(last_ms));
     // Past the last entry, time for a pass that came a little later in the replay.
     let duration_s = (last_ms + SAME_PASS_MS) / 1000 + 1;
-    let scenario = scenario_text(session, duration_s, &script, &accidents)?;
+    failures.extend(down.into_iter().map(|(board, from)| (board, from, duration_s * 1000)));
+    let scenario = scenario_text(session, duration_s, (&script, &failures), &accidents)?;
     Ok(Plan { scenario, layout_toml, recorded, passes, blocks, accidents, automatic, window, notes })
 }
 
@@ -374,10 +386,12 @@ impl Clock {
 }
 
 /// The scenario of a session's inputs.
+/// The scenario of a session's inputs: `script`, and `failures` (board, from ms, until ms) as the scenario's
+/// board failures (whole seconds: a failure's start rounded down, its end up).
 fn scenario_text(
     session: &SessionRun<'_>,
     duration_s: u64,
-    script: &[ScriptEntry],
+    (script, failures): (&[ScriptEntry], &[(String, u64, u64)]),
     accidents: &[String],
 ) -> anyhow::Result<String> {
     let s = session.session;
@@ -404,6 +418,11 @@ fn scenario_text(
         writeln!(text, "{name} = \"{}\"", wire::word(state))?;
     }
     writeln!(text, "\n[expect]\ncollisions = {collisions}\nderailments = {derailments}\n")?;
+    for (board, from, until) in failures {
+        let from_s = from / 1000;
+        let for_s = until.div_ceil(1000).saturating_sub(from_s).max(1);
+        writeln!(text, "[[board_failure]]\nboard = \"{board}\"\nfrom_s = {from_s}\nfor_s = {for_s}\n")?;
+    }
     #[derive(serde::Serialize)]
     struct Script<'a> {
         script: &'a [ScriptEntry],
@@ -677,6 +696,32 @@ fn utc(unix_ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_board_down_in_the_recording_fails_its_commands_in_the_replay_too() {
+        let lines = [
+            r#"{"unix_ms":1000,"session":{"layout":"chofufes2021","sim_ms":0,"step_ms":10,"devices":{},"mode":"sim","operation":"manual"}}"#,
+            r#"{"unix_ms":3500,"board":"servo-107","reachable":false}"#,
+            r#"{"unix_ms":5000,"target":"chofu_b3","value":"OFF","result":"failed","reason":"down","by":"visitor"}"#,
+            r#"{"unix_ms":8000,"board":"servo-107","reachable":true}"#,
+            r#"{"unix_ms":9000,"target":"chofu_b3","value":"OFF","result":"applied","reason":null,"by":"visitor"}"#,
+        ]
+        .join("\n");
+        let recording = Recording::from_lines(&lines);
+        let plan = plan(&recording.session_at(None).unwrap(), None, None).unwrap();
+        assert!(
+            plan.scenario.contains("[[board_failure]]\nboard = \"servo-107\"\nfrom_s = 2\nfor_s = 5\n"),
+            "{}",
+            plan.scenario
+        );
+        let scenario = Scenario::from_texts(Path::new("r.toml"), &plan.scenario, &plan.layout_toml).unwrap();
+        let run = play(&scenario, None, true, "").unwrap();
+        let mut out = String::new();
+        assert!(compare(&plan, &scenario, &run, &mut out), "{out}");
+        assert!(out.contains("commands: 2 compared, 2 the same, 0 different"), "{out}");
+    }
+
     #[test]
     fn dates_print_in_utc() {
         assert_eq!(super::utc(1_796_601_600_000 + 3_723_000), "2026-12-07 01:02:03 UTC");
