@@ -309,11 +309,6 @@ impl Runner {
         self.operation
     }
 
-    /// What the run did so far.
-    pub fn report(&self) -> &Report {
-        &self.report
-    }
-
     /// One step: the inputs due taken, automatic operation's round where one is due, the track stepped; the time
     /// after it and what happened in it (`None` once the run is over).
     pub fn step(&mut self) -> Option<(u64, &[SimEvent])> {
