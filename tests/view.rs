@@ -47,12 +47,12 @@ fn the_standalone_twin_runs_at_its_pace_and_shows_trains_moving() {
     // Release CHICHIBU (held at kudanshita_s6).
     local.act(Action::Device { device: layout.device_id("kudanshita_s6").unwrap(), state: OnOff::Off }, &mut picture);
     let before = picture.trains[1].clone();
-    local.set_pace(Pace::Paused);
+    local.pacer().set_pace(Pace::Paused);
     local.update(1.0, &mut picture);
     assert_eq!(picture.time_ms, 0, "paused: no time passes");
     local.step_once(&mut picture);
     assert_eq!(picture.time_ms, window::view::local::STEP_MS);
-    local.set_pace(Pace::Times(10.0));
+    local.pacer().set_pace(Pace::Times(10.0));
     local.update(1.0, &mut picture);
     assert_eq!(picture.time_ms, 10_010, "1 s of wall time at 10x is 10 s");
     let after = &picture.trains[1];

@@ -9,7 +9,7 @@ use bevy_egui::{EguiContexts, egui};
 use super::map::{MapView, train_colour};
 use super::{LOG_HEIGHT, PANEL_WIDTH, Shown, Twin};
 use crate::view::replay::{Mark, MarkKind, Replay};
-use crate::view::{Action, Pace, controller_words};
+use crate::view::{Action, Pace, Pacer, controller_words};
 use sim::auto::Operation;
 use sim::interlocking::FULL_SPEED;
 use sim::layout::OnOff;
@@ -104,18 +104,9 @@ pub fn ui(
             if let Twin::Local(local) = &mut *twin {
                 ui.horizontal(|ui| {
                     ui.label("speed");
-                    for (label, pace) in [
-                        ("pause", Pace::Paused),
-                        ("1x", Pace::Times(1.0)),
-                        ("10x", Pace::Times(10.0)),
-                        ("100x", Pace::Times(100.0)),
-                    ] {
-                        if ui.selectable_label(local.pace() == pace, label).clicked() {
-                            local.set_pace(pace);
-                        }
-                    }
+                    paces(ui, local.pacer());
                     if ui.button("step").clicked() {
-                        local.set_pace(Pace::Paused);
+                        local.pacer().set_pace(Pace::Paused);
                         step = true;
                     }
                 });
@@ -246,16 +237,8 @@ fn timeline(ui: &mut egui::Ui, replay: &mut Replay, seek: &mut Option<u64>) {
     ui.separator();
     ui.label(egui::RichText::new("Recording").strong());
     ui.horizontal(|ui| {
-        for (label, pace) in [
-            ("pause", Pace::Paused),
-            ("play 1x", Pace::Times(1.0)),
-            ("10x", Pace::Times(10.0)),
-            ("100x", Pace::Times(100.0)),
-        ] {
-            if ui.selectable_label(replay.pace() == pace, label).clicked() {
-                replay.set_pace(pace);
-            }
-        }
+        ui.label("play");
+        paces(ui, replay.pacer());
     });
     let (now, end) = (replay.time_ms(), replay.duration_ms().max(1));
     ui.label(format!("{} of {}", clock(now), clock(end)));
@@ -285,6 +268,15 @@ fn timeline(ui: &mut egui::Ui, replay: &mut Replay, seek: &mut Option<u64>) {
         }
     });
     ui.separator();
+}
+
+/// A choice of the paces, the one at work selected.
+fn paces(ui: &mut egui::Ui, pacer: &mut Pacer) {
+    for (label, pace) in Pace::CHOICES {
+        if ui.selectable_label(pacer.pace() == pace, label).clicked() {
+            pacer.set_pace(pace);
+        }
+    }
 }
 
 /// A mark's colour on the timeline (as on the page's).

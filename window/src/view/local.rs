@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Action, Pace, Picture, TrainView};
+use super::{Action, Pace, Pacer, Picture, TrainView};
 use sim::auto::{Auto, AutoConfig, Operation, VisitorHolds};
 use sim::interlocking::guarded::{Guarded, Refusal};
 use sim::interlocking::{Interlocking, Request, on_scale};
@@ -14,15 +14,11 @@ use sim::twin::{EventKind, SimEvent, Simulation};
 /// Simulation step, ms.
 pub const STEP_MS: u64 = 10;
 
-/// Most steps one update may run (so a slow frame at 100x does not stall the view).
-pub const MAX_STEPS_PER_UPDATE: u32 = 2_000;
-
 /// The simulation of a layout, guarded by the interlocking, for a view.
 pub struct Local {
     track: Guarded,
     events: Vec<SimEvent>,
-    pace: Pace,
-    owed_ms: f64,
+    pacer: Pacer,
     operation: Operation,
     auto: Auto,
     holds: VisitorHolds<u64>,
@@ -39,38 +35,22 @@ impl Local {
         Ok(Local {
             track,
             events: Vec::new(),
-            pace: Pace::Times(1.0),
-            owed_ms: 0.0,
+            pacer: Pacer::new(Pace::Times(1.0)),
             operation: Operation::Manual,
             holds: VisitorHolds::new(&layout),
             auto: Auto::new(layout, AutoConfig::default()),
         })
     }
 
-    /// The pace.
-    pub fn pace(&self) -> Pace {
-        self.pace
-    }
-
-    /// Sets the pace.
-    pub fn set_pace(&mut self, pace: Pace) {
-        self.pace = pace;
-        self.owed_ms = 0.0;
+    /// Its pace.
+    pub fn pacer(&mut self) -> &mut Pacer {
+        &mut self.pacer
     }
 
     /// Runs the simulation for `dt_s` seconds of wall time at the pace, and shows the result in `picture`.
     pub fn update(&mut self, dt_s: f64, picture: &mut Picture) {
-        if let Pace::Times(factor) = self.pace {
-            self.owed_ms += dt_s * 1000.0 * factor;
-        }
-        let mut steps = 0;
-        while self.owed_ms >= STEP_MS as f64 && steps < MAX_STEPS_PER_UPDATE {
+        for _ in 0..self.pacer.due(dt_s, STEP_MS) {
             self.step(picture);
-            self.owed_ms -= STEP_MS as f64;
-            steps += 1;
-        }
-        if steps == MAX_STEPS_PER_UPDATE {
-            self.owed_ms = 0.0;
         }
         self.show(picture);
     }

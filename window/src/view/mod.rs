@@ -157,11 +157,74 @@ impl Action {
     }
 }
 
-/// How fast a standalone twin runs.
+/// How fast a standalone twin (or a recording played back) runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pace {
     /// Stopped (single steps still possible).
     Paused,
     /// This many times real time.
     Times(f64),
+}
+
+impl Pace {
+    /// The paces a view offers, with their labels.
+    pub const CHOICES: [(&str, Pace); 4] =
+        [("pause", Pace::Paused), ("1x", Pace::Times(1.0)), ("10x", Pace::Times(10.0)), ("100x", Pace::Times(100.0))];
+}
+
+/// Most steps one update may run (so a slow frame at 100x does not stall the view).
+pub const MAX_STEPS_PER_UPDATE: u32 = 2_000;
+
+/// A view's own simulation kept in step with the wall clock at its pace: how many steps it owes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pacer {
+    pace: Pace,
+    owed_ms: f64,
+}
+
+impl Pacer {
+    /// At `pace`, owing nothing.
+    pub fn new(pace: Pace) -> Pacer {
+        Pacer { pace, owed_ms: 0.0 }
+    }
+
+    /// The pace.
+    pub fn pace(&self) -> Pace {
+        self.pace
+    }
+
+    /// Sets the pace (what was owed is dropped).
+    pub fn set_pace(&mut self, pace: Pace) {
+        *self = Pacer::new(pace);
+    }
+
+    /// The steps of `step_ms` owed after `dt_s` more seconds of wall time, taken as run: at most
+    /// [`MAX_STEPS_PER_UPDATE`] (a debt beyond them is dropped).
+    pub fn due(&mut self, dt_s: f64, step_ms: u64) -> u32 {
+        if let Pace::Times(factor) = self.pace {
+            self.owed_ms += dt_s * 1000.0 * factor;
+        }
+        let owed = (self.owed_ms / step_ms as f64) as u64;
+        if owed >= u64::from(MAX_STEPS_PER_UPDATE) {
+            self.owed_ms = 0.0;
+            return MAX_STEPS_PER_UPDATE;
+        }
+        self.owed_ms -= (owed * step_ms) as f64;
+        owed as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pacer_owes_the_steps_of_the_wall_time_at_its_pace_and_drops_a_debt_too_large() {
+        let mut pacer = Pacer::new(Pace::Times(1.0));
+        assert_eq!((pacer.due(0.025, 10), pacer.due(0.005, 10)), (2, 1), "the 5 ms left over are kept");
+        pacer.set_pace(Pace::Paused);
+        assert_eq!(pacer.due(10.0, 10), 0);
+        pacer.set_pace(Pace::Times(100.0));
+        assert_eq!((pacer.due(1_000.0, 10), pacer.due(0.0, 10)), (MAX_STEPS_PER_UPDATE, 0));
+    }
 }

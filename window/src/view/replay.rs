@@ -8,7 +8,7 @@ use sim::scenario::spec::ScenarioOperation;
 use sim::scenario::{Runner, Scenario};
 use sim::twin::EventKind;
 
-use super::{Pace, Picture};
+use super::{Pace, Pacer, Picture};
 
 /// What a mark on the timeline is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,15 +41,14 @@ pub struct Replay {
     scenario: Scenario,
     runner: Runner,
     marks: Vec<Mark>,
-    pace: Pace,
-    owed_ms: f64,
+    pacer: Pacer,
 }
 
 impl Replay {
     /// The recording's `scenario` at its start, paused, with its timeline's `marks`.
     pub fn new(scenario: Scenario, marks: Vec<Mark>) -> Result<Replay, String> {
         let runner = sim::scenario::runner(&scenario).map_err(|e| e.to_string())?;
-        Ok(Replay { scenario, runner, marks, pace: Pace::Paused, owed_ms: 0.0 })
+        Ok(Replay { scenario, runner, marks, pacer: Pacer::new(Pace::Paused) })
     }
 
     /// The marks, by time.
@@ -67,29 +66,17 @@ impl Replay {
         self.runner.track().sim().time_ms()
     }
 
-    /// The pace.
-    pub fn pace(&self) -> Pace {
-        self.pace
+    /// Its pace.
+    pub fn pacer(&mut self) -> &mut Pacer {
+        &mut self.pacer
     }
 
-    /// Sets the pace.
-    pub fn set_pace(&mut self, pace: Pace) {
-        self.pace = pace;
-        self.owed_ms = 0.0;
-    }
-
-    /// Plays on for `dt_s` seconds of wall time at the pace, and shows the result in `picture`.
+    /// Plays on for `dt_s` seconds of wall time at the pace, and shows the result in `picture`; pauses at the
+    /// recording's end.
     pub fn update(&mut self, dt_s: f64, picture: &mut Picture) {
-        if let Pace::Times(factor) = self.pace {
-            self.owed_ms += dt_s * 1000.0 * factor;
-        }
-        let step_ms = self.scenario.spec.step_ms as f64;
-        let mut steps = 0;
-        while self.owed_ms >= step_ms && steps < super::local::MAX_STEPS_PER_UPDATE {
-            self.owed_ms -= step_ms;
-            steps += 1;
+        for _ in 0..self.pacer.due(dt_s, self.scenario.spec.step_ms) {
             if !self.step(picture) {
-                self.set_pace(Pace::Paused);
+                self.pacer.set_pace(Pace::Paused);
                 break;
             }
         }
@@ -113,12 +100,12 @@ impl Replay {
 
     /// One step; its sensor passes flash and its accidents go to the log. `false` at the recording's end.
     fn step(&mut self, picture: &mut Picture) -> bool {
-        let layout = self.scenario.layout.clone();
+        let layout = &self.scenario.layout;
         let Some((_, events)) = self.runner.step() else { return false };
         for e in events {
             match e.kind {
                 EventKind::SensorPassed { sensor, train } => picture.sensor_passed(sensor, Some(train)),
-                EventKind::Collision { .. } | EventKind::Derailment { .. } => picture.log(e.describe(&layout)),
+                EventKind::Collision { .. } | EventKind::Derailment { .. } => picture.log(e.describe(layout)),
                 _ => {}
             }
         }
@@ -170,10 +157,10 @@ mod tests {
         let (mut replay, mut picture) = replay();
         replay.update(1.0, &mut picture);
         assert_eq!(replay.time_ms(), 0, "paused at the start");
-        replay.set_pace(Pace::Times(10.0));
+        replay.pacer().set_pace(Pace::Times(10.0));
         replay.update(1.0, &mut picture);
         assert_eq!(replay.time_ms(), 10_000);
         replay.update(5.0, &mut picture);
-        assert_eq!((replay.time_ms(), replay.pace()), (20_000, Pace::Paused));
+        assert_eq!((replay.time_ms(), replay.pacer().pace()), (20_000, Pace::Paused));
     }
 }
