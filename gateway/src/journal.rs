@@ -286,16 +286,11 @@ pub fn read_history(dir: &Path) -> Result<History, JournalError> {
         }
         Ok(history)
     };
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(AssertUnwindSafe(read));
-    std::panic::set_hook(hook);
-    result.unwrap_or_else(|_| Err(err(format!("{} is damaged: the store failed reading it", path.display()))))
+    quietly(read).unwrap_or_else(|reason| Err(err(format!("{} is damaged: {reason}", path.display()))))
 }
 
 /// Opens the journal at `path` and reads every entry of it, checking the store's integrity first; why it cannot
-/// be read, if so. The store panics on some damage: that is caught here (quietly: it is reported as the reason)
-/// so that a damaged file never takes the server down.
+/// be read, if so (a panic of the store on some damage included, see [`quietly`]).
 fn read_through(path: &Path) -> Result<(), String> {
     let check = || -> Result<(), String> {
         let mut db = Database::open(path).map_err(|e| e.to_string())?;
@@ -313,18 +308,21 @@ fn read_through(path: &Path) -> Result<(), String> {
         }
         Ok(())
     };
+    quietly(check).unwrap_or_else(Err)
+}
+
+/// Runs `read`, catching a panic of the store (it panics on some damage) quietly: the panic comes back as the
+/// reason, so that a damaged file never takes the server down.
+fn quietly<T>(read: impl FnOnce() -> T) -> Result<T, String> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(AssertUnwindSafe(check));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(read));
     std::panic::set_hook(hook);
-    match result {
-        Ok(r) => r,
-        Err(panic) => {
-            let what =
-                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-            Err(format!("the store failed reading it ({})", what.unwrap_or_else(|| "a panic".into())))
-        }
-    }
+    result.map_err(|panic| {
+        let what =
+            panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+        format!("the store failed reading it ({})", what.unwrap_or_else(|| "a panic".into()))
+    })
 }
 
 /// Moves a damaged journal aside; says where and why.
