@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sim::scenario::spec::ScenarioOperation;
+use sim::scenario::visitors::Action;
 use sim::scenario::{Expected, Report, Scenario, ScriptEntry, Taken};
 use sim::twin::EventKind;
 use wire::record::{self, Entry, What};
@@ -117,23 +118,33 @@ struct Plan {
     window: (u64, u64),
     /// Things to know about this replay.
     notes: Vec<String>,
+    /// The session's layout's name.
+    layout: String,
+    /// When the session started, Unix ms.
+    started_unix_ms: u64,
+}
+
+/// A recording's session made ready to replay: the one under way at `from` (a time as `replay --from` takes it),
+/// else the first, up to `to`; its plan and its scenario. What cannot be read of the recording is warned of.
+fn load(source: &Path, from: Option<&str>, to: Option<&str>) -> anyhow::Result<(Plan, Scenario)> {
+    let recording = Recording::read(source)?;
+    if let Some(damage) = &recording.damage {
+        eprintln!("warning: {}: {damage}; replaying what comes before", source.display());
+    }
+    let origin = recording.first_unix_ms().ok_or_else(|| anyhow::anyhow!("{}: nothing recorded", source.display()))?;
+    let session = recording.session_at(from.map(|t| parse_time(t, origin)).transpose()?).ok_or_else(|| {
+        anyhow::anyhow!("{}: no session start recorded (a gateway records one as it starts)", source.display())
+    })?;
+    let from = from.map(|t| parse_time(t, session.start_unix_ms)).transpose()?;
+    let to = to.map(|t| parse_time(t, session.start_unix_ms)).transpose()?;
+    let plan = plan(&session, from, to)?;
+    let scenario = Scenario::from_texts(Path::new("recording.toml"), &plan.scenario, &plan.layout_toml)?;
+    Ok((plan, scenario))
 }
 
 /// `replay`: see the module documentation (a failure exit code: asked to expect the same, it differed).
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let recording = Recording::read(&args.source)?;
-    if let Some(damage) = &recording.damage {
-        eprintln!("warning: {}: {damage}; replaying what comes before", args.source.display());
-    }
-    let origin =
-        recording.first_unix_ms().ok_or_else(|| anyhow::anyhow!("{}: nothing recorded", args.source.display()))?;
-    let from = args.from.as_deref().map(|t| parse_time(t, origin)).transpose()?;
-    let session = recording.session_at(from).ok_or_else(|| {
-        anyhow::anyhow!("{}: no session start recorded (a gateway records one as it starts)", args.source.display())
-    })?;
-    let from = args.from.as_deref().map(|t| parse_time(t, session.start_unix_ms)).transpose()?;
-    let to = args.to.as_deref().map(|t| parse_time(t, session.start_unix_ms)).transpose()?;
-    let plan = plan(&session, from, to)?;
+    let (plan, recorded) = load(&args.source, args.from.as_deref(), args.to.as_deref())?;
     if let Some(file) = &args.export_scenario {
         return export_scenario(&plan, file);
     }
@@ -141,17 +152,16 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = pace {
         anyhow::ensure!(f.is_finite() && f > 0.0, "--speed must be a positive number, not {f}");
     }
-    let recorded = Scenario::from_texts(Path::new("recording.toml"), &plan.scenario, &plan.layout_toml)?;
     // The report is written whole at the end (a reader that closes early, `| head`, is not an error).
     let mut out = String::new();
-    let what_if = what_if(&args, &plan)?;
+    let what_if = what_if(&args, &plan, &recorded)?;
     say!(
         out,
         "replay of {}: a session of {} started {} ({} commands, {} automatic requests, {} sensor passes recorded); \
          compared from {:.1} s to {:.1} s",
         args.source.display(),
-        session.session.layout,
-        utc(session.start_unix_ms),
+        plan.layout,
+        utc(plan.started_unix_ms),
         plan.recorded.len(),
         plan.automatic,
         plan.passes.len(),
@@ -190,15 +200,7 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 #[cfg(feature = "window")]
 pub(crate) fn timeline(source: &Path) -> anyhow::Result<(Scenario, Vec<window::view::replay::Mark>)> {
     use window::view::replay::{Mark, MarkKind};
-    let recording = Recording::read(source)?;
-    if let Some(damage) = &recording.damage {
-        eprintln!("warning: {}: {damage}; playing what comes before", source.display());
-    }
-    let session = recording.session_at(None).ok_or_else(|| {
-        anyhow::anyhow!("{}: no session start recorded (a gateway records one as it starts)", source.display())
-    })?;
-    let plan = plan(&session, None, None)?;
-    let scenario = Scenario::from_texts(Path::new("recording.toml"), &plan.scenario, &plan.layout_toml)?;
+    let (plan, scenario) = load(source, None, None)?;
     let (report, ..) = play(&scenario, None, false, "reading the recording")?;
     let (_, at) = scenario.inputs();
     let mut marks = Vec::new();
@@ -224,7 +226,7 @@ pub(crate) fn timeline(source: &Path) -> anyhow::Result<(Scenario, Vec<window::v
         marks.push(Mark { ms: *ms, kind: MarkKind::Accident, words: format!("derailment: {train} ({cause:?})") });
     }
     for (timed, _) in &scenario.script {
-        if let sim::scenario::visitors::Action::Operation(op) = timed.action {
+        if let Action::Operation(op) = timed.action {
             let words = format!("operation {}", serde_json::to_value(op)?.as_str().unwrap_or("?"));
             marks.push(Mark { ms: timed.time_ms, kind: MarkKind::Switch, words });
         }
@@ -344,7 +346,20 @@ fn plan(session: &SessionRun<'_>, from: Option<u64>, to: Option<u64>) -> anyhow:
     let duration_s = (last_ms + SAME_PASS_MS) / 1000 + 1;
     failures.extend(down.into_iter().map(|(board, from)| (board, from, duration_s * 1000)));
     let scenario = scenario_text(session, duration_s, (&script, &failures), &accidents)?;
-    Ok(Plan { scenario, layout_toml, recorded, passes, blocks, accidents, automatic, window, notes })
+    let (layout, started_unix_ms) = (s.layout.clone(), session.start_unix_ms);
+    Ok(Plan {
+        scenario,
+        layout_toml,
+        recorded,
+        passes,
+        blocks,
+        accidents,
+        automatic,
+        window,
+        notes,
+        layout,
+        started_unix_ms,
+    })
 }
 
 /// A recorded result as a scenario's expectation.
@@ -432,39 +447,32 @@ fn scenario_text(
 }
 
 /// The what-if scenario, if one is asked for: its label and the scenario.
-fn what_if(args: &ReplayArgs, plan: &Plan) -> anyhow::Result<Option<(String, Scenario)>> {
+fn what_if(args: &ReplayArgs, plan: &Plan, recorded: &Scenario) -> anyhow::Result<Option<(String, Scenario)>> {
     let mut label = Vec::new();
-    let mut text = plan.scenario.clone();
-    let mut layout = plan.layout_toml.clone();
-    if let Some(path) = &args.layout {
-        layout = crate::layout_file(Some(path))?;
-        label.push(format!("layout {}", path.display()));
-    }
+    let mut scenario = match &args.layout {
+        Some(path) => {
+            label.push(format!("layout {}", path.display()));
+            let layout = crate::layout_file(Some(path))?;
+            Scenario::from_texts(Path::new("what-if.toml"), &plan.scenario, &layout)?
+        }
+        None => recorded.clone(),
+    };
     if let Some(op) = args.operation {
-        let word = serde_json::to_value(op)?.as_str().unwrap_or("manual").to_string();
-        // Under one operation throughout: each recorded switch switches to it (kept, so that every script
-        // entry keeps its place).
-        let mut spec: toml::Table = toml::from_str(&text)?;
-        spec.insert("operation".into(), toml::Value::String(word.clone()));
-        if let Some(toml::Value::Array(script)) = spec.get_mut("script") {
-            for entry in script.iter_mut().filter_map(|e| e.as_table_mut()).filter(|e| e.contains_key("operation")) {
-                entry.insert("operation".into(), toml::Value::String(word.clone()));
+        // Under one operation throughout: each recorded switch switches to it (kept, so that every script entry
+        // keeps its place).
+        scenario.spec.operation = op;
+        for (timed, _) in &mut scenario.script {
+            if let Action::Operation(_) = timed.action {
+                timed.action = Action::Operation(op);
             }
         }
-        text = toml::to_string(&spec)?;
-        label.push(format!("operation {word}"));
+        label.push(format!("operation {}", serde_json::to_value(op)?.as_str().unwrap_or("?")));
     }
     if args.no_interlocking {
-        let mut spec: toml::Table = toml::from_str(&text)?;
-        spec.insert("interlocking".into(), toml::Value::Boolean(false));
-        text = toml::to_string(&spec)?;
+        scenario.spec.interlocking = false;
         label.push("interlocking off".into());
     }
-    if label.is_empty() {
-        return Ok(None);
-    }
-    let scenario = Scenario::from_texts(Path::new("what-if.toml"), &text, &layout)?;
-    Ok(Some((label.join(", "), scenario)))
+    Ok((!label.is_empty()).then(|| (label.join(", "), scenario)))
 }
 
 /// A run: its report, the sensor passes and the blocks' changes it saw.
